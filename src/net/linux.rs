@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Linux system calls behind the socket layer: batched `sendmmsg`/`recvmmsg`, an eventfd
+//! waker and a nanosecond-precision `ppoll` wait.
+
+use super::{Deadline, Receiver, Sender, Wait};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+pub(super) fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    val: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is a plain int that lives across the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&val as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// IP_MULTICAST_IF by interface index (socket2 only takes an address for IPv4).
+pub(super) fn set_multicast_if_v4_index(fd: RawFd, index: u32) -> io::Result<()> {
+    let mreqn = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr { s_addr: 0 },
+        imr_ifindex: index as libc::c_int,
+    };
+    // SAFETY: `mreqn` is a valid ip_mreqn that lives across the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&mreqn as *const libc::ip_mreqn).cast(),
+            std::mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Wakes a thread blocked in [`Waker::wait`] from another thread, and keeps waking every
+/// later wait until [`Waker::reset`]: the element's `unlock()` / `unlock_stop()` pair.
+#[derive(Debug)]
+pub struct Waker {
+    fd: OwnedFd,
+}
+
+impl Waker {
+    /// Creates a waker (an eventfd).
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd has no memory arguments; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
+        Ok(Waker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Makes every wait return [`Wait::Woken`] until [`reset`](Self::reset).
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) is still readable,
+        // which is all that matters.
+        unsafe {
+            libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8);
+        }
+    }
+
+    /// Clears a previous [`wake`](Self::wake).
+    pub fn reset(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; EAGAIN (not woken) is fine.
+        unsafe {
+            libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8);
+        }
+    }
+
+    /// Waits until `fd` has one of `events` (`libc::POLLIN`/`POLLOUT`), the waker is woken, or
+    /// the deadline passes. With `fd` None it only sleeps, cancellably.
+    pub fn wait(
+        &self,
+        fd: Option<RawFd>,
+        events: libc::c_short,
+        deadline: Deadline,
+    ) -> io::Result<Wait> {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: fd.unwrap_or(-1),
+                events,
+                revents: 0,
+            },
+        ];
+        loop {
+            let ts = deadline.map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                libc::timespec {
+                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                }
+            });
+            let ts_ptr = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: `fds` and `ts` outlive the call; a negative fd is ignored by ppoll.
+            let rc = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, ts_ptr, std::ptr::null()) };
+            if rc < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if fds[0].revents != 0 {
+                return Ok(Wait::Woken);
+            }
+            if rc > 0 && fds[1].revents != 0 {
+                return Ok(Wait::Ready);
+            }
+            if rc == 0 {
+                return Ok(Wait::TimedOut);
+            }
+        }
+    }
+}
+
+/// What a [`SendBatch::send`] call did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendReport {
+    /// Datagrams handed to the kernel.
+    pub sent: usize,
+    /// Bytes handed to the kernel (headers included).
+    pub bytes: usize,
+    /// Datagrams the kernel refused (counted and skipped).
+    pub errors: usize,
+    /// The first error seen, if any.
+    pub first_error: Option<io::ErrorKind>,
+    /// True when the waker interrupted the send (the rest was not sent).
+    pub interrupted: bool,
+}
+
+/// Reusable scratch space for `sendmmsg`: no allocation once warmed up.
+pub struct SendBatch {
+    iov: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the raw pointers inside are only set and used within one `send` call, which
+// borrows every pointed-to slice for its whole duration; between calls they are dangling
+// but never dereferenced (the vectors are cleared before reuse).
+unsafe impl Send for SendBatch {}
+
+impl std::fmt::Debug for SendBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendBatch")
+            .field("capacity", &self.msgs.capacity())
+            .finish()
+    }
+}
+
+impl Default for SendBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SendBatch {
+    /// Empty scratch space.
+    pub fn new() -> Self {
+        SendBatch {
+            iov: Vec::new(),
+            msgs: Vec::new(),
+        }
+    }
+
+    /// Sends `count` datagrams, datagram `i` being the concatenation of the slices that
+    /// `parts(i)` returns (typically `[header, payload]`), in as few `sendmmsg` calls as the
+    /// kernel allows. Waits (cancellably, through `waker`) while the socket buffer is full.
+    /// Datagrams the kernel refuses are counted in the report and skipped.
+    pub fn send<'a>(
+        &mut self,
+        sender: &Sender,
+        count: usize,
+        parts: impl Fn(usize) -> [&'a [u8]; 2],
+        waker: &Waker,
+    ) -> io::Result<SendReport> {
+        let mut report = SendReport::default();
+        let mut next = 0usize;
+        // Bound the retries on a socket that keeps failing so a send can never spin forever.
+        let mut spins = 0u32;
+        while next < count {
+            self.iov.clear();
+            self.msgs.clear();
+            for i in next..count {
+                for p in parts(i) {
+                    self.iov.push(libc::iovec {
+                        iov_base: p.as_ptr() as *mut libc::c_void,
+                        iov_len: p.len(),
+                    });
+                }
+            }
+            for k in 0..(count - next) {
+                // SAFETY: an all-zero mmsghdr is a valid "no name, no control" message.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = self.iov[2 * k..].as_mut_ptr();
+                m.msg_hdr.msg_iovlen = 2;
+                self.msgs.push(m);
+            }
+            // SAFETY: every iovec points into a slice borrowed for 'a, alive for this call;
+            // msgs point into `self.iov`, which is not touched until the call returns.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    sender.fd(),
+                    self.msgs.as_mut_ptr(),
+                    self.msgs.len() as libc::c_uint,
+                    0,
+                )
+            };
+            if rc > 0 {
+                let n = rc as usize;
+                for m in &self.msgs[..n] {
+                    report.bytes += m.msg_len as usize;
+                }
+                report.sent += n;
+                next += n;
+                spins = 0;
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => {
+                    spins += 1;
+                    if spins > 1000 {
+                        return Err(err);
+                    }
+                    let deadline = Some(Instant::now() + std::time::Duration::from_millis(100));
+                    if waker.wait(Some(sender.fd()), libc::POLLOUT, deadline)? == Wait::Woken {
+                        report.interrupted = true;
+                        return Ok(report);
+                    }
+                }
+                _ => {
+                    // The datagram at the head was refused (e.g. ECONNREFUSED from an
+                    // earlier ICMP, EMSGSIZE): count it and go on with the rest.
+                    report.errors += 1;
+                    report.first_error.get_or_insert(err.kind());
+                    next += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Reusable receive buffers for `recvmmsg`: `batch` slots of `slot_size` bytes each.
+pub struct RecvBatch {
+    buf: Vec<u8>,
+    slot: usize,
+    lens: Vec<usize>,
+    iov: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    count: usize,
+}
+
+// SAFETY: the raw pointers point into `self.buf`, are rebuilt before every call and only
+// dereferenced by the kernel inside `recv`, while `self` is mutably borrowed.
+unsafe impl Send for RecvBatch {}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("batch", &self.lens.len())
+            .field("slot", &self.slot)
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl RecvBatch {
+    /// Buffers for up to `batch` datagrams of up to `slot_size` bytes per `recvmmsg`.
+    pub fn new(batch: usize, slot_size: usize) -> Self {
+        let batch = batch.max(1);
+        RecvBatch {
+            buf: vec![0u8; batch * slot_size],
+            slot: slot_size,
+            lens: vec![0; batch],
+            iov: Vec::with_capacity(batch),
+            msgs: Vec::with_capacity(batch),
+            count: 0,
+        }
+    }
+
+    /// Receives whatever is queued, up to the batch size, without blocking. Returns the number
+    /// of datagrams (0 when nothing is queued).
+    pub fn recv(&mut self, receiver: &Receiver) -> io::Result<usize> {
+        let batch = self.lens.len();
+        self.iov.clear();
+        self.msgs.clear();
+        for i in 0..batch {
+            self.iov.push(libc::iovec {
+                iov_base: self.buf[i * self.slot..].as_mut_ptr().cast(),
+                iov_len: self.slot,
+            });
+        }
+        for i in 0..batch {
+            // SAFETY: an all-zero mmsghdr is a valid "no name, no control" message.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = &mut self.iov[i];
+            m.msg_hdr.msg_iovlen = 1;
+            self.msgs.push(m);
+        }
+        self.count = 0;
+        loop {
+            // SAFETY: each message points at one iovec into `self.buf` of `slot` bytes; both
+            // vectors live, unmoved, until the call returns.
+            let rc = unsafe {
+                libc::recvmmsg(
+                    receiver.fd(),
+                    self.msgs.as_mut_ptr(),
+                    batch as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc >= 0 {
+                let n = rc as usize;
+                for i in 0..n {
+                    let m = &self.msgs[i];
+                    // A truncated datagram reports its full length with MSG_TRUNC: mark it
+                    // with a length past the slot so the caller can count and drop it.
+                    self.lens[i] = if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                        usize::MAX
+                    } else {
+                        (m.msg_len as usize).min(self.slot)
+                    };
+                }
+                self.count = n;
+                return Ok(n);
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return Ok(0),
+                // An ICMP error queued on the socket: not fatal for a receiver.
+                Some(libc::ECONNREFUSED) => continue,
+                _ => return Err(err),
+            }
+        }
+    }
+
+    /// Datagram `i` of the last [`recv`](Self::recv), or None if it was truncated.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        if i >= self.count || self.lens[i] == usize::MAX {
+            return None;
+        }
+        let start = i * self.slot;
+        self.buf.get(start..start + self.lens[i])
+    }
+
+    /// Number of datagrams the last [`recv`](Self::recv) returned.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True if the last [`recv`](Self::recv) returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use std::time::Duration;
+
+    fn loopback_pair() -> (Sender, Receiver) {
+        let rx = Receiver::open(&ReceiverConfig {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 0,
+            multicast_iface: 0,
+            buffer_size: 4 << 20,
+            reuse: false,
+        })
+        .unwrap();
+        let tx = Sender::open(&SenderConfig::new(rx.local_addr())).unwrap();
+        (tx, rx)
+    }
+
+    fn recv_all(rx: &Receiver, batch: &mut RecvBatch, want: usize, waker: &Waker) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < want && Instant::now() < deadline {
+            let n = batch.recv(rx).unwrap();
+            if n == 0 {
+                waker
+                    .wait(Some(rx.fd()), libc::POLLIN, Some(deadline))
+                    .unwrap();
+                continue;
+            }
+            for i in 0..n {
+                got.push(batch.get(i).unwrap().to_vec());
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn sendmmsg_batch_arrives_in_order_on_loopback() {
+        let (tx, rx) = loopback_pair();
+        let waker = Waker::new().unwrap();
+        let headers: Vec<[u8; 4]> = (0..100u32).map(|i| i.to_be_bytes()).collect();
+        let payload = vec![7u8; 1000];
+        let mut batch = SendBatch::new();
+        let report = batch
+            .send(&tx, 100, |i| [&headers[i][..], &payload[..100 + i]], &waker)
+            .unwrap();
+        assert_eq!(report.sent, 100);
+        assert_eq!(report.errors, 0);
+        let mut rb = RecvBatch::new(32, 2048);
+        let got = recv_all(&rx, &mut rb, 100, &waker);
+        assert_eq!(got.len(), 100);
+        for (i, d) in got.iter().enumerate() {
+            assert_eq!(&d[..4], &(i as u32).to_be_bytes());
+            assert_eq!(d.len(), 4 + 100 + i);
+        }
+    }
+
+    #[test]
+    fn truncated_datagram_is_reported_not_returned() {
+        let (tx, rx) = loopback_pair();
+        let waker = Waker::new().unwrap();
+        let big = vec![1u8; 4000];
+        SendBatch::new()
+            .send(&tx, 1, |_| [&big[..], &[][..]], &waker)
+            .unwrap();
+        let mut rb = RecvBatch::new(4, 1024);
+        let deadline = Some(Instant::now() + Duration::from_secs(5));
+        assert_eq!(
+            waker.wait(Some(rx.fd()), libc::POLLIN, deadline).unwrap(),
+            Wait::Ready
+        );
+        assert_eq!(rb.recv(&rx).unwrap(), 1);
+        assert!(rb.get(0).is_none());
+    }
+
+    #[test]
+    fn waker_interrupts_a_wait_until_reset() {
+        let (_tx, rx) = loopback_pair();
+        let waker = std::sync::Arc::new(Waker::new().unwrap());
+        let w2 = waker.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            w2.wake();
+        });
+        let start = Instant::now();
+        let r = waker
+            .wait(
+                Some(rx.fd()),
+                libc::POLLIN,
+                Some(start + Duration::from_secs(10)),
+            )
+            .unwrap();
+        assert_eq!(r, Wait::Woken);
+        assert!(start.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
+        // Stays woken until reset.
+        assert_eq!(
+            waker.wait(None, 0, Some(Instant::now())).unwrap(),
+            Wait::Woken
+        );
+        waker.reset();
+        let r = waker
+            .wait(
+                Some(rx.fd()),
+                libc::POLLIN,
+                Some(Instant::now() + Duration::from_millis(20)),
+            )
+            .unwrap();
+        assert_eq!(r, Wait::TimedOut);
+    }
+
+    #[test]
+    fn binding_a_port_in_use_names_the_address() {
+        let (_tx, rx) = loopback_pair();
+        let err = Receiver::open(&ReceiverConfig {
+            address: "127.0.0.1".parse().unwrap(),
+            port: rx.local_addr().port(),
+            multicast_iface: 0,
+            buffer_size: 0,
+            reuse: false,
+        })
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("bind to 127.0.0.1:"), "{msg}");
+        assert!(msg.to_lowercase().contains("in use"), "{msg}");
+    }
+
+    #[test]
+    fn resolve_accepts_names_and_both_families() {
+        assert_eq!(
+            resolve("127.0.0.1", 5).unwrap(),
+            "127.0.0.1:5".parse().unwrap()
+        );
+        assert_eq!(resolve("::1", 5).unwrap(), "[::1]:5".parse().unwrap());
+        assert_eq!(resolve("[::1]", 5).unwrap(), "[::1]:5".parse().unwrap());
+        assert!(resolve("localhost", 5).unwrap().ip().is_loopback());
+        let err = resolve("no-such-host.invalid", 5).unwrap_err();
+        assert!(err.to_string().contains("no-such-host.invalid"));
+    }
+
+    #[test]
+    fn interface_index_of_unknown_interface_is_an_error() {
+        assert_eq!(interface_index("").unwrap(), 0);
+        assert!(interface_index("lo").unwrap() > 0);
+        assert!(interface_index("nosuchif0").is_err());
+    }
+}

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Frame → datagrams: splits a frame into MTU-sized fragments and writes their headers.
+//!
+//! The packetizer never touches payload bytes. For a frame it hands out, batch by batch, the
+//! encoded headers; datagram `i` of the frame is `header[i]` followed by the slice
+//! `payload[i * frag_size ..]` of the caller's mapped buffer (see [`FramePlan::datagram`]),
+//! which the socket layer sends as a two-element iovec. No GStreamer, no I/O.
+
+use crate::protocol::{self, Header, PacketType, HEADER_LEN};
+
+/// IPv4 + UDP header bytes inside an MTU.
+pub const IPV4_UDP_OVERHEAD: usize = 20 + 8;
+/// IPv6 + UDP header bytes inside an MTU.
+pub const IPV6_UDP_OVERHEAD: usize = 40 + 8;
+/// Smallest MTU accepted: IPv6's minimum link MTU.
+pub const MIN_MTU: u32 = 576;
+/// Largest MTU accepted: a whole UDP datagram over IPv4.
+pub const MAX_MTU: u32 = 65535;
+
+/// Timing and flags of one frame, as carried in every one of its datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// PTS in ns or [`protocol::TIME_NONE`].
+    pub pts: u64,
+    /// DTS in ns or [`protocol::TIME_NONE`].
+    pub dts: u64,
+    /// Duration in ns or [`protocol::TIME_NONE`].
+    pub duration: u64,
+    /// [`protocol::flags`].
+    pub flags: u16,
+}
+
+impl Default for FrameMeta {
+    fn default() -> Self {
+        FrameMeta {
+            pts: protocol::TIME_NONE,
+            dts: protocol::TIME_NONE,
+            duration: protocol::TIME_NONE,
+            flags: 0,
+        }
+    }
+}
+
+/// Why a frame cannot be packetized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketizeError {
+    /// The frame is longer than the 32-bit length field allows.
+    FrameTooLarge(usize),
+    /// The stream info does not fit in one datagram.
+    InfoTooLarge(usize),
+}
+
+impl std::fmt::Display for PacketizeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PacketizeError::FrameTooLarge(n) => {
+                write!(
+                    f,
+                    "frame of {n} bytes is larger than the protocol's 4 GiB limit"
+                )
+            }
+            PacketizeError::InfoTooLarge(n) => write!(
+                f,
+                "stream info (caps) of {n} bytes does not fit in one datagram: raise the mtu"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PacketizeError {}
+
+/// Payload bytes per datagram for a given MTU and address family.
+pub fn fragment_size(mtu: u32, ipv6: bool) -> u16 {
+    let overhead = if ipv6 {
+        IPV6_UDP_OVERHEAD
+    } else {
+        IPV4_UDP_OVERHEAD
+    } + HEADER_LEN;
+    let mtu = mtu.clamp(MIN_MTU, MAX_MTU) as usize;
+    // A UDP payload is at most 65507 bytes over IPv4.
+    let max_udp_payload = 65507;
+    (mtu - overhead)
+        .min(max_udp_payload - HEADER_LEN)
+        .min(u16::MAX as usize) as u16
+}
+
+/// Stateful packetizer of one stream: owns the stream id and the sequence and frame counters.
+#[derive(Debug)]
+pub struct Packetizer {
+    stream_id: u16,
+    seq: u32,
+    frame: u32,
+    frag_size: u16,
+    info_gen: u16,
+    headers: Vec<[u8; HEADER_LEN]>,
+}
+
+/// The datagrams of one frame. Borrowing the packetizer, it hands out headers batch by batch.
+#[derive(Debug)]
+pub struct FramePlan<'p> {
+    packetizer: &'p mut Packetizer,
+    template: Header,
+    first_seq: u32,
+    len: usize,
+    count: usize,
+}
+
+impl Packetizer {
+    /// A packetizer for stream `stream_id` whose first datagram gets sequence number
+    /// `first_seq`, cutting frames into fragments of `frag_size` payload bytes.
+    pub fn new(stream_id: u16, first_seq: u32, frag_size: u16) -> Self {
+        Packetizer {
+            stream_id,
+            seq: first_seq,
+            frame: 0,
+            frag_size: frag_size.max(1),
+            info_gen: 0,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Payload bytes per fragment.
+    pub fn frag_size(&self) -> u16 {
+        self.frag_size
+    }
+
+    /// The current stream info generation.
+    pub fn info_gen(&self) -> u16 {
+        self.info_gen
+    }
+
+    /// Moves to a new stream info generation (call when the caps change).
+    pub fn next_info_gen(&mut self) {
+        self.info_gen = self.info_gen.wrapping_add(1);
+    }
+
+    fn take_seq(&mut self, n: u32) -> u32 {
+        let s = self.seq;
+        self.seq = self.seq.wrapping_add(n);
+        s
+    }
+
+    fn control_header(&mut self, packet_type: PacketType, len: u32) -> [u8; HEADER_LEN] {
+        let h = Header {
+            stream_id: self.stream_id,
+            seq: self.take_seq(1),
+            frame: self.frame,
+            frame_len: len,
+            info_gen: self.info_gen,
+            ..Header::new(packet_type)
+        };
+        let mut out = [0u8; HEADER_LEN];
+        h.encode(&mut out);
+        out
+    }
+
+    /// The header of a stream info datagram whose payload is `caps` (UTF-8).
+    pub fn info_header(&mut self, caps: &str) -> Result<[u8; HEADER_LEN], PacketizeError> {
+        if caps.len() > usize::from(self.frag_size) {
+            return Err(PacketizeError::InfoTooLarge(caps.len()));
+        }
+        Ok(self.control_header(PacketType::StreamInfo, caps.len() as u32))
+    }
+
+    /// The header of an end-of-stream datagram (no payload).
+    pub fn eos_header(&mut self) -> [u8; HEADER_LEN] {
+        self.control_header(PacketType::EndOfStream, 0)
+    }
+
+    /// Plans the datagrams of the next frame, `len` bytes long.
+    pub fn frame(&mut self, len: usize, meta: FrameMeta) -> Result<FramePlan<'_>, PacketizeError> {
+        let frame_len = u32::try_from(len).map_err(|_| PacketizeError::FrameTooLarge(len))?;
+        let count = protocol::fragment_count(frame_len, self.frag_size) as usize;
+        let first_seq = self.take_seq(count as u32);
+        let template = Header {
+            flags: meta.flags,
+            stream_id: self.stream_id,
+            seq: first_seq,
+            frame: self.frame,
+            frame_len,
+            pts: meta.pts,
+            dts: meta.dts,
+            duration: meta.duration,
+            info_gen: self.info_gen,
+            frag_size: self.frag_size,
+            ..Header::new(PacketType::Media)
+        };
+        self.frame = self.frame.wrapping_add(1);
+        Ok(FramePlan {
+            packetizer: self,
+            template,
+            first_seq,
+            len,
+            count,
+        })
+    }
+}
+
+impl FramePlan<'_> {
+    /// Number of datagrams of the frame.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Frame number.
+    pub fn frame(&self) -> u32 {
+        self.template.frame
+    }
+
+    /// Encodes the headers of datagrams `first .. first + n` (clamped to the frame) and
+    /// returns them; header `k` of the result belongs to datagram `first + k`.
+    pub fn headers(&mut self, first: usize, n: usize) -> &[[u8; HEADER_LEN]] {
+        let end = (first + n).min(self.count);
+        let n = end.saturating_sub(first);
+        let headers = &mut self.packetizer.headers;
+        headers.resize(n, [0u8; HEADER_LEN]);
+        let mut encoded = [0u8; HEADER_LEN];
+        self.template.encode(&mut encoded);
+        let frag = usize::from(self.template.frag_size);
+        for (k, out) in headers.iter_mut().enumerate() {
+            let i = first + k;
+            *out = encoded;
+            Header::patch_seq_offset(
+                out,
+                self.first_seq.wrapping_add(i as u32),
+                (i * frag) as u32,
+            );
+        }
+        headers
+    }
+
+    /// The payload slice of datagram `i` within the frame's bytes `data`.
+    pub fn payload<'d>(&self, data: &'d [u8], i: usize) -> &'d [u8] {
+        let frag = usize::from(self.template.frag_size);
+        let start = (i * frag).min(self.len).min(data.len());
+        let end = (start + frag).min(self.len).min(data.len());
+        &data[start..end]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reassemble(p: &mut Packetizer, data: &[u8], batch: usize) -> Vec<(Header, Vec<u8>)> {
+        let mut plan = p.frame(data.len(), FrameMeta::default()).unwrap();
+        let count = plan.count();
+        let mut out = Vec::new();
+        let mut first = 0;
+        while first < count {
+            let headers = plan.headers(first, batch).to_vec();
+            for (k, h) in headers.iter().enumerate() {
+                let mut d = h.to_vec();
+                d.extend_from_slice(plan.payload(data, first + k));
+                let (hdr, payload) = Header::decode(&d).unwrap();
+                out.push((hdr, payload.to_vec()));
+            }
+            first += headers.len();
+        }
+        out
+    }
+
+    #[test]
+    fn fragment_size_fits_the_mtu() {
+        assert_eq!(fragment_size(1500, false), 1500 - 28 - HEADER_LEN as u16);
+        assert_eq!(fragment_size(1500, true), 1500 - 48 - HEADER_LEN as u16);
+        assert_eq!(fragment_size(65535, false) as usize, 65507 - HEADER_LEN);
+        assert_eq!(fragment_size(100, false), fragment_size(MIN_MTU, false));
+    }
+
+    #[test]
+    fn frame_splits_into_fragments_that_cover_it_exactly() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let mut p = Packetizer::new(9, u32::MAX - 2, 1400);
+        let dgrams = reassemble(&mut p, &data, 3);
+        assert_eq!(dgrams.len(), 8);
+        let mut rebuilt = vec![0u8; data.len()];
+        for (i, (h, payload)) in dgrams.iter().enumerate() {
+            assert_eq!(h.stream_id, 9);
+            assert_eq!(h.seq, (u32::MAX - 2).wrapping_add(i as u32));
+            assert_eq!(h.offset as usize, i * 1400);
+            assert_eq!(h.frame_len, 10_000);
+            rebuilt[h.offset as usize..][..payload.len()].copy_from_slice(payload);
+        }
+        assert_eq!(rebuilt, data);
+        // The next frame continues the sequence and the frame counter.
+        let next = reassemble(&mut p, &data[..10], 64);
+        assert_eq!(next[0].0.seq, 5);
+        assert_eq!(next[0].0.frame, 1);
+    }
+
+    #[test]
+    fn empty_frame_is_one_empty_datagram() {
+        let mut p = Packetizer::new(1, 0, 1400);
+        let d = reassemble(&mut p, &[], 64);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].0.frame_len, 0);
+        assert!(d[0].1.is_empty());
+    }
+
+    #[test]
+    fn info_and_eos_take_sequence_numbers() {
+        let mut p = Packetizer::new(1, 10, 1400);
+        let info = p.info_header("video/x-raw").unwrap();
+        let eos = p.eos_header();
+        let mut d = info.to_vec();
+        d.extend_from_slice(b"video/x-raw");
+        let (h, payload) = Header::decode(&d).unwrap();
+        assert_eq!(h.packet_type, PacketType::StreamInfo);
+        assert_eq!(h.seq, 10);
+        assert_eq!(payload, b"video/x-raw");
+        let (h, _) = Header::decode(&eos).unwrap();
+        assert_eq!(h.packet_type, PacketType::EndOfStream);
+        assert_eq!(h.seq, 11);
+        assert!(p.info_header(&"x".repeat(2000)).is_err());
+    }
+}

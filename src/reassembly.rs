@@ -1,0 +1,918 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Datagrams → frames: an I/O-free state machine.
+//!
+//! [`Session`] takes every received datagram (`push(bytes, now)`), locks on to one sender's
+//! stream, keeps its stream info (caps) and datagram statistics, and feeds media fragments to a
+//! [`Reassembler`]. [`Session::poll`] then hands out complete frames in frame order, drops
+//! frames still incomplete when the reassembly window has passed, and says when to call again.
+//!
+//! Memory is bounded: at most `max_in_flight` frames of at most `max_frame_size` bytes are
+//! being assembled at once, and per-frame bookkeeping is bounded by [`MAX_FRAGMENTS`].
+
+use crate::protocol::{self, seq_diff, DecodeError, Header, PacketType};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Most fragments one frame may have (bounds the per-frame bitmap to 128 KiB).
+pub const MAX_FRAGMENTS: u32 = 1 << 20;
+/// A sender silent this long may be replaced by another stream on the same port.
+pub const STREAM_IDLE: Duration = Duration::from_secs(1);
+
+/// Reassembly limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Largest frame accepted, in bytes.
+    pub max_frame_size: usize,
+    /// Most frames assembled at once.
+    pub max_in_flight: usize,
+    /// How long a frame may stay incomplete after its first datagram arrived.
+    pub window: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 128 << 20,
+            max_in_flight: 4,
+            window: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Counters, all monotonic except `datagrams_lost`, which a late arrival corrects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams received, valid or not.
+    pub datagrams_received: u64,
+    /// Bytes received, headers included.
+    pub bytes_received: u64,
+    /// Datagrams that were malformed, contradicted their frame, or were too large.
+    pub datagrams_invalid: u64,
+    /// Datagrams of another stream while this one was active.
+    pub datagrams_foreign: u64,
+    /// Sequence numbers never seen (net of late arrivals).
+    pub datagrams_lost: u64,
+    /// Datagrams received twice.
+    pub datagrams_duplicate: u64,
+    /// Datagrams that arrived after a later one.
+    pub datagrams_reordered: u64,
+    /// Datagrams for frames already pushed or dropped.
+    pub datagrams_late: u64,
+    /// Frames complete and handed out.
+    pub frames_complete: u64,
+    /// Frames dropped incomplete (window passed, evicted, or never seen at all).
+    pub frames_dropped: u64,
+    /// Complete frames dropped because their stream info (caps) had not arrived.
+    pub frames_without_info: u64,
+    /// Stream info datagrams accepted.
+    pub info_received: u64,
+}
+
+/// Timing, flags and identity of a frame, from its datagrams' headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Frame number.
+    pub frame: u32,
+    /// [`protocol::flags`].
+    pub flags: u16,
+    /// Sender PTS (ns) or [`protocol::TIME_NONE`].
+    pub pts: u64,
+    /// Sender DTS (ns) or [`protocol::TIME_NONE`].
+    pub dts: u64,
+    /// Duration (ns) or [`protocol::TIME_NONE`].
+    pub duration: u64,
+    /// Stream info generation the frame belongs to.
+    pub info_gen: u16,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// A complete frame.
+#[derive(Debug)]
+pub struct Frame<B> {
+    /// The frame's bytes.
+    pub buf: B,
+    /// Its header information.
+    pub info: FrameInfo,
+    /// When its first datagram arrived.
+    pub arrival: Instant,
+    /// True when frames were lost or dropped just before this one.
+    pub discont: bool,
+}
+
+/// What a [`Reassembler::push`] did with a fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Stored.
+    Accepted,
+    /// Already had it.
+    Duplicate,
+    /// Its frame was already pushed or dropped.
+    Late,
+    /// Contradicts its frame or the limits.
+    Invalid(&'static str),
+    /// No memory could be had for the frame.
+    NoBuffer,
+}
+
+struct Slot<B> {
+    info: FrameInfo,
+    frag_size: u16,
+    buf: B,
+    received: Vec<u64>,
+    missing: u32,
+    arrival: Instant,
+}
+
+/// Reassembles one stream's frames from fragments, in frame order, within a window.
+pub struct Reassembler<B> {
+    cfg: Config,
+    pending: VecDeque<Slot<B>>,
+    last_out: Option<u32>,
+    discont: bool,
+    frames_complete: u64,
+    frames_dropped: u64,
+}
+
+impl<B> std::fmt::Debug for Reassembler<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reassembler")
+            .field("pending", &self.pending.len())
+            .field("last_out", &self.last_out)
+            .finish()
+    }
+}
+
+impl<B: AsMut<[u8]>> Reassembler<B> {
+    /// An empty reassembler.
+    pub fn new(cfg: Config) -> Self {
+        Reassembler {
+            cfg,
+            pending: VecDeque::new(),
+            last_out: None,
+            discont: false,
+            frames_complete: 0,
+            frames_dropped: 0,
+        }
+    }
+
+    /// Forgets every frame in flight (a new stream starts).
+    pub fn reset(&mut self) {
+        self.discont = self.last_out.is_some() || !self.pending.is_empty();
+        self.pending.clear();
+        self.last_out = None;
+    }
+
+    /// Frames being assembled.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Stores one media fragment. `alloc(len)` is called for the first fragment of a frame
+    /// to get `len` writable bytes.
+    pub fn push(
+        &mut self,
+        h: &Header,
+        payload: &[u8],
+        now: Instant,
+        alloc: impl FnOnce(usize) -> Option<B>,
+    ) -> Pushed {
+        if h.frame_len as usize > self.cfg.max_frame_size {
+            return Pushed::Invalid("frame larger than max-frame-size");
+        }
+        let nfrags = protocol::fragment_count(h.frame_len, h.frag_size);
+        if nfrags > MAX_FRAGMENTS {
+            return Pushed::Invalid("too many fragments");
+        }
+        if let Some(last) = self.last_out {
+            if seq_diff(h.frame, last) <= 0 {
+                return Pushed::Late;
+            }
+        }
+        let pos = match self.pending.iter().position(|s| s.info.frame == h.frame) {
+            Some(pos) => {
+                let s = &self.pending[pos];
+                if s.info.len != h.frame_len || s.frag_size != h.frag_size {
+                    return Pushed::Invalid("fragment disagrees with its frame's length");
+                }
+                pos
+            }
+            None => match self.open_slot(h, nfrags, now, alloc) {
+                Ok(pos) => pos,
+                Err(p) => return p,
+            },
+        };
+        let slot = &mut self.pending[pos];
+        let idx = if h.frag_size == 0 {
+            0
+        } else {
+            h.offset / u32::from(h.frag_size)
+        };
+        let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
+        match slot.received.get_mut(word) {
+            Some(w) if *w & bit != 0 => return Pushed::Duplicate,
+            Some(w) => *w |= bit,
+            None => return Pushed::Invalid("fragment index out of range"),
+        }
+        let start = h.offset as usize;
+        match slot.buf.as_mut().get_mut(start..start + payload.len()) {
+            Some(dst) => dst.copy_from_slice(payload),
+            None => return Pushed::Invalid("fragment outside the frame"),
+        }
+        slot.missing -= 1;
+        Pushed::Accepted
+    }
+
+    fn open_slot(
+        &mut self,
+        h: &Header,
+        nfrags: u32,
+        now: Instant,
+        alloc: impl FnOnce(usize) -> Option<B>,
+    ) -> Result<usize, Pushed> {
+        // Keep frames ordered; make room by dropping the oldest frame when full.
+        let newer_than_all = self
+            .pending
+            .back()
+            .is_none_or(|b| seq_diff(h.frame, b.info.frame) > 0);
+        if self.pending.len() >= self.cfg.max_in_flight.max(1) {
+            let oldest = self.pending.front().map(|s| s.info.frame);
+            match oldest {
+                Some(o) if seq_diff(h.frame, o) > 0 => self.drop_front(),
+                _ => return Err(Pushed::Late),
+            }
+        }
+        let mut buf = alloc(h.frame_len as usize).ok_or(Pushed::NoBuffer)?;
+        if buf.as_mut().len() < h.frame_len as usize {
+            return Err(Pushed::NoBuffer);
+        }
+        let slot = Slot {
+            info: FrameInfo {
+                frame: h.frame,
+                flags: h.flags,
+                pts: h.pts,
+                dts: h.dts,
+                duration: h.duration,
+                info_gen: h.info_gen,
+                len: h.frame_len,
+            },
+            frag_size: h.frag_size,
+            buf,
+            received: vec![0u64; nfrags.div_ceil(64) as usize],
+            missing: nfrags,
+            arrival: now,
+        };
+        if newer_than_all {
+            self.pending.push_back(slot);
+            Ok(self.pending.len() - 1)
+        } else {
+            let pos = self
+                .pending
+                .iter()
+                .position(|s| seq_diff(h.frame, s.info.frame) < 0)
+                .unwrap_or(self.pending.len());
+            self.pending.insert(pos, slot);
+            Ok(pos)
+        }
+    }
+
+    fn drop_front(&mut self) {
+        if let Some(s) = self.pending.pop_front() {
+            self.note_out(s.info.frame);
+            self.frames_dropped += 1;
+            self.discont = true;
+        }
+    }
+
+    /// Records that `frame` left (pushed or dropped), counting frames skipped before it.
+    fn note_out(&mut self, frame: u32) {
+        if let Some(last) = self.last_out {
+            let gap = seq_diff(frame, last);
+            if gap > 1 {
+                self.frames_dropped += (gap - 1) as u64;
+                self.discont = true;
+            }
+        }
+        self.last_out = Some(frame);
+    }
+
+    /// The next complete frame, in order, after dropping frames whose window has passed.
+    pub fn poll(&mut self, now: Instant) -> Option<Frame<B>> {
+        loop {
+            let head = self.pending.front()?;
+            if head.missing == 0 {
+                let s = self.pending.pop_front()?;
+                self.note_out(s.info.frame);
+                self.frames_complete += 1;
+                let discont = std::mem::take(&mut self.discont);
+                return Some(Frame {
+                    buf: s.buf,
+                    info: s.info,
+                    arrival: s.arrival,
+                    discont,
+                });
+            }
+            if now >= head.arrival + self.cfg.window {
+                self.drop_front();
+                continue;
+            }
+            return None;
+        }
+    }
+
+    /// Drops every frame in flight (end of stream), counting them.
+    pub fn drain(&mut self) {
+        while !self.pending.is_empty() {
+            self.drop_front();
+        }
+    }
+
+    /// When [`poll`](Self::poll) may next have something to do without new datagrams.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.pending.front().map(|s| s.arrival + self.cfg.window)
+    }
+
+    /// (frames complete, frames dropped).
+    pub fn frame_counts(&self) -> (u64, u64) {
+        (self.frames_complete, self.frames_dropped)
+    }
+}
+
+/// What happened to one sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqEvent {
+    /// The newest so far.
+    InOrder,
+    /// Older than the newest, not seen before.
+    Reordered,
+    /// Seen before.
+    Duplicate,
+    /// Too old to tell.
+    TooOld,
+}
+
+const SEQ_WINDOW: u32 = 4096;
+/// A forward jump larger than this is a resynchronisation, not a loss.
+const SEQ_MAX_JUMP: i32 = 1 << 16;
+
+/// Wrap-safe loss, duplicate and reordering accounting over a window of sequence numbers.
+#[derive(Debug, Clone)]
+pub struct SequenceTracker {
+    highest: Option<u32>,
+    seen: Vec<u64>,
+    lost: i64,
+    duplicate: u64,
+    reordered: u64,
+}
+
+impl Default for SequenceTracker {
+    fn default() -> Self {
+        SequenceTracker {
+            highest: None,
+            seen: vec![0; (SEQ_WINDOW / 64) as usize],
+            lost: 0,
+            duplicate: 0,
+            reordered: 0,
+        }
+    }
+}
+
+impl SequenceTracker {
+    fn bit(&mut self, seq: u32) -> (&mut u64, u64) {
+        let i = seq % SEQ_WINDOW;
+        (&mut self.seen[(i / 64) as usize], 1u64 << (i % 64))
+    }
+
+    /// Accounts for one received sequence number.
+    pub fn track(&mut self, seq: u32) -> SeqEvent {
+        let Some(highest) = self.highest else {
+            self.highest = Some(seq);
+            let (w, b) = self.bit(seq);
+            *w |= b;
+            return SeqEvent::InOrder;
+        };
+        let d = seq_diff(seq, highest);
+        if d > 0 {
+            if d > SEQ_MAX_JUMP {
+                self.seen.iter_mut().for_each(|w| *w = 0);
+            } else {
+                self.lost += i64::from(d - 1);
+                if d as u32 >= SEQ_WINDOW {
+                    self.seen.iter_mut().for_each(|w| *w = 0);
+                } else {
+                    for k in 1..=d as u32 {
+                        let (w, b) = self.bit(highest.wrapping_add(k));
+                        *w &= !b;
+                    }
+                }
+            }
+            self.highest = Some(seq);
+            let (w, b) = self.bit(seq);
+            *w |= b;
+            return SeqEvent::InOrder;
+        }
+        if d.unsigned_abs() >= SEQ_WINDOW {
+            return SeqEvent::TooOld;
+        }
+        let (w, b) = self.bit(seq);
+        if *w & b != 0 {
+            self.duplicate += 1;
+            return SeqEvent::Duplicate;
+        }
+        *w |= b;
+        self.reordered += 1;
+        self.lost -= 1;
+        SeqEvent::Reordered
+    }
+
+    /// Sequence numbers not (yet) seen.
+    pub fn lost(&self) -> u64 {
+        self.lost.max(0) as u64
+    }
+}
+
+/// What a [`Session`] hands out.
+#[derive(Debug)]
+pub enum Event<B> {
+    /// A complete frame, with the caps string of its stream info generation.
+    Frame(Frame<B>),
+    /// The sender ended the stream.
+    Eos,
+}
+
+/// One receiver's view of the stream on its port: lock-on, stream info, statistics,
+/// reassembly and end of stream.
+pub struct Session<B> {
+    reasm: Reassembler<B>,
+    seq: SequenceTracker,
+    stream_id: Option<u16>,
+    last_seen: Option<Instant>,
+    info: Option<(u16, String)>,
+    eos: bool,
+    eos_sent: bool,
+    stats: Stats,
+}
+
+impl<B> std::fmt::Debug for Session<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("stream_id", &self.stream_id)
+            .field("info", &self.info)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl<B: AsMut<[u8]>> Session<B> {
+    /// A session that has not seen a stream yet.
+    pub fn new(cfg: Config) -> Self {
+        Session {
+            reasm: Reassembler::new(cfg),
+            seq: SequenceTracker::default(),
+            stream_id: None,
+            last_seen: None,
+            info: None,
+            eos: false,
+            eos_sent: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The current stream info: generation and caps string.
+    pub fn info(&self) -> Option<(u16, &str)> {
+        self.info.as_ref().map(|(g, s)| (*g, s.as_str()))
+    }
+
+    /// The statistics so far.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        s.datagrams_lost = self.seq.lost();
+        s.datagrams_duplicate = self.seq.duplicate;
+        s.datagrams_reordered = self.seq.reordered;
+        (s.frames_complete, s.frames_dropped) = self.reasm.frame_counts();
+        s
+    }
+
+    /// The stream id locked on to, if any.
+    pub fn stream_id(&self) -> Option<u16> {
+        self.stream_id
+    }
+
+    /// Frames being assembled.
+    pub fn in_flight(&self) -> usize {
+        self.reasm.in_flight()
+    }
+
+    fn lock_on(&mut self, h: &Header, now: Instant) -> bool {
+        match self.stream_id {
+            Some(id) if id == h.stream_id => true,
+            Some(_) => {
+                let idle = self
+                    .last_seen
+                    .is_none_or(|t| now.saturating_duration_since(t) >= STREAM_IDLE);
+                // Only a datagram that can start a stream (its info) takes over a port.
+                if (idle || self.eos) && h.packet_type == PacketType::StreamInfo {
+                    self.switch_to(h.stream_id);
+                    true
+                } else {
+                    false
+                }
+            }
+            None => {
+                self.switch_to(h.stream_id);
+                true
+            }
+        }
+    }
+
+    fn switch_to(&mut self, id: u16) {
+        self.stream_id = Some(id);
+        self.reasm.reset();
+        self.seq = SequenceTracker::default();
+        self.info = None;
+        self.eos = false;
+        self.eos_sent = false;
+    }
+
+    /// Takes one received datagram. `alloc(len)` is called when a new frame needs `len` bytes.
+    /// Returns the decode error for a datagram that is not valid videoip (already counted).
+    pub fn push(
+        &mut self,
+        datagram: &[u8],
+        now: Instant,
+        alloc: impl FnOnce(usize) -> Option<B>,
+    ) -> Result<(), DecodeError> {
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += datagram.len() as u64;
+        let (h, payload) = match Header::decode(datagram) {
+            Ok(v) => v,
+            Err(e) => {
+                self.stats.datagrams_invalid += 1;
+                return Err(e);
+            }
+        };
+        if !self.lock_on(&h, now) {
+            self.stats.datagrams_foreign += 1;
+            return Ok(());
+        }
+        self.last_seen = Some(now);
+        if self.seq.track(h.seq) == SeqEvent::Duplicate {
+            return Ok(());
+        }
+        match h.packet_type {
+            PacketType::Media => match self.reasm.push(&h, payload, now, alloc) {
+                Pushed::Accepted | Pushed::Duplicate => {}
+                Pushed::Late => self.stats.datagrams_late += 1,
+                Pushed::Invalid(_) | Pushed::NoBuffer => self.stats.datagrams_invalid += 1,
+            },
+            PacketType::StreamInfo => match std::str::from_utf8(payload) {
+                Ok(caps) if !caps.is_empty() => {
+                    self.stats.info_received += 1;
+                    let same = self
+                        .info
+                        .as_ref()
+                        .is_some_and(|(g, s)| *g == h.info_gen && s == caps);
+                    if !same {
+                        self.info = Some((h.info_gen, caps.to_owned()));
+                    }
+                }
+                _ => self.stats.datagrams_invalid += 1,
+            },
+            PacketType::EndOfStream => self.eos = true,
+            // Reserved for later versions: understood, not acted on.
+            PacketType::Fec | PacketType::Nack | PacketType::KeepAlive => {}
+        }
+        Ok(())
+    }
+
+    /// The next event: a complete frame whose stream info is known, or end of stream.
+    pub fn poll(&mut self, now: Instant) -> Option<Event<B>> {
+        if self.eos {
+            while let Some(f) = self.reasm.poll(now) {
+                if let Some(ev) = self.frame_event(f) {
+                    return Some(ev);
+                }
+            }
+            self.reasm.drain();
+            if !self.eos_sent {
+                self.eos_sent = true;
+                return Some(Event::Eos);
+            }
+            return None;
+        }
+        while let Some(f) = self.reasm.poll(now) {
+            if let Some(ev) = self.frame_event(f) {
+                return Some(ev);
+            }
+        }
+        None
+    }
+
+    fn frame_event(&mut self, f: Frame<B>) -> Option<Event<B>> {
+        match &self.info {
+            Some((gen, _)) if *gen == f.info.info_gen => Some(Event::Frame(f)),
+            _ => {
+                self.stats.frames_without_info += 1;
+                None
+            }
+        }
+    }
+
+    /// When [`poll`](Self::poll) may next have something to do without new datagrams.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.reasm.next_deadline()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packetizer::{FrameMeta, Packetizer};
+    use crate::protocol::HEADER_LEN;
+
+    /// Datagrams of `frames` through a real packetizer.
+    fn stream(frames: &[Vec<u8>], frag: u16, first_seq: u32) -> (String, Vec<Vec<u8>>) {
+        let mut p = Packetizer::new(77, first_seq, frag);
+        let caps = "application/x-test".to_string();
+        let mut out = Vec::new();
+        let info = p.info_header(&caps).unwrap();
+        out.push([&info[..], caps.as_bytes()].concat());
+        for (n, data) in frames.iter().enumerate() {
+            let meta = FrameMeta {
+                pts: n as u64 * 1000,
+                duration: 1000,
+                ..Default::default()
+            };
+            let mut plan = p.frame(data.len(), meta).unwrap();
+            let count = plan.count();
+            let headers: Vec<[u8; HEADER_LEN]> = plan.headers(0, count).to_vec();
+            for (i, h) in headers.iter().enumerate() {
+                out.push([&h[..], plan.payload(data, i)].concat());
+            }
+        }
+        (caps, out)
+    }
+
+    fn frames(n: usize, len: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|f| (0..len).map(|i| (i * 7 + f * 13) as u8).collect())
+            .collect()
+    }
+
+    fn run(dgrams: &[Vec<u8>], cfg: Config) -> (Vec<Frame<Vec<u8>>>, Stats, bool) {
+        let mut s = Session::<Vec<u8>>::new(cfg);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut eos = false;
+        for d in dgrams {
+            let _ = s.push(d, now, |len| Some(vec![0; len]));
+            while let Some(ev) = s.poll(now) {
+                match ev {
+                    Event::Frame(f) => out.push(f),
+                    Event::Eos => eos = true,
+                }
+            }
+        }
+        // Let every window pass.
+        let later = now + Duration::from_secs(10);
+        while let Some(ev) = s.poll(later) {
+            match ev {
+                Event::Frame(f) => out.push(f),
+                Event::Eos => eos = true,
+            }
+        }
+        (out, s.stats(), eos)
+    }
+
+    #[test]
+    fn in_order_stream_reassembles_byte_exact() {
+        let fr = frames(5, 10_000);
+        let (_, d) = stream(&fr, 1400, 0);
+        let (out, stats, _) = run(&d, Config::default());
+        assert_eq!(out.len(), 5);
+        for (f, want) in out.iter().zip(&fr) {
+            assert_eq!(&f.buf, want);
+        }
+        assert_eq!(out[3].info.pts, 3000);
+        assert_eq!(stats.frames_complete, 5);
+        assert_eq!(stats.datagrams_lost, 0);
+    }
+
+    #[test]
+    fn reordered_fragments_still_make_the_frame() {
+        let fr = frames(3, 10_000);
+        let (_, mut d) = stream(&fr, 1400, 0);
+        // Reverse the fragments of each frame (8 per frame), keep the info first.
+        for chunk in d[1..].chunks_mut(8) {
+            chunk.reverse();
+        }
+        let (out, stats, _) = run(&d, Config::default());
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[2].buf, fr[2]);
+        assert!(stats.datagrams_reordered > 0);
+        assert_eq!(stats.datagrams_lost, 0);
+    }
+
+    #[test]
+    fn duplicates_are_ignored_and_counted() {
+        let fr = frames(2, 5000);
+        let (_, d) = stream(&fr, 1400, 0);
+        let doubled: Vec<Vec<u8>> = d.iter().flat_map(|x| [x.clone(), x.clone()]).collect();
+        let (out, stats, _) = run(&doubled, Config::default());
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].buf, fr[1]);
+        assert_eq!(stats.datagrams_duplicate, d.len() as u64);
+    }
+
+    #[test]
+    fn lost_fragment_drops_the_frame_and_marks_the_next_discont() {
+        let fr = frames(3, 10_000);
+        let (_, mut d) = stream(&fr, 1400, 0);
+        d.remove(1 + 8 + 3); // a fragment of frame 1
+        let (out, stats, _) = run(&d, Config::default());
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].info.frame, 0);
+        assert_eq!(out[1].info.frame, 2);
+        assert!(out[1].discont);
+        assert!(!out[0].discont);
+        assert_eq!(stats.frames_dropped, 1);
+        assert_eq!(stats.datagrams_lost, 1);
+    }
+
+    #[test]
+    fn incomplete_frame_is_dropped_only_when_the_window_passes() {
+        let fr = frames(1, 3000);
+        let (_, d) = stream(&fr, 1400, 0);
+        let mut s = Session::<Vec<u8>>::new(Config::default());
+        let t0 = Instant::now();
+        s.push(&d[0], t0, |_| None).unwrap();
+        s.push(&d[1], t0, |len| Some(vec![0; len])).unwrap();
+        assert!(s.poll(t0 + Duration::from_millis(49)).is_none());
+        assert_eq!(s.next_deadline(), Some(t0 + Duration::from_millis(50)));
+        assert_eq!(s.stats().frames_dropped, 0);
+        assert!(s.poll(t0 + Duration::from_millis(50)).is_none());
+        assert_eq!(s.stats().frames_dropped, 1);
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn sequence_wrap_around_is_not_loss() {
+        let fr = frames(4, 10_000);
+        let (_, d) = stream(&fr, 1400, u32::MAX - 10);
+        let (out, stats, _) = run(&d, Config::default());
+        assert_eq!(out.len(), 4);
+        assert_eq!(stats.datagrams_lost, 0);
+        assert_eq!(stats.datagrams_reordered, 0);
+    }
+
+    #[test]
+    fn frames_before_stream_info_are_not_handed_out() {
+        let fr = frames(2, 3000);
+        let (_, d) = stream(&fr, 1400, 0);
+        // Drop the info datagram: a receiver that joined late.
+        let (out, stats, _) = run(&d[1..], Config::default());
+        assert!(out.is_empty());
+        assert_eq!(stats.frames_without_info, 2);
+    }
+
+    #[test]
+    fn eos_ends_the_stream_after_complete_frames() {
+        let fr = frames(2, 3000);
+        let (_, mut d) = stream(&fr, 1400, 0);
+        let mut eos = Header::new(PacketType::EndOfStream);
+        eos.stream_id = 77;
+        eos.seq = 1000;
+        let mut e = [0u8; HEADER_LEN];
+        eos.encode(&mut e);
+        d.push(e.to_vec());
+        let (out, _, got_eos) = run(&d, Config::default());
+        assert_eq!(out.len(), 2);
+        assert!(got_eos);
+    }
+
+    #[test]
+    fn frames_in_flight_are_capped_and_oversized_frames_rejected() {
+        let cfg = Config {
+            max_frame_size: 1 << 20,
+            max_in_flight: 2,
+            window: Duration::from_secs(100),
+        };
+        let mut s = Session::<Vec<u8>>::new(cfg);
+        let now = Instant::now();
+        let mut allocated = 0usize;
+        // First fragments of 50 different frames, none ever completed.
+        for f in 0..50u32 {
+            let mut h = Header::new(PacketType::Media);
+            h.stream_id = 1;
+            h.seq = f;
+            h.frame = f;
+            h.frame_len = 1 << 20;
+            h.frag_size = 1000;
+            let mut d = [0u8; HEADER_LEN].to_vec();
+            h.encode((&mut d[..HEADER_LEN]).try_into().unwrap());
+            d.extend_from_slice(&[0; 1000]);
+            s.push(&d, now, |len| {
+                allocated += 1;
+                Some(vec![0; len])
+            })
+            .unwrap();
+            assert!(s.in_flight() <= 2);
+        }
+        assert_eq!(allocated, 50);
+        assert_eq!(s.stats().frames_dropped, 48);
+        // A frame claiming more than max-frame-size is invalid and allocates nothing.
+        let mut h = Header::new(PacketType::Media);
+        h.stream_id = 1;
+        h.seq = 60;
+        h.frame = 60;
+        h.frame_len = (1 << 20) + 1;
+        h.frag_size = 1000;
+        let mut d = [0u8; HEADER_LEN].to_vec();
+        h.encode((&mut d[..HEADER_LEN]).try_into().unwrap());
+        d.extend_from_slice(&[0; 1000]);
+        s.push(&d, now, |_| panic!("must not allocate")).unwrap();
+        assert_eq!(s.stats().datagrams_invalid, 1);
+    }
+
+    #[test]
+    fn a_second_sender_cannot_take_over_an_active_stream() {
+        let fr = frames(1, 1000);
+        let (_, d) = stream(&fr, 1400, 0);
+        let mut s = Session::<Vec<u8>>::new(Config::default());
+        let t0 = Instant::now();
+        s.push(&d[0], t0, |_| None).unwrap();
+        let mut other = Header::new(PacketType::StreamInfo);
+        other.stream_id = 78;
+        let mut o = [0u8; HEADER_LEN];
+        other.encode(&mut o);
+        let o = [&o[..], b"audio/x-raw"].concat();
+        s.push(&o, t0 + Duration::from_millis(10), |_| None)
+            .unwrap();
+        assert_eq!(s.stream_id(), Some(77));
+        assert_eq!(s.stats().datagrams_foreign, 1);
+        // After the first stream went quiet, the new one takes over.
+        s.push(&o, t0 + Duration::from_secs(2), |_| None).unwrap();
+        assert_eq!(s.stream_id(), Some(78));
+        assert_eq!(s.info(), Some((0, "audio/x-raw")));
+    }
+
+    #[test]
+    fn sequence_tracker_counts_loss_reorder_and_duplicates() {
+        let mut t = SequenceTracker::default();
+        assert_eq!(t.track(u32::MAX - 1), SeqEvent::InOrder);
+        assert_eq!(t.track(1), SeqEvent::InOrder); // skips MAX and 0
+        assert_eq!(t.lost(), 2);
+        assert_eq!(t.track(0), SeqEvent::Reordered);
+        assert_eq!(t.lost(), 1);
+        assert_eq!(t.track(0), SeqEvent::Duplicate);
+        assert_eq!(t.track(1), SeqEvent::Duplicate);
+        assert_eq!(t.track(1u32.wrapping_sub(SEQ_WINDOW + 5)), SeqEvent::TooOld);
+        // A huge jump is a resync, not a loss of millions.
+        assert_eq!(t.track(1 << 30), SeqEvent::InOrder);
+        assert_eq!(t.lost(), 1);
+    }
+
+    #[test]
+    fn arbitrary_datagrams_never_panic_or_grow_memory() {
+        let cfg = Config {
+            max_frame_size: 1 << 16,
+            max_in_flight: 3,
+            window: Duration::from_millis(5),
+        };
+        let mut s = Session::<Vec<u8>>::new(cfg);
+        let mut x: u64 = 42;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let t0 = Instant::now();
+        for i in 0..20_000u64 {
+            let mut h = Header::new(PacketType::Media);
+            h.stream_id = (next() % 2) as u16;
+            h.seq = next() as u32;
+            h.frame = (next() % 8) as u32;
+            h.frame_len = (next() % 70_000) as u32;
+            h.frag_size = (next() % 2000) as u16;
+            h.offset = (next() % 70_000) as u32;
+            if next() % 3 == 0 {
+                h.offset -= h.offset % u32::from(h.frag_size.max(1));
+            }
+            let mut d = [0u8; HEADER_LEN].to_vec();
+            h.encode((&mut d[..HEADER_LEN]).try_into().unwrap());
+            d.extend(std::iter::repeat_n(0u8, (next() % 2100) as usize));
+            if next() % 5 == 0 {
+                let k = (next() as usize) % d.len();
+                d[k] ^= 0xFF;
+            }
+            let now = t0 + Duration::from_micros(i * 10);
+            let _ = s.push(&d, now, |len| Some(vec![0; len]));
+            while s.poll(now).is_some() {}
+            assert!(s.in_flight() <= 3);
+        }
+        let st = s.stats();
+        assert_eq!(st.datagrams_received, 20_000);
+        assert!(st.datagrams_invalid > 0);
+    }
+}
