@@ -12,6 +12,12 @@ pub mod pacer;
 pub mod packetizer;
 pub mod protocol;
 pub mod reassembly;
+pub mod timestamps;
+mod videoipsink;
+mod videoipsrc;
+
+pub use videoipsink::{Pacing, VideoIpSink};
+pub use videoipsrc::VideoIpSrc;
 
 gst::plugin_define!(
     videoip,
@@ -25,6 +31,8 @@ gst::plugin_define!(
     env!("BUILD_REL_DATE")
 );
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    videoipsink::register(plugin)?;
+    videoipsrc::register(plugin)?;
     Ok(())
 }

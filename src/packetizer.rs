@@ -208,8 +208,8 @@ impl FramePlan<'_> {
     }
 
     /// Encodes the headers of datagrams `first .. first + n` (clamped to the frame) and
-    /// returns them; header `k` of the result belongs to datagram `first + k`.
-    pub fn headers(&mut self, first: usize, n: usize) -> &[[u8; HEADER_LEN]] {
+    /// returns them with the frame's bytes `data` as a batch ready to send.
+    pub fn batch<'s, 'd>(&'s mut self, data: &'d [u8], first: usize, n: usize) -> Batch<'s, 'd> {
         let end = (first + n).min(self.count);
         let n = end.saturating_sub(first);
         let headers = &mut self.packetizer.headers;
@@ -226,15 +226,43 @@ impl FramePlan<'_> {
                 (i * frag) as u32,
             );
         }
-        headers
+        Batch {
+            headers,
+            data: &data[..self.len.min(data.len())],
+            first,
+            frag,
+        }
+    }
+}
+
+/// Consecutive datagrams of one frame: encoded headers plus the frame's bytes.
+#[derive(Debug)]
+pub struct Batch<'s, 'd> {
+    headers: &'s [[u8; HEADER_LEN]],
+    data: &'d [u8],
+    first: usize,
+    frag: usize,
+}
+
+impl<'s, 'd> Batch<'s, 'd> {
+    /// Datagrams in the batch.
+    pub fn len(&self) -> usize {
+        self.headers.len()
     }
 
-    /// The payload slice of datagram `i` within the frame's bytes `data`.
-    pub fn payload<'d>(&self, data: &'d [u8], i: usize) -> &'d [u8] {
-        let frag = usize::from(self.template.frag_size);
-        let start = (i * frag).min(self.len).min(data.len());
-        let end = (start + frag).min(self.len).min(data.len());
-        &data[start..end]
+    /// True if the batch holds no datagram.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    /// Datagram `k` of the batch as `[header, payload]`, the payload borrowed from the frame.
+    pub fn parts(&self, k: usize) -> [&[u8]; 2] {
+        let i = self.first + k;
+        let start = (i * self.frag).min(self.data.len());
+        let end = (start + self.frag).min(self.data.len());
+        let header: &'s [u8] = self.headers.get(k).map_or(&[][..], |h| &h[..]);
+        let payload: &'d [u8] = &self.data[start..end];
+        [header, payload]
     }
 }
 
@@ -248,14 +276,13 @@ mod tests {
         let mut out = Vec::new();
         let mut first = 0;
         while first < count {
-            let headers = plan.headers(first, batch).to_vec();
-            for (k, h) in headers.iter().enumerate() {
-                let mut d = h.to_vec();
-                d.extend_from_slice(plan.payload(data, first + k));
+            let b = plan.batch(data, first, batch);
+            for k in 0..b.len() {
+                let d = b.parts(k).concat();
                 let (hdr, payload) = Header::decode(&d).unwrap();
                 out.push((hdr, payload.to_vec()));
             }
-            first += headers.len();
+            first += b.len();
         }
         out
     }

@@ -195,6 +195,11 @@ impl Header {
         if frame_len == 0 {
             return Ok(());
         }
+        if payload_len == 0 {
+            return Err(DecodeError::Inconsistent(
+                "empty fragment of a non-empty frame",
+            ));
+        }
         if frag == 0 {
             return Err(DecodeError::Inconsistent("zero fragment size"));
         }
@@ -361,6 +366,14 @@ mod tests {
         // Zero fragment size on a non-empty frame.
         let zero = Header { frag_size: 0, ..h };
         assert!(Header::decode(&datagram(&zero, &[0; 1400])).is_err());
+        // An empty fragment just past the end of a frame whose length is a multiple of the
+        // fragment size must not count as a fragment.
+        let empty = Header {
+            offset: 2800,
+            frame_len: 2800,
+            ..h
+        };
+        assert!(Header::decode(&datagram(&empty, &[])).is_err());
         // The short last fragment is fine.
         let last = Header { offset: 4200, ..h };
         assert!(Header::decode(&datagram(&last, &[0; 800])).is_ok());

@@ -208,6 +208,9 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         } else {
             h.offset / u32::from(h.frag_size)
         };
+        if idx >= protocol::fragment_count(slot.info.len, slot.frag_size) {
+            return Pushed::Invalid("fragment index out of range");
+        }
         let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
         match slot.received.get_mut(word) {
             Some(w) if *w & bit != 0 => return Pushed::Duplicate,
@@ -493,6 +496,13 @@ impl<B: AsMut<[u8]>> Session<B> {
         s
     }
 
+    /// Counts a datagram that never reached [`push`](Self::push) (e.g. truncated by the
+    /// socket layer) as received and invalid.
+    pub fn count_invalid(&mut self) {
+        self.stats.datagrams_received += 1;
+        self.stats.datagrams_invalid += 1;
+    }
+
     /// The stream id locked on to, if any.
     pub fn stream_id(&self) -> Option<u16> {
         self.stream_id
@@ -645,9 +655,9 @@ mod tests {
             };
             let mut plan = p.frame(data.len(), meta).unwrap();
             let count = plan.count();
-            let headers: Vec<[u8; HEADER_LEN]> = plan.headers(0, count).to_vec();
-            for (i, h) in headers.iter().enumerate() {
-                out.push([&h[..], plan.payload(data, i)].concat());
+            let b = plan.batch(data, 0, count);
+            for k in 0..b.len() {
+                out.push(b.parts(k).concat());
             }
         }
         (caps, out)

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Receiver timestamps: maps the sender's timeline onto the receiver's running time.
+//!
+//! A received frame is given `pts = sender_pts + offset`, where `offset` follows the earliest
+//! observed `arrival - sender_pts`. The first frame is stamped with its arrival time; later
+//! frames keep the sender's spacing (no network jitter in the timestamps, B-frame order and
+//! audio continuity preserved). Arrivals earlier than predicted move the offset down at once;
+//! later ones pull it up slowly, which follows clock drift between the machines. A jump of
+//! more than `resync` (the sender restarted or seeked) starts over and is reported.
+//! No GStreamer, no I/O: times are nanoseconds.
+
+/// How far the offset moves toward a later arrival per frame, as a fraction (1/N).
+const CREEP: i128 = 256;
+
+/// Maps sender timestamps to local running time.
+#[derive(Debug, Clone)]
+pub struct TimeMapper {
+    offset: Option<i128>,
+    resync: u64,
+}
+
+/// A mapped frame's timestamps (ns, local running time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapped {
+    /// Presentation timestamp.
+    pub pts: u64,
+    /// Decoding timestamp, if the sender gave one.
+    pub dts: Option<u64>,
+    /// True when the mapping started over at this frame.
+    pub resynced: bool,
+}
+
+impl TimeMapper {
+    /// A mapper that starts over when an arrival is more than `resync_ns` off its prediction.
+    pub fn new(resync_ns: u64) -> Self {
+        TimeMapper {
+            offset: None,
+            resync: resync_ns,
+        }
+    }
+
+    /// Forgets the mapping.
+    pub fn reset(&mut self) {
+        self.offset = None;
+    }
+
+    /// Maps a frame that arrived at local running time `arrival` carrying sender timestamps
+    /// `pts` and `dts` (None when the sender had none).
+    pub fn map(&mut self, arrival: u64, pts: Option<u64>, dts: Option<u64>) -> Mapped {
+        // Frames without a PTS are placed by their DTS, or else by their arrival.
+        let Some(reference) = pts.or(dts) else {
+            return Mapped {
+                pts: arrival,
+                dts: None,
+                resynced: false,
+            };
+        };
+        let d = i128::from(arrival) - i128::from(reference);
+        let mut resynced = false;
+        let offset = match self.offset {
+            Some(o) if (d - o).unsigned_abs() <= u128::from(self.resync) => {
+                if d < o {
+                    d
+                } else {
+                    o + (d - o) / CREEP
+                }
+            }
+            _ => {
+                resynced = self.offset.is_some();
+                d
+            }
+        };
+        self.offset = Some(offset);
+        let apply = |t: u64| (i128::from(t) + offset).clamp(0, i128::from(u64::MAX - 1)) as u64;
+        Mapped {
+            pts: pts.map_or(arrival, apply),
+            dts: dts.map(apply),
+            resynced,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn first_frame_is_stamped_with_its_arrival() {
+        let mut m = TimeMapper::new(1000 * MS);
+        let r = m.map(5000 * MS, Some(100 * MS), Some(90 * MS));
+        assert_eq!(r.pts, 5000 * MS);
+        assert_eq!(r.dts, Some(4990 * MS));
+        assert!(!r.resynced);
+    }
+
+    #[test]
+    fn jitter_does_not_reach_the_timestamps() {
+        let mut m = TimeMapper::new(1000 * MS);
+        m.map(1000 * MS, Some(0), None);
+        // Frame 1 is 3 ms late on the network: still stamped at the sender's spacing.
+        let r = m.map(1020 * MS, Some(17 * MS), None);
+        assert!(r.pts.abs_diff(1017 * MS) < MS / 50, "{}", r.pts);
+        // An early arrival pulls the mapping earlier at once.
+        let r = m.map(1030 * MS, Some(33 * MS), None);
+        assert_eq!(r.pts, 1030 * MS);
+    }
+
+    #[test]
+    fn a_jump_beyond_the_tolerance_resyncs() {
+        let mut m = TimeMapper::new(1000 * MS);
+        m.map(1000 * MS, Some(0), None);
+        let r = m.map(1016 * MS, Some(3_600_000 * MS), None);
+        assert!(r.resynced);
+        assert_eq!(r.pts, 1016 * MS);
+    }
+
+    #[test]
+    fn frames_without_timestamps_get_their_arrival() {
+        let mut m = TimeMapper::new(1000 * MS);
+        let r = m.map(77, None, None);
+        assert_eq!(r.pts, 77);
+        assert_eq!(r.dts, None);
+    }
+}

@@ -1,0 +1,627 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The `videoipsink` element: a BaseSink that packetizes each buffer and sends it in paced
+//! `sendmmsg` batches, straight from the mapped buffer.
+//!
+//! Locks: `settings` (properties), `state` (held by the streaming thread while it renders),
+//! `waker` (only to reach the waker from `unlock`). Never more than one at a time, and no
+//! message is posted and no property notified while one is held.
+
+use crate::net::{self, SendBatch, Sender, SenderConfig, Waker};
+use crate::pacer::{self, FrameSchedule};
+use crate::packetizer::{self, FrameMeta, Packetizer};
+use crate::protocol::{self, flags};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::Pacing;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "videoipsink",
+        gst::DebugColorFlags::empty(),
+        Some("videoip sender"),
+    )
+});
+
+/// How often the stream info is repeated so that late receivers get the caps.
+const INFO_INTERVAL: Duration = Duration::from_millis(500);
+/// How many times the end-of-stream datagram is sent.
+const EOS_REPEAT: usize = 3;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    host: String,
+    port: u32,
+    bind_address: Option<String>,
+    bind_port: u32,
+    mtu: u32,
+    ttl: u32,
+    ttl_mc: u32,
+    multicast_iface: Option<String>,
+    multicast_loop: bool,
+    qos_dscp: i32,
+    buffer_size: u32,
+    batch_size: u32,
+    pacing: Pacing,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            host: "127.0.0.1".into(),
+            port: 5004,
+            bind_address: None,
+            bind_port: 0,
+            mtu: 1500,
+            ttl: 64,
+            ttl_mc: 1,
+            multicast_iface: None,
+            multicast_loop: true,
+            qos_dscp: -1,
+            buffer_size: 0,
+            batch_size: 64,
+            pacing: Pacing::Frame,
+        }
+    }
+}
+
+/// Counters read by the `stats` property without taking the streaming lock.
+#[derive(Debug, Default)]
+struct Counters {
+    datagrams_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    frames_sent: AtomicU64,
+    send_errors: AtomicU64,
+}
+
+struct State {
+    sender: Sender,
+    packetizer: Packetizer,
+    batch: SendBatch,
+    waker: Arc<Waker>,
+    batch_size: usize,
+    pacing: pacer::Pacing,
+    caps: Option<String>,
+    info_sent: Option<Instant>,
+}
+
+#[derive(Default)]
+pub struct VideoIpSink {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    waker: Mutex<Option<Arc<Waker>>>,
+    counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn random_u32() -> u32 {
+    std::hash::RandomState::new().build_hasher().finish() as u32
+}
+
+impl VideoIpSink {
+    fn open(&self, s: &Settings) -> Result<(Sender, u16), gst::ErrorMessage> {
+        let port = u16::try_from(s.port).map_err(|_| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["port {} is out of range", s.port]
+            )
+        })?;
+        if s.host.trim().is_empty() {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["no host set: set the host property to the receiver's address"]
+            ));
+        }
+        let dest = net::resolve(&s.host, port)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{}", e]))?;
+        let bind = match s.bind_address.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(a) => Some(a.parse::<IpAddr>().map_err(|_| {
+                gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    ["bind-address \"{}\" is not an IP address", a]
+                )
+            })?),
+        };
+        let iface = net::interface_index(s.multicast_iface.as_deref().unwrap_or(""))
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+        let cfg = SenderConfig {
+            bind,
+            bind_port: u16::try_from(s.bind_port).unwrap_or(0),
+            ttl: Some(s.ttl),
+            ttl_mc: s.ttl_mc,
+            multicast_iface: iface,
+            multicast_loop: s.multicast_loop,
+            dscp: u8::try_from(s.qos_dscp).ok(),
+            buffer_size: s.buffer_size as usize,
+            ..SenderConfig::new(dest)
+        };
+        let sender = Sender::open(&cfg)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
+        let frag = packetizer::fragment_size(s.mtu, dest.is_ipv6());
+        Ok((sender, frag))
+    }
+
+    /// Sends the stream info if it is due (first frame, caps change, or periodically).
+    fn send_info_if_due(&self, state: &mut State, now: Instant) -> Result<(), Fail> {
+        let due = state
+            .info_sent
+            .is_none_or(|t| now.saturating_duration_since(t) >= INFO_INTERVAL);
+        let Some(caps) = state.caps.as_deref() else {
+            return Ok(());
+        };
+        if !due {
+            return Ok(());
+        }
+        let header = state
+            .packetizer
+            .info_header(caps)
+            .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
+        let report = state
+            .batch
+            .send(
+                &state.sender,
+                1,
+                |_| [&header[..], caps.as_bytes()],
+                &state.waker,
+            )
+            .map_err(send_failed)?;
+        self.count(&report);
+        state.info_sent = Some(now);
+        Ok(())
+    }
+
+    fn count(&self, r: &net::SendReport) {
+        let c = &self.counters;
+        c.datagrams_sent.fetch_add(r.sent as u64, Ordering::Relaxed);
+        c.bytes_sent.fetch_add(r.bytes as u64, Ordering::Relaxed);
+        c.send_errors.fetch_add(r.errors as u64, Ordering::Relaxed);
+        if let Some(kind) = r.first_error {
+            gst::debug!(CAT, imp = self, "{} datagrams refused: {}", r.errors, kind);
+        }
+    }
+
+    /// Sends one frame: stream info if due, then the frame's datagrams in paced batches.
+    fn send_frame(
+        &self,
+        state: &mut State,
+        buffer: &gst::BufferRef,
+        data: &[u8],
+    ) -> Result<(), Fail> {
+        let now = Instant::now();
+        self.send_info_if_due(state, now)?;
+        let batch_size = state.batch_size;
+        let mut plan = state
+            .packetizer
+            .frame(data.len(), frame_meta(buffer))
+            .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
+        let count = plan.count();
+        let batches = count.div_ceil(batch_size);
+        let duration = buffer
+            .duration()
+            .map(|d| Duration::from_nanos(d.nseconds()));
+        let schedule = FrameSchedule::new(state.pacing, now, duration, batches);
+        for b in 0..batches {
+            let at = schedule.send_at(b);
+            if at > Instant::now() {
+                match state.waker.wait(None, 0, Some(at)) {
+                    Ok(net::Wait::Woken) => return Err(Fail::Flushing),
+                    Ok(_) => {}
+                    Err(e) => return Err(send_failed(e)),
+                }
+            }
+            let batch = plan.batch(data, b * batch_size, batch_size);
+            let report = state
+                .batch
+                .send(&state.sender, batch.len(), |k| batch.parts(k), &state.waker)
+                .map_err(send_failed)?;
+            self.count(&report);
+            if report.interrupted {
+                return Err(Fail::Flushing);
+            }
+        }
+        self.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+        gst::trace!(
+            CAT,
+            imp = self,
+            "sent frame of {} bytes in {} datagrams",
+            data.len(),
+            count
+        );
+        Ok(())
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let base = self.obj().upcast_ref::<gst_base::BaseSink>().stats();
+        let mut s = gst::Structure::builder("videoipsink-stats");
+        for (name, value) in base.iter() {
+            s = s.field(name.as_str(), value.clone());
+        }
+        let c = &self.counters;
+        s.field("datagrams-sent", c.datagrams_sent.load(Ordering::Relaxed))
+            .field("bytes-sent", c.bytes_sent.load(Ordering::Relaxed))
+            .field("frames-sent", c.frames_sent.load(Ordering::Relaxed))
+            .field("send-errors", c.send_errors.load(Ordering::Relaxed))
+            .build()
+    }
+}
+
+/// Why a frame was not sent.
+enum Fail {
+    /// The element is flushing (unlock was called).
+    Flushing,
+    /// A fatal error, to be posted once no lock is held.
+    Error(gst::ErrorMessage),
+}
+
+fn send_failed(e: std::io::Error) -> Fail {
+    Fail::Error(gst::error_msg!(
+        gst::ResourceError::Write,
+        ["sending to the network failed: {}", e]
+    ))
+}
+
+fn frame_meta(buffer: &gst::BufferRef) -> FrameMeta {
+    let bf = buffer.flags();
+    let mut f = 0u16;
+    for (gst_flag, wire) in [
+        (gst::BufferFlags::DELTA_UNIT, flags::DELTA_UNIT),
+        (gst::BufferFlags::DISCONT, flags::DISCONT),
+        (gst::BufferFlags::HEADER, flags::HEADER),
+        (gst::BufferFlags::GAP, flags::GAP),
+        (gst::BufferFlags::DROPPABLE, flags::DROPPABLE),
+        (gst::BufferFlags::MARKER, flags::MARKER),
+    ] {
+        if bf.contains(gst_flag) {
+            f |= wire;
+        }
+    }
+    let ns = |t: Option<gst::ClockTime>| t.map_or(protocol::TIME_NONE, |t| t.nseconds());
+    FrameMeta {
+        pts: ns(buffer.pts()),
+        dts: ns(buffer.dts()),
+        duration: ns(buffer.duration()),
+        flags: f,
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for VideoIpSink {
+    const NAME: &'static str = "GstVideoIpSink";
+    type Type = super::VideoIpSink;
+    type ParentType = gst_base::BaseSink;
+}
+
+impl ObjectImpl for VideoIpSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
+            vec![
+                glib::ParamSpecString::builder("host")
+                    .nick("Host")
+                    .blurb("The host name, IPv4/IPv6 address or multicast group to send to")
+                    .default_value(Some(d.host.as_str()))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("port")
+                    .nick("Port")
+                    .blurb("The UDP port to send to")
+                    .minimum(1)
+                    .maximum(65535)
+                    .default_value(d.port as i32)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("bind-address")
+                    .nick("Bind Address")
+                    .blurb("Local address to send from (default: any)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("bind-port")
+                    .nick("Bind Port")
+                    .blurb("Local port to send from (0: any)")
+                    .minimum(0)
+                    .maximum(65535)
+                    .default_value(d.bind_port as i32)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("mtu")
+                    .nick("MTU")
+                    .blurb("Largest IP datagram to send, headers included, in bytes")
+                    .minimum(packetizer::MIN_MTU)
+                    .maximum(packetizer::MAX_MTU)
+                    .default_value(d.mtu)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("ttl")
+                    .nick("Unicast TTL")
+                    .blurb("Time to live / hop limit of unicast datagrams")
+                    .minimum(0)
+                    .maximum(255)
+                    .default_value(d.ttl as i32)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("ttl-mc")
+                    .nick("Multicast TTL")
+                    .blurb("Time to live / hop limit of multicast datagrams")
+                    .minimum(0)
+                    .maximum(255)
+                    .default_value(d.ttl_mc as i32)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("multicast-iface")
+                    .nick("Multicast Interface")
+                    .blurb("Network interface to send multicast from, by name (default: routing table)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("loop")
+                    .nick("Multicast Loopback")
+                    .blurb("Deliver multicast to receivers on this host too")
+                    .default_value(d.multicast_loop)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("qos-dscp")
+                    .nick("QoS DSCP")
+                    .blurb("Differentiated Services Code Point of the datagrams (-1: leave as is)")
+                    .minimum(-1)
+                    .maximum(63)
+                    .default_value(d.qos_dscp)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("buffer-size")
+                    .nick("Send Buffer Size")
+                    .blurb("Size of the kernel send buffer in bytes (0: system default)")
+                    .minimum(0)
+                    .maximum(i32::MAX)
+                    .default_value(d.buffer_size as i32)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch Size")
+                    .blurb("Datagrams handed to the kernel per system call")
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(d.batch_size)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("pacing", d.pacing)
+                    .nick("Pacing")
+                    .blurb("How each frame's datagrams are spread in time")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent and send-errors")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        let opt_string = |v: &glib::Value| {
+            v.get::<Option<String>>()
+                .ok()
+                .flatten()
+                .filter(|s| !s.trim().is_empty())
+        };
+        match pspec.name() {
+            "host" => s.host = opt_string(value).unwrap_or_default(),
+            "port" => s.port = value.get::<i32>().unwrap_or(5004).max(0) as u32,
+            "bind-address" => s.bind_address = opt_string(value),
+            "bind-port" => s.bind_port = value.get::<i32>().unwrap_or(0).max(0) as u32,
+            "mtu" => s.mtu = value.get().unwrap_or(1500),
+            "ttl" => s.ttl = value.get::<i32>().unwrap_or(64).max(0) as u32,
+            "ttl-mc" => s.ttl_mc = value.get::<i32>().unwrap_or(1).max(0) as u32,
+            "multicast-iface" => s.multicast_iface = opt_string(value),
+            "loop" => s.multicast_loop = value.get().unwrap_or(true),
+            "qos-dscp" => s.qos_dscp = value.get().unwrap_or(-1),
+            "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
+            "batch-size" => s.batch_size = value.get().unwrap_or(64),
+            "pacing" => s.pacing = value.get().unwrap_or_default(),
+            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return self.stats().to_value();
+        }
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "host" => s.host.to_value(),
+            "port" => (s.port as i32).to_value(),
+            "bind-address" => s.bind_address.to_value(),
+            "bind-port" => (s.bind_port as i32).to_value(),
+            "mtu" => s.mtu.to_value(),
+            "ttl" => (s.ttl as i32).to_value(),
+            "ttl-mc" => (s.ttl_mc as i32).to_value(),
+            "multicast-iface" => s.multicast_iface.to_value(),
+            "loop" => s.multicast_loop.to_value(),
+            "qos-dscp" => s.qos_dscp.to_value(),
+            "buffer-size" => (s.buffer_size as i32).to_value(),
+            "batch-size" => s.batch_size.to_value(),
+            "pacing" => s.pacing.to_value(),
+            _ => pspec.default_value().clone(),
+        }
+    }
+}
+
+impl GstObjectImpl for VideoIpSink {}
+
+impl ElementImpl for VideoIpSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "videoip Sink",
+                "Sink/Network",
+                "Sends live video or any timed media over UDP/IP with the videoip protocol",
+                "The videoip developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            match gst::PadTemplate::new(
+                "sink",
+                gst::PadDirection::Sink,
+                gst::PadPresence::Always,
+                &gst::Caps::new_any(),
+            ) {
+                Ok(t) => vec![t],
+                Err(_) => Vec::new(),
+            }
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseSinkImpl for VideoIpSink {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let (sender, frag) = self.open(&settings)?;
+        let waker = Arc::new(Waker::new().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenWrite,
+                ["could not create a waker: {}", e]
+            )
+        })?);
+        gst::info!(
+            CAT,
+            imp = self,
+            "sending from {} to {}, {} payload bytes per datagram",
+            sender.local_addr(),
+            sender.dest(),
+            frag
+        );
+        let rnd = random_u32();
+        let state = State {
+            sender,
+            packetizer: Packetizer::new((rnd >> 16) as u16, random_u32(), frag),
+            batch: SendBatch::new(),
+            waker: waker.clone(),
+            batch_size: settings.batch_size.max(1) as usize,
+            pacing: match settings.pacing {
+                Pacing::None => pacer::Pacing::None,
+                Pacing::Frame => pacer::Pacing::Frame,
+            },
+            caps: None,
+            info_sent: None,
+        };
+        *lock(&self.waker) = Some(waker);
+        *lock(&self.state) = Some(state);
+        let c = &self.counters;
+        for a in [
+            &c.datagrams_sent,
+            &c.bytes_sent,
+            &c.frames_sent,
+            &c.send_errors,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.state) = None;
+        *lock(&self.waker) = None;
+        Ok(())
+    }
+
+    fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let caps_str = caps.to_string();
+        let mut guard = lock(&self.state);
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::loggable_error!(CAT, "caps set while stopped"));
+        };
+        if caps_str.len() > usize::from(state.packetizer.frag_size()) {
+            let len = caps_str.len();
+            drop(guard);
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                [
+                    "caps of {} bytes do not fit in one datagram; raise the mtu",
+                    len
+                ]
+            );
+            return Err(gst::loggable_error!(CAT, "caps too large for one datagram"));
+        }
+        if state.caps.as_deref() != Some(caps_str.as_str()) {
+            if state.caps.is_some() {
+                state.packetizer.next_info_gen();
+            }
+            gst::debug!(CAT, imp = self, "new caps: {caps_str}");
+            state.caps = Some(caps_str);
+            state.info_sent = None;
+        }
+        Ok(())
+    }
+
+    fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let map = buffer.map_readable().map_err(|_| {
+            gst::element_imp_error!(self, gst::CoreError::Failed, ["could not map the buffer"]);
+            gst::FlowError::Error
+        })?;
+        let result = match lock(&self.state).as_mut() {
+            Some(state) => self.send_frame(state, buffer, map.as_slice()),
+            None => Err(Fail::Flushing),
+        };
+        match result {
+            Ok(()) => Ok(gst::FlowSuccess::Ok),
+            Err(Fail::Flushing) => Err(gst::FlowError::Flushing),
+            Err(Fail::Error(msg)) => {
+                self.post_error_message(msg);
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+
+    fn event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            let mut guard = lock(&self.state);
+            if let Some(state) = guard.as_mut() {
+                for _ in 0..EOS_REPEAT {
+                    let header = state.packetizer.eos_header();
+                    if let Ok(r) =
+                        state
+                            .batch
+                            .send(&state.sender, 1, |_| [&header[..], &[][..]], &state.waker)
+                    {
+                        self.count(&r);
+                    }
+                }
+                gst::debug!(CAT, imp = self, "sent end of stream");
+            }
+        }
+        self.parent_event(event)
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(w) = lock(&self.waker).as_ref() {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(w) = lock(&self.waker).as_ref() {
+            w.reset();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,713 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The `videoipsrc` element: a live PushSrc that receives datagrams in `recvmmsg` batches,
+//! reassembles frames into pooled buffers and pushes them with the sender's caps.
+//!
+//! Locks: `settings` (properties), `io` (socket and waker, opened in NULL→READY so that the
+//! bound port can be read back; `unlock` only takes it briefly), `state` (the streaming
+//! thread's, held while it receives), `stats` (a snapshot for the `stats` property). Never
+//! more than one at a time, and nothing is posted, notified or negotiated while one is held.
+
+use crate::net::{self, Receiver, ReceiverConfig, RecvBatch, Waker};
+use crate::reassembly::{self, Event, Session, Stats};
+use crate::timestamps::TimeMapper;
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "videoipsrc",
+        gst::DebugColorFlags::empty(),
+        Some("videoip receiver"),
+    )
+});
+
+/// Receive slot size: the largest UDP payload.
+const SLOT_SIZE: usize = 65536;
+/// Frame sizes at least this large, seen this many times in a row, get a buffer pool.
+const POOL_MIN_SIZE: usize = 64 * 1024;
+const POOL_AFTER_REPEATS: u32 = 3;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    address: String,
+    port: u32,
+    multicast_iface: Option<String>,
+    buffer_size: u32,
+    batch_size: u32,
+    latency_ms: u32,
+    timeout_ns: u64,
+    caps: Option<gst::Caps>,
+    max_frame_size: u32,
+    reuse: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            address: "0.0.0.0".into(),
+            port: 5004,
+            multicast_iface: None,
+            buffer_size: 32 << 20,
+            batch_size: 64,
+            latency_ms: 50,
+            timeout_ns: 0,
+            caps: None,
+            max_frame_size: 128 << 20,
+            reuse: true,
+        }
+    }
+}
+
+struct Io {
+    receiver: Arc<Receiver>,
+    waker: Arc<Waker>,
+}
+
+type FrameBuf = gst::MappedBuffer<gst::buffer::Writable>;
+
+/// Output buffers: a pool for the stream's steady frame size, plain allocations otherwise.
+#[derive(Default)]
+struct FramePool {
+    pool: Option<gst::BufferPool>,
+    size: usize,
+    candidate: usize,
+    repeats: u32,
+}
+
+impl FramePool {
+    fn alloc(&mut self, len: usize) -> Option<FrameBuf> {
+        if len != self.size || self.pool.is_none() {
+            if len == self.candidate {
+                self.repeats += 1;
+            } else {
+                self.candidate = len;
+                self.repeats = 1;
+            }
+            if self.repeats >= POOL_AFTER_REPEATS && len >= POOL_MIN_SIZE {
+                self.make_pool(len);
+            }
+        }
+        let buffer = match &self.pool {
+            Some(pool) if len == self.size => pool.acquire_buffer(None).ok(),
+            _ => None,
+        };
+        let buffer = match buffer {
+            Some(b) => b,
+            None => gst::Buffer::with_size(len).ok()?,
+        };
+        buffer.into_mapped_buffer_writable().ok()
+    }
+
+    fn make_pool(&mut self, len: usize) {
+        self.release();
+        let Ok(size) = u32::try_from(len) else {
+            return;
+        };
+        let pool = gst::BufferPool::new();
+        let mut config = pool.config();
+        config.set_params(None, size, 0, 0);
+        if pool.set_config(config).is_ok() && pool.set_active(true).is_ok() {
+            self.pool = Some(pool);
+            self.size = len;
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = pool.set_active(false);
+        }
+    }
+}
+
+struct State {
+    receiver: Arc<Receiver>,
+    waker: Arc<Waker>,
+    batch: RecvBatch,
+    session: Session<FrameBuf>,
+    pool: FramePool,
+    mapper: TimeMapper,
+    caps_override: Option<gst::Caps>,
+    /// The caps string last put on the pad.
+    caps_set: Option<String>,
+    timeout: Option<Duration>,
+    last_data: Instant,
+    discont: bool,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        self.pool.release();
+    }
+}
+
+/// What one turn of the streaming loop produced.
+enum Step {
+    Buffer(gst::Buffer, Option<gst::Caps>),
+    Eos,
+    Flushing,
+    Timeout(u64),
+    Error(gst::ErrorMessage),
+}
+
+#[derive(Default)]
+pub struct VideoIpSrc {
+    settings: Mutex<Settings>,
+    io: Mutex<Option<Io>>,
+    state: Mutex<Option<State>>,
+    stats: Mutex<Stats>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl VideoIpSrc {
+    fn open_socket(&self) -> Result<(), gst::ErrorMessage> {
+        let s = lock(&self.settings).clone();
+        let address = IpAddr::from_str(s.address.trim()).map_err(|_| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["address \"{}\" is not an IPv4 or IPv6 address", s.address]
+            )
+        })?;
+        let iface = net::interface_index(s.multicast_iface.as_deref().unwrap_or(""))
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+        let cfg = ReceiverConfig {
+            address,
+            port: u16::try_from(s.port).unwrap_or(0),
+            multicast_iface: iface,
+            buffer_size: s.buffer_size as usize,
+            reuse: s.reuse,
+        };
+        let receiver = Receiver::open(&cfg)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        let waker = Waker::new().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ["could not create a waker: {}", e]
+            )
+        })?;
+        let local = receiver.local_addr();
+        gst::info!(CAT, imp = self, "listening on {local}");
+        *lock(&self.io) = Some(Io {
+            receiver: Arc::new(receiver),
+            waker: Arc::new(waker),
+        });
+        let port_changed = {
+            let mut st = lock(&self.settings);
+            let changed = st.port != u32::from(local.port());
+            st.port = u32::from(local.port());
+            changed
+        };
+        if port_changed {
+            self.obj().notify("port");
+        }
+        Ok(())
+    }
+
+    fn stats_structure(&self) -> gst::Structure {
+        let s = *lock(&self.stats);
+        gst::Structure::builder("videoipsrc-stats")
+            .field("datagrams-received", s.datagrams_received)
+            .field("bytes-received", s.bytes_received)
+            .field("frames-complete", s.frames_complete)
+            .field("frames-dropped", s.frames_dropped)
+            .field("frames-without-caps", s.frames_without_info)
+            .field("datagrams-lost", s.datagrams_lost)
+            .field("datagrams-duplicate", s.datagrams_duplicate)
+            .field("datagrams-reordered", s.datagrams_reordered)
+            .field("datagrams-late", s.datagrams_late)
+            .field("datagrams-invalid", s.datagrams_invalid)
+            .field("datagrams-foreign", s.datagrams_foreign)
+            .build()
+    }
+
+    /// Local running time now, if the element has a clock.
+    fn running_time(&self) -> Option<u64> {
+        let obj = self.obj();
+        let clock = obj.clock()?;
+        let base = obj.base_time()?;
+        clock.time().checked_sub(base).map(|t| t.nseconds())
+    }
+
+    /// Turns a complete frame into a buffer, with caps if they changed. None: no caps yet.
+    fn output(
+        &self,
+        state: &mut State,
+        f: reassembly::Frame<FrameBuf>,
+    ) -> Result<Option<(gst::Buffer, Option<gst::Caps>)>, gst::ErrorMessage> {
+        let caps_str = match (&state.caps_override, state.session.info()) {
+            (Some(c), _) => c.to_string(),
+            (None, Some((_, s))) => s.to_owned(),
+            (None, None) => return Ok(None),
+        };
+        let new_caps = if state.caps_set.as_deref() != Some(caps_str.as_str()) {
+            let caps = match &state.caps_override {
+                Some(c) => c.clone(),
+                None => match gst::Caps::from_str(&caps_str) {
+                    Ok(c) if c.is_fixed() => c,
+                    _ => {
+                        return Err(gst::error_msg!(
+                            gst::StreamError::Format,
+                            [
+                                "the sender announced caps that are not valid fixed caps: {}",
+                                caps_str
+                            ]
+                        ))
+                    }
+                },
+            };
+            state.caps_set = Some(caps_str);
+            Some(caps)
+        } else {
+            None
+        };
+
+        let none_if_max = |t: u64| (t != crate::protocol::TIME_NONE).then_some(t);
+        let now_rt = self.running_time();
+        let arrival_rt = now_rt.map(|rt| {
+            rt.saturating_sub(
+                Instant::now()
+                    .saturating_duration_since(f.arrival)
+                    .as_nanos() as u64,
+            )
+        });
+        let mut buffer = f.buf.into_buffer();
+        {
+            let b = buffer.make_mut();
+            if let Some(arrival) = arrival_rt {
+                let m = state
+                    .mapper
+                    .map(arrival, none_if_max(f.info.pts), none_if_max(f.info.dts));
+                b.set_pts(gst::ClockTime::from_nseconds(m.pts));
+                b.set_dts(m.dts.map(gst::ClockTime::from_nseconds));
+                if m.resynced {
+                    state.discont = true;
+                }
+            }
+            b.set_duration(none_if_max(f.info.duration).map(gst::ClockTime::from_nseconds));
+            let mut flags = gst::BufferFlags::empty();
+            use crate::protocol::flags as wire;
+            for (w, g) in [
+                (wire::DELTA_UNIT, gst::BufferFlags::DELTA_UNIT),
+                (wire::HEADER, gst::BufferFlags::HEADER),
+                (wire::GAP, gst::BufferFlags::GAP),
+                (wire::DROPPABLE, gst::BufferFlags::DROPPABLE),
+                (wire::MARKER, gst::BufferFlags::MARKER),
+            ] {
+                if f.info.flags & w != 0 {
+                    flags |= g;
+                }
+            }
+            if f.discont || state.discont || f.info.flags & wire::DISCONT != 0 {
+                flags |= gst::BufferFlags::DISCONT;
+            }
+            state.discont = false;
+            b.set_flags(flags);
+        }
+        Ok(Some((buffer, new_caps)))
+    }
+
+    /// Receives until a frame is ready, the stream ends, the timeout fires or we are woken.
+    fn step(&self, state: &mut State) -> Step {
+        loop {
+            let now = Instant::now();
+            while let Some(ev) = state.session.poll(now) {
+                match ev {
+                    Event::Eos => return Step::Eos,
+                    Event::Frame(f) => match self.output(state, f) {
+                        Ok(Some((buf, caps))) => return Step::Buffer(buf, caps),
+                        Ok(None) => {}
+                        Err(msg) => return Step::Error(msg),
+                    },
+                }
+            }
+            let n = match state.batch.recv(&state.receiver) {
+                Ok(n) => n,
+                Err(e) => {
+                    return Step::Error(gst::error_msg!(
+                        gst::ResourceError::Read,
+                        ["receiving from the network failed: {}", e]
+                    ))
+                }
+            };
+            if n > 0 {
+                let now = Instant::now();
+                state.last_data = now;
+                let State {
+                    batch,
+                    session,
+                    pool,
+                    ..
+                } = state;
+                for i in 0..n {
+                    match batch.get(i) {
+                        Some(d) => {
+                            if let Err(e) = session.push(d, now, |len| pool.alloc(len)) {
+                                gst::trace!(CAT, imp = self, "dropped a datagram: {e}");
+                            }
+                        }
+                        None => session.count_invalid(),
+                    }
+                }
+                *lock(&self.stats) = state.session.stats();
+                continue;
+            }
+            let timeout_at = state.timeout.map(|t| state.last_data + t);
+            let deadline = match (state.session.next_deadline(), timeout_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match state
+                .waker
+                .wait(Some(state.receiver.fd()), libc::POLLIN, deadline)
+            {
+                Ok(net::Wait::Woken) => return Step::Flushing,
+                Ok(net::Wait::Ready) => {}
+                Ok(net::Wait::TimedOut) => {
+                    *lock(&self.stats) = state.session.stats();
+                    if let (Some(t), Some(at)) = (state.timeout, timeout_at) {
+                        if Instant::now() >= at {
+                            state.last_data = Instant::now();
+                            return Step::Timeout(t.as_nanos() as u64);
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Step::Error(gst::error_msg!(
+                        gst::ResourceError::Read,
+                        ["waiting for the network failed: {}", e]
+                    ))
+                }
+            }
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for VideoIpSrc {
+    const NAME: &'static str = "GstVideoIpSrc";
+    type Type = super::VideoIpSrc;
+    type ParentType = gst_base::PushSrc;
+}
+
+impl ObjectImpl for VideoIpSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
+            vec![
+                glib::ParamSpecString::builder("address")
+                    .nick("Address")
+                    .blurb("Local address to receive on; a multicast group is joined")
+                    .default_value(Some(d.address.as_str()))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("port")
+                    .nick("Port")
+                    .blurb("UDP port to receive on (0: any free port, read back in READY)")
+                    .minimum(0)
+                    .maximum(65535)
+                    .default_value(d.port as i32)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("multicast-iface")
+                    .nick("Multicast Interface")
+                    .blurb("Network interface to join the multicast group on, by name (default: system's choice)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("buffer-size")
+                    .nick("Receive Buffer Size")
+                    .blurb("Size of the kernel receive buffer in bytes (0: system default); a warning says when the kernel caps it")
+                    .minimum(0)
+                    .maximum(i32::MAX)
+                    .default_value(d.buffer_size as i32)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch Size")
+                    .blurb("Datagrams taken from the kernel per system call")
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(d.batch_size)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("latency")
+                    .nick("Latency")
+                    .blurb("Reassembly window in milliseconds: how long a frame may stay incomplete before it is dropped; reported as the source's latency")
+                    .minimum(1)
+                    .maximum(60_000)
+                    .default_value(d.latency_ms)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("timeout")
+                    .nick("Timeout")
+                    .blurb("Post a GstVideoIpSrcTimeout element message after this many nanoseconds without data (0: never)")
+                    .default_value(d.timeout_ns)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Caps>("caps")
+                    .nick("Caps")
+                    .blurb("Caps to use instead of those the sender announces (default: the sender's)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-frame-size")
+                    .nick("Maximum Frame Size")
+                    .blurb("Largest frame accepted, in bytes; datagrams of larger frames are counted invalid")
+                    .minimum(1)
+                    .maximum(u32::MAX)
+                    .default_value(d.max_frame_size)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("reuse")
+                    .nick("Reuse")
+                    .blurb("Allow other sockets to bind the same address and port")
+                    .default_value(d.reuse)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("Datagrams and bytes received; frames complete, dropped and without caps; datagrams lost, duplicate, reordered, late, invalid and foreign")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        let opt_string = |v: &glib::Value| {
+            v.get::<Option<String>>()
+                .ok()
+                .flatten()
+                .filter(|s| !s.trim().is_empty())
+        };
+        match pspec.name() {
+            "address" => s.address = opt_string(value).unwrap_or_else(|| "0.0.0.0".into()),
+            "port" => s.port = value.get::<i32>().unwrap_or(5004).max(0) as u32,
+            "multicast-iface" => s.multicast_iface = opt_string(value),
+            "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
+            "batch-size" => s.batch_size = value.get().unwrap_or(64),
+            "latency" => s.latency_ms = value.get().unwrap_or(50),
+            "timeout" => s.timeout_ns = value.get().unwrap_or(0),
+            "caps" => s.caps = value.get::<Option<gst::Caps>>().ok().flatten(),
+            "max-frame-size" => s.max_frame_size = value.get().unwrap_or(128 << 20),
+            "reuse" => s.reuse = value.get().unwrap_or(true),
+            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return self.stats_structure().to_value();
+        }
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "address" => s.address.to_value(),
+            "port" => (s.port as i32).to_value(),
+            "multicast-iface" => s.multicast_iface.to_value(),
+            "buffer-size" => (s.buffer_size as i32).to_value(),
+            "batch-size" => s.batch_size.to_value(),
+            "latency" => s.latency_ms.to_value(),
+            "timeout" => s.timeout_ns.to_value(),
+            "caps" => s.caps.to_value(),
+            "max-frame-size" => s.max_frame_size.to_value(),
+            "reuse" => s.reuse.to_value(),
+            _ => pspec.default_value().clone(),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_live(true);
+        obj.set_format(gst::Format::Time);
+        obj.set_do_timestamp(false);
+    }
+}
+
+impl GstObjectImpl for VideoIpSrc {}
+
+impl ElementImpl for VideoIpSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "videoip Source",
+                "Source/Network",
+                "Receives live video or any timed media sent by videoipsink over UDP/IP",
+                "The videoip developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            match gst::PadTemplate::new(
+                "src",
+                gst::PadDirection::Src,
+                gst::PadPresence::Always,
+                &gst::Caps::new_any(),
+            ) {
+                Ok(t) => vec![t],
+                Err(_) => Vec::new(),
+            }
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::NullToReady {
+            if let Err(msg) = self.open_socket() {
+                self.post_error_message(msg);
+                return Err(gst::StateChangeError);
+            }
+        }
+        let ret = self.parent_change_state(transition);
+        let closing = transition == gst::StateChange::ReadyToNull;
+        let failed_opening = transition == gst::StateChange::NullToReady && ret.is_err();
+        if closing || failed_opening {
+            *lock(&self.io) = None;
+        }
+        ret
+    }
+}
+
+impl BaseSrcImpl for VideoIpSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let s = lock(&self.settings).clone();
+        let (receiver, waker) = match lock(&self.io).as_ref() {
+            Some(io) => (io.receiver.clone(), io.waker.clone()),
+            None => {
+                return Err(gst::error_msg!(
+                    gst::ResourceError::OpenRead,
+                    ["no socket: the element was not brought to READY"]
+                ))
+            }
+        };
+        let buffer = receiver.buffer_size();
+        if buffer.capped() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                [
+                    "the kernel capped the receive buffer at {} bytes instead of {}: frames may be lost; raise it with 'sysctl -w net.core.rmem_max={}'",
+                    buffer.granted / 2,
+                    buffer.requested,
+                    buffer.requested
+                ]
+            );
+        }
+        let window = Duration::from_millis(u64::from(s.latency_ms));
+        let cfg = reassembly::Config {
+            max_frame_size: s.max_frame_size as usize,
+            window,
+            ..Default::default()
+        };
+        *lock(&self.stats) = Stats::default();
+        *lock(&self.state) = Some(State {
+            receiver,
+            waker,
+            batch: RecvBatch::new(s.batch_size as usize, SLOT_SIZE),
+            session: Session::new(cfg),
+            pool: FramePool::default(),
+            mapper: TimeMapper::new(1_000_000_000),
+            caps_override: s.caps,
+            caps_set: None,
+            timeout: (s.timeout_ns > 0).then(|| Duration::from_nanos(s.timeout_ns)),
+            last_data: Instant::now(),
+            discont: true,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.state) = None;
+        Ok(())
+    }
+
+    fn is_seekable(&self) -> bool {
+        false
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let latency = gst::ClockTime::from_mseconds(u64::from(lock(&self.settings).latency_ms));
+            q.set(true, latency, gst::ClockTime::NONE);
+            return true;
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(io) = lock(&self.io).as_ref() {
+            io.waker.wake();
+        }
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(io) = lock(&self.io).as_ref() {
+            io.waker.reset();
+        }
+        Ok(())
+    }
+}
+
+impl PushSrcImpl for VideoIpSrc {
+    fn create(
+        &self,
+        _buffer: Option<&mut gst::BufferRef>,
+    ) -> Result<CreateSuccess, gst::FlowError> {
+        loop {
+            let step = match lock(&self.state).as_mut() {
+                Some(state) => self.step(state),
+                None => Step::Flushing,
+            };
+            match step {
+                Step::Buffer(buffer, caps) => {
+                    if let Some(caps) = caps {
+                        gst::info!(CAT, imp = self, "caps from the sender: {caps}");
+                        if self.obj().set_caps(&caps).is_err() {
+                            gst::element_imp_error!(
+                                self,
+                                gst::CoreError::Negotiation,
+                                ["downstream does not accept the sender's caps {}", caps]
+                            );
+                            return Err(gst::FlowError::NotNegotiated);
+                        }
+                    }
+                    return Ok(CreateSuccess::NewBuffer(buffer));
+                }
+                Step::Eos => {
+                    gst::info!(CAT, imp = self, "the sender ended the stream");
+                    return Err(gst::FlowError::Eos);
+                }
+                Step::Flushing => return Err(gst::FlowError::Flushing),
+                Step::Timeout(ns) => {
+                    let s = gst::Structure::builder("GstVideoIpSrcTimeout")
+                        .field("timeout", ns)
+                        .build();
+                    let _ = self
+                        .obj()
+                        .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+                }
+                Step::Error(msg) => {
+                    self.post_error_message(msg);
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        }
+    }
+}
