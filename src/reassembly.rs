@@ -299,8 +299,20 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         self.last_out = Some(frame);
     }
 
+    /// The next complete frame, in order, without dropping any frame.
+    pub fn pop_ready(&mut self) -> Option<Frame<B>> {
+        if self.pending.front()?.missing == 0 {
+            return self.poll_at(None);
+        }
+        None
+    }
+
     /// The next complete frame, in order, after dropping frames whose window has passed.
     pub fn poll(&mut self, now: Instant) -> Option<Frame<B>> {
+        self.poll_at(Some(now))
+    }
+
+    fn poll_at(&mut self, now: Option<Instant>) -> Option<Frame<B>> {
         loop {
             let head = self.pending.front()?;
             if head.missing == 0 {
@@ -315,11 +327,10 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
                     discont,
                 });
             }
-            if now >= head.arrival + self.cfg.window {
-                self.drop_front();
-                continue;
+            match now {
+                Some(now) if now >= head.arrival + self.cfg.window => self.drop_front(),
+                _ => return None,
             }
-            return None;
         }
     }
 
@@ -545,6 +556,8 @@ impl<B: AsMut<[u8]>> Session<B> {
     }
 
     /// Takes one received datagram. `alloc(len)` is called when a new frame needs `len` bytes.
+    /// Call [`poll_ready`](Self::poll_ready) after each push: complete frames that were not
+    /// taken out still count against the frames in flight.
     /// Returns the decode error for a datagram that is not valid videoip (already counted).
     pub fn push(
         &mut self,
@@ -595,7 +608,21 @@ impl<B: AsMut<[u8]>> Session<B> {
         Ok(())
     }
 
-    /// The next event: a complete frame whose stream info is known, or end of stream.
+    /// The next complete frame whose stream info is known, dropping nothing. A receiver
+    /// calls this while datagrams are still queued in its socket, and [`poll`](Self::poll)
+    /// once the queue is empty, so that a busy receiver does not time frames out whose
+    /// datagrams it has simply not read yet.
+    pub fn poll_ready(&mut self) -> Option<Event<B>> {
+        while let Some(f) = self.reasm.pop_ready() {
+            if let Some(ev) = self.frame_event(f) {
+                return Some(ev);
+            }
+        }
+        None
+    }
+
+    /// The next event: a complete frame whose stream info is known, or end of stream, after
+    /// dropping frames whose reassembly window has passed.
     pub fn poll(&mut self, now: Instant) -> Option<Event<B>> {
         if self.eos {
             while let Some(f) = self.reasm.poll(now) {
@@ -763,6 +790,28 @@ mod tests {
         assert!(s.poll(t0 + Duration::from_millis(50)).is_none());
         assert_eq!(s.stats().frames_dropped, 1);
         assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn poll_ready_never_times_a_frame_out() {
+        let fr = frames(2, 3000);
+        let (_, d) = stream(&fr, 1400, 0);
+        let mut s = Session::<Vec<u8>>::new(Config::default());
+        let t0 = Instant::now();
+        for x in &d[..4] {
+            s.push(x, t0, |len| Some(vec![0; len])).unwrap();
+        }
+        // Frame 0 is complete, frame 1 has one of three fragments.
+        assert!(matches!(s.poll_ready(), Some(Event::Frame(f)) if f.info.frame == 0));
+        assert!(s.poll_ready().is_none());
+        // Long after the window, the rest arrives: a receiver that had not read its socket
+        // yet still gets the frame.
+        let late = t0 + Duration::from_secs(5);
+        for x in &d[4..] {
+            s.push(x, late, |len| Some(vec![0; len])).unwrap();
+        }
+        assert!(matches!(s.poll_ready(), Some(Event::Frame(f)) if f.buf == fr[1]));
+        assert_eq!(s.stats().frames_dropped, 0);
     }
 
     #[test]

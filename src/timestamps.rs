@@ -2,7 +2,8 @@
 //! Receiver timestamps: maps the sender's timeline onto the receiver's running time.
 //!
 //! A received frame is given `pts = sender_pts + offset`, where `offset` follows the earliest
-//! observed `arrival - sender_pts`. The first frame is stamped with its arrival time; later
+//! observed `arrival - sender_dts` (the PTS when there is no DTS). The first frame's decoding
+//! time is its arrival time; later
 //! frames keep the sender's spacing (no network jitter in the timestamps, B-frame order and
 //! audio continuity preserved). Arrivals earlier than predicted move the offset down at once;
 //! later ones pull it up slowly, which follows clock drift between the machines. A jump of
@@ -47,8 +48,9 @@ impl TimeMapper {
     /// Maps a frame that arrived at local running time `arrival` carrying sender timestamps
     /// `pts` and `dts` (None when the sender had none).
     pub fn map(&mut self, arrival: u64, pts: Option<u64>, dts: Option<u64>) -> Mapped {
-        // Frames without a PTS are placed by their DTS, or else by their arrival.
-        let Some(reference) = pts.or(dts) else {
+        // Frames leave the sender in decoding order, so the DTS (when there is one) is what
+        // arrival times follow; without either timestamp a frame is placed at its arrival.
+        let Some(reference) = dts.or(pts) else {
             return Mapped {
                 pts: arrival,
                 dts: None,
@@ -89,10 +91,14 @@ mod tests {
     #[test]
     fn first_frame_is_stamped_with_its_arrival() {
         let mut m = TimeMapper::new(1000 * MS);
-        let r = m.map(5000 * MS, Some(100 * MS), Some(90 * MS));
+        let r = m.map(5000 * MS, Some(100 * MS), None);
         assert_eq!(r.pts, 5000 * MS);
-        assert_eq!(r.dts, Some(4990 * MS));
         assert!(!r.resynced);
+        // With a DTS, the decoding time is the arrival and the PTS keeps its distance.
+        let mut m = TimeMapper::new(1000 * MS);
+        let r = m.map(5000 * MS, Some(100 * MS), Some(90 * MS));
+        assert_eq!(r.dts, Some(5000 * MS));
+        assert_eq!(r.pts, 5010 * MS);
     }
 
     #[test]

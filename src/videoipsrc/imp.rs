@@ -132,6 +132,8 @@ struct State {
     waker: Arc<Waker>,
     batch: RecvBatch,
     session: Session<FrameBuf>,
+    /// Frames and events taken from the session, not yet pushed (at most one batch's worth).
+    ready: std::collections::VecDeque<Event<FrameBuf>>,
     pool: FramePool,
     mapper: TimeMapper,
     caps_override: Option<gst::Caps>,
@@ -319,8 +321,7 @@ impl VideoIpSrc {
     /// Receives until a frame is ready, the stream ends, the timeout fires or we are woken.
     fn step(&self, state: &mut State) -> Step {
         loop {
-            let now = Instant::now();
-            while let Some(ev) = state.session.poll(now) {
+            while let Some(ev) = state.ready.pop_front() {
                 match ev {
                     Event::Eos => return Step::Eos,
                     Event::Frame(f) => match self.output(state, f) {
@@ -346,6 +347,7 @@ impl VideoIpSrc {
                     batch,
                     session,
                     pool,
+                    ready,
                     ..
                 } = state;
                 for i in 0..n {
@@ -354,11 +356,21 @@ impl VideoIpSrc {
                             if let Err(e) = session.push(d, now, |len| pool.alloc(len)) {
                                 gst::trace!(CAT, imp = self, "dropped a datagram: {e}");
                             }
+                            // Take complete frames out at once so that they never count
+                            // against the frames in flight (at most one batch's worth wait).
+                            ready.extend(std::iter::from_fn(|| session.poll_ready()));
                         }
                         None => session.count_invalid(),
                     }
                 }
                 *lock(&self.stats) = state.session.stats();
+                continue;
+            }
+            // The socket is drained: now frames whose window has passed may be dropped.
+            let now = Instant::now();
+            let State { session, ready, .. } = state;
+            ready.extend(std::iter::from_fn(|| session.poll(now)));
+            if !state.ready.is_empty() {
                 continue;
             }
             let timeout_at = state.timeout.map(|t| state.last_data + t);
@@ -621,6 +633,7 @@ impl BaseSrcImpl for VideoIpSrc {
             waker,
             batch: RecvBatch::new(s.batch_size as usize, SLOT_SIZE),
             session: Session::new(cfg),
+            ready: Default::default(),
             pool: FramePool::default(),
             mapper: TimeMapper::new(1_000_000_000),
             caps_override: s.caps,
