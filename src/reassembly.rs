@@ -48,7 +48,8 @@ pub struct Stats {
     pub bytes_received: u64,
     /// Datagrams that were malformed, contradicted their frame, or were too large.
     pub datagrams_invalid: u64,
-    /// Datagrams of another stream while this one was active.
+    /// Datagrams of no stream locked on to: before the first stream info, or from another
+    /// sender while this one is active.
     pub datagrams_foreign: u64,
     /// Sequence numbers never seen (net of late arrivals).
     pub datagrams_lost: u64,
@@ -445,6 +446,12 @@ impl SequenceTracker {
     }
 }
 
+/// True for a payload that can be a caps string: non-empty printable UTF-8.
+fn is_caps_text(payload: &[u8]) -> bool {
+    !payload.is_empty()
+        && std::str::from_utf8(payload).is_ok_and(|s| s.chars().all(|c| !c.is_control()))
+}
+
 /// What a [`Session`] hands out.
 #[derive(Debug)]
 pub enum Event<B> {
@@ -524,7 +531,7 @@ impl<B: AsMut<[u8]>> Session<B> {
         self.reasm.in_flight()
     }
 
-    fn lock_on(&mut self, h: &Header, now: Instant) -> bool {
+    fn lock_on(&mut self, h: &Header, payload: &[u8], now: Instant) -> bool {
         match self.stream_id {
             Some(id) if id == h.stream_id => true,
             Some(_) => {
@@ -532,18 +539,35 @@ impl<B: AsMut<[u8]>> Session<B> {
                     .last_seen
                     .is_none_or(|t| now.saturating_duration_since(t) >= STREAM_IDLE);
                 // Only a datagram that can start a stream (its info) takes over a port.
-                if (idle || self.eos) && h.packet_type == PacketType::StreamInfo {
+                if (idle || self.eos)
+                    && h.packet_type == PacketType::StreamInfo
+                    && is_caps_text(payload)
+                {
                     self.switch_to(h.stream_id);
                     true
                 } else {
                     false
                 }
             }
-            None => {
+            // Lock on only to a stream's info: a stray or hostile media datagram cannot
+            // capture the port, and frames could not be used before their caps anyway.
+            None if h.packet_type == PacketType::StreamInfo && is_caps_text(payload) => {
                 self.switch_to(h.stream_id);
                 true
             }
+            None => false,
         }
+    }
+
+    /// Rejects the current stream info (its caps could not be used): counted invalid, and
+    /// frames wait for the next stream info.
+    pub fn reject_info(&mut self) {
+        if self.info.take().is_some() {
+            self.stats.datagrams_invalid += 1;
+        }
+        // A stream without usable caps is not worth staying locked on to: the next valid
+        // stream info, from it or from another sender, locks on afresh.
+        self.stream_id = None;
     }
 
     fn switch_to(&mut self, id: u16) {
@@ -574,7 +598,7 @@ impl<B: AsMut<[u8]>> Session<B> {
                 return Err(e);
             }
         };
-        if !self.lock_on(&h, now) {
+        if !self.lock_on(&h, payload, now) {
             self.stats.datagrams_foreign += 1;
             return Ok(());
         }
@@ -589,7 +613,7 @@ impl<B: AsMut<[u8]>> Session<B> {
                 Pushed::Invalid(_) | Pushed::NoBuffer => self.stats.datagrams_invalid += 1,
             },
             PacketType::StreamInfo => match std::str::from_utf8(payload) {
-                Ok(caps) if !caps.is_empty() => {
+                Ok(caps) if is_caps_text(payload) => {
                     self.stats.info_received += 1;
                     let same = self
                         .info
@@ -721,6 +745,15 @@ mod tests {
         (out, s.stats(), eos)
     }
 
+    fn info_datagram(stream_id: u16) -> Vec<u8> {
+        let mut h = Header::new(PacketType::StreamInfo);
+        h.stream_id = stream_id;
+        h.frame_len = 4;
+        let mut d = [0u8; HEADER_LEN];
+        h.encode(&mut d);
+        [&d[..], b"test"].concat()
+    }
+
     #[test]
     fn in_order_stream_reassembles_byte_exact() {
         let fr = frames(5, 10_000);
@@ -831,7 +864,21 @@ mod tests {
         // Drop the info datagram: a receiver that joined late.
         let (out, stats, _) = run(&d[1..], Config::default());
         assert!(out.is_empty());
-        assert_eq!(stats.frames_without_info, 2);
+        assert_eq!(stats.datagrams_foreign, d.len() as u64 - 1);
+        // A frame of a caps generation whose info never came is not handed out either.
+        let mut s = Session::<Vec<u8>>::new(Config::default());
+        let now = Instant::now();
+        s.push(&d[0], now, |_| None).unwrap();
+        s.push(&d[1], now, |len| Some(vec![0; len])).unwrap();
+        s.reject_info();
+        for x in &d[2..] {
+            s.push(x, now, |len| Some(vec![0; len])).unwrap();
+        }
+        assert!(s.poll(now).is_none());
+        assert_eq!(s.stats().datagrams_invalid, 1);
+        // Rejecting the info also lets go of the stream.
+        assert_eq!(s.stream_id(), None);
+        assert_eq!(s.stats().datagrams_foreign, d.len() as u64 - 2);
     }
 
     #[test]
@@ -858,12 +905,13 @@ mod tests {
         };
         let mut s = Session::<Vec<u8>>::new(cfg);
         let now = Instant::now();
+        s.push(&info_datagram(1), now, |_| None).unwrap();
         let mut allocated = 0usize;
         // First fragments of 50 different frames, none ever completed.
         for f in 0..50u32 {
             let mut h = Header::new(PacketType::Media);
             h.stream_id = 1;
-            h.seq = f;
+            h.seq = f + 1;
             h.frame = f;
             h.frame_len = 1 << 20;
             h.frag_size = 1000;
@@ -947,6 +995,7 @@ mod tests {
             x
         };
         let t0 = Instant::now();
+        s.push(&info_datagram(0), t0, |_| None).unwrap();
         for i in 0..20_000u64 {
             let mut h = Header::new(PacketType::Media);
             h.stream_id = (next() % 2) as u16;
@@ -971,7 +1020,7 @@ mod tests {
             assert!(s.in_flight() <= 3);
         }
         let st = s.stats();
-        assert_eq!(st.datagrams_received, 20_000);
+        assert_eq!(st.datagrams_received, 20_001);
         assert!(st.datagrams_invalid > 0);
     }
 }

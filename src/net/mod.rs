@@ -88,14 +88,15 @@ pub fn interface_index(name: &str) -> Result<u32, NetError> {
 pub struct BufferSize {
     /// Bytes asked for (0: left at the system default).
     pub requested: usize,
-    /// Bytes the kernel reports (Linux reports twice the usable size).
+    /// Bytes the kernel reports (Linux reports twice the size set).
     pub granted: usize,
 }
 
 impl BufferSize {
-    /// True when the kernel granted less than was asked for.
+    /// True when the kernel granted less than was asked for (it reports twice the size it
+    /// grants, to account for its bookkeeping).
     pub fn capped(&self) -> bool {
-        self.requested > 0 && self.granted < self.requested
+        self.requested > 0 && self.granted / 2 < self.requested
     }
 }
 

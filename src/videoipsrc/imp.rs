@@ -229,6 +229,7 @@ impl VideoIpSrc {
             .field("datagrams-late", s.datagrams_late)
             .field("datagrams-invalid", s.datagrams_invalid)
             .field("datagrams-foreign", s.datagrams_foreign)
+            .field("stream-info-received", s.info_received)
             .build()
     }
 
@@ -257,13 +258,11 @@ impl VideoIpSrc {
                 None => match gst::Caps::from_str(&caps_str) {
                     Ok(c) if c.is_fixed() => c,
                     _ => {
-                        return Err(gst::error_msg!(
-                            gst::StreamError::Format,
-                            [
-                                "the sender announced caps that are not valid fixed caps: {}",
-                                caps_str
-                            ]
-                        ))
+                        // Never fatal: a bad announcement is counted and the frames wait
+                        // for the next stream info.
+                        gst::warning!(CAT, imp = self, "ignoring unusable caps: {caps_str}");
+                        state.session.reject_info();
+                        return Ok(None);
                     }
                 },
             };
@@ -373,6 +372,7 @@ impl VideoIpSrc {
             if !state.ready.is_empty() {
                 continue;
             }
+            *lock(&self.stats) = state.session.stats();
             let timeout_at = state.timeout.map(|t| state.last_data + t);
             let deadline = match (state.session.next_deadline(), timeout_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -385,7 +385,6 @@ impl VideoIpSrc {
                 Ok(net::Wait::Woken) => return Step::Flushing,
                 Ok(net::Wait::Ready) => {}
                 Ok(net::Wait::TimedOut) => {
-                    *lock(&self.stats) = state.session.stats();
                     if let (Some(t), Some(at)) = (state.timeout, timeout_at) {
                         if Instant::now() >= at {
                             state.last_data = Instant::now();

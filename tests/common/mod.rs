@@ -226,6 +226,7 @@ pub struct Relay {
 impl Relay {
     pub fn new(to: SocketAddr, mangle: Mangle) -> Relay {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("relay binds");
+        force_recv_buffer(&sock, 32 << 20);
         sock.set_read_timeout(Some(Duration::from_millis(20)))
             .expect("timeout");
         let port = sock.local_addr().expect("addr").port();
@@ -253,6 +254,11 @@ impl Relay {
                         if i % m != k {
                             let _ = out.send_to(d, to);
                         }
+                    }
+                    // The first datagram (the stream info the receiver locks on to) passes
+                    // straight through; every later pair is swapped.
+                    Mangle::SwapAndDuplicate(_) if i == 0 => {
+                        let _ = out.send_to(d, to);
                     }
                     Mangle::SwapAndDuplicate(dup) => match held.take() {
                         None => held = Some(d.to_vec()),
@@ -289,6 +295,22 @@ impl Drop for Relay {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Raises a socket's receive buffer past net.core.rmem_max (SO_RCVBUFFORCE, as root), so
+/// that the relay itself loses nothing.
+pub fn force_recv_buffer(sock: &UdpSocket, bytes: i32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt with a live int; failure (not root) only leaves the default.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const i32).cast(),
+            4,
+        );
     }
 }
 

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Loss, reordering, duplicates, garbage and bad settings: the receiver counts, drops and
+//! goes on; the user gets an error message that names the problem.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn uyvy(w: i32, h: i32) -> (gst::Caps, usize) {
+    init();
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "UYVY")
+        .field("width", w)
+        .field("height", h)
+        .field("framerate", gst::Fraction::new(50, 1))
+        .build();
+    (caps, (w * h * 2) as usize)
+}
+
+/// Index of each received frame among the sent ones (by content); panics on a frame that
+/// matches none, so every delivered frame is byte-exact.
+fn match_frames(got: &[gst::Sample], sent: &[Vec<u8>]) -> Vec<usize> {
+    got.iter()
+        .map(|s| {
+            let b = sample_bytes(s);
+            sent.iter()
+                .position(|f| *f == b)
+                .expect("a delivered frame is byte-exact")
+        })
+        .collect()
+}
+
+#[test]
+fn test_lossy_path_drops_incomplete_frames_counts_them_and_goes_on() {
+    let (caps, size) = uyvy(320, 240); // 110 datagrams a frame
+    let rx = Rx::new("latency=30");
+    let relay = Relay::new(
+        format!("127.0.0.1:{}", rx.port).parse().unwrap(),
+        Mangle::DropEvery(400, 200),
+    );
+    let mut tx = Tx::new("127.0.0.1", relay.port, &caps, "");
+    let sent: Vec<Vec<u8>> = (0..40).map(|i| pattern(size, i + 1)).collect();
+    for f in &sent {
+        tx.push(f, gst::ClockTime::from_mseconds(20));
+    }
+    let got = rx.pull(40, 5 * SECOND);
+    tx.finish();
+    relay.stop();
+    let idx = match_frames(&got, &sent);
+    assert!(idx.windows(2).all(|w| w[1] > w[0]), "in order: {idx:?}");
+    let dropped = rx.stat("frames-dropped");
+    assert!(dropped >= 5, "lost datagrams cost frames: {}", rx.stats());
+    assert_eq!(got.len() as u64 + dropped, 40, "{}", rx.stats());
+    assert!(rx.stat("datagrams-lost") >= 10, "{}", rx.stats());
+    assert_eq!(idx.last(), Some(&39), "the stream goes on to the end");
+    // The frame after a gap is marked DISCONT.
+    for (k, w) in idx.windows(2).enumerate() {
+        if w[1] != w[0] + 1 {
+            let flags = got[k + 1].buffer().unwrap().flags();
+            assert!(flags.contains(gst::BufferFlags::DISCONT), "after gap {w:?}");
+        }
+    }
+}
+
+#[test]
+fn test_reordered_and_duplicated_datagrams_still_make_every_frame() {
+    let (caps, size) = uyvy(320, 240);
+    let rx = Rx::new("");
+    let relay = Relay::new(
+        format!("127.0.0.1:{}", rx.port).parse().unwrap(),
+        Mangle::SwapAndDuplicate(5),
+    );
+    let mut tx = Tx::new("127.0.0.1", relay.port, &caps, "");
+    let sent: Vec<Vec<u8>> = (0..20).map(|i| pattern(size, i + 7)).collect();
+    for f in &sent {
+        tx.push(f, gst::ClockTime::from_mseconds(20));
+    }
+    let got = rx.pull(20, 10 * SECOND);
+    relay.stop();
+    assert_eq!(got.len(), 20, "{}", rx.stats());
+    assert_eq!(match_frames(&got, &sent), (0..20).collect::<Vec<_>>());
+    assert!(rx.stat("datagrams-reordered") > 100, "{}", rx.stats());
+    assert!(rx.stat("datagrams-duplicate") > 50, "{}", rx.stats());
+    assert_eq!(rx.stat("frames-dropped"), 0);
+    assert_eq!(rx.stat("datagrams-lost"), 0);
+}
+
+/// Hostile datagrams: short, foreign, wrong version, and valid headers with lying fields.
+fn garbage(n: usize, stream_id: u16) -> Vec<Vec<u8>> {
+    let noise = pattern(n * 64, 99);
+    (0..n)
+        .map(|i| {
+            let mut d = pattern(i % 1500, i as u64);
+            match i % 5 {
+                0 => d.truncate(i % 52),
+                1 => {}
+                _ if d.len() >= 52 => {
+                    d[0] = b'V';
+                    d[1] = b'I';
+                    d[2] = if i % 5 == 2 { 9 } else { 1 };
+                    d[3] = noise[i] % 8;
+                    d[6..8].copy_from_slice(&stream_id.to_be_bytes());
+                }
+                _ => {}
+            }
+            d
+        })
+        .collect()
+}
+
+#[test]
+fn test_garbage_datagrams_are_counted_and_the_stream_still_arrives() {
+    let (caps, size) = uyvy(320, 240);
+    let rx = Rx::new("max-frame-size=1000000");
+    let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{}", rx.port);
+    let junk = garbage(3000, 0xFFFF);
+    for d in &junk[..1000] {
+        bad.send_to(d, &to).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    let sent: Vec<Vec<u8>> = (0..10).map(|i| pattern(size, i + 3)).collect();
+    for (i, f) in sent.iter().enumerate() {
+        tx.push(f, gst::ClockTime::from_mseconds(20));
+        for d in &junk[1000 + i * 200..1000 + (i + 1) * 200] {
+            bad.send_to(d, &to).unwrap();
+        }
+    }
+    let got = rx.pull(10, 10 * SECOND);
+    assert_eq!(got.len(), 10, "{}", rx.stats());
+    assert_eq!(match_frames(&got, &sent), (0..10).collect::<Vec<_>>());
+    let s = rx.stats();
+    let invalid = s.get::<u64>("datagrams-invalid").unwrap();
+    let foreign = s.get::<u64>("datagrams-foreign").unwrap();
+    assert!(invalid >= 1000, "{s}");
+    assert!(
+        invalid + foreign >= 3000 - 600,
+        "almost all junk is counted: {s}"
+    );
+    // Still alive: the pipeline is PLAYING and has posted no error.
+    assert_eq!(rx.pipeline.current_state(), gst::State::Playing);
+    let bus = rx.pipeline.bus().unwrap();
+    assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_none());
+}
+
+#[test]
+fn test_unusable_caps_announcement_is_not_fatal() {
+    init();
+    let rx = Rx::new("");
+    let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // A well-formed stream info datagram whose caps string is nonsense.
+    let mut h = gstvideoip::protocol::Header::new(gstvideoip::protocol::PacketType::StreamInfo);
+    h.stream_id = 5;
+    let caps = b"this is not caps ((";
+    h.frame_len = caps.len() as u32;
+    let mut hdr = [0u8; gstvideoip::protocol::HEADER_LEN];
+    h.encode(&mut hdr);
+    let info = [&hdr[..], &caps[..]].concat();
+    let mut m = gstvideoip::protocol::Header::new(gstvideoip::protocol::PacketType::Media);
+    m.stream_id = 5;
+    m.seq = 1;
+    m.frame_len = 10;
+    m.frag_size = 10;
+    m.encode(&mut hdr);
+    let media = [&hdr[..], &[1u8; 10][..]].concat();
+    let to = format!("127.0.0.1:{}", rx.port);
+    bad.send_to(&info, &to).unwrap();
+    bad.send_to(&media, &to).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rx.pull(1, Duration::from_millis(200)).is_empty());
+    assert!(rx.stat("datagrams-invalid") >= 1, "{}", rx.stats());
+    let bus = rx.pipeline.bus().unwrap();
+    assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_none());
+    // A real sender that comes along afterwards is received.
+    let (caps, size) = uyvy(64, 48);
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    let frame = pattern(size, 1);
+    tx.push(&frame, gst::ClockTime::from_mseconds(20));
+    let got = rx.pull(1, 5 * SECOND);
+    assert_eq!(got.len(), 1, "{}", rx.stats());
+    assert!(sample_bytes(&got[0]) == frame);
+}
+
+#[test]
+fn test_frames_larger_than_max_frame_size_are_rejected() {
+    let (caps, size) = uyvy(320, 240);
+    let rx = Rx::new("max-frame-size=100000");
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    for i in 0..3 {
+        tx.push(&pattern(size, i), gst::ClockTime::from_mseconds(20));
+    }
+    tx.finish();
+    assert!(rx.pull(1, SECOND).is_empty());
+    assert!(rx.stat("datagrams-invalid") >= 300, "{}", rx.stats());
+}
+
+#[test]
+fn test_state_change_to_null_does_not_hang_on_an_idle_socket() {
+    let rx = Rx::new("");
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    let p = rx.pipeline.clone();
+    let t = std::thread::spawn(move || p.set_state(gst::State::Null));
+    while !t.is_finished() && start.elapsed() < 10 * SECOND {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(t.is_finished(), "set_state(NULL) returned");
+    assert!(t.join().unwrap().is_ok());
+    assert!(start.elapsed() < 2 * SECOND);
+}
+
+#[test]
+fn test_timeout_posts_an_element_message() {
+    let rx = Rx::new("timeout=100000000");
+    let bus = rx.pipeline.bus().unwrap();
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(3),
+        &[gst::MessageType::Element],
+    );
+    let msg = msg.expect("a timeout message");
+    let s = msg.structure().unwrap();
+    assert_eq!(s.name(), "GstVideoIpSrcTimeout");
+    assert_eq!(s.get::<u64>("timeout").unwrap(), 100_000_000);
+}
+
+/// Brings `desc` to READY and returns the error message the bus got.
+fn error_of(desc: &str) -> String {
+    init();
+    let p = gst::parse::launch(desc).unwrap();
+    let res = p.set_state(gst::State::Playing);
+    let bus = p.bus().unwrap();
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]);
+    let _ = p.set_state(gst::State::Null);
+    assert!(res.is_err(), "{desc} must fail to start");
+    match msg.expect("an error message").view() {
+        gst::MessageView::Error(e) => format!("{} ({:?})", e.error(), e.debug()),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn test_port_in_use_is_a_clear_error() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = error_of(&format!(
+        "videoipsrc address=127.0.0.1 port={port} ! fakesink"
+    ));
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.to_lowercase().contains("in use"), "{err}");
+}
+
+#[test]
+fn test_unresolvable_host_is_a_clear_error() {
+    let err = error_of("videotestsrc ! videoipsink host=no-such-host.invalid");
+    assert!(err.contains("no-such-host.invalid"), "{err}");
+}
+
+#[test]
+fn test_bad_addresses_and_interfaces_are_clear_errors() {
+    let err = error_of("videotestsrc ! videoipsink bind-address=not-an-ip");
+    assert!(
+        err.contains("bind-address") && err.contains("not-an-ip"),
+        "{err}"
+    );
+    let err = error_of("videoipsrc address=300.1.2.3 ! fakesink");
+    assert!(err.contains("300.1.2.3"), "{err}");
+    let err = error_of("videoipsrc address=239.1.2.3 port=0 multicast-iface=nosuchif9 ! fakesink");
+    assert!(err.contains("nosuchif9"), "{err}");
+    let err = error_of("videotestsrc ! videoipsink host=::1 bind-address=127.0.0.1");
+    assert!(err.contains("address families"), "{err}");
+}
+
+#[test]
+fn test_out_of_range_properties_are_refused() {
+    init();
+    // As gst-launch-1.0 sets them: GLib warns, naming the property, and keeps the default.
+    let p = gst::parse::launch(
+        "videoipsrc name=r latency=0 batch-size=0 ! fakesink \
+         fakesrc ! videoipsink name=s mtu=100 qos-dscp=64 batch-size=5000",
+    )
+    .unwrap();
+    let bin = p.downcast_ref::<gst::Bin>().unwrap();
+    let s = bin.by_name("s").unwrap();
+    assert_eq!(s.property::<u32>("mtu"), 1500);
+    assert_eq!(s.property::<i32>("qos-dscp"), -1);
+    assert_eq!(s.property::<u32>("batch-size"), 64);
+    let r = bin.by_name("r").unwrap();
+    assert_eq!(r.property::<u32>("latency"), 50);
+    assert_eq!(r.property::<u32>("batch-size"), 64);
+    // In-range values are taken.
+    let p = gst::parse::launch("fakesrc ! videoipsink name=s mtu=9000").unwrap();
+    let s = p.downcast_ref::<gst::Bin>().unwrap().by_name("s").unwrap();
+    assert_eq!(s.property::<u32>("mtu"), 9000);
+}
