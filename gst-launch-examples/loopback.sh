@@ -74,8 +74,9 @@ show_log() {
     tail -n 20 "$2" >&2 || true
 }
 
-echo "receiver: videoipsrc port=$PORT ! fakesink"
-gst-launch-1.0 -v videoipsrc port="$PORT" ! fakesink silent=false \
+# reuse=false: if another receiver already listens on PORT, fail instead of sharing the port.
+echo "receiver: videoipsrc port=$PORT reuse=false ! fakesink"
+gst-launch-1.0 -v videoipsrc port="$PORT" reuse=false ! fakesink silent=false \
     >"$logs/receiver.log" 2>&1 &
 rx_pid=$!
 

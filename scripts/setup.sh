@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
+# Installs what building and testing videoip needs on a fresh Debian 12 machine, as root:
+# GStreamer 1.22's development files, tools and the plugin sets that tests compare against,
+# iproute2 for the network-namespace tests. Safe to run again: it only installs what is
+# missing. It also raises the kernel's socket buffer limits where it may (best effort).
+set -euo pipefail
+
+packages=(
+  pkg-config
+  libgstreamer1.0-dev
+  libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-tools
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad
+  iproute2
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: no Rust toolchain found: install one (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
+
+# Large socket buffers let a receiver absorb a whole uncompressed frame. As root the elements
+# force their buffer sizes anyway; raising the limits helps unprivileged users on this host.
+if [ "$(id -u)" -eq 0 ]; then
+  for key in net.core.rmem_max net.core.wmem_max; do
+    cur=$(sysctl -n "$key" 2>/dev/null || echo 0)
+    if [ "$cur" -lt 67108864 ]; then
+      sysctl -q -w "$key=67108864" 2>/dev/null || true
+    fi
+  done
+fi
