@@ -26,23 +26,8 @@ FPS="${FPS:-60}"
 FORMAT="${FORMAT:-UYVY}"
 NUM_BUFFERS="${NUM_BUFFERS:--1}"
 
-# --- locate the plugin ---------------------------------------------------------------------
-script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-plugin_dir=""
-for d in "$script_dir/../target/release" "$script_dir/../target/debug"; do
-    if [[ -f "$d/libgstvideoip.so" ]] &&
-        { [[ -z "$plugin_dir" ]] || [[ "$d/libgstvideoip.so" -nt "$plugin_dir/libgstvideoip.so" ]]; }; then
-        plugin_dir="$(cd "$d" && pwd)"
-    fi
-done
-if [[ -n "$plugin_dir" ]]; then
-    export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:+$GST_PLUGIN_PATH:}$plugin_dir"
-fi
-if ! gst-inspect-1.0 videoipsink >/dev/null 2>&1; then
-    echo "error: GStreamer cannot find the videoip plugin; build it first (cargo build --release)" >&2
-    exit 1
-fi
-# -------------------------------------------------------------------------------------------
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 [[ "$FPS" == */* ]] || FPS="$FPS/1"
 

@@ -7,6 +7,7 @@
 
 use gst::glib;
 
+mod element;
 pub mod net;
 pub mod pacer;
 pub mod packetizer;

@@ -211,6 +211,7 @@ impl SendBatch {
         let mut next = 0usize;
         // Bound the retries on a socket that keeps failing so a send can never spin forever.
         let mut spins = 0u32;
+        let mut retried = false;
         while next < count {
             self.iov.clear();
             self.msgs.clear();
@@ -247,6 +248,7 @@ impl SendBatch {
                 report.sent += n;
                 next += n;
                 spins = 0;
+                retried = false;
                 continue;
             }
             let err = io::Error::last_os_error();
@@ -263,12 +265,21 @@ impl SendBatch {
                         return Ok(report);
                     }
                 }
+                Some(libc::ECONNREFUSED) if !retried => {
+                    // An ICMP "port unreachable" from earlier (no receiver was listening then)
+                    // is reported on this call and cleared by it; the datagram itself was not
+                    // at fault, so it is sent again once.
+                    report.errors += 1;
+                    report.first_error.get_or_insert(err.kind());
+                    retried = true;
+                }
                 _ => {
-                    // The datagram at the head was refused (e.g. ECONNREFUSED from an
-                    // earlier ICMP, EMSGSIZE): count it and go on with the rest.
+                    // The datagram at the head was refused (e.g. EMSGSIZE): count it and go
+                    // on with the rest.
                     report.errors += 1;
                     report.first_error.get_or_insert(err.kind());
                     next += 1;
+                    retried = false;
                 }
             }
         }
@@ -447,6 +458,54 @@ mod tests {
             assert_eq!(&d[..4], &(i as u32).to_be_bytes());
             assert_eq!(d.len(), 4 + 100 + i);
         }
+    }
+
+    #[test]
+    fn sender_options_reach_the_socket() {
+        let (_tx, rx) = loopback_pair();
+        let mut cfg = SenderConfig::new(rx.local_addr());
+        cfg.dscp = Some(46);
+        cfg.ttl = Some(7);
+        cfg.buffer_size = 1 << 20;
+        let tx = Sender::open(&cfg).unwrap();
+        assert_eq!(tx.sock.tos_v4().unwrap(), 46 << 2);
+        assert_eq!(tx.sock.ttl_v4().unwrap(), 7);
+        assert!(!tx.buffer_size().capped(), "{:?}", tx.buffer_size());
+        let mut cfg6 = SenderConfig::new("[::1]:9".parse().unwrap());
+        cfg6.dscp = Some(10);
+        let tx6 = Sender::open(&cfg6).unwrap();
+        assert_eq!(tx6.sock.tclass_v6().unwrap(), 10 << 2);
+    }
+
+    #[test]
+    fn refused_datagram_after_an_icmp_error_is_sent_again() {
+        // Nobody listens on this port at first: the kernel gets an ICMP port unreachable.
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dest = probe.local_addr().unwrap();
+        drop(probe);
+        let tx = Sender::open(&SenderConfig::new(dest)).unwrap();
+        let waker = Waker::new().unwrap();
+        let mut batch = SendBatch::new();
+        batch
+            .send(&tx, 1, |_| [&b"lost"[..], &[][..]], &waker)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // A receiver starts; the pending error must not cost it the next datagram.
+        let rx = Receiver::open(&ReceiverConfig {
+            address: dest.ip(),
+            port: dest.port(),
+            multicast_iface: 0,
+            buffer_size: 0,
+            reuse: false,
+        })
+        .unwrap();
+        let report = batch
+            .send(&tx, 1, |_| [&b"kept"[..], &[][..]], &waker)
+            .unwrap();
+        assert_eq!(report.sent, 1, "{report:?}");
+        let mut rb = RecvBatch::new(4, 2048);
+        let got = recv_all(&rx, &mut rb, 1, &waker);
+        assert_eq!(got, vec![b"kept".to_vec()]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! `waker` (only to reach the waker from `unlock`). Never more than one at a time, and no
 //! message is posted and no property notified while one is held.
 
+use crate::element::{any_pad_template, lock, opt_string};
 use crate::net::{self, SendBatch, Sender, SenderConfig, Waker};
 use crate::pacer::{self, FrameSchedule};
 use crate::packetizer::{self, FrameMeta, Packetizer};
@@ -18,7 +19,7 @@ use gst_base::subclass::prelude::*;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Pacing;
@@ -99,10 +100,6 @@ pub struct VideoIpSink {
     state: Mutex<Option<State>>,
     waker: Mutex<Option<Arc<Waker>>>,
     counters: Counters,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn random_u32() -> u32 {
@@ -411,12 +408,6 @@ impl ObjectImpl for VideoIpSink {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
-        let opt_string = |v: &glib::Value| {
-            v.get::<Option<String>>()
-                .ok()
-                .flatten()
-                .filter(|s| !s.trim().is_empty())
-        };
         match pspec.name() {
             "host" => s.host = opt_string(value).unwrap_or_default(),
             "port" => s.port = value.get::<i32>().unwrap_or(5004).max(0) as u32,
@@ -475,17 +466,8 @@ impl ElementImpl for VideoIpSink {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            match gst::PadTemplate::new(
-                "sink",
-                gst::PadDirection::Sink,
-                gst::PadPresence::Always,
-                &gst::Caps::new_any(),
-            ) {
-                Ok(t) => vec![t],
-                Err(_) => Vec::new(),
-            }
-        });
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| any_pad_template("sink", gst::PadDirection::Sink));
         TEMPLATES.as_ref()
     }
 }

@@ -7,6 +7,7 @@
 //! thread's, held while it receives), `stats` (a snapshot for the `stats` property). Never
 //! more than one at a time, and nothing is posted, notified or negotiated while one is held.
 
+use crate::element::{any_pad_template, lock, opt_string};
 use crate::net::{self, Receiver, ReceiverConfig, RecvBatch, Waker};
 use crate::reassembly::{self, Event, Session, Stats};
 use crate::timestamps::TimeMapper;
@@ -18,7 +19,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -165,10 +166,6 @@ pub struct VideoIpSrc {
     io: Mutex<Option<Io>>,
     state: Mutex<Option<State>>,
     stats: Mutex<Stats>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl VideoIpSrc {
@@ -495,12 +492,6 @@ impl ObjectImpl for VideoIpSrc {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
-        let opt_string = |v: &glib::Value| {
-            v.get::<Option<String>>()
-                .ok()
-                .flatten()
-                .filter(|s| !s.trim().is_empty())
-        };
         match pspec.name() {
             "address" => s.address = opt_string(value).unwrap_or_else(|| "0.0.0.0".into()),
             "port" => s.port = value.get::<i32>().unwrap_or(5004).max(0) as u32,
@@ -561,17 +552,8 @@ impl ElementImpl for VideoIpSrc {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            match gst::PadTemplate::new(
-                "src",
-                gst::PadDirection::Src,
-                gst::PadPresence::Always,
-                &gst::Caps::new_any(),
-            ) {
-                Ok(t) => vec![t],
-                Err(_) => Vec::new(),
-            }
-        });
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| any_pad_template("src", gst::PadDirection::Src));
         TEMPLATES.as_ref()
     }
 

@@ -1,0 +1,20 @@
+# SPDX-License-Identifier: MPL-2.0
+# Sourced by the example scripts: puts the videoip plugin on GST_PLUGIN_PATH.
+# The plugin is taken from ../target/release or ../target/debug (the newer build if both
+# exist). An existing GST_PLUGIN_PATH is kept and searched first.
+
+examples_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+plugin_dir=""
+for d in "$examples_dir/../target/release" "$examples_dir/../target/debug"; do
+    if [[ -f "$d/libgstvideoip.so" ]] &&
+        { [[ -z "$plugin_dir" ]] || [[ "$d/libgstvideoip.so" -nt "$plugin_dir/libgstvideoip.so" ]]; }; then
+        plugin_dir="$(cd "$d" && pwd)"
+    fi
+done
+if [[ -n "$plugin_dir" ]]; then
+    export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:+$GST_PLUGIN_PATH:}$plugin_dir"
+fi
+if ! gst-inspect-1.0 videoipsink >/dev/null 2>&1 || ! gst-inspect-1.0 videoipsrc >/dev/null 2>&1; then
+    echo "error: GStreamer cannot find the videoip plugin; build it first (cargo build --release)" >&2
+    exit 1
+fi
