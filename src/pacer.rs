@@ -14,6 +14,10 @@ pub const SPREAD_FRACTION: f64 = 0.8;
 /// receiver's default reassembly window allows.
 pub const MAX_SPREAD: Duration = Duration::from_millis(20);
 
+/// Smallest gap between two paced batches: shorter sleeps cost more in wake-ups and timer
+/// slack than they gain in smoothness, so batches grow instead.
+pub const MIN_INTERVAL: Duration = Duration::from_micros(200);
+
 /// Pacing policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pacing {
@@ -29,32 +33,61 @@ pub enum Pacing {
 pub struct FrameSchedule {
     start: Instant,
     spread: Duration,
-    batches: u32,
+    batches: usize,
+    batch_len: usize,
 }
 
 impl FrameSchedule {
-    /// Schedules `batches` batches of a frame lasting `duration` (None if unknown), starting
-    /// at `now`, under `pacing`.
-    pub fn new(pacing: Pacing, now: Instant, duration: Option<Duration>, batches: usize) -> Self {
+    /// Schedules a frame of `datagrams` datagrams lasting `duration` (None if unknown),
+    /// starting at `now`, under `pacing`. Batches hold at least `batch_size` datagrams,
+    /// rounded up to a multiple of `align` (the datagrams one GSO send carries), and grow
+    /// further so that paced batches are at least [`MIN_INTERVAL`] apart.
+    pub fn new(
+        pacing: Pacing,
+        now: Instant,
+        duration: Option<Duration>,
+        datagrams: usize,
+        batch_size: usize,
+        align: usize,
+    ) -> Self {
+        let align = align.max(1);
+        let mut batch_len = batch_size.max(1).div_ceil(align) * align;
         let spread = match (pacing, duration) {
-            (Pacing::Frame, Some(d)) if batches > 1 => d.mul_f64(SPREAD_FRACTION).min(MAX_SPREAD),
+            (Pacing::Frame, Some(d)) if datagrams > batch_len => {
+                d.mul_f64(SPREAD_FRACTION).min(MAX_SPREAD)
+            }
             _ => Duration::ZERO,
         };
+        if !spread.is_zero() {
+            let max_batches = (spread.as_nanos() / MIN_INTERVAL.as_nanos()).max(1) as usize;
+            let min_len = datagrams.div_ceil(max_batches).div_ceil(align) * align;
+            batch_len = batch_len.max(min_len);
+        }
         FrameSchedule {
             start: now,
             spread,
-            batches: batches.max(1).min(u32::MAX as usize) as u32,
+            batches: datagrams.div_ceil(batch_len).max(1),
+            batch_len,
         }
     }
 
-    /// The instant batch `k` may leave: batch 0 at once, the last one at the end of the
-    /// spread minus one interval.
+    /// Number of batches.
+    pub fn batches(&self) -> usize {
+        self.batches
+    }
+
+    /// Datagrams per batch (the last batch may have fewer).
+    pub fn batch_len(&self) -> usize {
+        self.batch_len
+    }
+
+    /// The instant batch `k` may leave: batch 0 at once, the others evenly over the spread.
     pub fn send_at(&self, k: usize) -> Instant {
         if self.spread.is_zero() || k == 0 {
             return self.start;
         }
-        let k = k.min(self.batches as usize) as u32;
-        self.start + self.spread * k / self.batches
+        let k = k.min(self.batches) as u32;
+        self.start + self.spread * k / self.batches as u32
     }
 
     /// The window the frame's batches are spread over.
@@ -67,10 +100,13 @@ impl FrameSchedule {
 mod tests {
     use super::*;
 
+    const FRAME_60: Duration = Duration::from_micros(16_667);
+
     #[test]
     fn no_pacing_sends_everything_now() {
         let now = Instant::now();
-        let s = FrameSchedule::new(Pacing::None, now, Some(Duration::from_millis(16)), 100);
+        let s = FrameSchedule::new(Pacing::None, now, Some(FRAME_60), 6400, 64, 1);
+        assert_eq!(s.batches(), 100);
         assert_eq!(s.send_at(0), now);
         assert_eq!(s.send_at(99), now);
     }
@@ -78,38 +114,58 @@ mod tests {
     #[test]
     fn frame_pacing_spreads_batches_evenly_within_the_frame() {
         let now = Instant::now();
-        let d = Duration::from_micros(16_667);
-        let s = FrameSchedule::new(Pacing::Frame, now, Some(d), 10);
+        let s = FrameSchedule::new(Pacing::Frame, now, Some(FRAME_60), 640, 64, 1);
+        assert_eq!(s.batches(), 10);
         assert_eq!(s.send_at(0), now);
         let step = s.send_at(1) - s.send_at(0);
-        for k in 1..10 {
+        for k in 1..9 {
             let gap = s.send_at(k + 1) - s.send_at(k);
-            let diff = gap.abs_diff(step);
             assert!(
-                diff < Duration::from_micros(2),
-                "batch {k}: {gap:?} vs {step:?}"
+                gap.abs_diff(step) < Duration::from_micros(2),
+                "batch {k}: {gap:?}"
             );
         }
-        assert!(s.send_at(9) < now + d);
-        assert_eq!(s.spread(), d.mul_f64(SPREAD_FRACTION));
+        assert!(s.send_at(9) < now + FRAME_60);
+        assert_eq!(s.spread(), FRAME_60.mul_f64(SPREAD_FRACTION));
     }
 
     #[test]
     fn slow_frames_are_spread_over_at_most_max_spread() {
         let now = Instant::now();
-        let s = FrameSchedule::new(Pacing::Frame, now, Some(Duration::from_millis(100)), 10);
+        let s = FrameSchedule::new(
+            Pacing::Frame,
+            now,
+            Some(Duration::from_millis(100)),
+            640,
+            64,
+            1,
+        );
         assert_eq!(s.spread(), MAX_SPREAD);
         assert!(s.send_at(9) <= now + MAX_SPREAD);
+    }
+
+    #[test]
+    fn batches_are_whole_gso_sends_and_never_closer_than_the_minimum_interval() {
+        let now = Instant::now();
+        // 2160p UYVY at mtu 1500: 11,700 datagrams, 44 per GSO send.
+        let s = FrameSchedule::new(Pacing::Frame, now, Some(FRAME_60), 11_700, 64, 44);
+        assert_eq!(s.batch_len() % 44, 0);
+        assert!(s.batch_len() >= 88);
+        let gap = s.send_at(2) - s.send_at(1);
+        assert!(gap >= MIN_INTERVAL - Duration::from_micros(1), "{gap:?}");
+        assert!(s.batches() * s.batch_len() >= 11_700);
+        assert!((s.batches() - 1) * s.batch_len() < 11_700);
     }
 
     #[test]
     fn unknown_duration_or_single_batch_is_not_delayed() {
         let now = Instant::now();
         assert_eq!(
-            FrameSchedule::new(Pacing::Frame, now, None, 10).send_at(5),
+            FrameSchedule::new(Pacing::Frame, now, None, 640, 64, 1).send_at(5),
             now
         );
-        let one = FrameSchedule::new(Pacing::Frame, now, Some(Duration::from_millis(16)), 1);
+        let one = FrameSchedule::new(Pacing::Frame, now, Some(FRAME_60), 10, 64, 1);
+        assert_eq!(one.batches(), 1);
         assert_eq!(one.send_at(0), now);
     }
 }

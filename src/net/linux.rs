@@ -162,10 +162,50 @@ pub struct SendReport {
     pub interrupted: bool,
 }
 
+/// `UDP_SEGMENT` (Linux ≥ 4.18): a send carries many equal-sized datagrams, cut by the
+/// kernel or the NIC (generic segmentation offload).
+const UDP_SEGMENT: libc::c_int = 103;
+/// `UDP_GRO` (Linux ≥ 5.0): a receive may return many coalesced datagrams at once, with
+/// their size in a control message.
+const UDP_GRO: libc::c_int = 104;
+/// Most segments the kernel accepts in one GSO send (`UDP_MAX_SEGMENTS`).
+const MAX_GSO_SEGMENTS: usize = 64;
+/// Most bytes of UDP payload in one datagram, and so in one GSO send.
+const MAX_UDP_PAYLOAD: usize = 65507;
+
+/// How many datagrams of `size` bytes one GSO send carries.
+pub fn gso_segments(size: usize) -> usize {
+    MAX_UDP_PAYLOAD
+        .checked_div(size)
+        .map_or(1, |n| n.clamp(1, MAX_GSO_SEGMENTS))
+}
+
+/// Whether the kernel takes `UDP_SEGMENT` on this socket.
+pub(super) fn probe_gso(fd: RawFd) -> bool {
+    setsockopt_int(fd, libc::SOL_UDP, UDP_SEGMENT, 0).is_ok()
+}
+
+/// Asks the kernel to coalesce received datagrams (`UDP_GRO`). False where it cannot.
+pub(super) fn enable_gro(fd: RawFd) -> bool {
+    setsockopt_int(fd, libc::SOL_UDP, UDP_GRO, 1).is_ok()
+}
+
+/// Control-message space for one `u16` or `int` (UDP_SEGMENT / UDP_GRO), 8-byte aligned.
+type CmsgBuf = [u64; 4];
+
 /// Reusable scratch space for `sendmmsg`: no allocation once warmed up.
+///
+/// Consecutive datagrams of equal size are handed to the kernel as one GSO message (up to 64
+/// segments, 64 KiB) where the socket allows it, and several messages per `sendmmsg`. If the
+/// kernel refuses GSO at run time (EIO, EINVAL: a device that cannot offload), the batch falls
+/// back to one message per datagram for the rest of its life.
 pub struct SendBatch {
     iov: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
+    cmsgs: Vec<CmsgBuf>,
+    /// (first datagram, segment count, segment size) of each message.
+    groups: Vec<(usize, usize, usize)>,
+    gso: Option<bool>,
 }
 
 // SAFETY: the raw pointers inside are only set and used within one `send` call, which
@@ -177,6 +217,7 @@ impl std::fmt::Debug for SendBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendBatch")
             .field("capacity", &self.msgs.capacity())
+            .field("gso", &self.gso)
             .finish()
     }
 }
@@ -188,17 +229,61 @@ impl Default for SendBatch {
 }
 
 impl SendBatch {
-    /// Empty scratch space.
+    /// Empty scratch space; GSO is used where the socket supports it.
     pub fn new() -> Self {
         SendBatch {
             iov: Vec::new(),
             msgs: Vec::new(),
+            cmsgs: Vec::new(),
+            groups: Vec::new(),
+            gso: None,
+        }
+    }
+
+    /// Scratch space that never uses GSO (one message per datagram).
+    pub fn without_gso() -> Self {
+        SendBatch {
+            gso: Some(false),
+            ..Self::new()
+        }
+    }
+
+    /// Whether GSO is in use (None until the first send).
+    pub fn gso(&self) -> Option<bool> {
+        self.gso
+    }
+
+    /// Groups datagrams `next..count` into messages: runs of equal-sized datagrams (the last
+    /// of a run may be shorter) when GSO is on, single datagrams otherwise.
+    fn plan<'a>(&mut self, next: usize, count: usize, parts: &impl Fn(usize) -> [&'a [u8]; 2]) {
+        self.groups.clear();
+        let gso = self.gso == Some(true);
+        let size = |i: usize| parts(i).iter().map(|p| p.len()).sum::<usize>();
+        let mut i = next;
+        while i < count {
+            let seg = size(i);
+            let mut n = 1;
+            if gso && seg > 0 {
+                let max = gso_segments(seg);
+                while n < max && i + n < count {
+                    let s = size(i + n);
+                    if s > seg || s == 0 {
+                        break;
+                    }
+                    n += 1;
+                    if s < seg {
+                        break;
+                    }
+                }
+            }
+            self.groups.push((i, n, seg));
+            i += n;
         }
     }
 
     /// Sends `count` datagrams, datagram `i` being the concatenation of the slices that
-    /// `parts(i)` returns (typically `[header, payload]`), in as few `sendmmsg` calls as the
-    /// kernel allows. Waits (cancellably, through `waker`) while the socket buffer is full.
+    /// `parts(i)` returns (typically `[header, payload]`), in as few system calls as the kernel
+    /// allows. Waits (cancellably, through `waker`) while the socket buffer is full.
     /// Datagrams the kernel refuses are counted in the report and skipped.
     pub fn send<'a>(
         &mut self,
@@ -207,31 +292,56 @@ impl SendBatch {
         parts: impl Fn(usize) -> [&'a [u8]; 2],
         waker: &Waker,
     ) -> io::Result<SendReport> {
+        if self.gso.is_none() {
+            self.gso = Some(sender.gso_supported());
+        }
         let mut report = SendReport::default();
         let mut next = 0usize;
         // Bound the retries on a socket that keeps failing so a send can never spin forever.
         let mut spins = 0u32;
         let mut retried = false;
         while next < count {
+            self.plan(next, count, &parts);
             self.iov.clear();
             self.msgs.clear();
-            for i in next..count {
-                for p in parts(i) {
-                    self.iov.push(libc::iovec {
-                        iov_base: p.as_ptr() as *mut libc::c_void,
-                        iov_len: p.len(),
-                    });
+            self.cmsgs.clear();
+            self.cmsgs.resize(self.groups.len(), [0; 4]);
+            for &(first, n, _) in &self.groups {
+                for i in first..first + n {
+                    for p in parts(i) {
+                        self.iov.push(libc::iovec {
+                            iov_base: p.as_ptr() as *mut libc::c_void,
+                            iov_len: p.len(),
+                        });
+                    }
                 }
             }
-            for k in 0..(count - next) {
+            let mut iov_at = 0usize;
+            for (g, &(_, n, seg)) in self.groups.iter().enumerate() {
                 // SAFETY: an all-zero mmsghdr is a valid "no name, no control" message.
                 let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_iov = self.iov[2 * k..].as_mut_ptr();
-                m.msg_hdr.msg_iovlen = 2;
+                m.msg_hdr.msg_iov = self.iov[iov_at..].as_mut_ptr();
+                m.msg_hdr.msg_iovlen = 2 * n;
+                iov_at += 2 * n;
+                if n > 1 {
+                    let buf = &mut self.cmsgs[g];
+                    m.msg_hdr.msg_control = buf.as_mut_ptr().cast();
+                    // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
+                    m.msg_hdr.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
+                    // SAFETY: msg_control points at 32 zeroed, 8-aligned bytes, more than
+                    // CMSG_SPACE(2); FIRSTHDR returns its start, DATA a pointer inside it.
+                    unsafe {
+                        let c = libc::CMSG_FIRSTHDR(&m.msg_hdr);
+                        (*c).cmsg_level = libc::SOL_UDP;
+                        (*c).cmsg_type = UDP_SEGMENT;
+                        (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
+                        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg as u16);
+                    }
+                }
                 self.msgs.push(m);
             }
             // SAFETY: every iovec points into a slice borrowed for 'a, alive for this call;
-            // msgs point into `self.iov`, which is not touched until the call returns.
+            // msgs point into `self.iov` and `self.cmsgs`, untouched until the call returns.
             let rc = unsafe {
                 libc::sendmmsg(
                     sender.fd(),
@@ -241,17 +351,18 @@ impl SendBatch {
                 )
             };
             if rc > 0 {
-                let n = rc as usize;
-                for m in &self.msgs[..n] {
+                let sent = rc as usize;
+                for (m, &(_, n, _)) in self.msgs[..sent].iter().zip(&self.groups) {
                     report.bytes += m.msg_len as usize;
+                    report.sent += n;
+                    next += n;
                 }
-                report.sent += n;
-                next += n;
                 spins = 0;
                 retried = false;
                 continue;
             }
             let err = io::Error::last_os_error();
+            let head = self.groups.first().map_or(1, |g| g.1);
             match err.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 Some(libc::EAGAIN) | Some(libc::ENOBUFS) => {
@@ -265,20 +376,24 @@ impl SendBatch {
                         return Ok(report);
                     }
                 }
+                Some(libc::EIO) | Some(libc::EINVAL) if head > 1 => {
+                    // The path cannot segment for us: send one datagram per message from now.
+                    self.gso = Some(false);
+                }
                 Some(libc::ECONNREFUSED) if !retried => {
                     // An ICMP "port unreachable" from earlier (no receiver was listening then)
-                    // is reported on this call and cleared by it; the datagram itself was not
-                    // at fault, so it is sent again once.
+                    // is reported on this call and cleared by it; the datagrams themselves
+                    // were not at fault, so they are sent again once.
                     report.errors += 1;
                     report.first_error.get_or_insert(err.kind());
                     retried = true;
                 }
                 _ => {
-                    // The datagram at the head was refused (e.g. EMSGSIZE): count it and go
-                    // on with the rest.
-                    report.errors += 1;
+                    // The message at the head was refused (e.g. EMSGSIZE): count its
+                    // datagrams and go on with the rest.
+                    report.errors += head;
                     report.first_error.get_or_insert(err.kind());
-                    next += 1;
+                    next += head;
                     retried = false;
                 }
             }
@@ -288,49 +403,58 @@ impl SendBatch {
 }
 
 /// Reusable receive buffers for `recvmmsg`: `batch` slots of `slot_size` bytes each.
+///
+/// With GRO enabled on the socket ([`Receiver::enable_gro`]), one slot may hold many
+/// coalesced datagrams; [`get`](Self::get) hands them out one by one all the same.
 pub struct RecvBatch {
     buf: Vec<u8>,
     slot: usize,
-    lens: Vec<usize>,
     iov: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
-    count: usize,
+    cmsgs: Vec<CmsgBuf>,
+    /// (start in `buf`, length) of each datagram received; length usize::MAX: truncated.
+    dgrams: Vec<(usize, usize)>,
+    messages: usize,
 }
 
-// SAFETY: the raw pointers point into `self.buf`, are rebuilt before every call and only
-// dereferenced by the kernel inside `recv`, while `self` is mutably borrowed.
+// SAFETY: the raw pointers point into `self.buf` and `self.cmsgs`, are rebuilt before every
+// call and only dereferenced by the kernel inside `recv`, while `self` is mutably borrowed.
 unsafe impl Send for RecvBatch {}
 
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecvBatch")
-            .field("batch", &self.lens.len())
+            .field("batch", &self.msgs.capacity())
             .field("slot", &self.slot)
-            .field("count", &self.count)
+            .field("datagrams", &self.dgrams.len())
             .finish()
     }
 }
 
 impl RecvBatch {
-    /// Buffers for up to `batch` datagrams of up to `slot_size` bytes per `recvmmsg`.
+    /// Buffers for up to `batch` messages of up to `slot_size` bytes per `recvmmsg`. With GRO
+    /// the slot size should be 65536, the largest coalesced message.
     pub fn new(batch: usize, slot_size: usize) -> Self {
         let batch = batch.max(1);
         RecvBatch {
             buf: vec![0u8; batch * slot_size],
             slot: slot_size,
-            lens: vec![0; batch],
             iov: Vec::with_capacity(batch),
             msgs: Vec::with_capacity(batch),
-            count: 0,
+            cmsgs: vec![[0; 4]; batch],
+            dgrams: Vec::with_capacity(batch),
+            messages: 0,
         }
     }
 
     /// Receives whatever is queued, up to the batch size, without blocking. Returns the number
     /// of datagrams (0 when nothing is queued).
     pub fn recv(&mut self, receiver: &Receiver) -> io::Result<usize> {
-        let batch = self.lens.len();
+        let batch = self.cmsgs.len();
         self.iov.clear();
         self.msgs.clear();
+        self.dgrams.clear();
+        self.messages = 0;
         for i in 0..batch {
             self.iov.push(libc::iovec {
                 iov_base: self.buf[i * self.slot..].as_mut_ptr().cast(),
@@ -342,12 +466,13 @@ impl RecvBatch {
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_iov = &mut self.iov[i];
             m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_control = self.cmsgs[i].as_mut_ptr().cast();
+            m.msg_hdr.msg_controllen = std::mem::size_of::<CmsgBuf>();
             self.msgs.push(m);
         }
-        self.count = 0;
         loop {
-            // SAFETY: each message points at one iovec into `self.buf` of `slot` bytes; both
-            // vectors live, unmoved, until the call returns.
+            // SAFETY: each message points at one iovec into `self.buf` of `slot` bytes and at
+            // its own control buffer; all live, unmoved, until the call returns.
             let rc = unsafe {
                 libc::recvmmsg(
                     receiver.fd(),
@@ -358,19 +483,11 @@ impl RecvBatch {
                 )
             };
             if rc >= 0 {
-                let n = rc as usize;
-                for i in 0..n {
-                    let m = &self.msgs[i];
-                    // A truncated datagram reports its full length with MSG_TRUNC: mark it
-                    // with a length past the slot so the caller can count and drop it.
-                    self.lens[i] = if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                        usize::MAX
-                    } else {
-                        (m.msg_len as usize).min(self.slot)
-                    };
+                self.messages = rc as usize;
+                for i in 0..self.messages {
+                    self.split(i);
                 }
-                self.count = n;
-                return Ok(n);
+                return Ok(self.dgrams.len());
             }
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
@@ -383,23 +500,65 @@ impl RecvBatch {
         }
     }
 
+    /// Records the datagrams of message `i`: one, or several of `gso_size` bytes (the last
+    /// may be shorter) when the kernel coalesced them.
+    fn split(&mut self, i: usize) {
+        let m = &self.msgs[i].msg_hdr;
+        let start = i * self.slot;
+        if m.msg_flags & libc::MSG_TRUNC != 0 {
+            // A truncated datagram: marked so that the caller can count and drop it.
+            self.dgrams.push((start, usize::MAX));
+            return;
+        }
+        let len = (self.msgs[i].msg_len as usize).min(self.slot);
+        let mut seg = 0usize;
+        // SAFETY: the kernel filled msg_control/msg_controllen for this message; the CMSG
+        // macros stay within that length, and the GRO value is an int we read unaligned.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(m);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                    seg = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>()).max(0)
+                        as usize;
+                }
+                c = libc::CMSG_NXTHDR(m, c);
+            }
+        }
+        if seg == 0 || seg >= len {
+            self.dgrams.push((start, len));
+            return;
+        }
+        let mut off = 0;
+        while off < len {
+            let n = seg.min(len - off);
+            self.dgrams.push((start + off, n));
+            off += n;
+        }
+    }
+
     /// Datagram `i` of the last [`recv`](Self::recv), or None if it was truncated.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
-        if i >= self.count || self.lens[i] == usize::MAX {
+        let &(start, len) = self.dgrams.get(i)?;
+        if len == usize::MAX {
             return None;
         }
-        let start = i * self.slot;
-        self.buf.get(start..start + self.lens[i])
+        self.buf.get(start..start + len)
     }
 
     /// Number of datagrams the last [`recv`](Self::recv) returned.
     pub fn len(&self) -> usize {
-        self.count
+        self.dgrams.len()
     }
 
     /// True if the last [`recv`](Self::recv) returned nothing.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.dgrams.is_empty()
+    }
+
+    /// Number of messages (system-level receives, each possibly coalesced) in the last
+    /// [`recv`](Self::recv).
+    pub fn messages(&self) -> usize {
+        self.messages
     }
 }
 
@@ -458,6 +617,93 @@ mod tests {
             assert_eq!(&d[..4], &(i as u32).to_be_bytes());
             assert_eq!(d.len(), 4 + 100 + i);
         }
+    }
+
+    /// 300 datagrams of 1472 bytes (the last one shorter), numbered.
+    fn numbered(n: usize) -> (Vec<[u8; 4]>, Vec<u8>) {
+        let headers = (0..n as u32).map(|i| i.to_be_bytes()).collect();
+        (headers, (0..1468u32).map(|i| i as u8).collect())
+    }
+
+    fn check_numbered(got: &[Vec<u8>], n: usize, payload: &[u8]) {
+        assert_eq!(got.len(), n);
+        for (i, d) in got.iter().enumerate() {
+            assert_eq!(&d[..4], &(i as u32).to_be_bytes());
+            let want = if i == n - 1 { &payload[..100] } else { payload };
+            assert_eq!(&d[4..], want, "datagram {i}");
+        }
+    }
+
+    fn send_numbered(tx: &Sender, batch: &mut SendBatch, n: usize) -> (SendReport, Vec<u8>) {
+        let waker = Waker::new().unwrap();
+        let (headers, payload) = numbered(n);
+        let report = batch
+            .send(
+                tx,
+                n,
+                |i| {
+                    let p = if i == n - 1 {
+                        &payload[..100]
+                    } else {
+                        &payload[..]
+                    };
+                    [&headers[i][..], p]
+                },
+                &waker,
+            )
+            .unwrap();
+        (report, payload)
+    }
+
+    #[test]
+    fn gso_send_arrives_as_separate_datagrams() {
+        let (tx, rx) = loopback_pair();
+        assert!(tx.gso_supported(), "this kernel has UDP GSO");
+        let mut batch = SendBatch::new();
+        let (report, payload) = send_numbered(&tx, &mut batch, 300);
+        assert_eq!(batch.gso(), Some(true));
+        assert_eq!(report.sent, 300);
+        assert_eq!(report.bytes, 299 * 1472 + 104);
+        let waker = Waker::new().unwrap();
+        let mut rb = RecvBatch::new(64, 2048);
+        let got = recv_all(&rx, &mut rb, 300, &waker);
+        check_numbered(&got, 300, &payload);
+    }
+
+    #[test]
+    fn gro_receive_splits_coalesced_datagrams_back() {
+        let (tx, rx) = loopback_pair();
+        assert!(rx.enable_gro(), "this kernel has UDP GRO");
+        let (_, payload) = send_numbered(&tx, &mut SendBatch::new(), 300);
+        let waker = Waker::new().unwrap();
+        let mut rb = RecvBatch::new(16, 65536);
+        let mut got = Vec::new();
+        let mut messages = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < 300 && Instant::now() < deadline {
+            if rb.recv(&rx).unwrap() == 0 {
+                waker
+                    .wait(Some(rx.fd()), libc::POLLIN, Some(deadline))
+                    .unwrap();
+                continue;
+            }
+            messages += rb.messages();
+            got.extend((0..rb.len()).map(|i| rb.get(i).unwrap().to_vec()));
+        }
+        check_numbered(&got, 300, &payload);
+        assert!(messages < 30, "coalesced into {messages} receives");
+    }
+
+    #[test]
+    fn sending_without_gso_still_batches() {
+        let (tx, rx) = loopback_pair();
+        let mut batch = SendBatch::without_gso();
+        let (report, payload) = send_numbered(&tx, &mut batch, 300);
+        assert_eq!(batch.gso(), Some(false));
+        assert_eq!(report.sent, 300);
+        let waker = Waker::new().unwrap();
+        let mut rb = RecvBatch::new(64, 2048);
+        check_numbered(&recv_all(&rx, &mut rb, 300, &waker), 300, &payload);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 mod linux;
 
-pub use linux::{RecvBatch, SendBatch, SendReport, Waker};
+pub use linux::{gso_segments, RecvBatch, SendBatch, SendReport, Waker};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::fmt;
@@ -195,6 +195,7 @@ pub struct Sender {
     dest: SocketAddr,
     local: SocketAddr,
     buffer: BufferSize,
+    gso: bool,
 }
 
 impl Sender {
@@ -268,11 +269,13 @@ impl Sender {
             .ok()
             .and_then(|a| a.as_socket())
             .unwrap_or(bind_addr);
+        let gso = linux::probe_gso(sock.as_raw_fd());
         Ok(Sender {
             sock,
             dest,
             local,
             buffer,
+            gso,
         })
     }
 
@@ -294,6 +297,11 @@ impl Sender {
     /// The raw file descriptor, for waiting on.
     pub fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
+    }
+
+    /// Whether the kernel accepts UDP GSO (`UDP_SEGMENT`) on this socket.
+    pub fn gso_supported(&self) -> bool {
+        self.gso
     }
 }
 
@@ -375,6 +383,12 @@ impl Receiver {
     /// The raw file descriptor, for waiting on.
     pub fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
+    }
+
+    /// Asks the kernel to coalesce datagrams (UDP GRO), so that one receive can return many;
+    /// [`RecvBatch`] then needs 64 KiB slots. Returns false where the kernel cannot.
+    pub fn enable_gro(&self) -> bool {
+        linux::enable_gro(self.sock.as_raw_fd())
     }
 }
 

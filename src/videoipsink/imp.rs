@@ -89,6 +89,8 @@ struct State {
     batch: SendBatch,
     waker: Arc<Waker>,
     batch_size: usize,
+    /// Datagrams per GSO send (1 without GSO): batches are whole multiples of it.
+    gso_align: usize,
     pacing: pacer::Pacing,
     caps: Option<String>,
     info_sent: Option<Instant>,
@@ -198,18 +200,24 @@ impl VideoIpSink {
     ) -> Result<(), Fail> {
         let now = Instant::now();
         self.send_info_if_due(state, now)?;
-        let batch_size = state.batch_size;
         let mut plan = state
             .packetizer
             .frame(data.len(), frame_meta(buffer))
             .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
         let count = plan.count();
-        let batches = count.div_ceil(batch_size);
         let duration = buffer
             .duration()
             .map(|d| Duration::from_nanos(d.nseconds()));
-        let schedule = FrameSchedule::new(state.pacing, now, duration, batches);
-        for b in 0..batches {
+        let schedule = FrameSchedule::new(
+            state.pacing,
+            now,
+            duration,
+            count,
+            state.batch_size,
+            state.gso_align,
+        );
+        let batch_size = schedule.batch_len();
+        for b in 0..schedule.batches() {
             let at = schedule.send_at(b);
             if at > Instant::now() {
                 match state.waker.wait(None, 0, Some(at)) {
@@ -490,6 +498,11 @@ impl BaseSinkImpl for VideoIpSink {
             sender.dest(),
             frag
         );
+        let gso_align = if sender.gso_supported() {
+            net::gso_segments(protocol::HEADER_LEN + usize::from(frag))
+        } else {
+            1
+        };
         let rnd = random_u32();
         let state = State {
             sender,
@@ -497,6 +510,7 @@ impl BaseSinkImpl for VideoIpSink {
             batch: SendBatch::new(),
             waker: waker.clone(),
             batch_size: settings.batch_size.max(1) as usize,
+            gso_align,
             pacing: match settings.pacing {
                 Pacing::None => pacer::Pacing::None,
                 Pacing::Frame => pacer::Pacing::Frame,

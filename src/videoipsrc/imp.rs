@@ -195,7 +195,8 @@ impl VideoIpSrc {
             )
         })?;
         let local = receiver.local_addr();
-        gst::info!(CAT, imp = self, "listening on {local}");
+        let gro = receiver.enable_gro();
+        gst::info!(CAT, imp = self, "listening on {local} (GRO: {gro})");
         *lock(&self.io) = Some(Io {
             receiver: Arc::new(receiver),
             waker: Arc::new(waker),
