@@ -48,6 +48,8 @@ pub enum PacketizeError {
     FrameTooLarge(usize),
     /// The stream info does not fit in one datagram.
     InfoTooLarge(usize),
+    /// The frame needs more fragments than a receiver accepts at this MTU.
+    TooManyFragments(usize),
 }
 
 impl std::fmt::Display for PacketizeError {
@@ -59,6 +61,11 @@ impl std::fmt::Display for PacketizeError {
                     "frame of {n} bytes is larger than the protocol's 4 GiB limit"
                 )
             }
+            PacketizeError::TooManyFragments(n) => write!(
+                f,
+                "frame of {n} bytes needs more than {} datagrams: raise the mtu",
+                protocol::MAX_FRAGMENTS
+            ),
             PacketizeError::InfoTooLarge(n) => write!(
                 f,
                 "stream info (caps) of {n} bytes does not fit in one datagram: raise the mtu"
@@ -170,7 +177,11 @@ impl Packetizer {
     /// Plans the datagrams of the next frame, `len` bytes long.
     pub fn frame(&mut self, len: usize, meta: FrameMeta) -> Result<FramePlan<'_>, PacketizeError> {
         let frame_len = u32::try_from(len).map_err(|_| PacketizeError::FrameTooLarge(len))?;
-        let count = protocol::fragment_count(frame_len, self.frag_size) as usize;
+        let count = protocol::fragment_count(frame_len, self.frag_size);
+        if count > protocol::MAX_FRAGMENTS {
+            return Err(PacketizeError::TooManyFragments(len));
+        }
+        let count = count as usize;
         let first_seq = self.take_seq(count as u32);
         let template = Header {
             flags: meta.flags,
@@ -314,6 +325,17 @@ mod tests {
         let next = reassemble(&mut p, &data[..10], 64);
         assert_eq!(next[0].0.seq, 5);
         assert_eq!(next[0].0.frame, 1);
+    }
+
+    #[test]
+    fn frames_beyond_the_fragment_limit_are_refused() {
+        let mut p = Packetizer::new(1, 0, 100);
+        let len = protocol::MAX_FRAGMENTS as usize * 100 + 1;
+        assert_eq!(
+            p.frame(len, FrameMeta::default()).err(),
+            Some(PacketizeError::TooManyFragments(len))
+        );
+        assert!(p.frame(len - 1, FrameMeta::default()).is_ok());
     }
 
     #[test]

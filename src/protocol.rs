@@ -13,6 +13,8 @@ pub const MAGIC: u16 = 0x5649;
 pub const VERSION: u8 = 1;
 /// Size of the fixed header in bytes.
 pub const HEADER_LEN: usize = 52;
+/// Most fragments one frame may have; receivers reject frames that claim more.
+pub const MAX_FRAGMENTS: u32 = 1 << 20;
 /// Timestamp value meaning "no timestamp" (`GST_CLOCK_TIME_NONE`).
 pub const TIME_NONE: u64 = u64::MAX;
 

@@ -11,12 +11,16 @@
 
 use crate::protocol::{self, seq_diff, DecodeError, Header, PacketType};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most fragments one frame may have (bounds the per-frame bitmap to 128 KiB).
-pub const MAX_FRAGMENTS: u32 = 1 << 20;
+pub use crate::protocol::MAX_FRAGMENTS;
 /// A sender silent this long may be replaced by another stream on the same port.
 pub const STREAM_IDLE: Duration = Duration::from_secs(1);
+/// A frame number further ahead of the last frame handed out than this is not believed
+/// (unless nothing else has made progress for a while, see [`Reassembler::push`]).
+pub const MAX_FRAME_JUMP: i32 = 1024;
 
 /// Reassembly limits.
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +137,8 @@ pub struct Reassembler<B> {
     discont: bool,
     frames_complete: u64,
     frames_dropped: u64,
+    /// When a fragment was last accepted or a frame last left.
+    last_progress: Option<Instant>,
 }
 
 impl<B> std::fmt::Debug for Reassembler<B> {
@@ -154,7 +160,21 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             discont: false,
             frames_complete: 0,
             frames_dropped: 0,
+            last_progress: None,
         }
+    }
+
+    /// Marks the next frame handed out as discontinuous (frames were lost on the way).
+    pub fn mark_discont(&mut self) {
+        self.discont = true;
+    }
+
+    /// True when nothing has been accepted or handed out for twice the window: the stream
+    /// moved on (a long outage, or a forged frame number pushed `last_out` astray), so
+    /// datagrams that look late or far ahead are believed again.
+    fn stalled(&self, now: Instant) -> bool {
+        self.last_progress
+            .is_none_or(|t| now.saturating_duration_since(t) >= 2 * self.cfg.window)
     }
 
     /// Forgets every frame in flight (a new stream starts).
@@ -186,8 +206,21 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             return Pushed::Invalid("too many fragments");
         }
         if let Some(last) = self.last_out {
-            if seq_diff(h.frame, last) <= 0 {
-                return Pushed::Late;
+            let d = seq_diff(h.frame, last);
+            if d <= 0 || d > MAX_FRAME_JUMP {
+                if !self.stalled(now) {
+                    return if d <= 0 {
+                        Pushed::Late
+                    } else {
+                        Pushed::Invalid("frame number too far ahead")
+                    };
+                }
+                // Start over from this datagram's frame.
+                while !self.pending.is_empty() {
+                    self.drop_front();
+                }
+                self.last_out = None;
+                self.discont = true;
             }
         }
         let pos = match self.pending.iter().position(|s| s.info.frame == h.frame) {
@@ -224,6 +257,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             None => return Pushed::Invalid("fragment outside the frame"),
         }
         slot.missing -= 1;
+        self.last_progress = Some(now);
         Pushed::Accepted
     }
 
@@ -319,6 +353,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             if head.missing == 0 {
                 let s = self.pending.pop_front()?;
                 self.note_out(s.info.frame);
+                self.last_progress = Some(s.arrival.max(self.last_progress.unwrap_or(s.arrival)));
                 self.frames_complete += 1;
                 let discont = std::mem::take(&mut self.discont);
                 return Some(Frame {
@@ -369,6 +404,8 @@ pub enum SeqEvent {
 const SEQ_WINDOW: u32 = 4096;
 /// A forward jump larger than this is a resynchronisation, not a loss.
 const SEQ_MAX_JUMP: i32 = 1 << 16;
+/// This many datagrams in a row too old to place make the tracker follow the new numbers.
+const SEQ_RESYNC_RUN: u32 = 64;
 
 /// Wrap-safe loss, duplicate and reordering accounting over a window of sequence numbers.
 #[derive(Debug, Clone)]
@@ -378,6 +415,7 @@ pub struct SequenceTracker {
     lost: i64,
     duplicate: u64,
     reordered: u64,
+    too_old_run: u32,
 }
 
 impl Default for SequenceTracker {
@@ -388,6 +426,7 @@ impl Default for SequenceTracker {
             lost: 0,
             duplicate: 0,
             reordered: 0,
+            too_old_run: 0,
         }
     }
 }
@@ -408,6 +447,7 @@ impl SequenceTracker {
         };
         let d = seq_diff(seq, highest);
         if d > 0 {
+            self.too_old_run = 0;
             if d > SEQ_MAX_JUMP {
                 self.seen.iter_mut().for_each(|w| *w = 0);
             } else {
@@ -427,8 +467,20 @@ impl SequenceTracker {
             return SeqEvent::InOrder;
         }
         if d.unsigned_abs() >= SEQ_WINDOW {
+            // A run of them means the sequence moved (a forged or stray jump ahead, or a
+            // sender that restarted its count): follow it instead of calling everything old.
+            self.too_old_run += 1;
+            if self.too_old_run >= SEQ_RESYNC_RUN {
+                self.too_old_run = 0;
+                self.seen.iter_mut().for_each(|w| *w = 0);
+                self.highest = Some(seq);
+                let (w, b) = self.bit(seq);
+                *w |= b;
+                return SeqEvent::InOrder;
+            }
             return SeqEvent::TooOld;
         }
+        self.too_old_run = 0;
         let (w, b) = self.bit(seq);
         if *w & b != 0 {
             self.duplicate += 1;
@@ -456,7 +508,7 @@ fn is_caps_text(payload: &[u8]) -> bool {
 #[derive(Debug)]
 pub enum Event<B> {
     /// A complete frame, with the caps string of its stream info generation.
-    Frame(Frame<B>),
+    Frame(Frame<B>, Arc<str>),
     /// The sender ended the stream.
     Eos,
 }
@@ -468,7 +520,8 @@ pub struct Session<B> {
     seq: SequenceTracker,
     stream_id: Option<u16>,
     last_seen: Option<Instant>,
-    info: Option<(u16, String)>,
+    /// Stored stream info: generation, caps, and the sequence number it came with.
+    info: Option<(u16, Arc<str>, u32)>,
     eos: bool,
     eos_sent: bool,
     stats: Stats,
@@ -501,7 +554,7 @@ impl<B: AsMut<[u8]>> Session<B> {
 
     /// The current stream info: generation and caps string.
     pub fn info(&self) -> Option<(u16, &str)> {
-        self.info.as_ref().map(|(g, s)| (*g, s.as_str()))
+        self.info.as_ref().map(|(g, s, _)| (*g, &**s))
     }
 
     /// The statistics so far.
@@ -615,12 +668,16 @@ impl<B: AsMut<[u8]>> Session<B> {
             PacketType::StreamInfo => match std::str::from_utf8(payload) {
                 Ok(caps) if is_caps_text(payload) => {
                     self.stats.info_received += 1;
-                    let same = self
-                        .info
-                        .as_ref()
-                        .is_some_and(|(g, s)| *g == h.info_gen && s == caps);
-                    if !same {
-                        self.info = Some((h.info_gen, caps.to_owned()));
+                    match &mut self.info {
+                        // A repeat of what we have: only remember how recent it is.
+                        Some((g, c, seq)) if *g == h.info_gen && &**c == caps => {
+                            if seq_diff(h.seq, *seq) > 0 {
+                                *seq = h.seq;
+                            }
+                        }
+                        // An older announcement overtaken on the way: ignore it.
+                        Some((_, _, seq)) if seq_diff(h.seq, *seq) <= 0 => {}
+                        _ => self.info = Some((h.info_gen, Arc::from(caps), h.seq)),
                     }
                 }
                 _ => self.stats.datagrams_invalid += 1,
@@ -671,12 +728,18 @@ impl<B: AsMut<[u8]>> Session<B> {
 
     fn frame_event(&mut self, f: Frame<B>) -> Option<Event<B>> {
         match &self.info {
-            Some((gen, _)) if *gen == f.info.info_gen => Some(Event::Frame(f)),
+            Some((gen, caps, _)) if *gen == f.info.info_gen => Some(Event::Frame(f, caps.clone())),
             _ => {
                 self.stats.frames_without_info += 1;
+                self.reasm.mark_discont();
                 None
             }
         }
+    }
+
+    /// Marks the next frame handed out as discontinuous (the caller dropped one).
+    pub fn mark_discont(&mut self) {
+        self.reasm.mark_discont();
     }
 
     /// When [`poll`](Self::poll) may next have something to do without new datagrams.
@@ -729,7 +792,7 @@ mod tests {
             let _ = s.push(d, now, |len| Some(vec![0; len]));
             while let Some(ev) = s.poll(now) {
                 match ev {
-                    Event::Frame(f) => out.push(f),
+                    Event::Frame(f, _) => out.push(f),
                     Event::Eos => eos = true,
                 }
             }
@@ -738,7 +801,7 @@ mod tests {
         let later = now + Duration::from_secs(10);
         while let Some(ev) = s.poll(later) {
             match ev {
-                Event::Frame(f) => out.push(f),
+                Event::Frame(f, _) => out.push(f),
                 Event::Eos => eos = true,
             }
         }
@@ -835,7 +898,7 @@ mod tests {
             s.push(x, t0, |len| Some(vec![0; len])).unwrap();
         }
         // Frame 0 is complete, frame 1 has one of three fragments.
-        assert!(matches!(s.poll_ready(), Some(Event::Frame(f)) if f.info.frame == 0));
+        assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if f.info.frame == 0));
         assert!(s.poll_ready().is_none());
         // Long after the window, the rest arrives: a receiver that had not read its socket
         // yet still gets the frame.
@@ -843,7 +906,7 @@ mod tests {
         for x in &d[4..] {
             s.push(x, late, |len| Some(vec![0; len])).unwrap();
         }
-        assert!(matches!(s.poll_ready(), Some(Event::Frame(f)) if f.buf == fr[1]));
+        assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if f.buf == fr[1]));
         assert_eq!(s.stats().frames_dropped, 0);
     }
 
@@ -961,6 +1024,121 @@ mod tests {
         s.push(&o, t0 + Duration::from_secs(2), |_| None).unwrap();
         assert_eq!(s.stream_id(), Some(78));
         assert_eq!(s.info(), Some((0, "audio/x-raw")));
+    }
+
+    fn media(frame: u32, seq: u32, len: u32) -> Vec<u8> {
+        let mut h = Header::new(PacketType::Media);
+        h.stream_id = 77;
+        h.seq = seq;
+        h.frame = frame;
+        h.frame_len = len;
+        h.frag_size = 1400;
+        let mut d = [0u8; HEADER_LEN];
+        h.encode(&mut d);
+        [&d[..], &vec![9u8; len as usize][..]].concat()
+    }
+
+    #[test]
+    fn a_forged_frame_number_far_ahead_cannot_stop_the_stream() {
+        let fr = frames(3, 1000);
+        let (_, d) = stream(&fr, 1400, 0);
+        let mut s = Session::<Vec<u8>>::new(Config::default());
+        let t0 = Instant::now();
+        let mut out = 0;
+        let mut push = |s: &mut Session<Vec<u8>>, x: &[u8], t: Instant| {
+            s.push(x, t, |len| Some(vec![0; len])).unwrap();
+            while let Some(Event::Frame(..)) = s.poll_ready() {
+                out += 1;
+            }
+        };
+        push(&mut s, &d[0], t0);
+        push(&mut s, &d[1], t0);
+        // Frame 0x7FFF_FFFF, complete in one datagram: not believed.
+        push(&mut s, &media(0x7FFF_FFFF, 5, 10), t0);
+        push(&mut s, &d[2], t0);
+        push(&mut s, &d[3], t0);
+        assert_eq!(out, 3, "{:?}", s.stats());
+        assert_eq!(s.stats().datagrams_invalid, 1);
+    }
+
+    #[test]
+    fn after_a_long_outage_the_stream_resumes() {
+        let mut s = Session::<Vec<u8>>::new(Config::default());
+        let t0 = Instant::now();
+        let (_, d) = stream(&frames(1, 10), 1400, 0);
+        s.push(&d[0], t0, |_| None).unwrap();
+        s.push(&media(0, 1, 10), t0, |len| Some(vec![0; len]))
+            .unwrap();
+        assert!(s.poll_ready().is_some());
+        // 5000 frames later (a minute and a half at 60 fps, nothing received meanwhile).
+        let later = t0 + Duration::from_secs(90);
+        s.push(&media(5000, 2_000_000, 10), later, |len| Some(vec![0; len]))
+            .unwrap();
+        match s.poll_ready() {
+            Some(Event::Frame(f, _)) => {
+                assert_eq!(f.info.frame, 5000);
+                assert!(f.discont);
+            }
+            other => panic!("expected the frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_overtaken_older_stream_info_does_not_replace_the_newer() {
+        let mut s = Session::<Vec<u8>>::new(Config::default());
+        let now = Instant::now();
+        let info = |gen: u16, seq: u32, caps: &[u8]| {
+            let mut h = Header::new(PacketType::StreamInfo);
+            h.stream_id = 77;
+            h.seq = seq;
+            h.info_gen = gen;
+            h.frame_len = caps.len() as u32;
+            let mut d = [0u8; HEADER_LEN];
+            h.encode(&mut d);
+            [&d[..], caps].concat()
+        };
+        s.push(&info(1, 10, b"video/x-raw, width=(int)2"), now, |_| None)
+            .unwrap();
+        s.push(&info(0, 9, b"video/x-raw, width=(int)1"), now, |_| None)
+            .unwrap();
+        assert_eq!(s.info(), Some((1, "video/x-raw, width=(int)2")));
+    }
+
+    #[test]
+    fn a_frame_dropped_for_want_of_info_makes_the_next_one_discont() {
+        let fr = frames(2, 1000);
+        let (_, d) = stream(&fr, 1400, 0);
+        let mut s = Session::<Vec<u8>>::new(Config::default());
+        let now = Instant::now();
+        s.push(&d[0], now, |_| None).unwrap();
+        // Frame 0 claims a caps generation nobody announced.
+        let mut h = Header::decode(&d[1]).unwrap().0;
+        h.info_gen = 9;
+        let mut hdr = [0u8; HEADER_LEN];
+        h.encode(&mut hdr);
+        let forged = [&hdr[..], &d[1][HEADER_LEN..]].concat();
+        s.push(&forged, now, |len| Some(vec![0; len])).unwrap();
+        assert!(s.poll_ready().is_none());
+        s.push(&d[2], now, |len| Some(vec![0; len])).unwrap();
+        match s.poll_ready() {
+            Some(Event::Frame(f, caps)) => {
+                assert!(f.discont);
+                assert_eq!(&*caps, "application/x-test");
+            }
+            other => panic!("expected frame 1, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sequence_tracker_follows_a_run_of_unplaceable_numbers() {
+        let mut t = SequenceTracker::default();
+        t.track(1 << 30); // a stray number far away
+        t.track(10);
+        assert_eq!(t.track(11), SeqEvent::TooOld);
+        for k in 12..12 + SEQ_RESYNC_RUN {
+            t.track(k);
+        }
+        assert_eq!(t.track(100), SeqEvent::InOrder);
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub struct TimeMapper {
 /// A mapped frame's timestamps (ns, local running time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mapped {
-    /// Presentation timestamp.
-    pub pts: u64,
+    /// Presentation timestamp (None when the sender gave none but a DTS).
+    pub pts: Option<u64>,
     /// Decoding timestamp, if the sender gave one.
     pub dts: Option<u64>,
     /// True when the mapping started over at this frame.
@@ -52,7 +52,7 @@ impl TimeMapper {
         // arrival times follow; without either timestamp a frame is placed at its arrival.
         let Some(reference) = dts.or(pts) else {
             return Mapped {
-                pts: arrival,
+                pts: Some(arrival),
                 dts: None,
                 resynced: false,
             };
@@ -75,7 +75,7 @@ impl TimeMapper {
         self.offset = Some(offset);
         let apply = |t: u64| (i128::from(t) + offset).clamp(0, i128::from(u64::MAX - 1)) as u64;
         Mapped {
-            pts: pts.map_or(arrival, apply),
+            pts: pts.map(apply),
             dts: dts.map(apply),
             resynced,
         }
@@ -92,13 +92,13 @@ mod tests {
     fn first_frame_is_stamped_with_its_arrival() {
         let mut m = TimeMapper::new(1000 * MS);
         let r = m.map(5000 * MS, Some(100 * MS), None);
-        assert_eq!(r.pts, 5000 * MS);
+        assert_eq!(r.pts, Some(5000 * MS));
         assert!(!r.resynced);
         // With a DTS, the decoding time is the arrival and the PTS keeps its distance.
         let mut m = TimeMapper::new(1000 * MS);
         let r = m.map(5000 * MS, Some(100 * MS), Some(90 * MS));
         assert_eq!(r.dts, Some(5000 * MS));
-        assert_eq!(r.pts, 5010 * MS);
+        assert_eq!(r.pts, Some(5010 * MS));
     }
 
     #[test]
@@ -107,10 +107,11 @@ mod tests {
         m.map(1000 * MS, Some(0), None);
         // Frame 1 is 3 ms late on the network: still stamped at the sender's spacing.
         let r = m.map(1020 * MS, Some(17 * MS), None);
-        assert!(r.pts.abs_diff(1017 * MS) < MS / 50, "{}", r.pts);
+        let pts = r.pts.unwrap();
+        assert!(pts.abs_diff(1017 * MS) < MS / 50, "{pts}");
         // An early arrival pulls the mapping earlier at once.
         let r = m.map(1030 * MS, Some(33 * MS), None);
-        assert_eq!(r.pts, 1030 * MS);
+        assert_eq!(r.pts, Some(1030 * MS));
     }
 
     #[test]
@@ -119,14 +120,18 @@ mod tests {
         m.map(1000 * MS, Some(0), None);
         let r = m.map(1016 * MS, Some(3_600_000 * MS), None);
         assert!(r.resynced);
-        assert_eq!(r.pts, 1016 * MS);
+        assert_eq!(r.pts, Some(1016 * MS));
     }
 
     #[test]
     fn frames_without_timestamps_get_their_arrival() {
         let mut m = TimeMapper::new(1000 * MS);
         let r = m.map(77, None, None);
-        assert_eq!(r.pts, 77);
+        assert_eq!(r.pts, Some(77));
         assert_eq!(r.dts, None);
+        // A DTS alone stays a DTS: no PTS is invented.
+        let r = m.map(100, None, Some(50));
+        assert_eq!(r.pts, None);
+        assert_eq!(r.dts, Some(100));
     }
 }

@@ -298,3 +298,75 @@ fn test_out_of_range_properties_are_refused() {
     let s = p.downcast_ref::<gst::Bin>().unwrap().by_name("s").unwrap();
     assert_eq!(s.property::<u32>("mtu"), 9000);
 }
+
+#[test]
+fn test_state_change_does_not_hang_under_a_flood_of_junk() {
+    let rx = Rx::new("");
+    let to = format!("127.0.0.1:{}", rx.port);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // Junk as fast as one thread can send it, for at most 20 s.
+    let flood = std::thread::spawn(move || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let junk = garbage(64, 0x1234);
+        let end = Instant::now() + 20 * SECOND;
+        let mut n = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < end {
+            let _ = s.send_to(&junk[(n % 64) as usize], &to);
+            n += 1;
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let p = rx.pipeline.clone();
+    let t = std::thread::spawn(move || p.set_state(gst::State::Null));
+    while !t.is_finished() && start.elapsed() < 10 * SECOND {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    assert!(t.is_finished(), "set_state(NULL) returned under the flood");
+    assert!(t.join().unwrap().is_ok());
+    assert!(start.elapsed() < 3 * SECOND, "took {:?}", start.elapsed());
+    assert!(sent > 1000);
+}
+
+#[test]
+fn test_caps_downstream_refuses_are_a_warning_not_an_error() {
+    init();
+    let pipeline = gst::parse::launch(
+        "videoipsrc name=src address=127.0.0.1 port=0 ! capsfilter caps=audio/x-raw ! appsink name=sink sync=false",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline.by_name("src").unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let port = src.property::<i32>("port") as u16;
+    let (caps, size) = uyvy(64, 48);
+    let mut tx = Tx::new("127.0.0.1", port, &caps, "");
+    for i in 0..5 {
+        tx.push(&pattern(size, i), gst::ClockTime::from_mseconds(20));
+    }
+    let bus = pipeline.bus().unwrap();
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(5),
+        &[gst::MessageType::Warning, gst::MessageType::Error],
+    );
+    let kind = msg.as_ref().map(|m| m.type_());
+    let text = match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Warning(w)) => format!("{} {:?}", w.error(), w.debug()),
+        _ => String::new(),
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let error = bus.pop_filtered(&[gst::MessageType::Error]);
+    let _ = pipeline.set_state(gst::State::Null);
+    assert_eq!(
+        kind,
+        Some(gst::MessageType::Warning),
+        "a warning, not an error: {msg:?}"
+    );
+    assert!(text.contains("UYVY"), "the warning names the caps: {text}");
+    assert!(error.is_none(), "no error follows");
+}

@@ -59,6 +59,7 @@ pub(super) fn set_multicast_if_v4_index(fd: RawFd, index: u32) -> io::Result<()>
 #[derive(Debug)]
 pub struct Waker {
     fd: OwnedFd,
+    woken: std::sync::atomic::AtomicBool,
 }
 
 impl Waker {
@@ -72,11 +73,13 @@ impl Waker {
         // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
         Ok(Waker {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            woken: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Makes every wait return [`Wait::Woken`] until [`reset`](Self::reset).
     pub fn wake(&self) {
+        self.woken.store(true, std::sync::atomic::Ordering::SeqCst);
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) is still readable,
         // which is all that matters.
@@ -87,11 +90,17 @@ impl Waker {
 
     /// Clears a previous [`wake`](Self::wake).
     pub fn reset(&self) {
+        self.woken.store(false, std::sync::atomic::Ordering::SeqCst);
         let mut v: u64 = 0;
         // SAFETY: reads at most 8 bytes into a live u64; EAGAIN (not woken) is fine.
         unsafe {
             libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8);
         }
+    }
+
+    /// True between [`wake`](Self::wake) and [`reset`](Self::reset), without a system call.
+    pub fn is_woken(&self) -> bool {
+        self.woken.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Waits until `fd` has one of `events` (`libc::POLLIN`/`POLLOUT`), the waker is woken, or
@@ -317,15 +326,18 @@ impl SendBatch {
                 }
             }
             let mut iov_at = 0usize;
+            let iov = self.iov.as_mut_ptr();
+            let cmsgs = self.cmsgs.as_mut_ptr();
             for (g, &(_, n, seg)) in self.groups.iter().enumerate() {
-                // SAFETY: an all-zero mmsghdr is a valid "no name, no control" message.
+                // SAFETY: an all-zero mmsghdr is a valid "no name, no control" message; the
+                // offsets stay within `iov` (2 entries per datagram) and `cmsgs` (one per
+                // group), taken once above so that no reborrow invalidates them.
                 let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_iov = self.iov[iov_at..].as_mut_ptr();
+                m.msg_hdr.msg_iov = unsafe { iov.add(iov_at) };
                 m.msg_hdr.msg_iovlen = 2 * n;
                 iov_at += 2 * n;
                 if n > 1 {
-                    let buf = &mut self.cmsgs[g];
-                    m.msg_hdr.msg_control = buf.as_mut_ptr().cast();
+                    m.msg_hdr.msg_control = unsafe { cmsgs.add(g) }.cast();
                     // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
                     m.msg_hdr.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
                     // SAFETY: msg_control points at 32 zeroed, 8-aligned bytes, more than
@@ -455,18 +467,25 @@ impl RecvBatch {
         self.msgs.clear();
         self.dgrams.clear();
         self.messages = 0;
+        // One base pointer per buffer, offsets from it: reborrowing a vector per element
+        // would invalidate the pointers taken before it.
+        let buf = self.buf.as_mut_ptr();
         for i in 0..batch {
             self.iov.push(libc::iovec {
-                iov_base: self.buf[i * self.slot..].as_mut_ptr().cast(),
+                // SAFETY: slot i lies within `buf` (batch * slot bytes).
+                iov_base: unsafe { buf.add(i * self.slot) }.cast(),
                 iov_len: self.slot,
             });
         }
+        let iov = self.iov.as_mut_ptr();
+        let cmsgs = self.cmsgs.as_mut_ptr();
         for i in 0..batch {
-            // SAFETY: an all-zero mmsghdr is a valid "no name, no control" message.
+            // SAFETY: an all-zero mmsghdr is a valid "no name, no control" message; `i` is
+            // within both `iov` and `cmsgs`, which hold `batch` elements.
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_iov = &mut self.iov[i];
+            m.msg_hdr.msg_iov = unsafe { iov.add(i) };
             m.msg_hdr.msg_iovlen = 1;
-            m.msg_hdr.msg_control = self.cmsgs[i].as_mut_ptr().cast();
+            m.msg_hdr.msg_control = unsafe { cmsgs.add(i) }.cast();
             m.msg_hdr.msg_controllen = std::mem::size_of::<CmsgBuf>();
             self.msgs.push(m);
         }

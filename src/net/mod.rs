@@ -306,7 +306,7 @@ impl Sender {
 }
 
 /// How to open a receiving socket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiverConfig {
     /// Address to bind to; when it is a multicast group, the group is also joined.
     pub address: IpAddr,

@@ -177,6 +177,9 @@ impl VideoIpSink {
             )
             .map_err(send_failed)?;
         self.count(&report);
+        if report.interrupted {
+            return Err(Fail::Flushing);
+        }
         state.info_sent = Some(now);
         Ok(())
     }

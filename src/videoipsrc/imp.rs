@@ -30,6 +30,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
+/// Below this reassembly window, frames from a paced sender (spread over up to 20 ms) cannot
+/// complete in time.
+const MIN_SENSIBLE_LATENCY_MS: u32 = 25;
 /// Receive slot size: the largest UDP payload.
 const SLOT_SIZE: usize = 65536;
 /// Frame sizes at least this large, seen this many times in a row, get a buffer pool.
@@ -70,6 +73,8 @@ impl Default for Settings {
 struct Io {
     receiver: Arc<Receiver>,
     waker: Arc<Waker>,
+    /// What the socket was opened with (the port as bound).
+    cfg: ReceiverConfig,
 }
 
 type FrameBuf = gst::MappedBuffer<gst::buffer::Writable>;
@@ -143,6 +148,13 @@ struct State {
     timeout: Option<Duration>,
     last_data: Instant,
     discont: bool,
+    /// The reassembly window, and when frames were last checked against it.
+    window: Duration,
+    last_expiry: Instant,
+    /// The stream the timestamp mapping belongs to.
+    mapped_stream: Option<u16>,
+    /// Caps downstream refused: frames with them are dropped, not renegotiated again.
+    refused_caps: Option<String>,
 }
 
 impl Drop for State {
@@ -153,7 +165,8 @@ impl Drop for State {
 
 /// What one turn of the streaming loop produced.
 enum Step {
-    Buffer(gst::Buffer, Option<gst::Caps>),
+    /// A buffer, and new caps (with the string they came as) to set before it.
+    Buffer(gst::Buffer, Option<(gst::Caps, String)>),
     Eos,
     Flushing,
     Timeout(u64),
@@ -169,7 +182,8 @@ pub struct VideoIpSrc {
 }
 
 impl VideoIpSrc {
-    fn open_socket(&self) -> Result<(), gst::ErrorMessage> {
+    /// The socket configuration the properties ask for.
+    fn receiver_config(&self) -> Result<ReceiverConfig, gst::ErrorMessage> {
         let s = lock(&self.settings).clone();
         let address = IpAddr::from_str(s.address.trim()).map_err(|_| {
             gst::error_msg!(
@@ -179,13 +193,19 @@ impl VideoIpSrc {
         })?;
         let iface = net::interface_index(s.multicast_iface.as_deref().unwrap_or(""))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
-        let cfg = ReceiverConfig {
+        Ok(ReceiverConfig {
             address,
             port: u16::try_from(s.port).unwrap_or(0),
             multicast_iface: iface,
             buffer_size: s.buffer_size as usize,
             reuse: s.reuse,
-        };
+        })
+    }
+
+    fn open_socket(&self) -> Result<(), gst::ErrorMessage> {
+        let mut cfg = self.receiver_config()?;
+        // Close a previous socket first, so that reopening on the same port works.
+        *lock(&self.io) = None;
         let receiver = Receiver::open(&cfg)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
         let waker = Waker::new().map_err(|e| {
@@ -197,9 +217,11 @@ impl VideoIpSrc {
         let local = receiver.local_addr();
         let gro = receiver.enable_gro();
         gst::info!(CAT, imp = self, "listening on {local} (GRO: {gro})");
+        cfg.port = local.port();
         *lock(&self.io) = Some(Io {
             receiver: Arc::new(receiver),
             waker: Arc::new(waker),
+            cfg,
         });
         let port_changed = {
             let mut st = lock(&self.settings);
@@ -244,12 +266,18 @@ impl VideoIpSrc {
         &self,
         state: &mut State,
         f: reassembly::Frame<FrameBuf>,
-    ) -> Result<Option<(gst::Buffer, Option<gst::Caps>)>, gst::ErrorMessage> {
-        let caps_str = match (&state.caps_override, state.session.info()) {
-            (Some(c), _) => c.to_string(),
-            (None, Some((_, s))) => s.to_owned(),
-            (None, None) => return Ok(None),
+        frame_caps: &str,
+    ) -> Option<(gst::Buffer, Option<(gst::Caps, String)>)> {
+        // The caps of the frame's own stream info generation, not the newest announced: a
+        // batch may hold the end of the old frames and the new info together.
+        let caps_str = match &state.caps_override {
+            Some(c) => c.to_string(),
+            None => frame_caps.to_owned(),
         };
+        if state.refused_caps.as_deref() == Some(caps_str.as_str()) {
+            state.session.mark_discont();
+            return None;
+        }
         let new_caps = if state.caps_set.as_deref() != Some(caps_str.as_str()) {
             let caps = match &state.caps_override {
                 Some(c) => c.clone(),
@@ -260,12 +288,12 @@ impl VideoIpSrc {
                         // for the next stream info.
                         gst::warning!(CAT, imp = self, "ignoring unusable caps: {caps_str}");
                         state.session.reject_info();
-                        return Ok(None);
+                        state.session.mark_discont();
+                        return None;
                     }
                 },
             };
-            state.caps_set = Some(caps_str);
-            Some(caps)
+            Some((caps, caps_str))
         } else {
             None
         };
@@ -283,10 +311,15 @@ impl VideoIpSrc {
         {
             let b = buffer.make_mut();
             if let Some(arrival) = arrival_rt {
+                if state.mapped_stream != state.session.stream_id() {
+                    // A new sender: its timeline has nothing to do with the last one's.
+                    state.mapper.reset();
+                    state.mapped_stream = state.session.stream_id();
+                }
                 let m = state
                     .mapper
                     .map(arrival, none_if_max(f.info.pts), none_if_max(f.info.dts));
-                b.set_pts(gst::ClockTime::from_nseconds(m.pts));
+                b.set_pts(m.pts.map(gst::ClockTime::from_nseconds));
                 b.set_dts(m.dts.map(gst::ClockTime::from_nseconds));
                 if m.resynced {
                     state.discont = true;
@@ -312,20 +345,25 @@ impl VideoIpSrc {
             state.discont = false;
             b.set_flags(flags);
         }
-        Ok(Some((buffer, new_caps)))
+        Some((buffer, new_caps))
     }
 
     /// Receives until a frame is ready, the stream ends, the timeout fires or we are woken.
     fn step(&self, state: &mut State) -> Step {
         loop {
+            // Checked on every pass, so that a stream of datagrams that never lets the
+            // socket drain cannot keep a state change waiting.
+            if state.waker.is_woken() {
+                return Step::Flushing;
+            }
             while let Some(ev) = state.ready.pop_front() {
                 match ev {
                     Event::Eos => return Step::Eos,
-                    Event::Frame(f) => match self.output(state, f) {
-                        Ok(Some((buf, caps))) => return Step::Buffer(buf, caps),
-                        Ok(None) => {}
-                        Err(msg) => return Step::Error(msg),
-                    },
+                    Event::Frame(f, caps) => {
+                        if let Some((buf, caps)) = self.output(state, f, &caps) {
+                            return Step::Buffer(buf, caps);
+                        }
+                    }
                 }
             }
             let n = match state.batch.recv(&state.receiver) {
@@ -361,10 +399,16 @@ impl VideoIpSrc {
                     }
                 }
                 *lock(&self.stats) = state.session.stats();
-                continue;
+                // Under sustained traffic the socket may never drain: still look at the
+                // window (and end of stream) once per window.
+                if now < state.last_expiry + state.window {
+                    continue;
+                }
             }
-            // The socket is drained: now frames whose window has passed may be dropped.
+            // The socket is drained (or a window went by): frames whose window has passed
+            // may now be dropped.
             let now = Instant::now();
+            state.last_expiry = now;
             let State { session, ready, .. } = state;
             ready.extend(std::iter::from_fn(|| session.poll(now)));
             if !state.ready.is_empty() {
@@ -580,7 +624,25 @@ impl ElementImpl for VideoIpSrc {
 
 impl BaseSrcImpl for VideoIpSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
+        // Socket properties changed in READY take effect here.
+        let wanted = self.receiver_config()?;
+        let stale = lock(&self.io).as_ref().is_some_and(|io| io.cfg != wanted);
+        if stale {
+            gst::info!(CAT, imp = self, "socket settings changed: reopening");
+            self.open_socket()?;
+        }
         let s = lock(&self.settings).clone();
+        if s.latency_ms < MIN_SENSIBLE_LATENCY_MS {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                [
+                    "latency {} ms is shorter than a paced sender spreads a frame ({} ms): its frames will be dropped unless it sends with pacing=none",
+                    s.latency_ms,
+                    crate::pacer::MAX_SPREAD.as_millis()
+                ]
+            );
+        }
         let (receiver, waker) = match lock(&self.io).as_ref() {
             Some(io) => (io.receiver.clone(), io.waker.clone()),
             None => {
@@ -617,12 +679,18 @@ impl BaseSrcImpl for VideoIpSrc {
             session: Session::new(cfg),
             ready: Default::default(),
             pool: FramePool::default(),
-            mapper: TimeMapper::new(1_000_000_000),
+            // Arrivals further than the window from the mapping would make buffers late (or
+            // hold them back): start the mapping over instead.
+            mapper: TimeMapper::new(window.as_nanos() as u64),
             caps_override: s.caps,
             caps_set: None,
             timeout: (s.timeout_ns > 0).then(|| Duration::from_nanos(s.timeout_ns)),
             last_data: Instant::now(),
             discont: true,
+            window,
+            last_expiry: Instant::now(),
+            mapped_stream: None,
+            refused_caps: None,
         });
         Ok(())
     }
@@ -634,6 +702,23 @@ impl BaseSrcImpl for VideoIpSrc {
 
     fn is_seekable(&self) -> bool {
         false
+    }
+
+    /// Caps come from the sender, set before the first buffer of each generation; BaseSrc's
+    /// own negotiation (at start, and when downstream asks to reconfigure) has nothing to
+    /// choose from. Caps downstream refuses are handled (and warned about) in `create`,
+    /// never turned into a not-negotiated error.
+    fn negotiate(&self) -> Result<(), gst::LoggableError> {
+        let current = lock(&self.state)
+            .as_ref()
+            .and_then(|s| s.caps_set.clone())
+            .and_then(|c| gst::Caps::from_str(&c).ok());
+        if let Some(caps) = current {
+            if self.obj().set_caps(&caps).is_err() {
+                gst::warning!(CAT, imp = self, "downstream no longer accepts {caps}");
+            }
+        }
+        Ok(())
     }
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
@@ -672,21 +757,44 @@ impl PushSrcImpl for VideoIpSrc {
             };
             match step {
                 Step::Buffer(buffer, caps) => {
-                    if let Some(caps) = caps {
-                        gst::info!(CAT, imp = self, "caps from the sender: {caps}");
-                        if self.obj().set_caps(&caps).is_err() {
-                            gst::element_imp_error!(
-                                self,
-                                gst::CoreError::Negotiation,
-                                ["downstream does not accept the sender's caps {}", caps]
-                            );
-                            return Err(gst::FlowError::NotNegotiated);
+                    let Some((caps, caps_str)) = caps else {
+                        return Ok(CreateSuccess::NewBuffer(buffer));
+                    };
+                    gst::info!(CAT, imp = self, "caps from the sender: {caps}");
+                    // Pushing caps "succeeds" as a sticky event even when downstream cannot
+                    // take them (the buffer then fails not-negotiated): ask first.
+                    let obj = self.obj();
+                    let accepted =
+                        obj.src_pad().peer_query_accept_caps(&caps) && obj.set_caps(&caps).is_ok();
+                    if let Some(state) = lock(&self.state).as_mut() {
+                        if accepted {
+                            state.caps_set = Some(caps_str);
+                            state.refused_caps = None;
+                        } else {
+                            state.refused_caps = Some(caps_str);
+                            state.session.mark_discont();
                         }
                     }
-                    return Ok(CreateSuccess::NewBuffer(buffer));
+                    if accepted {
+                        return Ok(CreateSuccess::NewBuffer(buffer));
+                    }
+                    // Not fatal: what a sender announces must not stop the pipeline. Its
+                    // frames are dropped until it announces caps that downstream accepts.
+                    gst::element_imp_warning!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        [
+                            "downstream does not accept the sender's caps {}; dropping its frames",
+                            caps
+                        ]
+                    );
                 }
                 Step::Eos => {
                     gst::info!(CAT, imp = self, "the sender ended the stream");
+                    *lock(&self.stats) = lock(&self.state)
+                        .as_ref()
+                        .map(|s| s.session.stats())
+                        .unwrap_or_default();
                     return Err(gst::FlowError::Eos);
                 }
                 Step::Flushing => return Err(gst::FlowError::Flushing),
