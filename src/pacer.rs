@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Fraction of a frame's duration its datagrams are spread over, leaving headroom for the
 /// next frame to start on time.
-pub const SPREAD_FRACTION: f64 = 0.8;
+pub const SPREAD_FRACTION: f64 = 0.5;
 /// Upper bound of the spread, so that slow frame rates do not hold a frame back longer than a
 /// receiver's default reassembly window allows.
 pub const MAX_SPREAD: Duration = Duration::from_millis(20);

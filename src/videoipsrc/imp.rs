@@ -137,6 +137,9 @@ struct State {
     receiver: Arc<Receiver>,
     waker: Arc<Waker>,
     batch: RecvBatch,
+    /// Next datagram of `batch` to hand to the session, and when the batch arrived.
+    batch_pos: usize,
+    batch_time: Instant,
     session: Session<FrameBuf>,
     /// Frames and events taken from the session, not yet pushed (at most one batch's worth).
     ready: std::collections::VecDeque<Event<FrameBuf>>,
@@ -366,43 +369,57 @@ impl VideoIpSrc {
                     }
                 }
             }
-            let n = match state.batch.recv(&state.receiver) {
-                Ok(n) => n,
-                Err(e) => {
-                    return Step::Error(gst::error_msg!(
-                        gst::ResourceError::Read,
-                        ["receiving from the network failed: {}", e]
-                    ))
-                }
-            };
-            if n > 0 {
-                let now = Instant::now();
-                state.last_data = now;
+            // Datagrams of the last receive not yet handed to the session: hand them over
+            // until a frame completes, and push that frame before going on, so that a large
+            // batch does not hold a complete frame back.
+            if state.batch_pos < state.batch.len() {
+                let now = state.batch_time;
                 let State {
                     batch,
+                    batch_pos,
                     session,
                     pool,
                     ready,
                     ..
                 } = state;
-                for i in 0..n {
-                    match batch.get(i) {
+                while *batch_pos < batch.len() && ready.is_empty() {
+                    match batch.get(*batch_pos) {
                         Some(d) => {
                             if let Err(e) = session.push(d, now, |len| pool.alloc(len)) {
                                 gst::trace!(CAT, imp = self, "dropped a datagram: {e}");
                             }
-                            // Take complete frames out at once so that they never count
-                            // against the frames in flight (at most one batch's worth wait).
+                            // Complete frames come out at once so that they never count
+                            // against the frames in flight.
                             ready.extend(std::iter::from_fn(|| session.poll_ready()));
                         }
                         None => session.count_invalid(),
                     }
+                    *batch_pos += 1;
+                }
+                if state.batch_pos < state.batch.len() {
+                    continue;
                 }
                 *lock(&self.stats) = state.session.stats();
                 // Under sustained traffic the socket may never drain: still look at the
                 // window (and end of stream) once per window.
                 if now < state.last_expiry + state.window {
                     continue;
+                }
+            } else {
+                match state.batch.recv(&state.receiver) {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        state.batch_pos = 0;
+                        state.batch_time = Instant::now();
+                        state.last_data = state.batch_time;
+                        continue;
+                    }
+                    Err(e) => {
+                        return Step::Error(gst::error_msg!(
+                            gst::ResourceError::Read,
+                            ["receiving from the network failed: {}", e]
+                        ))
+                    }
                 }
             }
             // The socket is drained (or a window went by): frames whose window has passed
@@ -676,6 +693,8 @@ impl BaseSrcImpl for VideoIpSrc {
             receiver,
             waker,
             batch: RecvBatch::new(s.batch_size as usize, SLOT_SIZE),
+            batch_pos: 0,
+            batch_time: Instant::now(),
             session: Session::new(cfg),
             ready: Default::default(),
             pool: FramePool::default(),
