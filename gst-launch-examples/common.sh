@@ -18,3 +18,20 @@ if ! gst-inspect-1.0 videoipsink >/dev/null 2>&1 || ! gst-inspect-1.0 videoipsrc
     echo "error: GStreamer cannot find the videoip plugin; build it first (cargo build --release)" >&2
     exit 1
 fi
+
+# Waits up to 5 s for the receiver (process $1) to end by itself on the sender's
+# end-of-stream, then interrupts it; returns its exit status.
+wait_for_receiver() {
+    local pid=$1
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "note: the receiver did not see the end of stream; stopping it"
+        kill -INT "$pid" 2>/dev/null || true
+    fi
+    local status=0
+    wait "$pid" || status=$?
+    return "$status"
+}

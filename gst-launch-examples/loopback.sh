@@ -88,17 +88,8 @@ if ! gst-launch-1.0 \
     exit 1
 fi
 
-# The receiver ends by itself on the sender's end-of-stream; give it 5 s, then interrupt it.
-for _ in $(seq 50); do
-    kill -0 "$rx_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$rx_pid" 2>/dev/null; then
-    echo "note: the receiver did not see the end of stream; stopping it"
-    kill -INT "$rx_pid" 2>/dev/null || true
-fi
 rx_status=0
-wait "$rx_pid" || rx_status=$?
+wait_for_receiver "$rx_pid" || rx_status=$?
 rx_pid=""
 
 received="$(grep -c 'last-message = chain' "$logs/receiver.log" || true)"
