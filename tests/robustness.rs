@@ -2,6 +2,8 @@
 //! Loss, reordering, duplicates, garbage and bad settings: the receiver counts, drops and
 //! goes on; the user gets an error message that names the problem.
 
+// Each test binary uses only some of the shared helpers.
+#[allow(dead_code)]
 mod common;
 
 use common::*;

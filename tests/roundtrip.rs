@@ -2,6 +2,8 @@
 //! Streams through real videoipsink → loopback UDP → videoipsrc pipelines arrive byte-exact,
 //! with the sender's caps, timestamps and flags.
 
+// Each test binary uses only some of the shared helpers.
+#[allow(dead_code)]
 mod common;
 
 use common::*;

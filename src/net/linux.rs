@@ -388,8 +388,10 @@ impl SendBatch {
                         return Ok(report);
                     }
                 }
-                Some(libc::EIO) | Some(libc::EINVAL) if head > 1 => {
-                    // The path cannot segment for us: send one datagram per message from now.
+                Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::EMSGSIZE) if head > 1 => {
+                    // The path cannot segment for us (no checksum offload, or segments larger
+                    // than its MTU, which plain sends leave to IP fragmentation): send one
+                    // datagram per message from now on.
                     self.gso = Some(false);
                 }
                 Some(libc::ECONNREFUSED) if !retried => {

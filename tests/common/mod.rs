@@ -2,7 +2,6 @@
 //! Helpers shared by the integration tests: plugin registration, sender and receiver
 //! pipelines on loopback, a datagram relay that misbehaves on purpose, and network
 //! namespaces made by the test itself.
-#![allow(dead_code)]
 
 use gst::prelude::*;
 use std::net::{SocketAddr, UdpSocket};
@@ -354,15 +353,19 @@ impl NetNs {
         ]));
         Some(ns)
     }
+}
 
-    /// Moves the calling thread into the namespace (sockets it opens then live there).
-    pub fn enter_current_thread(&self) {
-        let path = format!("/var/run/netns/{}", self.name);
+/// Moves the calling thread into the named namespace (sockets it opens then live there).
+/// Threads take the name, not the
+/// [`NetNs`], so that the test's own thread deletes the namespace even if they panic.
+pub fn enter_netns(name: &str) {
+    {
+        let path = format!("/var/run/netns/{name}");
         let f = std::fs::File::open(&path).expect("namespace file opens");
         use std::os::fd::AsRawFd;
         // SAFETY: setns on a valid namespace fd affects only the calling thread.
         let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns into {}", self.name);
+        assert_eq!(rc, 0, "setns into {name}");
     }
 }
 
