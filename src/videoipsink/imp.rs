@@ -243,9 +243,10 @@ impl VideoIpSink {
         gst::trace!(
             CAT,
             imp = self,
-            "sent frame of {} bytes in {} datagrams",
+            "sent frame of {} bytes in {} datagrams in {} µs",
             data.len(),
-            count
+            count,
+            now.elapsed().as_micros()
         );
         Ok(())
     }

@@ -348,6 +348,14 @@ impl VideoIpSrc {
             state.discont = false;
             b.set_flags(flags);
         }
+        gst::trace!(
+            CAT,
+            imp = self,
+            "frame {} of {} bytes out, {} µs after its first datagram",
+            f.info.frame,
+            f.info.len,
+            f.arrival.elapsed().as_micros()
+        );
         Some((buffer, new_caps))
     }
 
