@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Unit tests of `reassembly.rs`.
+
+use super::*;
+use crate::packetizer::{FrameMeta, Packetizer};
+use crate::protocol::HEADER_LEN;
+
+/// Datagrams of `frames` through a real packetizer.
+fn stream(frames: &[Vec<u8>], frag: u16, first_seq: u32) -> (String, Vec<Vec<u8>>) {
+    let mut p = Packetizer::new(77, first_seq, frag);
+    let caps = "application/x-test".to_string();
+    let mut out = Vec::new();
+    let info = p.info_header(&caps).unwrap();
+    out.push([&info[..], caps.as_bytes()].concat());
+    for (n, data) in frames.iter().enumerate() {
+        let meta = FrameMeta {
+            pts: n as u64 * 1000,
+            duration: 1000,
+            ..Default::default()
+        };
+        let mut plan = p.frame(data.len(), meta).unwrap();
+        let count = plan.count();
+        let b = plan.batch(data, 0, count);
+        for k in 0..b.len() {
+            out.push(b.parts(k).concat());
+        }
+    }
+    (caps, out)
+}
+
+fn frames(n: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|f| (0..len).map(|i| (i * 7 + f * 13) as u8).collect())
+        .collect()
+}
+
+fn run(dgrams: &[Vec<u8>], cfg: Config) -> (Vec<Frame<Vec<u8>>>, Stats, bool) {
+    let mut s = Session::<Vec<u8>>::new(cfg);
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let mut eos = false;
+    for d in dgrams {
+        let _ = s.push(d, now, |len| Some(vec![0; len]));
+        while let Some(ev) = s.poll(now) {
+            match ev {
+                Event::Frame(f, _) => out.push(f),
+                Event::Eos => eos = true,
+            }
+        }
+    }
+    // Let every window pass.
+    let later = now + Duration::from_secs(10);
+    while let Some(ev) = s.poll(later) {
+        match ev {
+            Event::Frame(f, _) => out.push(f),
+            Event::Eos => eos = true,
+        }
+    }
+    (out, s.stats(), eos)
+}
+
+fn info_datagram(stream_id: u16) -> Vec<u8> {
+    let mut h = Header::new(PacketType::StreamInfo);
+    h.stream_id = stream_id;
+    h.frame_len = 4;
+    let mut d = [0u8; HEADER_LEN];
+    h.encode(&mut d);
+    [&d[..], b"test"].concat()
+}
+
+#[test]
+fn in_order_stream_reassembles_byte_exact() {
+    let fr = frames(5, 10_000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let (out, stats, _) = run(&d, Config::default());
+    assert_eq!(out.len(), 5);
+    for (f, want) in out.iter().zip(&fr) {
+        assert_eq!(&f.buf, want);
+    }
+    assert_eq!(out[3].info.pts, 3000);
+    assert_eq!(stats.frames_complete, 5);
+    assert_eq!(stats.datagrams_lost, 0);
+}
+
+#[test]
+fn reordered_fragments_still_make_the_frame() {
+    let fr = frames(3, 10_000);
+    let (_, mut d) = stream(&fr, 1400, 0);
+    // Reverse the fragments of each frame (8 per frame), keep the info first.
+    for chunk in d[1..].chunks_mut(8) {
+        chunk.reverse();
+    }
+    let (out, stats, _) = run(&d, Config::default());
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[2].buf, fr[2]);
+    assert!(stats.datagrams_reordered > 0);
+    assert_eq!(stats.datagrams_lost, 0);
+}
+
+#[test]
+fn duplicates_are_ignored_and_counted() {
+    let fr = frames(2, 5000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let doubled: Vec<Vec<u8>> = d.iter().flat_map(|x| [x.clone(), x.clone()]).collect();
+    let (out, stats, _) = run(&doubled, Config::default());
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].buf, fr[1]);
+    assert_eq!(stats.datagrams_duplicate, d.len() as u64);
+}
+
+#[test]
+fn lost_fragment_drops_the_frame_and_marks_the_next_discont() {
+    let fr = frames(3, 10_000);
+    let (_, mut d) = stream(&fr, 1400, 0);
+    d.remove(1 + 8 + 3); // a fragment of frame 1
+    let (out, stats, _) = run(&d, Config::default());
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].info.frame, 0);
+    assert_eq!(out[1].info.frame, 2);
+    assert!(out[1].discont);
+    assert!(!out[0].discont);
+    assert_eq!(stats.frames_dropped, 1);
+    assert_eq!(stats.datagrams_lost, 1);
+}
+
+#[test]
+fn incomplete_frame_is_dropped_only_when_the_window_passes() {
+    let fr = frames(1, 3000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    s.push(&d[0], t0, |_| None).unwrap();
+    s.push(&d[1], t0, |len| Some(vec![0; len])).unwrap();
+    assert!(s.poll(t0 + Duration::from_millis(49)).is_none());
+    assert_eq!(s.next_deadline(), Some(t0 + Duration::from_millis(50)));
+    assert_eq!(s.stats().frames_dropped, 0);
+    assert!(s.poll(t0 + Duration::from_millis(50)).is_none());
+    assert_eq!(s.stats().frames_dropped, 1);
+    assert_eq!(s.in_flight(), 0);
+}
+
+#[test]
+fn poll_ready_never_times_a_frame_out() {
+    let fr = frames(2, 3000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    for x in &d[..4] {
+        s.push(x, t0, |len| Some(vec![0; len])).unwrap();
+    }
+    // Frame 0 is complete, frame 1 has one of three fragments.
+    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if f.info.frame == 0));
+    assert!(s.poll_ready().is_none());
+    // Long after the window, the rest arrives: a receiver that had not read its socket
+    // yet still gets the frame.
+    let late = t0 + Duration::from_secs(5);
+    for x in &d[4..] {
+        s.push(x, late, |len| Some(vec![0; len])).unwrap();
+    }
+    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if f.buf == fr[1]));
+    assert_eq!(s.stats().frames_dropped, 0);
+}
+
+#[test]
+fn sequence_wrap_around_is_not_loss() {
+    let fr = frames(4, 10_000);
+    let (_, d) = stream(&fr, 1400, u32::MAX - 10);
+    let (out, stats, _) = run(&d, Config::default());
+    assert_eq!(out.len(), 4);
+    assert_eq!(stats.datagrams_lost, 0);
+    assert_eq!(stats.datagrams_reordered, 0);
+}
+
+#[test]
+fn frames_before_stream_info_are_not_handed_out() {
+    let fr = frames(2, 3000);
+    let (_, d) = stream(&fr, 1400, 0);
+    // Drop the info datagram: a receiver that joined late.
+    let (out, stats, _) = run(&d[1..], Config::default());
+    assert!(out.is_empty());
+    assert_eq!(stats.datagrams_foreign, d.len() as u64 - 1);
+    // A frame of a caps generation whose info never came is not handed out either.
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let now = Instant::now();
+    s.push(&d[0], now, |_| None).unwrap();
+    s.push(&d[1], now, |len| Some(vec![0; len])).unwrap();
+    s.reject_info();
+    for x in &d[2..] {
+        s.push(x, now, |len| Some(vec![0; len])).unwrap();
+    }
+    assert!(s.poll(now).is_none());
+    assert_eq!(s.stats().datagrams_invalid, 1);
+    // Rejecting the info also lets go of the stream.
+    assert_eq!(s.stream_id(), None);
+    assert_eq!(s.stats().datagrams_foreign, d.len() as u64 - 2);
+}
+
+#[test]
+fn eos_ends_the_stream_after_complete_frames() {
+    let fr = frames(2, 3000);
+    let (_, mut d) = stream(&fr, 1400, 0);
+    let mut eos = Header::new(PacketType::EndOfStream);
+    eos.stream_id = 77;
+    eos.seq = 1000;
+    let mut e = [0u8; HEADER_LEN];
+    eos.encode(&mut e);
+    d.push(e.to_vec());
+    let (out, _, got_eos) = run(&d, Config::default());
+    assert_eq!(out.len(), 2);
+    assert!(got_eos);
+}
+
+#[test]
+fn frames_in_flight_are_capped_and_oversized_frames_rejected() {
+    let cfg = Config {
+        max_frame_size: 1 << 20,
+        max_in_flight: 2,
+        window: Duration::from_secs(100),
+    };
+    let mut s = Session::<Vec<u8>>::new(cfg);
+    let now = Instant::now();
+    s.push(&info_datagram(1), now, |_| None).unwrap();
+    let mut allocated = 0usize;
+    // First fragments of 50 different frames, none ever completed.
+    for f in 0..50u32 {
+        let mut h = Header::new(PacketType::Media);
+        h.stream_id = 1;
+        h.seq = f + 1;
+        h.frame = f;
+        h.frame_len = 1 << 20;
+        h.frag_size = 1000;
+        let mut d = [0u8; HEADER_LEN].to_vec();
+        h.encode((&mut d[..HEADER_LEN]).try_into().unwrap());
+        d.extend_from_slice(&[0; 1000]);
+        s.push(&d, now, |len| {
+            allocated += 1;
+            Some(vec![0; len])
+        })
+        .unwrap();
+        assert!(s.in_flight() <= 2);
+    }
+    assert_eq!(allocated, 50);
+    assert_eq!(s.stats().frames_dropped, 48);
+    // A frame claiming more than max-frame-size is invalid and allocates nothing.
+    let mut h = Header::new(PacketType::Media);
+    h.stream_id = 1;
+    h.seq = 60;
+    h.frame = 60;
+    h.frame_len = (1 << 20) + 1;
+    h.frag_size = 1000;
+    let mut d = [0u8; HEADER_LEN].to_vec();
+    h.encode((&mut d[..HEADER_LEN]).try_into().unwrap());
+    d.extend_from_slice(&[0; 1000]);
+    s.push(&d, now, |_| panic!("must not allocate")).unwrap();
+    assert_eq!(s.stats().datagrams_invalid, 1);
+}
+
+#[test]
+fn a_second_sender_cannot_take_over_an_active_stream() {
+    let fr = frames(1, 1000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    s.push(&d[0], t0, |_| None).unwrap();
+    let mut other = Header::new(PacketType::StreamInfo);
+    other.stream_id = 78;
+    let mut o = [0u8; HEADER_LEN];
+    other.encode(&mut o);
+    let o = [&o[..], b"audio/x-raw"].concat();
+    s.push(&o, t0 + Duration::from_millis(10), |_| None)
+        .unwrap();
+    assert_eq!(s.stream_id(), Some(77));
+    assert_eq!(s.stats().datagrams_foreign, 1);
+    // After the first stream went quiet, the new one takes over.
+    s.push(&o, t0 + Duration::from_secs(2), |_| None).unwrap();
+    assert_eq!(s.stream_id(), Some(78));
+    assert_eq!(s.info(), Some((0, "audio/x-raw")));
+}
+
+fn media(frame: u32, seq: u32, len: u32) -> Vec<u8> {
+    let mut h = Header::new(PacketType::Media);
+    h.stream_id = 77;
+    h.seq = seq;
+    h.frame = frame;
+    h.frame_len = len;
+    h.frag_size = 1400;
+    let mut d = [0u8; HEADER_LEN];
+    h.encode(&mut d);
+    [&d[..], &vec![9u8; len as usize][..]].concat()
+}
+
+#[test]
+fn a_forged_frame_number_far_ahead_cannot_stop_the_stream() {
+    let fr = frames(3, 1000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    let mut out = 0;
+    let mut push = |s: &mut Session<Vec<u8>>, x: &[u8], t: Instant| {
+        s.push(x, t, |len| Some(vec![0; len])).unwrap();
+        while let Some(Event::Frame(..)) = s.poll_ready() {
+            out += 1;
+        }
+    };
+    push(&mut s, &d[0], t0);
+    push(&mut s, &d[1], t0);
+    // Frame 0x7FFF_FFFF, complete in one datagram: not believed.
+    push(&mut s, &media(0x7FFF_FFFF, 5, 10), t0);
+    push(&mut s, &d[2], t0);
+    push(&mut s, &d[3], t0);
+    assert_eq!(out, 3, "{:?}", s.stats());
+    assert_eq!(s.stats().datagrams_invalid, 1);
+}
+
+#[test]
+fn after_a_long_outage_the_stream_resumes() {
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    let (_, d) = stream(&frames(1, 10), 1400, 0);
+    s.push(&d[0], t0, |_| None).unwrap();
+    s.push(&media(0, 1, 10), t0, |len| Some(vec![0; len]))
+        .unwrap();
+    assert!(s.poll_ready().is_some());
+    // 5000 frames later (a minute and a half at 60 fps, nothing received meanwhile).
+    let later = t0 + Duration::from_secs(90);
+    s.push(&media(5000, 2_000_000, 10), later, |len| Some(vec![0; len]))
+        .unwrap();
+    match s.poll_ready() {
+        Some(Event::Frame(f, _)) => {
+            assert_eq!(f.info.frame, 5000);
+            assert!(f.discont);
+        }
+        other => panic!("expected the frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_overtaken_older_stream_info_does_not_replace_the_newer() {
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let now = Instant::now();
+    let info = |gen: u16, seq: u32, caps: &[u8]| {
+        let mut h = Header::new(PacketType::StreamInfo);
+        h.stream_id = 77;
+        h.seq = seq;
+        h.info_gen = gen;
+        h.frame_len = caps.len() as u32;
+        let mut d = [0u8; HEADER_LEN];
+        h.encode(&mut d);
+        [&d[..], caps].concat()
+    };
+    s.push(&info(1, 10, b"video/x-raw, width=(int)2"), now, |_| None)
+        .unwrap();
+    s.push(&info(0, 9, b"video/x-raw, width=(int)1"), now, |_| None)
+        .unwrap();
+    assert_eq!(s.info(), Some((1, "video/x-raw, width=(int)2")));
+}
+
+#[test]
+fn a_frame_dropped_for_want_of_info_makes_the_next_one_discont() {
+    let fr = frames(2, 1000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let now = Instant::now();
+    s.push(&d[0], now, |_| None).unwrap();
+    // Frame 0 claims a caps generation nobody announced.
+    let mut h = Header::decode(&d[1]).unwrap().0;
+    h.info_gen = 9;
+    let mut hdr = [0u8; HEADER_LEN];
+    h.encode(&mut hdr);
+    let forged = [&hdr[..], &d[1][HEADER_LEN..]].concat();
+    s.push(&forged, now, |len| Some(vec![0; len])).unwrap();
+    assert!(s.poll_ready().is_none());
+    s.push(&d[2], now, |len| Some(vec![0; len])).unwrap();
+    match s.poll_ready() {
+        Some(Event::Frame(f, caps)) => {
+            assert!(f.discont);
+            assert_eq!(&*caps, "application/x-test");
+        }
+        other => panic!("expected frame 1, got {other:?}"),
+    }
+}
+
+#[test]
+fn sequence_tracker_follows_a_run_of_unplaceable_numbers() {
+    let mut t = SequenceTracker::default();
+    t.track(1 << 30); // a stray number far away
+    t.track(10);
+    assert_eq!(t.track(11), SeqEvent::TooOld);
+    for k in 12..12 + SEQ_RESYNC_RUN {
+        t.track(k);
+    }
+    assert_eq!(t.track(100), SeqEvent::InOrder);
+}
+
+#[test]
+fn sequence_tracker_counts_loss_reorder_and_duplicates() {
+    let mut t = SequenceTracker::default();
+    assert_eq!(t.track(u32::MAX - 1), SeqEvent::InOrder);
+    assert_eq!(t.track(1), SeqEvent::InOrder); // skips MAX and 0
+    assert_eq!(t.lost(), 2);
+    assert_eq!(t.track(0), SeqEvent::Reordered);
+    assert_eq!(t.lost(), 1);
+    assert_eq!(t.track(0), SeqEvent::Duplicate);
+    assert_eq!(t.track(1), SeqEvent::Duplicate);
+    assert_eq!(t.track(1u32.wrapping_sub(SEQ_WINDOW + 5)), SeqEvent::TooOld);
+    // A huge jump is a resync, not a loss of millions.
+    assert_eq!(t.track(1 << 30), SeqEvent::InOrder);
+    assert_eq!(t.lost(), 1);
+}
+
+#[test]
+fn arbitrary_datagrams_never_panic_or_grow_memory() {
+    let cfg = Config {
+        max_frame_size: 1 << 16,
+        max_in_flight: 3,
+        window: Duration::from_millis(5),
+    };
+    let mut s = Session::<Vec<u8>>::new(cfg);
+    let mut x: u64 = 42;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let t0 = Instant::now();
+    s.push(&info_datagram(0), t0, |_| None).unwrap();
+    for i in 0..20_000u64 {
+        let mut h = Header::new(PacketType::Media);
+        h.stream_id = (next() % 2) as u16;
+        h.seq = next() as u32;
+        h.frame = (next() % 8) as u32;
+        h.frame_len = (next() % 70_000) as u32;
+        h.frag_size = (next() % 2000) as u16;
+        h.offset = (next() % 70_000) as u32;
+        if next() % 3 == 0 {
+            h.offset -= h.offset % u32::from(h.frag_size.max(1));
+        }
+        let mut d = [0u8; HEADER_LEN].to_vec();
+        h.encode((&mut d[..HEADER_LEN]).try_into().unwrap());
+        d.extend(std::iter::repeat_n(0u8, (next() % 2100) as usize));
+        if next() % 5 == 0 {
+            let k = (next() as usize) % d.len();
+            d[k] ^= 0xFF;
+        }
+        let now = t0 + Duration::from_micros(i * 10);
+        let _ = s.push(&d, now, |len| Some(vec![0; len]));
+        while s.poll(now).is_some() {}
+        assert!(s.in_flight() <= 3);
+    }
+    let st = s.stats();
+    assert_eq!(st.datagrams_received, 20_001);
+    assert!(st.datagrams_invalid > 0);
+}
