@@ -35,3 +35,14 @@ wait_for_receiver() {
     wait "$pid" || status=$?
     return "$status"
 }
+
+# Prints how many frames $1 seconds at frame rate $2 (N/D) make; fails if none.
+frames_for() {
+    local num="${2%/*}" den="${2#*/}"
+    local n=$(($1 * num / den))
+    if ((n < 1)); then
+        echo "error: DURATION=$1 at FPS=$2 gives no frames" >&2
+        return 1
+    fi
+    echo "$n"
+}

@@ -34,13 +34,7 @@ FORMAT="${FORMAT:-UYVY}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 [[ "$FPS" == */* ]] || FPS="$FPS/1"
-fps_num="${FPS%/*}"
-fps_den="${FPS#*/}"
-num_buffers=$((DURATION * fps_num / fps_den))
-if ((num_buffers < 1)); then
-    echo "error: DURATION=$DURATION at FPS=$FPS gives no frames" >&2
-    exit 1
-fi
+num_buffers="$(frames_for "$DURATION" "$FPS")"
 
 logs="$(mktemp -d)"
 rx_pid=""
