@@ -349,3 +349,19 @@ fn test_sink_stats_keep_basesink_fields_and_count_datagrams() {
         "{received} of {sent}"
     );
 }
+
+#[test]
+fn test_caps_property_overrides_the_senders_caps() {
+    let (caps, size) = video_caps("GRAY8", 64, 64);
+    // The receiver reinterprets the same bytes as 32x64 GRAY16_LE.
+    let (override_caps, override_size) = video_caps("GRAY16_LE", 32, 64);
+    assert_eq!(size, override_size);
+    let rx = Rx::new(&format!("caps=\"{override_caps}\""));
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    let frame = pattern(size, 5);
+    tx.push(&frame, gst::ClockTime::from_mseconds(20));
+    let got = rx.pull(1, 10 * SECOND);
+    assert_eq!(got.len(), 1, "{}", rx.stats());
+    assert_eq!(got[0].caps().unwrap(), override_caps.as_ref());
+    assert!(sample_bytes(&got[0]) == frame);
+}
