@@ -156,6 +156,11 @@ struct State {
     last_expiry: Instant,
     /// The stream the timestamp mapping belongs to.
     mapped_stream: Option<u16>,
+    /// Most datagrams one receive found queued: how bursty the stream arrives (a paced
+    /// sender keeps it near one batch; a burst sender's whole frame can queue up).
+    largest_burst: u64,
+    /// Receives that returned datagrams.
+    receives: u64,
     /// Caps downstream refused: frames with them are dropped, not renegotiated again.
     refused_caps: Option<String>,
 }
@@ -181,7 +186,8 @@ pub struct VideoIpSrc {
     settings: Mutex<Settings>,
     io: Mutex<Option<Io>>,
     state: Mutex<Option<State>>,
-    stats: Mutex<Stats>,
+    /// Counters for the `stats` property: the session's, the largest burst, the receives.
+    stats: Mutex<(Stats, u64, u64)>,
 }
 
 impl VideoIpSrc {
@@ -239,7 +245,7 @@ impl VideoIpSrc {
     }
 
     fn stats_structure(&self) -> gst::Structure {
-        let s = *lock(&self.stats);
+        let (s, largest_burst, receives) = *lock(&self.stats);
         gst::Structure::builder("videoipsrc-stats")
             .field("datagrams-received", s.datagrams_received)
             .field("bytes-received", s.bytes_received)
@@ -253,7 +259,14 @@ impl VideoIpSrc {
             .field("datagrams-invalid", s.datagrams_invalid)
             .field("datagrams-foreign", s.datagrams_foreign)
             .field("stream-info-received", s.info_received)
+            .field("largest-burst", largest_burst)
+            .field("receives", receives)
             .build()
+    }
+
+    /// Publishes the streaming thread's counters for the `stats` property.
+    fn snapshot_stats(&self, state: &State) {
+        *lock(&self.stats) = (state.session.stats(), state.largest_burst, state.receives);
     }
 
     /// Local running time now, if the element has a clock.
@@ -407,7 +420,7 @@ impl VideoIpSrc {
                 if state.batch_pos < state.batch.len() {
                     continue;
                 }
-                *lock(&self.stats) = state.session.stats();
+                self.snapshot_stats(state);
                 // Under sustained traffic the socket may never drain: still look at the
                 // window (and end of stream) once per window.
                 if now < state.last_expiry + state.window {
@@ -416,7 +429,9 @@ impl VideoIpSrc {
             } else {
                 match state.batch.recv(&state.receiver) {
                     Ok(0) => {}
-                    Ok(_) => {
+                    Ok(n) => {
+                        state.largest_burst = state.largest_burst.max(n as u64);
+                        state.receives += 1;
                         state.batch_pos = 0;
                         state.batch_time = Instant::now();
                         state.last_data = state.batch_time;
@@ -439,7 +454,7 @@ impl VideoIpSrc {
             if !state.ready.is_empty() {
                 continue;
             }
-            *lock(&self.stats) = state.session.stats();
+            self.snapshot_stats(state);
             let timeout_at = state.timeout.map(|t| state.last_data + t);
             let deadline = match (state.session.next_deadline(), timeout_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -696,7 +711,7 @@ impl BaseSrcImpl for VideoIpSrc {
             window,
             ..Default::default()
         };
-        *lock(&self.stats) = Stats::default();
+        *lock(&self.stats) = Default::default();
         *lock(&self.state) = Some(State {
             receiver,
             waker,
@@ -717,6 +732,8 @@ impl BaseSrcImpl for VideoIpSrc {
             window,
             last_expiry: Instant::now(),
             mapped_stream: None,
+            largest_burst: 0,
+            receives: 0,
             refused_caps: None,
         });
         Ok(())
@@ -818,10 +835,9 @@ impl PushSrcImpl for VideoIpSrc {
                 }
                 Step::Eos => {
                     gst::info!(CAT, imp = self, "the sender ended the stream");
-                    *lock(&self.stats) = lock(&self.state)
-                        .as_ref()
-                        .map(|s| s.session.stats())
-                        .unwrap_or_default();
+                    if let Some(state) = lock(&self.state).as_ref() {
+                        self.snapshot_stats(state);
+                    }
                     return Err(gst::FlowError::Eos);
                 }
                 Step::Flushing => return Err(gst::FlowError::Flushing),
