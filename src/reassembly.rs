@@ -334,6 +334,11 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         self.last_out = Some(frame);
     }
 
+    /// True when the oldest frame in flight is complete.
+    pub fn head_ready(&self) -> bool {
+        self.pending.front().is_some_and(|s| s.missing == 0)
+    }
+
     /// The next complete frame, in order, without dropping any frame.
     pub fn pop_ready(&mut self) -> Option<Frame<B>> {
         if self.pending.front()?.missing == 0 {
@@ -633,15 +638,16 @@ impl<B: AsMut<[u8]>> Session<B> {
     }
 
     /// Takes one received datagram. `alloc(len)` is called when a new frame needs `len` bytes.
-    /// Call [`poll_ready`](Self::poll_ready) after each push: complete frames that were not
-    /// taken out still count against the frames in flight.
-    /// Returns the decode error for a datagram that is not valid videoip (already counted).
+    /// Returns true when a complete frame is ready to be taken out: call
+    /// [`poll_ready`](Self::poll_ready) then, as complete frames that were not taken out still
+    /// count against the frames in flight. Returns the decode error for a datagram that is not valid videoip (already
+    /// counted).
     pub fn push(
         &mut self,
         datagram: &[u8],
         now: Instant,
         alloc: impl FnOnce(usize) -> Option<B>,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<bool, DecodeError> {
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
         let (h, payload) = match Header::decode(datagram) {
@@ -653,11 +659,11 @@ impl<B: AsMut<[u8]>> Session<B> {
         };
         if !self.lock_on(&h, payload, now) {
             self.stats.datagrams_foreign += 1;
-            return Ok(());
+            return Ok(false);
         }
         self.last_seen = Some(now);
         if self.seq.track(h.seq) == SeqEvent::Duplicate {
-            return Ok(());
+            return Ok(false);
         }
         match h.packet_type {
             PacketType::Media => match self.reasm.push(&h, payload, now, alloc) {
@@ -686,7 +692,7 @@ impl<B: AsMut<[u8]>> Session<B> {
             // Reserved for later versions: understood, not acted on.
             PacketType::Fec | PacketType::Nack | PacketType::KeepAlive => {}
         }
-        Ok(())
+        Ok(self.reasm.head_ready())
     }
 
     /// The next complete frame whose stream info is known, dropping nothing. A receiver

@@ -452,3 +452,20 @@ fn arbitrary_datagrams_never_panic_or_grow_memory() {
     assert_eq!(st.datagrams_received, 20_001);
     assert!(st.datagrams_invalid > 0);
 }
+
+#[test]
+fn push_says_when_a_frame_is_ready() {
+    let fr = frames(2, 3000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let now = Instant::now();
+    let mut ready = Vec::new();
+    for x in &d {
+        ready.push(s.push(x, now, |len| Some(vec![0; len])).unwrap());
+        if *ready.last().unwrap() {
+            assert!(s.poll_ready().is_some());
+        }
+    }
+    // info, three fragments of frame 0, three of frame 1.
+    assert_eq!(ready, [false, false, false, true, false, false, true]);
+}

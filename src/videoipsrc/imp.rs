@@ -405,14 +405,13 @@ impl VideoIpSrc {
                 } = state;
                 while *batch_pos < batch.len() && ready.is_empty() {
                     match batch.get(*batch_pos) {
-                        Some(d) => {
-                            if let Err(e) = session.push(d, now, |len| pool.alloc(len)) {
-                                gst::trace!(CAT, imp = self, "dropped a datagram: {e}");
-                            }
+                        Some(d) => match session.push(d, now, |len| pool.alloc(len)) {
                             // Complete frames come out at once so that they never count
                             // against the frames in flight.
-                            ready.extend(std::iter::from_fn(|| session.poll_ready()));
-                        }
+                            Ok(true) => ready.extend(std::iter::from_fn(|| session.poll_ready())),
+                            Ok(false) => {}
+                            Err(e) => gst::trace!(CAT, imp = self, "dropped a datagram: {e}"),
+                        },
                         None => session.count_invalid(),
                     }
                     *batch_pos += 1;
