@@ -847,9 +847,10 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
         Transport::VideoIp => {
             let s = src.property::<gst::Structure>("stats");
             format!(
-                " frames_dropped={} datagrams_lost={} datagrams_received={} largest_burst={} \
-                 mean_burst={:.1}",
+                " frames_dropped={} datagrams_late={} datagrams_lost={} datagrams_received={} \
+                 largest_burst={} mean_burst={:.1}",
                 stat(&s, "frames-dropped"),
+                stat(&s, "datagrams-late"),
                 stat(&s, "datagrams-lost"),
                 stat(&s, "datagrams-received"),
                 stat(&s, "largest-burst"),
@@ -1250,11 +1251,12 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts) -> Result<Run> {
         Transport::VideoIp => {
             let _ = write!(
                 notes,
-                "sink frames-sent {} send-errors {}; src frames-dropped {} datagrams-lost {}; \
-                 datagrams found queued per receive: mean {}, largest {}",
+                "sink frames-sent {} send-errors {}; src frames-dropped {} datagrams-late {} \
+                 datagrams-lost {}; datagrams found queued per receive: mean {}, largest {}",
                 tx_res.get("frames_sent").map_or("?", |s| s.as_str()),
                 tx_res.get("send_errors").map_or("?", |s| s.as_str()),
                 rx_res.get("frames_dropped").map_or("?", |s| s.as_str()),
+                rx_res.get("datagrams_late").map_or("?", |s| s.as_str()),
                 rx_res.get("datagrams_lost").map_or("?", |s| s.as_str()),
                 rx_res.get("mean_burst").map_or("?", |s| s.as_str()),
                 rx_res.get("largest_burst").map_or("?", |s| s.as_str()),

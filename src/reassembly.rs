@@ -29,7 +29,8 @@ pub struct Config {
     pub max_frame_size: usize,
     /// Most frames assembled at once.
     pub max_in_flight: usize,
-    /// How long a frame may stay incomplete after its first datagram arrived.
+    /// How long an incomplete frame waits for a missing datagram after its latest one
+    /// arrived.
     pub window: Duration,
 }
 
@@ -127,6 +128,9 @@ struct Slot<B> {
     received: Vec<u64>,
     missing: u32,
     arrival: Instant,
+    /// When its latest datagram arrived: the window runs from here, so that a frame still
+    /// arriving (slowly paced, or read by a receiver that fell behind) is not given up.
+    latest: Instant,
 }
 
 /// Reassembles one stream's frames from fragments, in frame order, within a window.
@@ -257,6 +261,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             None => return Pushed::Invalid("fragment outside the frame"),
         }
         slot.missing -= 1;
+        slot.latest = now;
         self.last_progress = Some(now);
         Pushed::Accepted
     }
@@ -299,6 +304,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             received: vec![0u64; nfrags.div_ceil(64) as usize],
             missing: nfrags,
             arrival: now,
+            latest: now,
         };
         if newer_than_all {
             self.pending.push_back(slot);
@@ -369,7 +375,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
                 });
             }
             match now {
-                Some(now) if now >= head.arrival + self.cfg.window => self.drop_front(),
+                Some(now) if now >= head.latest + self.cfg.window => self.drop_front(),
                 _ => return None,
             }
         }
@@ -384,7 +390,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
 
     /// When [`poll`](Self::poll) may next have something to do without new datagrams.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.front().map(|s| s.arrival + self.cfg.window)
+        self.pending.front().map(|s| s.latest + self.cfg.window)
     }
 
     /// (frames complete, frames dropped).
@@ -577,6 +583,11 @@ impl<B: AsMut<[u8]>> Session<B> {
     pub fn count_invalid(&mut self) {
         self.stats.datagrams_received += 1;
         self.stats.datagrams_invalid += 1;
+    }
+
+    /// True once the sender ended the stream.
+    pub fn ended(&self) -> bool {
+        self.eos
     }
 
     /// The stream id locked on to, if any.

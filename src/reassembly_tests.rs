@@ -469,3 +469,25 @@ fn push_says_when_a_frame_is_ready() {
     // info, three fragments of frame 0, three of frame 1.
     assert_eq!(ready, [false, false, false, true, false, false, true]);
 }
+
+#[test]
+fn a_frame_still_arriving_is_not_given_up() {
+    // Fragments 40 ms apart, 120 ms in all, with a 50 ms window: the frame keeps
+    // arriving, so it waits.
+    let fr = frames(1, 4000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    s.push(&d[0], t0, |_| None).unwrap();
+    let mut t = t0;
+    for x in &d[1..] {
+        assert!(s.poll(t).is_none() || s.stats().frames_complete == 1);
+        t += Duration::from_millis(40);
+        s.push(x, t, |len| Some(vec![0; len])).unwrap();
+    }
+    match s.poll(t) {
+        Some(Event::Frame(f, _)) => assert_eq!(f.buf, fr[0]),
+        other => panic!("expected the frame, got {other:?}"),
+    }
+    assert_eq!(s.stats().frames_dropped, 0);
+}

@@ -30,9 +30,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Below this reassembly window, frames from a paced sender (spread over up to 20 ms) cannot
-/// complete in time.
-const MIN_SENSIBLE_LATENCY_MS: u32 = 25;
 /// Receive slot size: the largest UDP payload.
 const SLOT_SIZE: usize = 65536;
 /// Frame sizes at least this large, seen this many times in a row, get a buffer pool.
@@ -420,9 +417,11 @@ impl VideoIpSrc {
                     continue;
                 }
                 self.snapshot_stats(state);
-                // Under sustained traffic the socket may never drain: still look at the
-                // window (and end of stream) once per window.
-                if now < state.last_expiry + state.window {
+                // Frames are timed out only once the socket is drained: a receiver that fell
+                // behind must not drop frames whose datagrams are merely still queued (the
+                // frames-in-flight cap bounds memory meanwhile). An end of stream, though,
+                // gets through even under traffic that never lets the socket drain.
+                if !state.session.ended() || now < state.last_expiry + state.window {
                     continue;
                 }
             } else {
@@ -533,7 +532,7 @@ impl ObjectImpl for VideoIpSrc {
                     .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
-                    .blurb("Reassembly window in milliseconds: how long a frame may stay incomplete before it is dropped; reported as the source's latency")
+                    .blurb("Reassembly window in milliseconds: how long an incomplete frame waits for a missing datagram after its latest one; reported as the source's latency")
                     .minimum(1)
                     .maximum(60_000)
                     .default_value(d.latency_ms)
@@ -671,17 +670,6 @@ impl BaseSrcImpl for VideoIpSrc {
             self.open_socket()?;
         }
         let s = lock(&self.settings).clone();
-        if s.latency_ms < MIN_SENSIBLE_LATENCY_MS {
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Settings,
-                [
-                    "latency {} ms is shorter than a paced sender spreads a frame ({} ms): its frames will be dropped unless it sends with pacing=none",
-                    s.latency_ms,
-                    crate::pacer::MAX_SPREAD.as_millis()
-                ]
-            );
-        }
         let (receiver, waker) = match lock(&self.io).as_ref() {
             Some(io) => (io.receiver.clone(), io.waker.clone()),
             None => {
