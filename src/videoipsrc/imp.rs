@@ -417,11 +417,12 @@ impl VideoIpSrc {
                     continue;
                 }
                 self.snapshot_stats(state);
-                // Frames are timed out only once the socket is drained: a receiver that fell
-                // behind must not drop frames whose datagrams are merely still queued (the
-                // frames-in-flight cap bounds memory meanwhile). An end of stream, though,
-                // gets through even under traffic that never lets the socket drain.
-                if !state.session.ended() || now < state.last_expiry + state.window {
+                // Frames are timed out when the socket is drained, and under traffic that
+                // never lets it drain once per window: a frame that got no datagram for a
+                // window while later ones kept arriving (in order) has lost the rest. A
+                // frame whose datagrams are merely still queued is not at risk, as the window
+                // runs from its latest datagram read.
+                if now < state.last_expiry + state.window {
                     continue;
                 }
             } else {
