@@ -7,21 +7,24 @@
 //!
 //! ```
 //! use gstvideoip::protocol::{Header, PacketType, HEADER_LEN};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!
 //! // The second 1420-byte fragment of a 10,000-byte frame.
 //! let mut h = Header::new(PacketType::Media);
 //! h.frame_len = 10_000;
 //! h.frag_size = 1420;
 //! h.offset = 1420;
-//! let mut datagram = [0u8; HEADER_LEN].to_vec();
-//! h.encode((&mut datagram[..HEADER_LEN]).try_into().unwrap());
-//! datagram.extend_from_slice(&[0xAB; 1420]);
+//! let mut header = [0u8; HEADER_LEN];
+//! h.encode(&mut header);
+//! let datagram = [&header[..], &[0xAB; 1420][..]].concat();
 //!
-//! let (back, payload) = Header::decode(&datagram).unwrap();
+//! let (back, payload) = Header::decode(&datagram)?;
 //! assert_eq!(back, h);
 //! assert_eq!(payload.len(), 1420);
 //! // Bytes that are not videoip are an error, never a panic.
 //! assert!(Header::decode(b"hello").is_err());
+//! # Ok(())
+//! # }
 //! ```
 
 use std::fmt;
