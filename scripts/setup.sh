@@ -15,6 +15,9 @@ packages=(
   gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad
   iproute2
+  procps
+  gcc
+  libc6-dev
 )
 
 missing=()
@@ -35,7 +38,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: no Rust toolchain found: install one (https://rustup.rs) and run this again" >&2
+  echo "setup: no Rust toolchain found: install Rust 1.92 or newer (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
+# gstreamer-rs 0.25 needs Rust 1.92 (Debian 12's own rustc is far older).
+rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if ! [[ "$rust_minor" =~ ^[0-9]+$ ]] || [ "$rust_minor" -lt 92 ]; then
+  echo "setup: $(rustc --version) is too old: videoip needs Rust 1.92 or newer (https://rustup.rs)" >&2
   exit 1
 fi
 

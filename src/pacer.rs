@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 /// Fraction of a frame's duration its datagrams are spread over, leaving headroom for the
 /// next frame to start on time.
 pub const SPREAD_FRACTION: f64 = 0.5;
-/// Upper bound of the spread, so that slow frame rates do not hold a frame back longer than a
-/// receiver's default reassembly window allows.
+/// Upper bound of the spread: pacing adds its spread to the latency, so slow frame rates
+/// must not hold a frame back for longer than a receiver's default reported latency (50 ms)
+/// can absorb.
 pub const MAX_SPREAD: Duration = Duration::from_millis(20);
 
 /// Smallest gap between two paced batches: shorter sleeps cost more in wake-ups and timer
@@ -23,7 +24,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_micros(200);
 pub enum Pacing {
     /// Send each batch as soon as the previous one is out.
     None,
-    /// Spread each frame's batches across its duration.
+    /// Spread each frame's batches over half its duration, at most [`MAX_SPREAD`].
     #[default]
     Frame,
 }

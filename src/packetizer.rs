@@ -3,7 +3,8 @@
 //!
 //! The packetizer never touches payload bytes. For a frame it hands out, batch by batch, the
 //! encoded headers; datagram `i` of the frame is `header[i]` followed by the slice
-//! `payload[i * frag_size ..]` of the caller's mapped buffer (see [`FramePlan::datagram`]),
+//! `payload[i * frag_size ..]` of the caller's mapped buffer (see [`FramePlan::batch`] and
+//! [`Batch::parts`]),
 //! which the socket layer sends as a two-element iovec. No GStreamer, no I/O.
 
 use crate::protocol::{self, Header, PacketType, HEADER_LEN};
@@ -131,11 +132,6 @@ impl Packetizer {
         self.frag_size
     }
 
-    /// The current stream info generation.
-    pub fn info_gen(&self) -> u16 {
-        self.info_gen
-    }
-
     /// Moves to a new stream info generation (call when the caps change).
     pub fn next_info_gen(&mut self) {
         self.info_gen = self.info_gen.wrapping_add(1);
@@ -211,11 +207,6 @@ impl FramePlan<'_> {
     /// Number of datagrams of the frame.
     pub fn count(&self) -> usize {
         self.count
-    }
-
-    /// Frame number.
-    pub fn frame(&self) -> u32 {
-        self.template.frame
     }
 
     /// Encodes the headers of datagrams `first .. first + n` (clamped to the frame) and

@@ -116,7 +116,7 @@ fn decode_rejects_fragments_that_contradict_the_frame() {
 
 #[test]
 fn decode_never_panics_on_arbitrary_bytes() {
-    // A cheap deterministic generator: every length up to 80 bytes, many patterns,
+    // A cheap deterministic generator: every length up to 200 bytes, many patterns,
     // plus valid headers with corrupted fields.
     let mut x: u64 = 0x1234_5678_9abc_def0;
     for len in 0..200usize {

@@ -141,7 +141,7 @@ pub struct Reassembler<B> {
     discont: bool,
     frames_complete: u64,
     frames_dropped: u64,
-    /// When a fragment was last accepted or a frame last left.
+    /// When a fragment was last accepted.
     last_progress: Option<Instant>,
 }
 
@@ -173,7 +173,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         self.discont = true;
     }
 
-    /// True when nothing has been accepted or handed out for twice the window: the stream
+    /// True when no fragment has been accepted for twice the window: the stream
     /// moved on (a long outage, or a forged frame number pushed `last_out` astray), so
     /// datagrams that look late or far ahead are believed again.
     fn stalled(&self, now: Instant) -> bool {
@@ -364,7 +364,6 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             if head.missing == 0 {
                 let s = self.pending.pop_front()?;
                 self.note_out(s.info.frame);
-                self.last_progress = Some(s.arrival.max(self.last_progress.unwrap_or(s.arrival)));
                 self.frames_complete += 1;
                 let discont = std::mem::take(&mut self.discont);
                 return Some(Frame {
@@ -427,6 +426,8 @@ pub struct SequenceTracker {
     duplicate: u64,
     reordered: u64,
     too_old_run: u32,
+    /// The number counting started (or restarted) from.
+    base: u32,
 }
 
 impl Default for SequenceTracker {
@@ -438,6 +439,7 @@ impl Default for SequenceTracker {
             duplicate: 0,
             reordered: 0,
             too_old_run: 0,
+            base: 0,
         }
     }
 }
@@ -452,6 +454,7 @@ impl SequenceTracker {
     pub fn track(&mut self, seq: u32) -> SeqEvent {
         let Some(highest) = self.highest else {
             self.highest = Some(seq);
+            self.base = seq;
             let (w, b) = self.bit(seq);
             *w |= b;
             return SeqEvent::InOrder;
@@ -461,6 +464,7 @@ impl SequenceTracker {
             self.too_old_run = 0;
             if d > SEQ_MAX_JUMP {
                 self.seen.iter_mut().for_each(|w| *w = 0);
+                self.base = seq;
             } else {
                 self.lost += i64::from(d - 1);
                 if d as u32 >= SEQ_WINDOW {
@@ -485,6 +489,7 @@ impl SequenceTracker {
                 self.too_old_run = 0;
                 self.seen.iter_mut().for_each(|w| *w = 0);
                 self.highest = Some(seq);
+                self.base = seq;
                 let (w, b) = self.bit(seq);
                 *w |= b;
                 return SeqEvent::InOrder;
@@ -499,7 +504,10 @@ impl SequenceTracker {
         }
         *w |= b;
         self.reordered += 1;
-        self.lost -= 1;
+        // Only numbers after the one counting started from were ever counted lost.
+        if seq_diff(seq, self.base) > 0 {
+            self.lost -= 1;
+        }
         SeqEvent::Reordered
     }
 
@@ -583,11 +591,6 @@ impl<B: AsMut<[u8]>> Session<B> {
     pub fn count_invalid(&mut self) {
         self.stats.datagrams_received += 1;
         self.stats.datagrams_invalid += 1;
-    }
-
-    /// True once the sender ended the stream.
-    pub fn ended(&self) -> bool {
-        self.eos
     }
 
     /// The stream id locked on to, if any.
@@ -707,9 +710,8 @@ impl<B: AsMut<[u8]>> Session<B> {
     }
 
     /// The next complete frame whose stream info is known, dropping nothing. A receiver
-    /// calls this while datagrams are still queued in its socket, and [`poll`](Self::poll)
-    /// once the queue is empty, so that a busy receiver does not time frames out whose
-    /// datagrams it has simply not read yet.
+    /// calls this after each datagram, and [`poll`](Self::poll) once its socket is drained
+    /// (and once per window under traffic that never drains it).
     pub fn poll_ready(&mut self) -> Option<Event<B>> {
         while let Some(f) = self.reasm.pop_ready() {
             if let Some(ev) = self.frame_event(f) {

@@ -121,7 +121,7 @@ fn test_roundtrip_ipv6_loopback() {
 }
 
 #[test]
-fn test_roundtrip_jpeg_variable_size_frames_and_key_flags() {
+fn test_roundtrip_jpeg_variable_size_frames_byte_exact() {
     init();
     let rx = Rx::new("");
     let desc = format!(

@@ -19,9 +19,12 @@ pub enum Pacing {
     /// Send each frame's datagrams as fast as the socket takes them.
     #[enum_value(name = "None: send each frame as one burst", nick = "none")]
     None = 0,
-    /// Spread each frame's datagrams evenly over most of its duration.
+    /// Spread each frame's datagrams evenly over half its duration (at most 20 ms).
     #[default]
-    #[enum_value(name = "Frame: spread each frame across its duration", nick = "frame")]
+    #[enum_value(
+        name = "Frame: spread each frame over half its duration, at most 20 ms",
+        nick = "frame"
+    )]
     Frame = 1,
 }
 
