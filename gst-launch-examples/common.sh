@@ -46,3 +46,23 @@ frames_for() {
     fi
     echo "$n"
 }
+
+# Prints the last lines of log $2, titled $1, to stderr.
+show_log() {
+    echo "--- $1 (last 20 lines) ---" >&2
+    tail -n 20 "$2" >&2 || true
+}
+
+# Prints how many buffers a `fakesink silent=false` receiver logged in $1.
+frames_received() {
+    grep -c 'last-message = chain' "$1" || true
+}
+
+# Fails, showing the receiver's log $2, when no frame ($1) arrived.
+require_frames() {
+    if (($1 == 0)); then
+        echo "error: no frames received" >&2
+        show_log receiver "$2"
+        exit 1
+    fi
+}

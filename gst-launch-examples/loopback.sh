@@ -48,11 +48,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-show_log() {
-    echo "--- $1 (last 20 lines) ---" >&2
-    tail -n 20 "$2" >&2 || true
-}
-
 # reuse=false: if another receiver already listens on PORT, fail instead of sharing the port.
 echo "receiver: videoipsrc port=$PORT reuse=false ! fakesink"
 gst-launch-1.0 -v videoipsrc port="$PORT" reuse=false ! fakesink silent=false \
@@ -86,7 +81,7 @@ rx_status=0
 wait_for_receiver "$rx_pid" || rx_status=$?
 rx_pid=""
 
-received="$(grep -c 'last-message = chain' "$logs/receiver.log" || true)"
+received="$(frames_received "$logs/receiver.log")"
 discont="$(grep 'last-message = chain' "$logs/receiver.log" | grep -c 'discont' || true)"
 caps="$(grep -m1 'GstVideoIpSrc:videoipsrc0.GstPad:src: caps = ' "$logs/receiver.log" |
     sed 's/.*caps = //' || true)"
@@ -99,8 +94,4 @@ echo "receiver discont buffers:    $discont (the first buffer is always one)"
 echo "receiver caps:               ${caps:-none}"
 echo "receiver exit status:        $rx_status"
 
-if ((received == 0)); then
-    echo "error: no frames received" >&2
-    show_log receiver "$logs/receiver.log"
-    exit 1
-fi
+require_frames "$received" "$logs/receiver.log"

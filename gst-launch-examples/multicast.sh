@@ -61,11 +61,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-show_log() {
-    echo "--- $1 (last 20 lines) ---" >&2
-    tail -n 20 "$2" >&2 || true
-}
-
 in_ns() { ip netns exec "$ns" "$@"; }
 
 ip netns add "$ns"
@@ -108,7 +103,7 @@ rx_status=0
 wait_for_receiver "$rx_pid" || rx_status=$?
 rx_pid=""
 
-received="$(grep -c 'last-message = chain' "$logs/receiver.log" || true)"
+received="$(frames_received "$logs/receiver.log")"
 
 echo
 echo "sender   frames sent:        $num_buffers (num-buffers)"
@@ -116,8 +111,4 @@ echo "receiver frames received:    $received"
 echo "receiver frames missing:     $((num_buffers - received))"
 echo "receiver exit status:        $rx_status"
 
-if ((received == 0)); then
-    echo "error: no frames received" >&2
-    show_log receiver "$logs/receiver.log"
-    exit 1
-fi
+require_frames "$received" "$logs/receiver.log"
