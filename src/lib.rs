@@ -18,7 +18,7 @@ mod videoipsink;
 mod videoipsrc;
 
 pub use videoipsink::{Pacing, VideoIpSink};
-pub use videoipsrc::VideoIpSrc;
+pub use videoipsrc::{TimestampMode, VideoIpSrc};
 
 gst::plugin_define!(
     videoip,

@@ -1,23 +1,151 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Receiver timestamps: maps the sender's timeline onto the receiver's running time.
+//! Receiver timestamps: maps a sender's timeline onto the receiver's running time.
 //!
-//! A received frame is given `pts = sender_pts + offset`, where `offset` follows the earliest
-//! observed `arrival - sender_dts` (the PTS when there is no DTS). The first frame's decoding
-//! time is its arrival time; later
-//! frames keep the sender's spacing (no network jitter in the timestamps, B-frame order and
-//! audio continuity preserved). Arrivals earlier than predicted move the offset down at once;
-//! later ones pull it up slowly, which follows clock drift between the machines. A jump of
-//! more than `resync` (the sender restarted or seeked) starts over and is reported.
-//! No GStreamer, no I/O: times are nanoseconds.
+//! Two parts, both pure (nanoseconds in, nanoseconds out; no GStreamer, no I/O):
+//!
+//! - [`OffsetEstimator`] learns `offset ≈ arrival − sender time` from observations. It follows
+//!   the **windowed minimum** of the observed differences (the frames that crossed the network
+//!   fastest), so network jitter and a single late frame never move it; it moves toward that
+//!   minimum at a bounded rate ([`MAX_SLEW`]), which follows clock drift between the machines
+//!   without a step in the output. Only a jump that persists over [`RESYNC_RUN`] frames (the
+//!   sender paused, or its timeline jumped) starts it over. One estimator may serve several
+//!   streams whose sender times share one clock, so that they keep their relative timing.
+//! - [`TimeMapper`] is one stream's output side: it applies the estimator's offset (or, in
+//!   [`Mode::Arrival`], the arrival time itself) and guarantees that the timestamps it hands out
+//!   never decrease.
 
-/// How far the offset moves toward a later arrival per frame, as a fraction (1/N).
-const CREEP: i128 = 256;
+/// Longest the windowed minimum remembers an observation: between one and two of these.
+pub const MIN_WINDOW_NS: u64 = 1_000_000_000;
+/// Fastest the offset moves toward its target: this fraction (1/N) of the sender time that
+/// passed since the previous observation, i.e. at most 1 % faster or slower than real time.
+pub const MAX_SLEW: i128 = 100;
+/// Consecutive observations further than the resync tolerance from the offset that start the
+/// mapping over (one late or early frame never does).
+pub const RESYNC_RUN: u32 = 3;
 
-/// Maps sender timestamps to local running time.
+/// How output timestamps are derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The sender's timestamps, shifted onto local running time by the estimated offset: the
+    /// sender's spacing is kept exactly, network jitter never reaches the timestamps.
+    #[default]
+    SenderClock,
+    /// Each frame's arrival time (its first datagram's), made non-decreasing: follows the
+    /// network, jitter included.
+    Arrival,
+}
+
+/// Learns the offset between a sender's timeline and local running time.
 #[derive(Debug, Clone)]
-pub struct TimeMapper {
-    offset: Option<i128>,
+pub struct OffsetEstimator {
     resync: u64,
+    /// The offset applied now.
+    offset: Option<i128>,
+    /// Minimum difference in the current window, and when (local time) the window started.
+    cur_min: i128,
+    cur_start: u64,
+    /// Minimum of the previous window.
+    prev_min: Option<i128>,
+    /// Sender time of the previous observation (for the slew bound).
+    last_sender: Option<u64>,
+    /// Observations in a row further than the tolerance from the offset.
+    outliers: u32,
+}
+
+/// The outcome of one observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    /// The offset to apply to this observation's frame (local = sender + offset).
+    pub offset: i128,
+    /// True when the mapping started over at this frame (a discontinuity).
+    pub resynced: bool,
+}
+
+impl OffsetEstimator {
+    /// An estimator that starts over once [`RESYNC_RUN`] observations in a row are more than
+    /// `resync_ns` from its offset.
+    pub fn new(resync_ns: u64) -> Self {
+        OffsetEstimator {
+            resync: resync_ns,
+            offset: None,
+            cur_min: 0,
+            cur_start: 0,
+            prev_min: None,
+            last_sender: None,
+            outliers: 0,
+        }
+    }
+
+    /// Forgets everything (a new sender, or local running time jumped).
+    pub fn reset(&mut self) {
+        *self = Self::new(self.resync);
+    }
+
+    /// The current offset, if any observation was made.
+    pub fn offset(&self) -> Option<i128> {
+        self.offset
+    }
+
+    fn start_over(&mut self, arrival: u64, sender: u64, d: i128) {
+        self.offset = Some(d);
+        self.cur_min = d;
+        self.cur_start = arrival;
+        self.prev_min = None;
+        self.last_sender = Some(sender);
+        self.outliers = 0;
+    }
+
+    /// Takes one observation: a frame with sender time `sender` (its DTS, else PTS) whose
+    /// first datagram arrived at local running time `arrival`.
+    pub fn observe(&mut self, arrival: u64, sender: u64) -> Observed {
+        let d = i128::from(arrival) - i128::from(sender);
+        let Some(offset) = self.offset else {
+            self.start_over(arrival, sender, d);
+            return Observed {
+                offset: d,
+                resynced: false,
+            };
+        };
+        if (d - offset).unsigned_abs() > u128::from(self.resync) {
+            // Far off: one such frame is an outlier (it is mapped with the current offset and
+            // kept out of the minimum); a run of them is a new timeline.
+            self.outliers += 1;
+            if self.outliers >= RESYNC_RUN {
+                self.start_over(arrival, sender, d);
+                return Observed {
+                    offset: d,
+                    resynced: true,
+                };
+            }
+            return Observed {
+                offset,
+                resynced: false,
+            };
+        }
+        self.outliers = 0;
+        // Windowed minimum over one to two windows of local time.
+        if arrival.saturating_sub(self.cur_start) >= MIN_WINDOW_NS {
+            self.prev_min = Some(self.cur_min);
+            self.cur_min = d;
+            self.cur_start = arrival;
+        } else {
+            self.cur_min = self.cur_min.min(d);
+        }
+        let target = self.prev_min.map_or(self.cur_min, |p| p.min(self.cur_min));
+        // Move toward the target no faster than MAX_SLEW allows for the sender time that
+        // passed; a frame that went back in sender time (B-frames' PTS) allows no move.
+        let elapsed = self
+            .last_sender
+            .map_or(0, |l| i128::from(sender.saturating_sub(l)));
+        self.last_sender = Some(self.last_sender.map_or(sender, |l| l.max(sender)));
+        let max_step = elapsed / MAX_SLEW;
+        let offset = offset + (target - offset).clamp(-max_step, max_step);
+        self.offset = Some(offset);
+        Observed {
+            offset,
+            resynced: false,
+        }
+    }
 }
 
 /// A mapped frame's timestamps (ns, local running time).
@@ -31,54 +159,67 @@ pub struct Mapped {
     pub resynced: bool,
 }
 
+/// One stream's output timestamps.
+#[derive(Debug, Clone, Default)]
+pub struct TimeMapper {
+    mode: Mode,
+    /// The last reference timestamp handed out (DTS, else PTS): none is ever earlier.
+    last: Option<u64>,
+}
+
 impl TimeMapper {
-    /// A mapper that starts over when an arrival is more than `resync_ns` off its prediction.
-    pub fn new(resync_ns: u64) -> Self {
-        TimeMapper {
-            offset: None,
-            resync: resync_ns,
-        }
+    /// A mapper in `mode`.
+    pub fn new(mode: Mode) -> Self {
+        TimeMapper { mode, last: None }
     }
 
-    /// Forgets the mapping.
+    /// Forgets the last timestamp handed out (after a discontinuity downstream knows of, such
+    /// as a flush or a new segment).
     pub fn reset(&mut self) {
-        self.offset = None;
+        self.last = None;
     }
 
-    /// Maps a frame that arrived at local running time `arrival` carrying sender timestamps
-    /// `pts` and `dts` (None when the sender had none).
-    pub fn map(&mut self, arrival: u64, pts: Option<u64>, dts: Option<u64>) -> Mapped {
+    /// Maps a frame whose first datagram arrived at local running time `arrival`, carrying
+    /// sender timestamps `pts` and `dts` (None when the sender had none), with `est` learning
+    /// the offset of the sender's clock.
+    pub fn map(
+        &mut self,
+        est: &mut OffsetEstimator,
+        arrival: u64,
+        pts: Option<u64>,
+        dts: Option<u64>,
+    ) -> Mapped {
         // Frames leave the sender in decoding order, so the DTS (when there is one) is what
         // arrival times follow; without either timestamp a frame is placed at its arrival.
-        let Some(reference) = dts.or(pts) else {
-            return Mapped {
-                pts: Some(arrival),
-                dts: None,
-                resynced: false,
-            };
-        };
-        let d = i128::from(arrival) - i128::from(reference);
-        let mut resynced = false;
-        let offset = match self.offset {
-            Some(o) if (d - o).unsigned_abs() <= u128::from(self.resync) => {
-                if d < o {
-                    d
-                } else {
-                    o + (d - o) / CREEP
-                }
+        let reference = dts.or(pts);
+        let (mut pts, mut dts, resynced) = match (self.mode, reference) {
+            (Mode::SenderClock, Some(r)) => {
+                let o = est.observe(arrival, r);
+                let apply =
+                    |t: u64| (i128::from(t) + o.offset).clamp(0, i128::from(u64::MAX - 1)) as u64;
+                (pts.map(apply), dts.map(apply), o.resynced)
             }
-            _ => {
-                resynced = self.offset.is_some();
-                d
+            // Arrival mode keeps the sender's PTS−DTS distance around the arrival time.
+            (Mode::Arrival, Some(r)) => {
+                let shift = |t: u64| {
+                    (i128::from(arrival) + i128::from(t) - i128::from(r))
+                        .clamp(0, i128::from(u64::MAX - 1)) as u64
+                };
+                (pts.map(shift), dts.map(shift), false)
             }
+            (_, None) => (Some(arrival), None, false),
         };
-        self.offset = Some(offset);
-        let apply = |t: u64| (i128::from(t) + offset).clamp(0, i128::from(u64::MAX - 1)) as u64;
-        Mapped {
-            pts: pts.map(apply),
-            dts: dts.map(apply),
-            resynced,
+        // Never earlier than the last frame: shift both timestamps by the same amount.
+        let out_ref = dts.or(pts).unwrap_or(arrival);
+        if let Some(last) = self.last {
+            if out_ref < last {
+                let lift = last - out_ref;
+                pts = pts.map(|t| t.saturating_add(lift));
+                dts = dts.map(|t| t.saturating_add(lift));
+            }
         }
+        self.last = Some(self.last.map_or(out_ref, |l| l.max(out_ref)));
+        Mapped { pts, dts, resynced }
     }
 }
 

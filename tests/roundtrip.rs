@@ -214,8 +214,10 @@ fn test_roundtrip_timestamps_are_running_time_and_increasing() {
     let (caps, size) = video_caps("UYVY", 320, 240);
     let rx = Rx::new("");
     let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    // In real time, as a live sender sends.
     for i in 0..20 {
         tx.push(&pattern(size, i), gst::ClockTime::from_mseconds(20));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let got = rx.pull(20, 10 * SECOND);
     assert_eq!(got.len(), 20);
@@ -310,14 +312,17 @@ fn test_late_joiner_locks_on_within_a_second() {
 }
 
 #[test]
-fn test_latency_query_reports_the_reassembly_window() {
+fn test_latency_query_covers_the_window_and_the_senders_pacing_spread() {
     let rx = Rx::new("latency=80");
     std::thread::sleep(Duration::from_millis(100));
     let mut q = gst::query::Latency::new();
     assert!(rx.src.static_pad("src").unwrap().query(&mut q));
-    let (live, min, _max) = q.result();
+    let (live, min, max) = q.result();
     assert!(live);
-    assert_eq!(min, gst::ClockTime::from_mseconds(80));
+    // The window plus the most a sender spreads a frame (20 ms), and a finite maximum: one
+    // window more, how long a frame may wait for downstream before it is dropped.
+    assert_eq!(min, gst::ClockTime::from_mseconds(100));
+    assert_eq!(max, Some(gst::ClockTime::from_mseconds(180)));
 }
 
 #[test]

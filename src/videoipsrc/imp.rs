@@ -1,16 +1,23 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The `videoipsrc` element: a live PushSrc that receives datagrams in `recvmmsg` batches,
-//! reassembles frames into pooled buffers and pushes them with the sender's caps.
+//! The `videoipsrc` element: a live PushSrc. A thread of its own ([`super::receiver`])
+//! receives datagrams in `recvmmsg` batches and reassembles frames into pooled buffers;
+//! `create()` takes complete frames from its queue, maps their timestamps onto local running
+//! time and pushes them with the sender's caps.
 //!
 //! Locks: `settings` (properties), `io` (socket and waker, opened in NULL→READY so that the
-//! bound port can be read back; `unlock` only takes it briefly), `state` (the streaming
-//! thread's, held while it receives), `stats` (a snapshot for the `stats` property). Never
-//! more than one at a time, and nothing is posted, notified or negotiated while one is held.
+//! bound port can be read back), `rx` (the receive thread's handle, taken by start/stop),
+//! `out` (the streaming thread's output state, held while it maps a frame), and the queue and
+//! stats locks inside [`receiver::Shared`], each taken briefly. Order: `out` before `rx`;
+//! no other lock is held together with another, and nothing is posted, notified or negotiated
+//! while one is held.
 
+use super::receiver::{self, FrameBuf, Item, Shared};
+use super::TimestampMode;
 use crate::element::{any_pad_template, lock, opt_string};
-use crate::net::{self, Receiver, ReceiverConfig, RecvBatch, Waker};
-use crate::reassembly::{self, Event, Session, Stats};
-use crate::timestamps::TimeMapper;
+use crate::net::{self, Receiver, ReceiverConfig, Waker};
+use crate::pacer;
+use crate::reassembly;
+use crate::timestamps::{self, OffsetEstimator, TimeMapper};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -30,12 +37,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Receive slot size: the largest UDP payload.
-const SLOT_SIZE: usize = 65536;
-/// Frame sizes at least this large, seen this many times in a row, get a buffer pool.
-const POOL_MIN_SIZE: usize = 64 * 1024;
-const POOL_AFTER_REPEATS: u32 = 3;
-
 #[derive(Debug, Clone)]
 struct Settings {
     address: String,
@@ -48,6 +49,7 @@ struct Settings {
     caps: Option<gst::Caps>,
     max_frame_size: u32,
     reuse: bool,
+    timestamp_mode: TimestampMode,
 }
 
 impl Default for Settings {
@@ -63,7 +65,28 @@ impl Default for Settings {
             caps: None,
             max_frame_size: 128 << 20,
             reuse: true,
+            timestamp_mode: TimestampMode::SenderClock,
         }
+    }
+}
+
+impl Settings {
+    /// The reassembly window.
+    fn window(&self) -> Duration {
+        Duration::from_millis(u64::from(self.latency_ms))
+    }
+
+    /// The latency the source adds: the reassembly window plus the most a sender spreads a
+    /// frame over (a frame's last datagram may come that much after its first, whose arrival
+    /// the frame is stamped with).
+    fn min_latency(&self) -> Duration {
+        self.window() + pacer::MAX_SPREAD
+    }
+
+    /// The most the source can hold a frame for downstream: one window more. Frames queued
+    /// longer are dropped.
+    fn max_latency(&self) -> Duration {
+        self.min_latency() + self.window()
     }
 }
 
@@ -74,117 +97,36 @@ struct Io {
     cfg: ReceiverConfig,
 }
 
-type FrameBuf = gst::MappedBuffer<gst::buffer::Writable>;
-
-/// Output buffers: a pool for the stream's steady frame size, plain allocations otherwise.
-#[derive(Default)]
-struct FramePool {
-    pool: Option<gst::BufferPool>,
-    size: usize,
-    candidate: usize,
-    repeats: u32,
-}
-
-impl FramePool {
-    fn alloc(&mut self, len: usize) -> Option<FrameBuf> {
-        if len != self.size || self.pool.is_none() {
-            if len == self.candidate {
-                self.repeats += 1;
-            } else {
-                self.candidate = len;
-                self.repeats = 1;
-            }
-            if self.repeats >= POOL_AFTER_REPEATS && len >= POOL_MIN_SIZE {
-                self.make_pool(len);
-            }
-        }
-        let buffer = match &self.pool {
-            Some(pool) if len == self.size => pool.acquire_buffer(None).ok(),
-            _ => None,
-        };
-        let buffer = match buffer {
-            Some(b) => b,
-            None => gst::Buffer::with_size(len).ok()?,
-        };
-        buffer.into_mapped_buffer_writable().ok()
-    }
-
-    fn make_pool(&mut self, len: usize) {
-        self.release();
-        let Ok(size) = u32::try_from(len) else {
-            return;
-        };
-        let pool = gst::BufferPool::new();
-        let mut config = pool.config();
-        config.set_params(None, size, 0, 0);
-        if pool.set_config(config).is_ok() && pool.set_active(true).is_ok() {
-            self.pool = Some(pool);
-            self.size = len;
-        }
-    }
-
-    fn release(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            let _ = pool.set_active(false);
-        }
-    }
-}
-
-struct State {
-    receiver: Arc<Receiver>,
-    waker: Arc<Waker>,
-    batch: RecvBatch,
-    /// Next datagram of `batch` to hand to the session, and when the batch arrived.
-    batch_pos: usize,
-    batch_time: Instant,
-    session: Session<FrameBuf>,
-    /// Frames and events taken from the session, not yet pushed (at most one batch's worth).
-    ready: std::collections::VecDeque<Event<FrameBuf>>,
-    pool: FramePool,
+/// The streaming thread's output state.
+struct Out {
     mapper: TimeMapper,
+    estimator: OffsetEstimator,
     caps_override: Option<gst::Caps>,
     /// The caps string last put on the pad.
     caps_set: Option<String>,
-    timeout: Option<Duration>,
-    last_data: Instant,
-    discont: bool,
-    /// The reassembly window, and when frames were last checked against it.
-    window: Duration,
-    last_expiry: Instant,
-    /// The stream the timestamp mapping belongs to.
-    mapped_stream: Option<u16>,
-    /// Most datagrams one receive found queued: how bursty the stream arrives (a paced
-    /// sender keeps it near one batch; a burst sender's whole frame can queue up).
-    largest_burst: u64,
-    /// Receives that returned datagrams.
-    receives: u64,
     /// Caps downstream refused: frames with them are dropped, not renegotiated again.
     refused_caps: Option<String>,
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        self.pool.release();
-    }
-}
-
-/// What one turn of the streaming loop produced.
-enum Step {
-    /// A buffer, and new caps (with the string they came as) to set before it.
-    Buffer(gst::Buffer, Option<(gst::Caps, String)>),
-    Eos,
-    Flushing,
-    Timeout(u64),
-    Error(gst::ErrorMessage),
+    timeout: Option<Duration>,
+    max_age: Duration,
+    /// The stream the timestamp mapping belongs to.
+    mapped_stream: Option<u16>,
+    discont: bool,
 }
 
 #[derive(Default)]
 pub struct VideoIpSrc {
     settings: Mutex<Settings>,
     io: Mutex<Option<Io>>,
-    state: Mutex<Option<State>>,
-    /// Counters for the `stats` property: the session's, the largest burst, the receives.
-    stats: Mutex<(Stats, u64, u64)>,
+    shared: Arc<Shared>,
+    rx: Mutex<Option<receiver::Thread>>,
+    out: Mutex<Option<Out>>,
+}
+
+/// What `create()` got from the queue.
+enum Next {
+    Item(Item, bool),
+    Flushing,
+    Timeout(u64),
 }
 
 impl VideoIpSrc {
@@ -242,13 +184,16 @@ impl VideoIpSrc {
     }
 
     fn stats_structure(&self) -> gst::Structure {
-        let (s, largest_burst, receives) = *lock(&self.stats);
+        let rx = *lock(&self.shared.stats);
+        let dropped_late = lock(&self.shared.queue).dropped_late;
+        let s = rx.session;
         gst::Structure::builder("videoipsrc-stats")
             .field("datagrams-received", s.datagrams_received)
             .field("bytes-received", s.bytes_received)
             .field("frames-complete", s.frames_complete)
             .field("frames-dropped", s.frames_dropped)
             .field("frames-without-caps", s.frames_without_info)
+            .field("frames-dropped-late", dropped_late)
             .field("datagrams-lost", s.datagrams_lost)
             .field("datagrams-duplicate", s.datagrams_duplicate)
             .field("datagrams-reordered", s.datagrams_reordered)
@@ -256,14 +201,9 @@ impl VideoIpSrc {
             .field("datagrams-invalid", s.datagrams_invalid)
             .field("datagrams-foreign", s.datagrams_foreign)
             .field("stream-info-received", s.info_received)
-            .field("largest-burst", largest_burst)
-            .field("receives", receives)
+            .field("largest-burst", rx.largest_burst)
+            .field("receives", rx.receives)
             .build()
-    }
-
-    /// Publishes the streaming thread's counters for the `stats` property.
-    fn snapshot_stats(&self, state: &State) {
-        *lock(&self.stats) = (state.session.stats(), state.largest_burst, state.receives);
     }
 
     /// Local running time now, if the element has a clock.
@@ -274,25 +214,63 @@ impl VideoIpSrc {
         clock.time().checked_sub(base).map(|t| t.nseconds())
     }
 
-    /// Turns a complete frame into a buffer, with caps if they changed. None: no caps yet.
+    /// Waits for the next item of the queue, the timeout, or `unlock()`.
+    fn next(&self, timeout: Option<Duration>, max_age: Duration) -> Next {
+        let mut q = lock(&self.shared.queue);
+        loop {
+            if q.flushing {
+                return Next::Flushing;
+            }
+            let now = Instant::now();
+            q.drop_stale(now, max_age);
+            if let Some(item) = q.items.pop_front() {
+                let discont = std::mem::take(&mut q.discont);
+                return Next::Item(item, discont);
+            }
+            let wait = match timeout {
+                Some(t) => {
+                    let since = *q.last_data.get_or_insert(now);
+                    let at = since + t;
+                    if now >= at {
+                        q.last_data = Some(now);
+                        return Next::Timeout(t.as_nanos() as u64);
+                    }
+                    at - now
+                }
+                // Wake up now and then all the same: a missed notification must not hang.
+                None => Duration::from_millis(500),
+            };
+            q = self
+                .shared
+                .ready
+                .wait_timeout(q, wait)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Turns a complete frame into a buffer, with caps if they changed. None: the frame is
+    /// dropped (its caps are unusable or refused).
     fn output(
         &self,
-        state: &mut State,
+        out: &mut Out,
         f: reassembly::Frame<FrameBuf>,
         frame_caps: &str,
+        stream: Option<u16>,
+        queue_discont: bool,
     ) -> Option<(gst::Buffer, Option<(gst::Caps, String)>)> {
         // The caps of the frame's own stream info generation, not the newest announced: a
         // batch may hold the end of the old frames and the new info together.
-        let caps_str = match &state.caps_override {
+        let caps_str = match &out.caps_override {
             Some(c) => c.to_string(),
             None => frame_caps.to_owned(),
         };
-        if state.refused_caps.as_deref() == Some(caps_str.as_str()) {
-            state.session.mark_discont();
+        if out.refused_caps.as_deref() == Some(caps_str.as_str()) {
+            out.discont = true;
             return None;
         }
-        let new_caps = if state.caps_set.as_deref() != Some(caps_str.as_str()) {
-            let caps = match &state.caps_override {
+        let new_caps = if out.caps_set.as_deref() != Some(caps_str.as_str()) {
+            let caps = match &out.caps_override {
                 Some(c) => c.clone(),
                 None => match gst::Caps::from_str(&caps_str) {
                     Ok(c) if c.is_fixed() => c,
@@ -300,8 +278,10 @@ impl VideoIpSrc {
                         // Never fatal: a bad announcement is counted and the frames wait
                         // for the next stream info.
                         gst::warning!(CAT, imp = self, "ignoring unusable caps: {caps_str}");
-                        state.session.reject_info();
-                        state.session.mark_discont();
+                        if let Some(rx) = lock(&self.rx).as_ref() {
+                            rx.reject_info();
+                        }
+                        out.discont = true;
                         return None;
                     }
                 },
@@ -311,9 +291,15 @@ impl VideoIpSrc {
             None
         };
 
+        if out.mapped_stream != stream {
+            // A new sender: its timeline has nothing to do with the last one's.
+            out.estimator.reset();
+            out.mapper.reset();
+            out.discont |= out.mapped_stream.is_some();
+            out.mapped_stream = stream;
+        }
         let none_if_max = |t: u64| (t != crate::protocol::TIME_NONE).then_some(t);
-        let now_rt = self.running_time();
-        let arrival_rt = now_rt.map(|rt| {
+        let arrival_rt = self.running_time().map(|rt| {
             rt.saturating_sub(
                 Instant::now()
                     .saturating_duration_since(f.arrival)
@@ -324,18 +310,17 @@ impl VideoIpSrc {
         {
             let b = buffer.make_mut();
             if let Some(arrival) = arrival_rt {
-                if state.mapped_stream != state.session.stream_id() {
-                    // A new sender: its timeline has nothing to do with the last one's.
-                    state.mapper.reset();
-                    state.mapped_stream = state.session.stream_id();
-                }
-                let m = state
-                    .mapper
-                    .map(arrival, none_if_max(f.info.pts), none_if_max(f.info.dts));
+                let m = out.mapper.map(
+                    &mut out.estimator,
+                    arrival,
+                    none_if_max(f.info.pts),
+                    none_if_max(f.info.dts),
+                );
                 b.set_pts(m.pts.map(gst::ClockTime::from_nseconds));
                 b.set_dts(m.dts.map(gst::ClockTime::from_nseconds));
                 if m.resynced {
-                    state.discont = true;
+                    gst::debug!(CAT, imp = self, "sender timeline jumped: mapping restarted");
+                    out.discont = true;
                 }
             }
             b.set_duration(none_if_max(f.info.duration).map(gst::ClockTime::from_nseconds));
@@ -352,10 +337,10 @@ impl VideoIpSrc {
                     flags |= g;
                 }
             }
-            if f.discont || state.discont || f.info.flags & wire::DISCONT != 0 {
+            if f.discont || queue_discont || out.discont || f.info.flags & wire::DISCONT != 0 {
                 flags |= gst::BufferFlags::DISCONT;
             }
-            state.discont = false;
+            out.discont = false;
             b.set_flags(flags);
         }
         gst::trace!(
@@ -369,118 +354,44 @@ impl VideoIpSrc {
         Some((buffer, new_caps))
     }
 
-    /// Receives until a frame is ready, the stream ends, the timeout fires or we are woken.
-    fn step(&self, state: &mut State) -> Step {
-        loop {
-            // Checked on every pass, so that a stream of datagrams that never lets the
-            // socket drain cannot keep a state change waiting.
-            if state.waker.is_woken() {
-                return Step::Flushing;
-            }
-            while let Some(ev) = state.ready.pop_front() {
-                match ev {
-                    Event::Eos => return Step::Eos,
-                    Event::Frame(f, caps) => {
-                        if let Some((buf, caps)) = self.output(state, f, &caps) {
-                            return Step::Buffer(buf, caps);
-                        }
-                    }
-                }
-            }
-            // Datagrams of the last receive not yet handed to the session: hand them over
-            // until a frame completes, and push that frame before going on, so that a large
-            // batch does not hold a complete frame back.
-            if state.batch_pos < state.batch.len() {
-                let now = state.batch_time;
-                let State {
-                    batch,
-                    batch_pos,
-                    session,
-                    pool,
-                    ready,
-                    ..
-                } = state;
-                while *batch_pos < batch.len() && ready.is_empty() {
-                    match batch.get(*batch_pos) {
-                        Some(d) => match session.push(d, now, |len| pool.alloc(len)) {
-                            // Complete frames come out at once so that they never count
-                            // against the frames in flight.
-                            Ok(true) => ready.extend(std::iter::from_fn(|| session.poll_ready())),
-                            Ok(false) => {}
-                            Err(e) => gst::trace!(CAT, imp = self, "dropped a datagram: {e}"),
-                        },
-                        None => session.count_invalid(),
-                    }
-                    *batch_pos += 1;
-                }
-                if state.batch_pos < state.batch.len() {
-                    continue;
-                }
-                self.snapshot_stats(state);
-                // Frames are timed out when the socket is drained, and under traffic that
-                // never lets it drain once per window: a frame that got no datagram for a
-                // window while later ones kept arriving (in order) has lost the rest. A
-                // frame whose datagrams are merely still queued is not at risk, as the window
-                // runs from its latest datagram read.
-                if now < state.last_expiry + state.window {
-                    continue;
-                }
+    /// Pushes caps downstream if it accepts them. False: refused (a warning is posted).
+    fn push_caps(&self, caps: gst::Caps, caps_str: String) -> bool {
+        gst::info!(CAT, imp = self, "caps from the sender: {caps}");
+        // Pushing caps "succeeds" as a sticky event even when downstream cannot take them
+        // (the buffer then fails not-negotiated): ask first.
+        let obj = self.obj();
+        let accepted = obj.src_pad().peer_query_accept_caps(&caps) && obj.set_caps(&caps).is_ok();
+        if let Some(out) = lock(&self.out).as_mut() {
+            if accepted {
+                out.caps_set = Some(caps_str);
+                out.refused_caps = None;
             } else {
-                match state.batch.recv(&state.receiver) {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        state.largest_burst = state.largest_burst.max(n as u64);
-                        state.receives += 1;
-                        state.batch_pos = 0;
-                        state.batch_time = Instant::now();
-                        state.last_data = state.batch_time;
-                        continue;
-                    }
-                    Err(e) => {
-                        return Step::Error(gst::error_msg!(
-                            gst::ResourceError::Read,
-                            ["receiving from the network failed: {}", e]
-                        ))
-                    }
-                }
-            }
-            // The socket is drained (or a window went by): frames whose window has passed
-            // may now be dropped.
-            let now = Instant::now();
-            state.last_expiry = now;
-            let State { session, ready, .. } = state;
-            ready.extend(std::iter::from_fn(|| session.poll(now)));
-            if !state.ready.is_empty() {
-                continue;
-            }
-            self.snapshot_stats(state);
-            let timeout_at = state.timeout.map(|t| state.last_data + t);
-            let deadline = match (state.session.next_deadline(), timeout_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            match state
-                .waker
-                .wait(Some(state.receiver.fd()), libc::POLLIN, deadline)
-            {
-                Ok(net::Wait::Woken) => return Step::Flushing,
-                Ok(net::Wait::Ready) => {}
-                Ok(net::Wait::TimedOut) => {
-                    if let (Some(t), Some(at)) = (state.timeout, timeout_at) {
-                        if Instant::now() >= at {
-                            state.last_data = Instant::now();
-                            return Step::Timeout(t.as_nanos() as u64);
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Step::Error(gst::error_msg!(
-                        gst::ResourceError::Read,
-                        ["waiting for the network failed: {}", e]
-                    ))
-                }
+                out.refused_caps = Some(caps_str);
+                out.discont = true;
             }
         }
+        if !accepted {
+            // Not fatal: what a sender announces must not stop the pipeline. Its frames are
+            // dropped until it announces caps that downstream accepts.
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::Negotiation,
+                [
+                    "downstream does not accept the sender's caps {}; dropping its frames",
+                    caps
+                ]
+            );
+        }
+        accepted
+    }
+
+    /// Stops the receive thread and forgets the queue.
+    fn stop_thread(&self) {
+        let thread = lock(&self.rx).take();
+        drop(thread);
+        let mut q = lock(&self.shared.queue);
+        q.items.clear();
+        q.discont = false;
     }
 }
 
@@ -533,7 +444,7 @@ impl ObjectImpl for VideoIpSrc {
                     .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
-                    .blurb("Reassembly window in milliseconds: how long an incomplete frame waits for a missing datagram after its latest one; reported as the source's latency")
+                    .blurb("Reassembly window in milliseconds: how long an incomplete frame waits for a missing datagram after its latest one; the source reports this plus 20 ms (the most a sender spreads a frame) as its latency")
                     .minimum(1)
                     .maximum(60_000)
                     .default_value(d.latency_ms)
@@ -564,9 +475,14 @@ impl ObjectImpl for VideoIpSrc {
                     .default_value(d.reuse)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("timestamp-mode", d.timestamp_mode)
+                    .nick("Timestamp Mode")
+                    .blurb("How buffers are timestamped: the sender's timestamps offset onto local running time (sender-clock), or each frame's arrival time (arrival)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Datagrams and bytes received; frames complete, dropped and without caps; datagrams lost, duplicate, reordered, late, invalid and foreign")
+                    .blurb("Datagrams and bytes received; frames complete, dropped, dropped late and without caps; datagrams lost, duplicate, reordered, late, invalid and foreign")
                     .read_only()
                     .build(),
             ]
@@ -587,6 +503,7 @@ impl ObjectImpl for VideoIpSrc {
             "caps" => s.caps = value.get::<Option<gst::Caps>>().ok().flatten(),
             "max-frame-size" => s.max_frame_size = value.get().unwrap_or(128 << 20),
             "reuse" => s.reuse = value.get().unwrap_or(true),
+            "timestamp-mode" => s.timestamp_mode = value.get().unwrap_or_default(),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -607,6 +524,7 @@ impl ObjectImpl for VideoIpSrc {
             "caps" => s.caps.to_value(),
             "max-frame-size" => s.max_frame_size.to_value(),
             "reuse" => s.reuse.to_value(),
+            "timestamp-mode" => s.timestamp_mode.to_value(),
             _ => pspec.default_value().clone(),
         }
     }
@@ -645,11 +563,25 @@ impl ElementImpl for VideoIpSrc {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        if transition == gst::StateChange::NullToReady {
-            if let Err(msg) = self.open_socket() {
-                self.post_error_message(msg);
-                return Err(gst::StateChangeError);
+        match transition {
+            gst::StateChange::NullToReady => {
+                if let Err(msg) = self.open_socket() {
+                    self.post_error_message(msg);
+                    return Err(gst::StateChangeError);
+                }
             }
+            gst::StateChange::PausedToPlaying => {
+                // What queued up while paused (or between start and PLAYING) is stale: the
+                // stream goes on from what arrives from now on, and running time itself moved,
+                // so the timestamp mapping starts over too.
+                lock(&self.shared.queue).clear_frames();
+                if let Some(out) = lock(&self.out).as_mut() {
+                    out.estimator.reset();
+                    out.mapper.reset();
+                    out.discont = true;
+                }
+            }
+            _ => {}
         }
         let ret = self.parent_change_state(transition);
         let closing = transition == gst::StateChange::ReadyToNull;
@@ -693,42 +625,49 @@ impl BaseSrcImpl for VideoIpSrc {
                 ]
             );
         }
-        let window = Duration::from_millis(u64::from(s.latency_ms));
-        let cfg = reassembly::Config {
-            max_frame_size: s.max_frame_size as usize,
-            window,
-            ..Default::default()
+        let max_age = s.max_latency();
+        let mode = match s.timestamp_mode {
+            TimestampMode::SenderClock => timestamps::Mode::SenderClock,
+            TimestampMode::Arrival => timestamps::Mode::Arrival,
         };
-        *lock(&self.stats) = Default::default();
-        *lock(&self.state) = Some(State {
-            receiver,
-            waker,
-            batch: RecvBatch::new(s.batch_size as usize, SLOT_SIZE),
-            batch_pos: 0,
-            batch_time: Instant::now(),
-            session: Session::new(cfg),
-            ready: Default::default(),
-            pool: FramePool::default(),
-            // Arrivals further than the window from the mapping would make buffers late (or
-            // hold them back): start the mapping over instead.
-            mapper: TimeMapper::new(window.as_nanos() as u64),
-            caps_override: s.caps,
+        *lock(&self.out) = Some(Out {
+            mapper: TimeMapper::new(mode),
+            // Arrivals consistently later than the latency would make every buffer late:
+            // past that the mapping starts over.
+            estimator: OffsetEstimator::new(s.min_latency().as_nanos() as u64),
+            caps_override: s.caps.clone(),
             caps_set: None,
-            timeout: (s.timeout_ns > 0).then(|| Duration::from_nanos(s.timeout_ns)),
-            last_data: Instant::now(),
-            discont: true,
-            window,
-            last_expiry: Instant::now(),
-            mapped_stream: None,
-            largest_burst: 0,
-            receives: 0,
             refused_caps: None,
+            timeout: (s.timeout_ns > 0).then(|| Duration::from_nanos(s.timeout_ns)),
+            max_age,
+            mapped_stream: None,
+            discont: true,
         });
+        *lock(&self.shared.stats) = Default::default();
+        *lock(&self.shared.queue) = Default::default();
+        let cfg = receiver::Config {
+            session: reassembly::Config {
+                max_frame_size: s.max_frame_size as usize,
+                window: s.window(),
+                ..Default::default()
+            },
+            batch_size: s.batch_size as usize,
+            max_age,
+        };
+        let thread =
+            receiver::Thread::spawn(receiver, waker, self.shared.clone(), cfg).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenRead,
+                    ["could not start the receive thread: {}", e]
+                )
+            })?;
+        *lock(&self.rx) = Some(thread);
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *lock(&self.state) = None;
+        self.stop_thread();
+        *lock(&self.out) = None;
         Ok(())
     }
 
@@ -741,7 +680,7 @@ impl BaseSrcImpl for VideoIpSrc {
     /// choose from. Caps downstream refuses are handled (and warned about) in `create`,
     /// never turned into a not-negotiated error.
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
-        let current = lock(&self.state)
+        let current = lock(&self.out)
             .as_ref()
             .and_then(|s| s.caps_set.clone())
             .and_then(|c| gst::Caps::from_str(&c).ok());
@@ -755,24 +694,22 @@ impl BaseSrcImpl for VideoIpSrc {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-            let latency = gst::ClockTime::from_mseconds(u64::from(lock(&self.settings).latency_ms));
-            q.set(true, latency, gst::ClockTime::NONE);
+            let s = lock(&self.settings).clone();
+            let ns = |d: Duration| gst::ClockTime::from_nseconds(d.as_nanos() as u64);
+            q.set(true, ns(s.min_latency()), ns(s.max_latency()));
             return true;
         }
         BaseSrcImplExt::parent_query(self, query)
     }
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(io) = lock(&self.io).as_ref() {
-            io.waker.wake();
-        }
+        lock(&self.shared.queue).flushing = true;
+        self.shared.ready.notify_all();
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(io) = lock(&self.io).as_ref() {
-            io.waker.reset();
-        }
+        lock(&self.shared.queue).flushing = false;
         Ok(())
     }
 }
@@ -783,62 +720,47 @@ impl PushSrcImpl for VideoIpSrc {
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
         loop {
-            let step = match lock(&self.state).as_mut() {
-                Some(state) => self.step(state),
-                None => Step::Flushing,
+            let (timeout, max_age) = match lock(&self.out).as_ref() {
+                Some(out) => (out.timeout, out.max_age),
+                None => return Err(gst::FlowError::Flushing),
             };
-            match step {
-                Step::Buffer(buffer, caps) => {
-                    let Some((caps, caps_str)) = caps else {
-                        return Ok(CreateSuccess::NewBuffer(buffer));
-                    };
-                    gst::info!(CAT, imp = self, "caps from the sender: {caps}");
-                    // Pushing caps "succeeds" as a sticky event even when downstream cannot
-                    // take them (the buffer then fails not-negotiated): ask first.
-                    let obj = self.obj();
-                    let accepted =
-                        obj.src_pad().peer_query_accept_caps(&caps) && obj.set_caps(&caps).is_ok();
-                    if let Some(state) = lock(&self.state).as_mut() {
-                        if accepted {
-                            state.caps_set = Some(caps_str);
-                            state.refused_caps = None;
-                        } else {
-                            state.refused_caps = Some(caps_str);
-                            state.session.mark_discont();
-                        }
-                    }
-                    if accepted {
-                        return Ok(CreateSuccess::NewBuffer(buffer));
-                    }
-                    // Not fatal: what a sender announces must not stop the pipeline. Its
-                    // frames are dropped until it announces caps that downstream accepts.
-                    gst::element_imp_warning!(
-                        self,
-                        gst::CoreError::Negotiation,
-                        [
-                            "downstream does not accept the sender's caps {}; dropping its frames",
-                            caps
-                        ]
-                    );
-                }
-                Step::Eos => {
-                    gst::info!(CAT, imp = self, "the sender ended the stream");
-                    if let Some(state) = lock(&self.state).as_ref() {
-                        self.snapshot_stats(state);
-                    }
-                    return Err(gst::FlowError::Eos);
-                }
-                Step::Flushing => return Err(gst::FlowError::Flushing),
-                Step::Timeout(ns) => {
+            let (item, queue_discont) = match self.next(timeout, max_age) {
+                Next::Item(item, discont) => (item, discont),
+                Next::Flushing => return Err(gst::FlowError::Flushing),
+                Next::Timeout(ns) => {
                     let s = gst::Structure::builder("GstVideoIpSrcTimeout")
                         .field("timeout", ns)
                         .build();
                     let _ = self
                         .obj()
                         .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+                    continue;
                 }
-                Step::Error(msg) => {
-                    self.post_error_message(msg);
+            };
+            match item {
+                Item::Frame(f, caps, stream) => {
+                    let made = match lock(&self.out).as_mut() {
+                        Some(out) => self.output(out, f, &caps, stream, queue_discont),
+                        None => return Err(gst::FlowError::Flushing),
+                    };
+                    let Some((buffer, new_caps)) = made else {
+                        continue;
+                    };
+                    match new_caps {
+                        None => return Ok(CreateSuccess::NewBuffer(buffer)),
+                        Some((caps, caps_str)) => {
+                            if self.push_caps(caps, caps_str) {
+                                return Ok(CreateSuccess::NewBuffer(buffer));
+                            }
+                        }
+                    }
+                }
+                Item::Eos => {
+                    gst::info!(CAT, imp = self, "the sender ended the stream");
+                    return Err(gst::FlowError::Eos);
+                }
+                Item::Error(msg) => {
+                    gst::element_imp_error!(self, gst::ResourceError::Read, ["{}", msg]);
                     return Err(gst::FlowError::Error);
                 }
             }

@@ -10,6 +10,28 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod receiver;
+
+/// How `videoipsrc` timestamps the buffers it pushes.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstVideoIpSrcTimestampMode")]
+pub enum TimestampMode {
+    /// The sender's timestamps, moved onto local running time by an offset learnt from the
+    /// fastest arrivals: the sender's spacing is kept and network jitter never shows.
+    #[default]
+    #[enum_value(
+        name = "Sender clock: the sender's timestamps, offset onto local running time",
+        nick = "sender-clock"
+    )]
+    SenderClock = 0,
+    /// Each frame's arrival time (of its first datagram), never decreasing.
+    #[enum_value(
+        name = "Arrival: when each frame's first datagram arrived",
+        nick = "arrival"
+    )]
+    Arrival = 1,
+}
 
 glib::wrapper! {
     /// The videoip receiver element.
@@ -19,6 +41,7 @@ glib::wrapper! {
 
 /// Registers `videoipsrc` with `plugin`.
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    TimestampMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "videoipsrc",

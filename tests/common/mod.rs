@@ -32,11 +32,16 @@ impl Rx {
     }
 
     pub fn with_address(address: &str, props: &str) -> Rx {
-        init();
-        let desc = format!(
+        Self::launch(&format!(
             "videoipsrc name=src address={address} port=0 {props} ! appsink name=sink sync=false"
-        );
-        let pipeline = gst::parse::launch(&desc)
+        ))
+    }
+
+    /// Any receiving pipeline with a `videoipsrc name=src` (on port 0) and an
+    /// `appsink name=sink`, brought to PLAYING.
+    pub fn launch(desc: &str) -> Rx {
+        init();
+        let pipeline = gst::parse::launch(desc)
             .expect("receiver pipeline parses")
             .downcast::<gst::Pipeline>()
             .expect("a pipeline");
@@ -212,6 +217,8 @@ pub enum Mangle {
     DropEvery(u64, u64),
     /// Swap each pair of datagrams and send every `n`th one twice.
     SwapAndDuplicate(u64),
+    /// Hold back the datagrams the predicate picks for the given time; pass the rest.
+    Delay(fn(&[u8]) -> bool, Duration),
 }
 
 /// A UDP relay on loopback between a sender and a receiver that loses, reorders or
@@ -226,8 +233,11 @@ impl Relay {
     pub fn new(to: SocketAddr, mangle: Mangle) -> Relay {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("relay binds");
         force_recv_buffer(&sock, 32 << 20);
-        sock.set_read_timeout(Some(Duration::from_millis(20)))
-            .expect("timeout");
+        let tick = match mangle {
+            Mangle::Delay(..) => Duration::from_millis(1),
+            _ => Duration::from_millis(20),
+        };
+        sock.set_read_timeout(Some(tick)).expect("timeout");
         let port = sock.local_addr().expect("addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -235,9 +245,17 @@ impl Relay {
             let out = UdpSocket::bind("127.0.0.1:0").expect("relay out binds");
             let mut buf = vec![0u8; 65536];
             let mut held: Option<Vec<u8>> = None;
+            let mut delayed: Vec<(Instant, Vec<u8>)> = Vec::new();
             let mut i = 0u64;
             let end = Instant::now() + Duration::from_secs(60);
             while !stop2.load(Ordering::Relaxed) && Instant::now() < end {
+                let now = Instant::now();
+                delayed.retain(|(at, d)| {
+                    if *at <= now {
+                        let _ = out.send_to(d, to);
+                    }
+                    *at > now
+                });
                 let n = match sock.recv(&mut buf) {
                     Ok(n) => n,
                     Err(_) => {
@@ -258,6 +276,13 @@ impl Relay {
                     // straight through; every later pair is swapped.
                     Mangle::SwapAndDuplicate(_) if i == 0 => {
                         let _ = out.send_to(d, to);
+                    }
+                    Mangle::Delay(pick, by) => {
+                        if pick(d) {
+                            delayed.push((Instant::now() + by, d.to_vec()));
+                        } else {
+                            let _ = out.send_to(d, to);
+                        }
                     }
                     Mangle::SwapAndDuplicate(dup) => match held.take() {
                         None => held = Some(d.to_vec()),

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The receive thread of `videoipsrc` and the queue it fills.
+//!
+//! The socket is read, and frames reassembled, on a thread of the element's own, so that a
+//! downstream clock wait (a synced sink straight after the source) never delays a read: every
+//! datagram is taken from the kernel as soon as it arrives, and a frame's arrival time is when
+//! its first datagram came, not when the streaming thread got round to it. Complete frames
+//! wait in a [`Queue`] for `create()`. The queue holds frames no longer than the source's
+//! maximum latency: when downstream stalls longer, the oldest frames are dropped, counted, and
+//! the next frame handed out is marked discontinuous.
+//!
+//! Locks: `queue` and `stats` are each taken briefly and never together; the thread owns its
+//! session, socket batch and buffer pool outright.
+
+use crate::element::lock;
+use crate::net::{self, Receiver, RecvBatch, Waker};
+use crate::reassembly::{self, Event, Session, Stats};
+use gst::prelude::*;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A frame's bytes: a writable, mapped GStreamer buffer the fragments are copied into.
+pub(super) type FrameBuf = gst::MappedBuffer<gst::buffer::Writable>;
+
+/// Receive slot size: the largest UDP payload.
+const SLOT_SIZE: usize = 65536;
+/// Frame sizes at least this large, seen this many times in a row, get a buffer pool.
+const POOL_MIN_SIZE: usize = 64 * 1024;
+const POOL_AFTER_REPEATS: u32 = 3;
+/// Most items the queue holds whatever their age (audio in 1 ms buffers fills 120 of them in
+/// the default maximum latency).
+const MAX_QUEUED: usize = 1024;
+
+/// What the receive thread hands to `create()`.
+pub(super) enum Item {
+    /// A complete frame, the caps string of its stream info, and the stream it belongs to.
+    Frame(reassembly::Frame<FrameBuf>, Arc<str>, Option<u16>),
+    /// The sender ended the stream.
+    Eos,
+    /// The socket failed; the thread has stopped.
+    Error(String),
+}
+
+/// Frames waiting for `create()`, and what `unlock()` and the state changes tell it.
+#[derive(Default)]
+pub(super) struct Queue {
+    pub items: VecDeque<Item>,
+    /// Set by `unlock()`: `create()` returns at once.
+    pub flushing: bool,
+    /// Frames were dropped since the last one handed out.
+    pub discont: bool,
+    /// Complete frames dropped because downstream did not take them in time.
+    pub dropped_late: u64,
+    /// When the last datagram arrived (for the `timeout` message).
+    pub last_data: Option<Instant>,
+}
+
+impl Queue {
+    /// Drops frames at the head older than `max_age` (or beyond the count bound).
+    pub fn drop_stale(&mut self, now: Instant, max_age: Duration) {
+        while let Some(Item::Frame(f, ..)) = self.items.front() {
+            if self.items.len() <= MAX_QUEUED && now.saturating_duration_since(f.arrival) <= max_age
+            {
+                break;
+            }
+            self.items.pop_front();
+            self.dropped_late += 1;
+            self.discont = true;
+        }
+    }
+
+    /// Drops every queued frame (the stream goes on from what arrives next).
+    pub fn clear_frames(&mut self) {
+        let before = self.items.len();
+        self.items.retain(|i| !matches!(i, Item::Frame(..)));
+        let dropped = before - self.items.len();
+        if dropped > 0 {
+            self.dropped_late += dropped as u64;
+            self.discont = true;
+        }
+    }
+}
+
+/// Counters published for the `stats` property.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct RxStats {
+    pub session: Stats,
+    /// Most datagrams one receive found queued.
+    pub largest_burst: u64,
+    /// Receives that returned datagrams.
+    pub receives: u64,
+}
+
+/// What the thread and the element share.
+#[derive(Default)]
+pub(super) struct Shared {
+    pub queue: Mutex<Queue>,
+    pub ready: Condvar,
+    pub stats: Mutex<RxStats>,
+    /// Set when the current caps cannot be used: the session lets go of them.
+    reject_info: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// How the thread runs.
+pub(super) struct Config {
+    pub session: reassembly::Config,
+    pub batch_size: usize,
+    /// Oldest a queued frame may get before it is dropped.
+    pub max_age: Duration,
+}
+
+/// Output buffers: a pool for the stream's steady frame size, plain allocations otherwise.
+#[derive(Default)]
+struct FramePool {
+    pool: Option<gst::BufferPool>,
+    size: usize,
+    candidate: usize,
+    repeats: u32,
+}
+
+impl FramePool {
+    fn alloc(&mut self, len: usize) -> Option<FrameBuf> {
+        if len != self.size || self.pool.is_none() {
+            if len == self.candidate {
+                self.repeats += 1;
+            } else {
+                self.candidate = len;
+                self.repeats = 1;
+            }
+            if self.repeats >= POOL_AFTER_REPEATS && len >= POOL_MIN_SIZE {
+                self.make_pool(len);
+            }
+        }
+        let buffer = match &self.pool {
+            Some(pool) if len == self.size => pool.acquire_buffer(None).ok(),
+            _ => None,
+        };
+        let buffer = match buffer {
+            Some(b) => b,
+            None => gst::Buffer::with_size(len).ok()?,
+        };
+        buffer.into_mapped_buffer_writable().ok()
+    }
+
+    fn make_pool(&mut self, len: usize) {
+        self.release();
+        let Ok(size) = u32::try_from(len) else {
+            return;
+        };
+        let pool = gst::BufferPool::new();
+        let mut config = pool.config();
+        config.set_params(None, size, 0, 0);
+        if pool.set_config(config).is_ok() && pool.set_active(true).is_ok() {
+            self.pool = Some(pool);
+            self.size = len;
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = pool.set_active(false);
+        }
+    }
+}
+
+impl Drop for FramePool {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The running receive thread; dropping it stops and joins the thread.
+pub(super) struct Thread {
+    shared: Arc<Shared>,
+    waker: Arc<Waker>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Thread {
+    /// Starts receiving on `receiver`; `waker` interrupts the thread's waits when it must stop.
+    pub fn spawn(
+        receiver: Arc<Receiver>,
+        waker: Arc<Waker>,
+        shared: Arc<Shared>,
+        cfg: Config,
+    ) -> std::io::Result<Thread> {
+        waker.reset();
+        shared.stop.store(false, Ordering::SeqCst);
+        let rx = Rx {
+            batch: RecvBatch::new(cfg.batch_size, SLOT_SIZE),
+            session: Session::new(cfg.session),
+            window: cfg.session.window,
+            max_age: cfg.max_age,
+            receiver,
+            waker: waker.clone(),
+            shared: shared.clone(),
+            pool: FramePool::default(),
+            stats: RxStats::default(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("videoipsrc-rx".into())
+            .spawn(move || rx.run())?;
+        Ok(Thread {
+            shared,
+            waker,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Thread {
+    /// Tells the session that the current caps cannot be used (it lets go of the stream).
+    pub fn reject_info(&self) {
+        self.shared.reject_info.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.waker.wake();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.waker.reset();
+    }
+}
+
+/// The thread's own state.
+struct Rx {
+    receiver: Arc<Receiver>,
+    waker: Arc<Waker>,
+    shared: Arc<Shared>,
+    batch: RecvBatch,
+    session: Session<FrameBuf>,
+    pool: FramePool,
+    window: Duration,
+    max_age: Duration,
+    stats: RxStats,
+}
+
+impl Rx {
+    fn run(mut self) {
+        // Frames are timed out when the socket is drained, and under traffic that never lets
+        // it drain once per window: the window runs from a frame's latest datagram, so a frame
+        // whose datagrams are merely still queued is not at risk.
+        let mut last_expiry = Instant::now();
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            if self.shared.reject_info.swap(false, Ordering::SeqCst) {
+                self.session.reject_info();
+            }
+            match self.batch.recv(&self.receiver) {
+                Ok(0) => {}
+                Ok(n) => {
+                    let now = Instant::now();
+                    self.stats.largest_burst = self.stats.largest_burst.max(n as u64);
+                    self.stats.receives += 1;
+                    self.take_batch(n, now);
+                    if now < last_expiry + self.window {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    self.deliver(Item::Error(format!(
+                        "receiving from the network failed: {e}"
+                    )));
+                    return;
+                }
+            }
+            let now = Instant::now();
+            last_expiry = now;
+            while let Some(ev) = self.session.poll(now) {
+                self.deliver_event(ev);
+            }
+            self.publish_stats();
+            match self.waker.wait(
+                Some(self.receiver.fd()),
+                libc::POLLIN,
+                self.session.next_deadline(),
+            ) {
+                // A wake is a one-shot here: stop (checked at the top of the loop, set before
+                // the wake) or a request such as reject_info.
+                Ok(net::Wait::Woken) => self.waker.reset(),
+                Ok(net::Wait::Ready) | Ok(net::Wait::TimedOut) => {}
+                Err(e) => {
+                    self.deliver(Item::Error(format!("waiting for the network failed: {e}")));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands the `n` datagrams of the last receive to the session, queueing each frame as soon
+    /// as it completes.
+    fn take_batch(&mut self, n: usize, now: Instant) {
+        lock(&self.shared.queue).last_data = Some(now);
+        for i in 0..n {
+            let Rx {
+                batch,
+                session,
+                pool,
+                ..
+            } = self;
+            match batch.get(i) {
+                Some(d) => match session.push(d, now, |len| pool.alloc(len)) {
+                    Ok(true) => {
+                        while let Some(ev) = self.session.poll_ready() {
+                            self.deliver_event(ev);
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(_) => {}
+                },
+                None => session.count_invalid(),
+            }
+        }
+        self.publish_stats();
+    }
+
+    fn deliver_event(&mut self, ev: Event<FrameBuf>) {
+        // Counters first, so that whoever gets the frame sees it counted.
+        self.publish_stats();
+        let item = match ev {
+            Event::Frame(f, caps) => Item::Frame(f, caps, self.session.stream_id()),
+            Event::Eos => Item::Eos,
+        };
+        self.deliver(item);
+    }
+
+    fn deliver(&self, item: Item) {
+        {
+            let mut q = lock(&self.shared.queue);
+            q.items.push_back(item);
+            q.drop_stale(Instant::now(), self.max_age);
+        }
+        self.shared.ready.notify_one();
+    }
+
+    fn publish_stats(&self) {
+        let mut s = self.stats;
+        s.session = self.session.stats();
+        *lock(&self.shared.stats) = s;
+    }
+}
