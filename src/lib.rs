@@ -12,6 +12,7 @@ pub mod net;
 pub mod pacer;
 pub mod packetizer;
 pub mod protocol;
+pub mod ratelimit;
 pub mod reassembly;
 pub mod timestamps;
 mod videoipsink;

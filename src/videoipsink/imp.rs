@@ -205,7 +205,7 @@ impl VideoIpSink {
         self.send_info_if_due(state, now)?;
         let mut plan = state
             .packetizer
-            .frame(data.len(), frame_meta(buffer))
+            .frame(data.len(), frame_meta(buffer, &self.obj().segment()))
             .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
         let count = plan.count();
         let duration = buffer
@@ -281,7 +281,10 @@ fn send_failed(e: std::io::Error) -> Fail {
     ))
 }
 
-fn frame_meta(buffer: &gst::BufferRef) -> FrameMeta {
+/// The frame's flags, and its timestamps in running time: streams of one sender pipeline
+/// then share one timeline, whatever their segments (buffers outside the segment, or of a
+/// segment not in time, keep their own timestamps).
+fn frame_meta(buffer: &gst::BufferRef, segment: &gst::Segment) -> FrameMeta {
     let bf = buffer.flags();
     let mut f = 0u16;
     for (gst_flag, wire) in [
@@ -296,7 +299,15 @@ fn frame_meta(buffer: &gst::BufferRef) -> FrameMeta {
             f |= wire;
         }
     }
-    let ns = |t: Option<gst::ClockTime>| t.map_or(protocol::TIME_NONE, |t| t.nseconds());
+    let time_segment = segment.downcast_ref::<gst::ClockTime>();
+    let ns = |t: Option<gst::ClockTime>| {
+        t.map_or(protocol::TIME_NONE, |t| {
+            time_segment
+                .and_then(|seg| seg.to_running_time(t))
+                .unwrap_or(t)
+                .nseconds()
+        })
+    };
     FrameMeta {
         pts: ns(buffer.pts()),
         dts: ns(buffer.dts()),

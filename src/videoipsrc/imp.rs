@@ -16,6 +16,7 @@ use super::TimestampMode;
 use crate::element::{any_pad_template, lock, opt_string};
 use crate::net::{self, Receiver, ReceiverConfig, Waker};
 use crate::pacer;
+use crate::ratelimit::RateLimit;
 use crate::reassembly;
 use crate::timestamps::{self, OffsetEstimator, TimeMapper};
 use gst::glib;
@@ -113,14 +114,30 @@ struct Out {
     discont: bool,
 }
 
-#[derive(Default)]
 pub struct VideoIpSrc {
     settings: Mutex<Settings>,
     io: Mutex<Option<Io>>,
     shared: Arc<Shared>,
     rx: Mutex<Option<receiver::Thread>>,
     out: Mutex<Option<Out>>,
+    caps_warnings: Mutex<RateLimit>,
 }
+
+impl Default for VideoIpSrc {
+    fn default() -> Self {
+        VideoIpSrc {
+            settings: Default::default(),
+            io: Default::default(),
+            shared: Default::default(),
+            rx: Default::default(),
+            out: Default::default(),
+            caps_warnings: Mutex::new(RateLimit::new(Duration::from_secs(2))),
+        }
+    }
+}
+
+/// A buffer, and new caps (with the string they came as) to set before it.
+type Output = (gst::Buffer, Option<(gst::Caps, String)>);
 
 /// What `create()` got from the queue.
 enum Next {
@@ -249,8 +266,8 @@ impl VideoIpSrc {
         }
     }
 
-    /// Turns a complete frame into a buffer, with caps if they changed. None: the frame is
-    /// dropped (its caps are unusable or refused).
+    /// Turns a complete frame into a buffer, with caps if they changed. Err: the frame is
+    /// dropped (its caps are refused, or unusable: then with a warning to post).
     fn output(
         &self,
         out: &mut Out,
@@ -258,7 +275,7 @@ impl VideoIpSrc {
         frame_caps: &str,
         stream: Option<u16>,
         queue_discont: bool,
-    ) -> Option<(gst::Buffer, Option<(gst::Caps, String)>)> {
+    ) -> Result<Output, Option<String>> {
         // The caps of the frame's own stream info generation, not the newest announced: a
         // batch may hold the end of the old frames and the new info together.
         let caps_str = match &out.caps_override {
@@ -267,7 +284,7 @@ impl VideoIpSrc {
         };
         if out.refused_caps.as_deref() == Some(caps_str.as_str()) {
             out.discont = true;
-            return None;
+            return Err(None);
         }
         let new_caps = if out.caps_set.as_deref() != Some(caps_str.as_str()) {
             let caps = match &out.caps_override {
@@ -277,12 +294,13 @@ impl VideoIpSrc {
                     _ => {
                         // Never fatal: a bad announcement is counted and the frames wait
                         // for the next stream info.
-                        gst::warning!(CAT, imp = self, "ignoring unusable caps: {caps_str}");
                         if let Some(rx) = lock(&self.rx).as_ref() {
                             rx.reject_info();
                         }
                         out.discont = true;
-                        return None;
+                        return Err(Some(format!(
+                            "the sender announced caps that are not usable fixed caps; ignoring its frames until it announces others: {caps_str:.200}"
+                        )));
                     }
                 },
             };
@@ -351,7 +369,7 @@ impl VideoIpSrc {
             f.info.len,
             f.arrival.elapsed().as_micros()
         );
-        Some((buffer, new_caps))
+        Ok((buffer, new_caps))
     }
 
     /// Pushes caps downstream if it accepts them. False: refused (a warning is posted).
@@ -373,16 +391,56 @@ impl VideoIpSrc {
         if !accepted {
             // Not fatal: what a sender announces must not stop the pipeline. Its frames are
             // dropped until it announces caps that downstream accepts.
-            gst::element_imp_warning!(
-                self,
-                gst::CoreError::Negotiation,
-                [
-                    "downstream does not accept the sender's caps {}; dropping its frames",
-                    caps
-                ]
-            );
+            self.warn_caps(format!(
+                "downstream does not accept the sender's caps {caps}; dropping its frames"
+            ));
         }
         accepted
+    }
+
+    /// What the receive thread calls to post its warnings on the bus.
+    fn warner(&self, latency_ms: u32) -> Box<dyn Fn(receiver::Warning) + Send> {
+        let weak = self.obj().downgrade();
+        Box::new(move |w| {
+            let Some(obj) = weak.upgrade() else {
+                return;
+            };
+            match w {
+                receiver::Warning::WindowTooShort { frames, late } => gst::element_warning!(
+                    obj,
+                    gst::ResourceError::Settings,
+                    [
+                        "{} frames dropped incomplete in the last 2 s while {} of their datagrams came after the reassembly window: raise the latency property (now {} ms)",
+                        frames,
+                        late,
+                        latency_ms
+                    ]
+                ),
+                receiver::Warning::Loss { frames, lost } => gst::element_warning!(
+                    obj,
+                    gst::ResourceError::Read,
+                    [
+                        "{} frames dropped incomplete in the last 2 s: {} datagrams lost on the way (a network that drops them, or a receive buffer too small: raise buffer-size)",
+                        frames,
+                        lost
+                    ]
+                ),
+            }
+        })
+    }
+
+    /// Posts a warning about the sender's caps, at most once per 2 s (a sender announcing
+    /// ever new caps must not flood the bus).
+    fn warn_caps(&self, msg: String) {
+        let Some(held_back) = lock(&self.caps_warnings).check(Instant::now()) else {
+            return;
+        };
+        let more = if held_back > 0 {
+            format!(" ({held_back} more caps warnings held back)")
+        } else {
+            String::new()
+        };
+        gst::element_imp_warning!(self, gst::CoreError::Negotiation, ["{}{}", msg, more]);
     }
 
     /// Stops the receive thread and forgets the queue.
@@ -653,6 +711,7 @@ impl BaseSrcImpl for VideoIpSrc {
             },
             batch_size: s.batch_size as usize,
             max_age,
+            warn: self.warner(s.latency_ms),
         };
         let thread =
             receiver::Thread::spawn(receiver, waker, self.shared.clone(), cfg).map_err(|e| {
@@ -743,8 +802,15 @@ impl PushSrcImpl for VideoIpSrc {
                         Some(out) => self.output(out, f, &caps, stream, queue_discont),
                         None => return Err(gst::FlowError::Flushing),
                     };
-                    let Some((buffer, new_caps)) = made else {
-                        continue;
+                    // (The out lock is released here: warnings are posted without it.)
+                    let (buffer, new_caps) = match made {
+                        Ok(made) => made,
+                        Err(warning) => {
+                            if let Some(msg) = warning {
+                                self.warn_caps(msg);
+                            }
+                            continue;
+                        }
                     };
                     match new_caps {
                         None => return Ok(CreateSuccess::NewBuffer(buffer)),

@@ -30,6 +30,9 @@ const SLOT_SIZE: usize = 65536;
 /// Frame sizes at least this large, seen this many times in a row, get a buffer pool.
 const POOL_MIN_SIZE: usize = 64 * 1024;
 const POOL_AFTER_REPEATS: u32 = 3;
+/// How often the thread looks at its counters for problems a user must act on (and so the
+/// most often it warns about each).
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// Most items the queue holds whatever their age (audio in 1 ms buffers fills 120 of them in
 /// the default maximum latency).
 const MAX_QUEUED: usize = 1024;
@@ -105,12 +108,23 @@ pub(super) struct Shared {
     stop: AtomicBool,
 }
 
+/// A warning for the user: what went wrong and which property to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Warning {
+    /// Frames were dropped incomplete while some of their datagrams came after the window.
+    WindowTooShort { frames: u64, late: u64 },
+    /// Frames were dropped incomplete because datagrams were lost.
+    Loss { frames: u64, lost: u64 },
+}
+
 /// How the thread runs.
 pub(super) struct Config {
     pub session: reassembly::Config,
     pub batch_size: usize,
     /// Oldest a queued frame may get before it is dropped.
     pub max_age: Duration,
+    /// Posts a warning (called at most once per kind per [`HEALTH_INTERVAL`]).
+    pub warn: Box<dyn Fn(Warning) + Send>,
 }
 
 /// Output buffers: a pool for the stream's steady frame size, plain allocations otherwise.
@@ -200,6 +214,9 @@ impl Thread {
             shared: shared.clone(),
             pool: FramePool::default(),
             stats: RxStats::default(),
+            warn: cfg.warn,
+            health_at: Instant::now(),
+            health_prev: Stats::default(),
         };
         let handle = std::thread::Builder::new()
             .name("videoipsrc-rx".into())
@@ -242,6 +259,10 @@ struct Rx {
     window: Duration,
     max_age: Duration,
     stats: RxStats,
+    warn: Box<dyn Fn(Warning) + Send>,
+    /// When the counters were last looked at, and what they were then.
+    health_at: Instant,
+    health_prev: Stats,
 }
 
 impl Rx {
@@ -278,6 +299,7 @@ impl Rx {
                 self.deliver_event(ev);
             }
             self.publish_stats();
+            self.check_health(now);
             match self.waker.wait(
                 Some(self.receiver.fd()),
                 libc::POLLIN,
@@ -339,6 +361,28 @@ impl Rx {
             q.drop_stale(Instant::now(), self.max_age);
         }
         self.shared.ready.notify_one();
+    }
+
+    /// Warns, once per [`HEALTH_INTERVAL`], about frames dropped for a cause the user can act
+    /// on: the reassembly window, or loss on the way.
+    fn check_health(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.health_at) < HEALTH_INTERVAL {
+            return;
+        }
+        let (s, p) = (self.session.stats(), self.health_prev);
+        self.health_at = now;
+        self.health_prev = s;
+        let frames = s.frames_dropped.saturating_sub(p.frames_dropped);
+        if frames == 0 {
+            return;
+        }
+        let late = s.datagrams_late.saturating_sub(p.datagrams_late);
+        let lost = s.datagrams_lost.saturating_sub(p.datagrams_lost);
+        if late > 0 {
+            (self.warn)(Warning::WindowTooShort { frames, late });
+        } else if lost > 0 {
+            (self.warn)(Warning::Loss { frames, lost });
+        }
     }
 
     fn publish_stats(&self) {
