@@ -8,7 +8,7 @@
 //! more than one at a time, and nothing is posted, notified or negotiated while one is held.
 
 use crate::element::{any_pad_template, lock, opt_string};
-use crate::net::{self, Receiver, ReceiverConfig, RecvBatch, Waker};
+use crate::net::{self, ReceiverConfig, RecvBatch, UdpSocket, Waker};
 use crate::reassembly::{self, Event, Session, Stats};
 use crate::timestamps::TimeMapper;
 use gst::glib;
@@ -68,7 +68,7 @@ impl Default for Settings {
 }
 
 struct Io {
-    receiver: Arc<Receiver>,
+    receiver: Arc<UdpSocket>,
     waker: Arc<Waker>,
     /// What the socket was opened with (the port as bound).
     cfg: ReceiverConfig,
@@ -131,7 +131,7 @@ impl FramePool {
 }
 
 struct State {
-    receiver: Arc<Receiver>,
+    receiver: Arc<UdpSocket>,
     waker: Arc<Waker>,
     batch: RecvBatch,
     /// Next datagram of `batch` to hand to the session, and when the batch arrived.
@@ -212,7 +212,7 @@ impl VideoIpSrc {
         let mut cfg = self.receiver_config()?;
         // Close a previous socket first, so that reopening on the same port works.
         *lock(&self.io) = None;
-        let receiver = Receiver::open(&cfg)
+        let receiver = UdpSocket::open_receiver(&cfg)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
         let waker = Waker::new().map_err(|e| {
             gst::error_msg!(
