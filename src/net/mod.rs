@@ -406,7 +406,8 @@ pub struct ReceiverConfig {
     pub multicast_iface: u32,
     /// SO_RCVBUF size (0: system default).
     pub buffer_size: usize,
-    /// Allow other sockets to bind the same address and port (SO_REUSEADDR).
+    /// Allow other sockets to bind the same address and port (SO_REUSEADDR). With port 0 it
+    /// is set after the bind: before, it would let the kernel hand out a port in use.
     pub reuse: bool,
 }
 
@@ -504,9 +505,15 @@ impl UdpSocket {
         let bind_addr = SocketAddr::new(cfg.address, cfg.port);
         let sock =
             new_udp_socket(&bind_addr).map_err(|e| NetError::new("create a UDP socket", e))?;
-        if cfg.reuse {
+        // SO_REUSEADDR before an ephemeral (port 0) bind lets the kernel pick a port another
+        // reusing socket holds: then it is only set after the bind, when the port is the
+        // socket's own and others can still join it.
+        let set_reuse = |sock: &Socket| {
             sock.set_reuse_address(true)
-                .map_err(|e| NetError::new("set SO_REUSEADDR", e))?;
+                .map_err(|e| NetError::new("set SO_REUSEADDR", e))
+        };
+        if cfg.reuse && cfg.port != 0 {
+            set_reuse(&sock)?;
         }
         if cfg.address.is_ipv6() {
             // Receive only IPv6 on an IPv6 socket, so that 0.0.0.0 and :: can coexist.
@@ -516,6 +523,9 @@ impl UdpSocket {
             .map_err(|e| NetError::new("set the receive buffer size", e))?;
         sock.bind(&SockAddr::from(bind_addr))
             .map_err(|e| NetError::new(format!("bind to {bind_addr}"), e))?;
+        if cfg.reuse && cfg.port == 0 {
+            set_reuse(&sock)?;
+        }
         if cfg.address.is_multicast() {
             let joined = match cfg.address {
                 IpAddr::V4(group) => sock.join_multicast_v4_n(

@@ -325,6 +325,20 @@ fn binding_a_port_in_use_names_the_address() {
 }
 
 #[test]
+fn ephemeral_ports_are_never_shared_even_with_reuse() {
+    // SO_REUSEADDR before a port-0 bind lets the kernel hand one port to several sockets.
+    let sockets: Vec<UdpSocket> = (0..1000).map(|_| receiver_on("0.0.0.0", 0, true)).collect();
+    let mut ports: Vec<u16> = sockets.iter().map(|s| s.local_addr().port()).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 1000, "every receiver has a port of its own");
+    // The port is still shared with later receivers that ask for it with reuse.
+    let port = sockets[0].local_addr().port();
+    let other = receiver_on("0.0.0.0", port, true);
+    assert_eq!(other.local_addr().port(), port);
+}
+
+#[test]
 fn wall_clock_times_map_to_the_monotonic_clock() {
     let now_sys = SystemTime::now();
     let now = Instant::now();
