@@ -125,6 +125,12 @@ fn test_roundtrip_ipv6_loopback() {
     five_frames("::1", "::1");
 }
 
+/// `address=::` is dual-stack, as udpsrc's is: IPv4 senders reach it too.
+#[test]
+fn test_receiver_on_unspecified_ipv6_takes_ipv4_senders() {
+    five_frames("::", "127.0.0.1");
+}
+
 #[test]
 fn test_roundtrip_jpeg_variable_size_frames_byte_exact() {
     init();

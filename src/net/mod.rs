@@ -398,7 +398,9 @@ impl SenderConfig {
 /// How to open a receiving socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiverConfig {
-    /// Address to bind to; when it is a multicast group, the group is also joined.
+    /// Address to bind to; when it is a multicast group, the group is also joined. The
+    /// unspecified IPv6 address `::` also receives IPv4 (dual-stack); any other IPv6 address
+    /// only IPv6.
     pub address: IpAddr,
     /// Port to bind to (0: any, read it back with [`UdpSocket::local_addr`]).
     pub port: u16,
@@ -516,8 +518,10 @@ impl UdpSocket {
             set_reuse(&sock)?;
         }
         if cfg.address.is_ipv6() {
-            // Receive only IPv6 on an IPv6 socket, so that 0.0.0.0 and :: can coexist.
-            let _ = sock.set_only_v6(true);
+            // `::` takes IPv4 too, as udpsrc's does; a specific IPv6 address only IPv6.
+            let v6only = !cfg.address.is_unspecified();
+            sock.set_only_v6(v6only)
+                .map_err(|e| NetError::new("set IPV6_V6ONLY", e))?;
         }
         let buffer = set_buffer_size(&sock, cfg.buffer_size, false)
             .map_err(|e| NetError::new("set the receive buffer size", e))?;

@@ -339,6 +339,37 @@ fn ephemeral_ports_are_never_shared_even_with_reuse() {
 }
 
 #[test]
+fn unspecified_ipv6_receives_ipv4_and_replies_to_it() {
+    let rx = receiver_on("::", 0, false);
+    assert!(!rx.sock.only_v6().unwrap());
+    let dest: SocketAddr = format!("127.0.0.1:{}", rx.local_addr().port())
+        .parse()
+        .unwrap();
+    let tx = UdpSocket::open_sender(&SenderConfig::new(dest)).unwrap();
+    let waker = Waker::new().unwrap();
+    SendBatch::new()
+        .send(&tx, dest, 1, |_| [&b"v4"[..]], &waker)
+        .unwrap();
+    let got = recv_all(&rx, &mut RecvBatch::new(4, 2048), 1, &waker);
+    assert_eq!(bytes_of(&got), vec![b"v4".to_vec()]);
+    // The source is given as plain IPv4, and a reply to it goes out of the IPv6 socket.
+    let source = got[0].1.source;
+    assert_eq!(source.ip(), "127.0.0.1".parse::<IpAddr>().unwrap());
+    let report = SendBatch::new()
+        .send(&rx, source, 1, |_| [&b"back"[..]], &waker)
+        .unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+    let back = recv_all(&tx, &mut RecvBatch::new(4, 2048), 1, &waker);
+    assert_eq!(bytes_of(&back), vec![b"back".to_vec()]);
+}
+
+#[test]
+fn a_specific_ipv6_address_stays_ipv6_only() {
+    let rx = receiver_on("::1", 0, false);
+    assert!(rx.sock.only_v6().unwrap());
+}
+
+#[test]
 fn wall_clock_times_map_to_the_monotonic_clock() {
     let now_sys = SystemTime::now();
     let now = Instant::now();
