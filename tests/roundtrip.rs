@@ -125,6 +125,12 @@ fn test_roundtrip_ipv6_loopback() {
     five_frames("::1", "::1");
 }
 
+/// The receiver's address may be a host name, as udpsrc's may.
+#[test]
+fn test_receiver_address_may_be_a_host_name() {
+    five_frames("localhost", "127.0.0.1");
+}
+
 /// `address=::` is dual-stack, as udpsrc's is: IPv4 senders reach it too.
 #[test]
 fn test_receiver_on_unspecified_ipv6_takes_ipv4_senders() {

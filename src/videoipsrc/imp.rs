@@ -191,12 +191,13 @@ impl VideoIpSrc {
     /// The socket configuration the properties ask for.
     fn receiver_config(&self) -> Result<ReceiverConfig, gst::ErrorMessage> {
         let s = lock(&self.settings).clone();
-        let address = IpAddr::from_str(s.address.trim()).map_err(|_| {
-            gst::error_msg!(
-                gst::ResourceError::Settings,
-                ["address \"{}\" is not an IPv4 or IPv6 address", s.address]
-            )
-        })?;
+        let address = match IpAddr::from_str(s.address.trim()) {
+            Ok(ip) => ip,
+            // A host name, as udpsrc takes: its address (IPv4 first).
+            Err(_) => net::resolve(&s.address, 0)
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?
+                .ip(),
+        };
         let iface = net::interface_index(s.multicast_iface.as_deref().unwrap_or(""))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
         Ok(ReceiverConfig {
