@@ -236,3 +236,67 @@ fn test_unreachable_destination_is_a_rate_limited_warning() {
     assert!(warnings[0].contains("10.99.0.1:5004"), "{warnings:?}");
     assert!(send_errors >= 20, "{send_errors}");
 }
+
+/// Receivers answer a multicast sender by unicast, to the source address of what they got;
+/// the sender's socket (bound, not connected) receives the answer.
+#[test]
+fn test_receiver_answers_a_multicast_sender_by_unicast() {
+    init();
+    let Some(ns) = NetNs::new("mcreply") else {
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        use gstvideoip::net::{
+            interface_index, ReceiverConfig, RecvBatch, SendBatch, SenderConfig, UdpSocket, Wait,
+            Waker,
+        };
+        let lo = interface_index("lo").unwrap();
+        let group = "239.255.12.35".parse().unwrap();
+        let rx = UdpSocket::open_receiver(&ReceiverConfig {
+            address: group,
+            port: 0,
+            multicast_iface: lo,
+            buffer_size: 0,
+            reuse: true,
+        })
+        .unwrap();
+        let dest = std::net::SocketAddr::new(group, rx.local_addr().port());
+        let tx = UdpSocket::open_sender(&SenderConfig {
+            multicast_iface: lo,
+            ..SenderConfig::new(dest)
+        })
+        .unwrap();
+        let waker = Waker::new().unwrap();
+        let mut batch = SendBatch::new();
+        let recv_one = |sock: &UdpSocket| {
+            let mut rb = RecvBatch::new(4, 2048);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                if rb.recv(sock).unwrap() > 0 {
+                    return (rb.get(0).unwrap().to_vec(), rb.meta(0).unwrap().source);
+                }
+                let w = waker.wait(Some(sock.fd()), libc::POLLIN, Some(deadline));
+                assert_eq!(w.unwrap(), Wait::Ready, "a datagram arrives");
+            }
+        };
+        let r = batch
+            .send(&tx, dest, 1, |_| [&b"hello"[..]], &waker)
+            .unwrap();
+        assert_eq!(r.sent, 1, "{r:?}");
+        let (got, source) = recv_one(&rx);
+        assert_eq!(got, b"hello");
+        assert!(!source.ip().is_multicast());
+        let r = batch
+            .send(&rx, source, 1, |_| [&b"ack"[..]], &waker)
+            .unwrap();
+        assert_eq!(r.sent, 1, "{r:?}");
+        let (got, from) = recv_one(&tx);
+        assert_eq!(got, b"ack");
+        assert_eq!(from.port(), rx.local_addr().port());
+        assert!(!from.ip().is_multicast(), "answered by unicast: {from}");
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}

@@ -53,7 +53,8 @@ pub struct SendBatch {
 }
 
 // SAFETY: the raw pointers inside are only set and used within one `send` call, which
-// borrows every pointed-to slice for its whole duration; between calls they are dangling
+// borrows every pointed-to slice (and holds the destination address) for its whole
+// duration; between calls they are dangling
 // but never dereferenced (the vectors are cleared before reuse).
 unsafe impl Send for SendBatch {}
 
