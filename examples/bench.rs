@@ -1371,13 +1371,13 @@ fn rx_should_end(done: &AtomicBool, last: Instant, started: Instant, seconds: u6
         || started.elapsed() > Duration::from_secs(seconds + 10)
 }
 
-/// The socket layer of the elements: `SendBatch`/`RecvBatch` on `Sender`/`Receiver`, with
+/// The socket layer of the elements: `SendBatch`/`RecvBatch` on two `UdpSocket`s, with
 /// UDP GSO and GRO as the elements use them when `offload` is true, without them otherwise.
 fn net_videoip(seconds: u64, offload: bool) -> Result<NetRun> {
     use gstvideoip::net::{
-        gso_segments, Receiver, ReceiverConfig, RecvBatch, SendBatch, Sender, SenderConfig, Waker,
+        gso_segments, ReceiverConfig, RecvBatch, SendBatch, SenderConfig, UdpSocket, Waker,
     };
-    let receiver = Receiver::open(&ReceiverConfig {
+    let receiver = UdpSocket::open_receiver(&ReceiverConfig {
         address: std::net::Ipv4Addr::LOCALHOST.into(),
         port: 0,
         multicast_iface: 0,
@@ -1385,9 +1385,10 @@ fn net_videoip(seconds: u64, offload: bool) -> Result<NetRun> {
         reuse: false,
     })
     .context("open the receiving socket")?;
-    let sender = Sender::open(&SenderConfig {
+    let dest = receiver.local_addr();
+    let sender = UdpSocket::open_sender(&SenderConfig {
         buffer_size: SOCKET_BUFFER,
-        ..SenderConfig::new(receiver.local_addr())
+        ..SenderConfig::new(dest)
     })
     .context("open the sending socket")?;
     let gro = offload && receiver.enable_gro();
@@ -1417,7 +1418,7 @@ fn net_videoip(seconds: u64, offload: bool) -> Result<NetRun> {
             let mut bytes = 0u64;
             while Instant::now() < deadline {
                 let r = batch
-                    .send(&sender, per_call, |_| [&[][..], &payload[..]], &waker)
+                    .send(&sender, dest, per_call, |_| [&payload[..]], &waker)
                     .context("sendmmsg")?;
                 bytes += r.bytes as u64;
             }

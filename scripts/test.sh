@@ -7,3 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test "$@"
+# The portable socket backend (what other systems use): its unit tests and one end-to-end run.
+cargo test --features portable-net --lib --test roundtrip "$@"

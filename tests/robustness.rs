@@ -272,6 +272,8 @@ fn test_bad_addresses_and_interfaces_are_clear_errors() {
     );
     let err = error_of("videoipsrc address=300.1.2.3 ! fakesink");
     assert!(err.contains("300.1.2.3"), "{err}");
+    let err = error_of("videoipsrc address=no-such-host.invalid port=0 ! fakesink");
+    assert!(err.contains("no-such-host.invalid"), "{err}");
     let err = error_of("videoipsrc address=239.1.2.3 port=0 multicast-iface=nosuchif9 ! fakesink");
     assert!(err.contains("nosuchif9"), "{err}");
     let err = error_of("videotestsrc ! videoipsink host=::1 bind-address=127.0.0.1");

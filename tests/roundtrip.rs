@@ -104,20 +104,37 @@ fn test_roundtrip_raw_audio_byte_exact() {
     round_trip(&caps, 1920, 50, "");
 }
 
-#[test]
-fn test_roundtrip_ipv6_loopback() {
-    let rx = Rx::with_address("::1", "");
+/// Five UYVY frames from a sender to `host` reach a receiver on `address`, byte-exact.
+fn five_frames(address: &str, host: &str) {
+    let rx = Rx::with_address(address, "");
     let (caps, size) = video_caps("UYVY", 640, 360);
-    let mut tx = Tx::new("::1", rx.port, &caps, "");
+    let mut tx = Tx::new(host, rx.port, &caps, "");
     let frames: Vec<Vec<u8>> = (0..5).map(|i| pattern(size, i + 100)).collect();
     for f in &frames {
         tx.push(f, gst::ClockTime::from_mseconds(20));
     }
     let samples = rx.pull(5, 10 * SECOND);
-    assert_eq!(samples.len(), 5);
+    assert_eq!(samples.len(), 5, "{address} from {host}: {}", rx.stats());
     for (s, want) in samples.iter().zip(&frames) {
         assert!(sample_bytes(s) == *want);
     }
+}
+
+#[test]
+fn test_roundtrip_ipv6_loopback() {
+    five_frames("::1", "::1");
+}
+
+/// The receiver's address may be a host name, as udpsrc's may.
+#[test]
+fn test_receiver_address_may_be_a_host_name() {
+    five_frames("localhost", "127.0.0.1");
+}
+
+/// `address=::` is dual-stack, as udpsrc's is: IPv4 senders reach it too.
+#[test]
+fn test_receiver_on_unspecified_ipv6_takes_ipv4_senders() {
+    five_frames("::", "127.0.0.1");
 }
 
 #[test]

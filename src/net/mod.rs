@@ -1,20 +1,35 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The socket layer: opening UDP sockets for sending and receiving (unicast or multicast,
-//! IPv4 or IPv6, buffer sizes, TTL, DSCP), batched I/O, and a cancellable wait.
+//! The socket layer: two-way UDP sockets opened for sending or receiving (unicast or
+//! multicast, IPv4 or IPv6, buffer sizes, TTL, DSCP), batched I/O with per-datagram metadata,
+//! and a cancellable wait.
 //!
-//! No GStreamer here. The batched system calls (`sendmmsg`, `recvmmsg`) live in
-//! [`linux`]; this file holds what is portable.
+//! No GStreamer here. The I/O backend is chosen at build time: `linux` (`sendmmsg`,
+//! `recvmmsg`, UDP GSO/GRO, kernel timestamps) on Linux, or `fallback` (one `send_to` /
+//! `recv_from` per datagram) on other systems and with the `portable-net` feature. Both offer
+//! the same [`SendBatch`] and [`RecvBatch`]; this file holds what they share.
 
+#[cfg(all(target_os = "linux", not(feature = "portable-net")))]
 mod linux;
+#[cfg(all(target_os = "linux", not(feature = "portable-net")))]
+use linux as backend;
 
-pub use linux::{gso_segments, RecvBatch, SendBatch, SendReport, Waker};
+#[cfg(any(not(target_os = "linux"), feature = "portable-net"))]
+mod fallback;
+#[cfg(any(not(target_os = "linux"), feature = "portable-net"))]
+use fallback as backend;
+
+mod sockopt;
+mod waker;
+
+pub use backend::{RecvBatch, SendBatch};
+pub use waker::{Deadline, Wait, Waker};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// A socket-layer error that says what was being done when it happened.
 #[derive(Debug)]
@@ -116,13 +131,7 @@ fn set_buffer_size(sock: &Socket, size: usize, send: bool) -> io::Result<BufferS
             granted: read_back(sock)?,
         });
     }
-    let val = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-    let force = if send {
-        libc::SO_SNDBUFFORCE
-    } else {
-        libc::SO_RCVBUFFORCE
-    };
-    if linux::setsockopt_int(sock.as_raw_fd(), libc::SOL_SOCKET, force, val).is_err() {
+    if sockopt::force_buffer_size(sock.as_raw_fd(), size, send).is_err() {
         if send {
             sock.set_send_buffer_size(size)?;
         } else {
@@ -147,14 +156,212 @@ fn new_udp_socket(family: &SocketAddr) -> io::Result<Socket> {
     Ok(sock)
 }
 
+/// Most segments the kernel accepts in one GSO send (`UDP_MAX_SEGMENTS`).
+const MAX_GSO_SEGMENTS: usize = 64;
+/// Most bytes of UDP payload in one datagram, and so in one GSO send.
+const MAX_UDP_PAYLOAD: usize = 65507;
+
+/// How many datagrams of `size` bytes one GSO send carries.
+pub fn gso_segments(size: usize) -> usize {
+    MAX_UDP_PAYLOAD
+        .checked_div(size)
+        .map_or(1, |n| n.clamp(1, MAX_GSO_SEGMENTS))
+}
+
+/// What a [`SendBatch::send`] call did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendReport {
+    /// Datagrams handed to the kernel.
+    pub sent: usize,
+    /// Bytes handed to the kernel (headers included).
+    pub bytes: usize,
+    /// Datagrams the kernel refused (counted and skipped).
+    pub errors: usize,
+    /// The first error seen, if any.
+    pub first_error: Option<io::ErrorKind>,
+    /// The MTU of the path to the destination, when datagrams were refused as too large for
+    /// it (EMSGSIZE: the socket does not fragment): datagrams must be at most this many bytes,
+    /// IP and UDP headers included.
+    pub path_mtu: Option<u32>,
+    /// True when the waker interrupted the send (the rest was not sent).
+    pub interrupted: bool,
+}
+
+/// What a backend does next after a send call failed (see [`SendErrors::handle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterError {
+    /// Send the same message again.
+    Again,
+    /// Its datagrams were counted as refused: go on with the next message.
+    Skip,
+    /// The waker interrupted a wait: stop, the report says so.
+    Interrupted,
+}
+
+/// The error policy both backends share for sends: wait (cancellably) while the socket
+/// buffer is full, send once more after an ICMP error from earlier, find the path MTU for
+/// datagrams too large for it, count and skip what else the kernel refuses.
+#[derive(Debug, Default)]
+struct SendErrors {
+    /// Waits in a row on a full buffer: bounded so that a send can never spin forever.
+    spins: u32,
+    /// The head message was already sent again after ECONNREFUSED.
+    retried: bool,
+}
+
+impl SendErrors {
+    /// A send call succeeded.
+    fn sent(&mut self) {
+        self.spins = 0;
+        self.retried = false;
+    }
+
+    /// Handles `err` from sending the message at the head, of `n` datagrams, to `dest`.
+    fn handle(
+        &mut self,
+        err: io::Error,
+        n: usize,
+        socket: &UdpSocket,
+        dest: SocketAddr,
+        waker: &Waker,
+        report: &mut SendReport,
+    ) -> io::Result<AfterError> {
+        match err.raw_os_error() {
+            Some(libc::EINTR) => return Ok(AfterError::Again),
+            Some(libc::EAGAIN) | Some(libc::ENOBUFS) => {
+                self.spins += 1;
+                if self.spins > 1000 {
+                    return Err(err);
+                }
+                let deadline = Some(Instant::now() + std::time::Duration::from_millis(100));
+                if waker.wait(Some(socket.fd()), libc::POLLOUT, deadline)? == Wait::Woken {
+                    report.interrupted = true;
+                    return Ok(AfterError::Interrupted);
+                }
+                return Ok(AfterError::Again);
+            }
+            Some(libc::ECONNREFUSED) if !self.retried => {
+                // An ICMP "port unreachable" from earlier (no receiver was listening then)
+                // is reported on this call and cleared by it; the datagrams themselves were
+                // not at fault, so they are sent again once.
+                report.errors += 1;
+                report.first_error.get_or_insert(err.kind());
+                self.retried = true;
+                return Ok(AfterError::Again);
+            }
+            Some(libc::EMSGSIZE) if report.path_mtu.is_none() => {
+                // Larger than the path MTU, and the socket does not fragment: say what the
+                // path carries, so the caller can tell the user.
+                report.path_mtu = socket.path_mtu(dest);
+            }
+            _ => {}
+        }
+        // The message was refused: count its datagrams and go on with the rest.
+        report.errors += n;
+        report.first_error.get_or_insert(err.kind());
+        self.retried = false;
+        Ok(AfterError::Skip)
+    }
+}
+
+/// What is known about one received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvMeta {
+    /// Who sent it (an IPv4-mapped IPv6 source is given as IPv4). Replies go here.
+    pub source: SocketAddr,
+    /// Its length in bytes (what was kept of it, if it was truncated).
+    pub len: usize,
+    /// The segment size of the message it came in: its length, unless the kernel coalesced
+    /// several datagrams into one receive (UDP GRO).
+    pub stride: usize,
+    /// When the kernel received it (CLOCK_REALTIME), where the backend can tell.
+    pub timestamp: Option<SystemTime>,
+}
+
+impl RecvMeta {
+    /// The kernel receive time on the monotonic clock (see [`system_time_to_instant`]).
+    pub fn arrival(&self) -> Option<Instant> {
+        self.timestamp.map(system_time_to_instant)
+    }
+}
+
+/// Maps a wall-clock time from the recent past (a kernel receive timestamp) to the monotonic
+/// clock: now − (wall-clock now − `ts`). A time in the future maps to now.
+pub fn system_time_to_instant(ts: SystemTime) -> Instant {
+    system_time_to_instant_at(ts, SystemTime::now(), Instant::now())
+}
+
+/// [`system_time_to_instant`] against a given pair of "now" readings. An age the monotonic
+/// clock cannot go back by (older than its origin) saturates near its earliest instant.
+pub fn system_time_to_instant_at(
+    ts: SystemTime,
+    now_system: SystemTime,
+    now_instant: Instant,
+) -> Instant {
+    match now_system.duration_since(ts) {
+        Ok(age) => now_instant.checked_sub(age).unwrap_or_else(|| {
+            // Saturate: step back by halves of the age until it fits.
+            let mut back = age;
+            loop {
+                back /= 2;
+                if let Some(t) = now_instant.checked_sub(back) {
+                    return t;
+                }
+            }
+        }),
+        Err(_) => now_instant,
+    }
+}
+
+/// What both backends' receive batches hold alike: the datagrams of the last receive.
+impl RecvBatch {
+    /// Datagram `i` of the last [`recv`](Self::recv), or None if it was truncated.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let &(start, len) = self.dgrams.get(i)?;
+        if len == usize::MAX {
+            return None;
+        }
+        self.buf.get(start..start + len)
+    }
+
+    /// What is known about datagram `i` of the last [`recv`](Self::recv): its source, length,
+    /// segment size and kernel receive time (where the backend has it). Given for truncated
+    /// datagrams too.
+    pub fn meta(&self, i: usize) -> Option<&RecvMeta> {
+        self.metas.get(i)
+    }
+
+    /// Number of datagrams the last [`recv`](Self::recv) returned.
+    pub fn len(&self) -> usize {
+        self.dgrams.len()
+    }
+
+    /// True if the last [`recv`](Self::recv) returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.dgrams.is_empty()
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack socket reports for an
+/// IPv4 peer) as plain IPv4; anything else unchanged.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
 /// How to open a sending socket.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
-    /// Destination address.
+    /// Where the datagrams will go: picks the address family and the multicast options.
     pub dest: SocketAddr,
     /// Local address to bind to (None: any address of the destination's family).
     pub bind: Option<IpAddr>,
-    /// Local port to bind to (0: any).
+    /// Local port to bind to (0: any). Replies from receivers arrive on it.
     pub bind_port: u16,
     /// Unicast TTL / hop limit (None: system default).
     pub ttl: Option<u32>,
@@ -188,19 +395,42 @@ impl SenderConfig {
     }
 }
 
-/// A connected, non-blocking UDP socket for sending.
+/// How to open a receiving socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverConfig {
+    /// Address to bind to; when it is a multicast group, the group is also joined. The
+    /// unspecified IPv6 address `::` also receives IPv4 (dual-stack); any other IPv6 address
+    /// only IPv6.
+    pub address: IpAddr,
+    /// Port to bind to (0: any, read it back with [`UdpSocket::local_addr`]).
+    pub port: u16,
+    /// Interface index for the multicast join (0: the system's choice).
+    pub multicast_iface: u32,
+    /// SO_RCVBUF size (0: system default).
+    pub buffer_size: usize,
+    /// Allow other sockets to bind the same address and port (SO_REUSEADDR). With port 0 it
+    /// is set after the bind: before, it would let the kernel hand out a port in use.
+    pub reuse: bool,
+}
+
+/// A bound, unconnected, non-blocking UDP socket that both sends and receives: a sender
+/// gets replies on it, a receiver answers through it.
 #[derive(Debug)]
-pub struct Sender {
+pub struct UdpSocket {
     sock: Socket,
-    dest: SocketAddr,
     local: SocketAddr,
     buffer: BufferSize,
     gso: bool,
+    timestamps: sockopt::Timestamps,
+    /// A sender's socket for finding path MTUs (made in its network namespace).
+    mtu_probe: Option<std::sync::Mutex<Socket>>,
 }
 
-impl Sender {
-    /// Opens, configures, binds and connects a socket as `cfg` says.
-    pub fn open(cfg: &SenderConfig) -> Result<Self, NetError> {
+impl UdpSocket {
+    /// Opens a socket to send to `cfg.dest`: configures it (TTL, multicast, DSCP,
+    /// don't-fragment, send buffer) and binds it to `cfg.bind`/`cfg.bind_port`. It is not
+    /// connected: each send names its destination, and replies from anywhere arrive.
+    pub fn open_sender(cfg: &SenderConfig) -> Result<Self, NetError> {
         let dest = cfg.dest;
         let sock = new_udp_socket(&dest).map_err(|e| NetError::new("create a UDP socket", e))?;
         let bind_ip = cfg.bind.unwrap_or(if dest.is_ipv4() {
@@ -229,7 +459,7 @@ impl Sender {
                         sock.set_multicast_ttl_v4(cfg.ttl_mc)?;
                         sock.set_multicast_loop_v4(cfg.multicast_loop)?;
                         if cfg.multicast_iface != 0 {
-                            linux::set_multicast_if_v4_index(
+                            sockopt::set_multicast_if_v4_index(
                                 sock.as_raw_fd(),
                                 cfg.multicast_iface,
                             )?;
@@ -255,98 +485,51 @@ impl Sender {
                     }
                 }
             }
-            Ok(())
+            // Datagrams larger than the path MTU are refused (EMSGSIZE), never fragmented.
+            sockopt::set_dont_fragment(sock.as_raw_fd(), dest.is_ipv6())
         };
         setup().map_err(|e| NetError::new(format!("configure the socket for {dest}"), e))?;
         let buffer = set_buffer_size(&sock, cfg.buffer_size, true)
             .map_err(|e| NetError::new("set the send buffer size", e))?;
         sock.bind(&SockAddr::from(bind_addr))
             .map_err(|e| NetError::new(format!("bind to {bind_addr}"), e))?;
-        sock.connect(&SockAddr::from(dest))
-            .map_err(|e| NetError::new(format!("reach {dest}"), e))?;
-        let local = sock
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .unwrap_or(bind_addr);
-        let gso = linux::probe_gso(sock.as_raw_fd());
-        Ok(Sender {
-            sock,
-            dest,
-            local,
-            buffer,
-            gso,
+        let probe = sockopt::mtu_probe(dest)
+            .map_err(|e| NetError::new("create a UDP socket for path MTU discovery", e))?;
+        Ok(UdpSocket {
+            mtu_probe: Some(std::sync::Mutex::new(probe)),
+            ..Self::finish(sock, bind_addr, buffer)
         })
     }
 
-    /// The destination.
-    pub fn dest(&self) -> SocketAddr {
-        self.dest
-    }
-
-    /// The local address the socket is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
-    /// The send buffer size asked for and granted.
-    pub fn buffer_size(&self) -> BufferSize {
-        self.buffer
-    }
-
-    /// The raw file descriptor, for waiting on.
-    pub fn fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
-    }
-
-    /// Whether the kernel accepts UDP GSO (`UDP_SEGMENT`) on this socket.
-    pub fn gso_supported(&self) -> bool {
-        self.gso
-    }
-}
-
-/// How to open a receiving socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceiverConfig {
-    /// Address to bind to; when it is a multicast group, the group is also joined.
-    pub address: IpAddr,
-    /// Port to bind to (0: any, read it back with [`Receiver::local_addr`]).
-    pub port: u16,
-    /// Interface index for the multicast join (0: the system's choice).
-    pub multicast_iface: u32,
-    /// SO_RCVBUF size (0: system default).
-    pub buffer_size: usize,
-    /// Allow other sockets to bind the same address and port (SO_REUSEADDR).
-    pub reuse: bool,
-}
-
-/// A bound, non-blocking UDP socket for receiving.
-#[derive(Debug)]
-pub struct Receiver {
-    sock: Socket,
-    local: SocketAddr,
-    buffer: BufferSize,
-}
-
-impl Receiver {
-    /// Opens, configures and binds a socket as `cfg` says, joining a multicast group if
-    /// `cfg.address` is one.
-    pub fn open(cfg: &ReceiverConfig) -> Result<Self, NetError> {
+    /// Opens a socket to receive as `cfg` says, joining a multicast group if `cfg.address` is
+    /// one. Replies can be sent through it to the source of what it received.
+    pub fn open_receiver(cfg: &ReceiverConfig) -> Result<Self, NetError> {
         let bind_addr = SocketAddr::new(cfg.address, cfg.port);
         let sock =
             new_udp_socket(&bind_addr).map_err(|e| NetError::new("create a UDP socket", e))?;
-        if cfg.reuse {
+        // SO_REUSEADDR before an ephemeral (port 0) bind lets the kernel pick a port another
+        // reusing socket holds: then it is only set after the bind, when the port is the
+        // socket's own and others can still join it.
+        let set_reuse = |sock: &Socket| {
             sock.set_reuse_address(true)
-                .map_err(|e| NetError::new("set SO_REUSEADDR", e))?;
+                .map_err(|e| NetError::new("set SO_REUSEADDR", e))
+        };
+        if cfg.reuse && cfg.port != 0 {
+            set_reuse(&sock)?;
         }
         if cfg.address.is_ipv6() {
-            // Receive only IPv6 on an IPv6 socket, so that 0.0.0.0 and :: can coexist.
-            let _ = sock.set_only_v6(true);
+            // `::` takes IPv4 too, as udpsrc's does; a specific IPv6 address only IPv6.
+            let v6only = !cfg.address.is_unspecified();
+            sock.set_only_v6(v6only)
+                .map_err(|e| NetError::new("set IPV6_V6ONLY", e))?;
         }
         let buffer = set_buffer_size(&sock, cfg.buffer_size, false)
             .map_err(|e| NetError::new("set the receive buffer size", e))?;
         sock.bind(&SockAddr::from(bind_addr))
             .map_err(|e| NetError::new(format!("bind to {bind_addr}"), e))?;
+        if cfg.reuse && cfg.port == 0 {
+            set_reuse(&sock)?;
+        }
         if cfg.address.is_multicast() {
             let joined = match cfg.address {
                 IpAddr::V4(group) => sock.join_multicast_v4_n(
@@ -358,16 +541,25 @@ impl Receiver {
             joined
                 .map_err(|e| NetError::new(format!("join multicast group {}", cfg.address), e))?;
         }
+        Ok(Self::finish(sock, bind_addr, buffer))
+    }
+
+    fn finish(sock: Socket, bind_addr: SocketAddr, buffer: BufferSize) -> Self {
         let local = sock
             .local_addr()
             .ok()
             .and_then(|a| a.as_socket())
             .unwrap_or(bind_addr);
-        Ok(Receiver {
+        let gso = backend::probe_gso(sock.as_raw_fd());
+        let timestamps = backend::enable_timestamps(sock.as_raw_fd());
+        UdpSocket {
             sock,
             local,
             buffer,
-        })
+            gso,
+            timestamps,
+            mtu_probe: None,
+        }
     }
 
     /// The local address and port the socket is bound to.
@@ -375,7 +567,7 @@ impl Receiver {
         self.local
     }
 
-    /// The receive buffer size asked for and granted.
+    /// The send (sender) or receive (receiver) buffer size asked for and granted.
     pub fn buffer_size(&self) -> BufferSize {
         self.buffer
     }
@@ -385,23 +577,48 @@ impl Receiver {
         self.sock.as_raw_fd()
     }
 
+    /// Whether sends may use UDP GSO (`UDP_SEGMENT`) on this socket.
+    pub fn gso_supported(&self) -> bool {
+        self.gso
+    }
+
+    /// Whether received datagrams carry the kernel's receive time ([`RecvMeta::timestamp`]).
+    pub fn timestamps(&self) -> bool {
+        self.timestamps != sockopt::Timestamps::Off
+    }
+
     /// Asks the kernel to coalesce datagrams (UDP GRO), so that one receive can return many;
-    /// [`RecvBatch`] then needs 64 KiB slots. Returns false where the kernel cannot.
+    /// [`RecvBatch`] then needs 64 KiB slots. Returns false where the kernel (or the backend)
+    /// cannot.
     pub fn enable_gro(&self) -> bool {
-        linux::enable_gro(self.sock.as_raw_fd())
+        backend::enable_gro(self.sock.as_raw_fd())
+    }
+
+    /// The MTU of the path to `dest` as the kernel knows it (the route's, or a smaller one
+    /// learnt from ICMP), if it can be found. A sender asks in the network namespace it was
+    /// opened in; a receiver in the calling thread's.
+    pub fn path_mtu(&self, dest: SocketAddr) -> Option<u32> {
+        let dest = canonical(dest);
+        let probe = self.mtu_probe.as_ref().and_then(|p| p.lock().ok());
+        match probe {
+            Some(probe) if probe.local_addr().ok()?.is_ipv4() == dest.is_ipv4() => {
+                sockopt::path_mtu(&probe, dest)
+            }
+            _ => sockopt::path_mtu(&sockopt::mtu_probe(dest).ok()?, dest),
+        }
+    }
+
+    /// `dest` in this socket's address family (IPv4 as IPv4-mapped IPv6 on an IPv6 socket).
+    fn dest_addr(&self, dest: SocketAddr) -> SockAddr {
+        match (self.local, dest) {
+            (SocketAddr::V6(_), SocketAddr::V4(d)) => SockAddr::from(SocketAddr::new(
+                IpAddr::V6(d.ip().to_ipv6_mapped()),
+                d.port(),
+            )),
+            _ => SockAddr::from(dest),
+        }
     }
 }
 
-/// What ended a [`Waker::wait`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// The socket is ready.
-    Ready,
-    /// The waker was woken (the element is flushing).
-    Woken,
-    /// The deadline passed.
-    TimedOut,
-}
-
-/// When to stop waiting: a deadline, or never.
-pub type Deadline = Option<Instant>;
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@
 //! message is posted and no property notified while one is held.
 
 use crate::element::{any_pad_template, lock, opt_string};
-use crate::net::{self, SendBatch, Sender, SenderConfig, Waker};
+use crate::net::{self, SendBatch, SenderConfig, UdpSocket, Waker};
 use crate::pacer::{self, FrameSchedule};
 use crate::packetizer::{self, FrameMeta, Packetizer};
 use crate::protocol::{self, flags};
@@ -17,7 +17,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use std::hash::{BuildHasher, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +36,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const INFO_INTERVAL: Duration = Duration::from_millis(500);
 /// How many times the end-of-stream datagram is sent.
 const EOS_REPEAT: usize = 3;
+/// Least time between two warnings about frames the network refused.
+const SEND_WARNING_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -84,7 +86,12 @@ struct Counters {
 }
 
 struct State {
-    sender: Sender,
+    sender: UdpSocket,
+    dest: SocketAddr,
+    /// The `mtu` property, to name in errors.
+    mtu: u32,
+    /// When a warning about refused frames was last posted.
+    send_warning: Option<Instant>,
     packetizer: Packetizer,
     batch: SendBatch,
     waker: Arc<Waker>,
@@ -109,7 +116,7 @@ fn random_u32() -> u32 {
 }
 
 impl VideoIpSink {
-    fn open(&self, s: &Settings) -> Result<(Sender, u16), gst::ErrorMessage> {
+    fn open(&self, s: &Settings) -> Result<(UdpSocket, SocketAddr, u16), gst::ErrorMessage> {
         let port = u16::try_from(s.port).map_err(|_| {
             gst::error_msg!(
                 gst::ResourceError::Settings,
@@ -146,10 +153,10 @@ impl VideoIpSink {
             buffer_size: s.buffer_size as usize,
             ..SenderConfig::new(dest)
         };
-        let sender = Sender::open(&cfg)
+        let sender = UdpSocket::open_sender(&cfg)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
         let frag = packetizer::fragment_size(s.mtu, dest.is_ipv6());
-        Ok((sender, frag))
+        Ok((sender, dest, frag))
     }
 
     /// Sends the stream info if it is due (first frame, caps change, or periodically).
@@ -171,12 +178,14 @@ impl VideoIpSink {
             .batch
             .send(
                 &state.sender,
+                state.dest,
                 1,
                 |_| [&header[..], caps.as_bytes()],
                 &state.waker,
             )
             .map_err(send_failed)?;
         self.count(&report);
+        too_large(state.dest, state.mtu, &report)?;
         if report.interrupted {
             return Err(Fail::Flushing);
         }
@@ -195,12 +204,14 @@ impl VideoIpSink {
     }
 
     /// Sends one frame: stream info if due, then the frame's datagrams in paced batches.
+    /// Returns a warning to post (once no lock is held) when the network refused every
+    /// datagram of the frame, at most one per [`SEND_WARNING_INTERVAL`].
     fn send_frame(
         &self,
         state: &mut State,
         buffer: &gst::BufferRef,
         data: &[u8],
-    ) -> Result<(), Fail> {
+    ) -> Result<Option<String>, Fail> {
         let now = Instant::now();
         self.send_info_if_due(state, now)?;
         let mut plan = state
@@ -220,6 +231,7 @@ impl VideoIpSink {
             state.gso_align,
         );
         let batch_size = schedule.batch_len();
+        let (mut sent, mut refused) = (0usize, None);
         for b in 0..schedule.batches() {
             let at = schedule.send_at(b);
             if at > Instant::now() {
@@ -232,11 +244,34 @@ impl VideoIpSink {
             let batch = plan.batch(data, b * batch_size, batch_size);
             let report = state
                 .batch
-                .send(&state.sender, batch.len(), |k| batch.parts(k), &state.waker)
+                .send(
+                    &state.sender,
+                    state.dest,
+                    batch.len(),
+                    |k| batch.parts(k),
+                    &state.waker,
+                )
                 .map_err(send_failed)?;
             self.count(&report);
+            too_large(state.dest, state.mtu, &report)?;
             if report.interrupted {
                 return Err(Fail::Flushing);
+            }
+            sent += report.sent;
+            refused = refused.or(report.first_error);
+        }
+        let mut warning = None;
+        if let (0, Some(kind)) = (sent, refused) {
+            if state
+                .send_warning
+                .is_none_or(|t| now.saturating_duration_since(t) >= SEND_WARNING_INTERVAL)
+            {
+                state.send_warning = Some(now);
+                warning = Some(format!(
+                    "could not send to {}: {}; frames are being lost",
+                    state.dest,
+                    std::io::Error::from(kind)
+                ));
             }
         }
         self.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
@@ -248,7 +283,7 @@ impl VideoIpSink {
             count,
             now.elapsed().as_micros()
         );
-        Ok(())
+        Ok(warning)
     }
 
     fn stats(&self) -> gst::Structure {
@@ -272,6 +307,23 @@ enum Fail {
     Flushing,
     /// A fatal error, to be posted once no lock is held.
     Error(gst::ErrorMessage),
+}
+
+/// The fatal error for datagrams too large for the path (the socket does not fragment).
+fn too_large(dest: SocketAddr, mtu: u32, report: &net::SendReport) -> Result<(), Fail> {
+    match report.path_mtu {
+        Some(path_mtu) => Err(Fail::Error(gst::error_msg!(
+            gst::ResourceError::Write,
+            [
+                "the path to {} carries at most {} bytes per datagram, less than mtu={}; set mtu={} or lower",
+                dest,
+                path_mtu,
+                mtu,
+                path_mtu
+            ]
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn send_failed(e: std::io::Error) -> Fail {
@@ -498,7 +550,7 @@ impl ElementImpl for VideoIpSink {
 impl BaseSinkImpl for VideoIpSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let (sender, frag) = self.open(&settings)?;
+        let (sender, dest, frag) = self.open(&settings)?;
         let waker = Arc::new(Waker::new().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenWrite,
@@ -510,7 +562,7 @@ impl BaseSinkImpl for VideoIpSink {
             imp = self,
             "sending from {} to {}, {} payload bytes per datagram",
             sender.local_addr(),
-            sender.dest(),
+            dest,
             frag
         );
         let gso_align = if sender.gso_supported() {
@@ -521,6 +573,9 @@ impl BaseSinkImpl for VideoIpSink {
         let rnd = random_u32();
         let state = State {
             sender,
+            dest,
+            mtu: settings.mtu,
+            send_warning: None,
             packetizer: Packetizer::new((rnd >> 16) as u16, random_u32(), frag),
             batch: SendBatch::new(),
             waker: waker.clone(),
@@ -593,7 +648,12 @@ impl BaseSinkImpl for VideoIpSink {
             None => Err(Fail::Flushing),
         };
         match result {
-            Ok(()) => Ok(gst::FlowSuccess::Ok),
+            Ok(warning) => {
+                if let Some(w) = warning {
+                    gst::element_imp_warning!(self, gst::ResourceError::Write, ["{}", w]);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            }
             Err(Fail::Flushing) => Err(gst::FlowError::Flushing),
             Err(Fail::Error(msg)) => {
                 self.post_error_message(msg);
@@ -608,11 +668,13 @@ impl BaseSinkImpl for VideoIpSink {
             if let Some(state) = guard.as_mut() {
                 for _ in 0..EOS_REPEAT {
                     let header = state.packetizer.eos_header();
-                    if let Ok(r) =
-                        state
-                            .batch
-                            .send(&state.sender, 1, |_| [&header[..], &[][..]], &state.waker)
-                    {
+                    if let Ok(r) = state.batch.send(
+                        &state.sender,
+                        state.dest,
+                        1,
+                        |_| [&header[..]],
+                        &state.waker,
+                    ) {
                         self.count(&r);
                     }
                 }

@@ -14,7 +14,7 @@
 use super::receiver::{self, FrameBuf, Item, Shared};
 use super::TimestampMode;
 use crate::element::{any_pad_template, lock, opt_string};
-use crate::net::{self, Receiver, ReceiverConfig, Waker};
+use crate::net::{self, ReceiverConfig, UdpSocket, Waker};
 use crate::pacer;
 use crate::ratelimit::RateLimit;
 use crate::reassembly;
@@ -92,7 +92,7 @@ impl Settings {
 }
 
 struct Io {
-    receiver: Arc<Receiver>,
+    receiver: Arc<UdpSocket>,
     waker: Arc<Waker>,
     /// What the socket was opened with (the port as bound).
     cfg: ReceiverConfig,
@@ -150,12 +150,13 @@ impl VideoIpSrc {
     /// The socket configuration the properties ask for.
     fn receiver_config(&self) -> Result<ReceiverConfig, gst::ErrorMessage> {
         let s = lock(&self.settings).clone();
-        let address = IpAddr::from_str(s.address.trim()).map_err(|_| {
-            gst::error_msg!(
-                gst::ResourceError::Settings,
-                ["address \"{}\" is not an IPv4 or IPv6 address", s.address]
-            )
-        })?;
+        let address = match IpAddr::from_str(s.address.trim()) {
+            Ok(ip) => ip,
+            // A host name, as udpsrc takes: its address (IPv4 first).
+            Err(_) => net::resolve(&s.address, 0)
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?
+                .ip(),
+        };
         let iface = net::interface_index(s.multicast_iface.as_deref().unwrap_or(""))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
         Ok(ReceiverConfig {
@@ -171,7 +172,7 @@ impl VideoIpSrc {
         let mut cfg = self.receiver_config()?;
         // Close a previous socket first, so that reopening on the same port works.
         *lock(&self.io) = None;
-        let receiver = Receiver::open(&cfg)
+        let receiver = UdpSocket::open_receiver(&cfg)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
         let waker = Waker::new().map_err(|e| {
             gst::error_msg!(

@@ -13,14 +13,14 @@
 //! session, socket batch and buffer pool outright.
 
 use crate::element::lock;
-use crate::net::{self, Receiver, RecvBatch, Waker};
+use crate::net::{self, RecvBatch, UdpSocket, Waker};
 use crate::reassembly::{self, Event, Session, Stats};
 use gst::prelude::*;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A frame's bytes: a writable, mapped GStreamer buffer the fragments are copied into.
 pub(super) type FrameBuf = gst::MappedBuffer<gst::buffer::Writable>;
@@ -197,7 +197,7 @@ pub(super) struct Thread {
 impl Thread {
     /// Starts receiving on `receiver`; `waker` interrupts the thread's waits when it must stop.
     pub fn spawn(
-        receiver: Arc<Receiver>,
+        receiver: Arc<UdpSocket>,
         waker: Arc<Waker>,
         shared: Arc<Shared>,
         cfg: Config,
@@ -250,7 +250,7 @@ impl Drop for Thread {
 
 /// The thread's own state.
 struct Rx {
-    receiver: Arc<Receiver>,
+    receiver: Arc<UdpSocket>,
     waker: Arc<Waker>,
     shared: Arc<Shared>,
     batch: RecvBatch,
@@ -318,9 +318,11 @@ impl Rx {
     }
 
     /// Hands the `n` datagrams of the last receive to the session, queueing each frame as soon
-    /// as it completes.
+    /// as it completes. Each datagram counts as arrived when the kernel received it (the
+    /// receive time, where the socket gives one), not when it was read.
     fn take_batch(&mut self, n: usize, now: Instant) {
         lock(&self.shared.queue).last_data = Some(now);
+        let now_system = SystemTime::now();
         for i in 0..n {
             let Rx {
                 batch,
@@ -328,8 +330,11 @@ impl Rx {
                 pool,
                 ..
             } = self;
+            let arrival = batch.meta(i).and_then(|m| m.timestamp).map_or(now, |ts| {
+                net::system_time_to_instant_at(ts, now_system, now)
+            });
             match batch.get(i) {
-                Some(d) => match session.push(d, now, |len| pool.alloc(len)) {
+                Some(d) => match session.push(d, arrival, |len| pool.alloc(len)) {
                     Ok(true) => {
                         while let Some(ev) = self.session.poll_ready() {
                             self.deliver_event(ev);
