@@ -20,6 +20,21 @@ fn warnings(p: &gst::Pipeline) -> Vec<String> {
         .collect()
 }
 
+/// Warnings and errors on the bus so far, as "warning: …" / "error: …" (popping only one
+/// kind would discard the other).
+fn warnings_and_errors(p: &gst::Pipeline) -> Vec<String> {
+    let bus = p.bus().expect("bus");
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning, gst::MessageType::Error]))
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => {
+                Some(format!("warning: {} ({:?})", w.error(), w.debug()))
+            }
+            gst::MessageView::Error(e) => Some(format!("error: {} ({:?})", e.error(), e.debug())),
+            _ => None,
+        })
+        .collect()
+}
+
 fn gray8(w: i32) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
         .field("format", "GRAY8")
@@ -75,12 +90,74 @@ fn test_a_sender_changing_to_refused_caps_all_the_time_posts_few_warnings() {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let got = warnings(&rx.pipeline);
+    let got = warnings_and_errors(&rx.pipeline);
     let refused = got.iter().filter(|w| w.contains("does not accept")).count();
     // 300 refused caps in about 2 s: at most one warning per 2 s gets through, and the
     // pipeline runs on.
     assert!((1..=2).contains(&refused), "{got:?}");
-    let bus = rx.pipeline.bus().expect("bus");
-    assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_none());
+    assert!(!got.iter().any(|w| w.starts_with("error")), "{got:?}");
     assert!(rx.stat("datagrams-received") > 300, "{}", rx.stats());
+}
+
+/// Caps that a raw-video element accepts as a template match but cannot set.
+fn unusable_video_caps() -> Vec<gst::Caps> {
+    init();
+    let base = || {
+        gst::Caps::builder("video/x-raw")
+            .field("format", "UYVY")
+            .field("height", 48i32)
+            .field("framerate", gst::Fraction::new(30, 1))
+    };
+    vec![
+        base()
+            .field("width", 64i32)
+            .field("interlace-mode", "alternate")
+            .build(),
+        // No width.
+        base().build(),
+    ]
+}
+
+#[test]
+fn test_caps_downstream_cannot_set_drop_the_stream_and_the_pipeline_runs_on() {
+    for bad in unusable_video_caps() {
+        let rx = Rx::launch(
+            "videoipsrc name=src address=127.0.0.1 port=0 ! videoconvert ! appsink name=sink sync=false",
+        );
+        let mut tx = Tx::new("127.0.0.1", rx.port, &bad, "");
+        for _ in 0..5 {
+            tx.push(&[3u8; 64 * 48 * 2], gst::ClockTime::from_mseconds(33));
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let got = warnings_and_errors(&rx.pipeline);
+        assert!(
+            got.iter().any(|w| w.contains("does not accept")),
+            "{bad}: {got:?}"
+        );
+        assert!(
+            !got.iter().any(|w| w.starts_with("error")),
+            "{bad}: {got:?}"
+        );
+        // The same sender with caps downstream can use is received: the pipeline ran on.
+        let good = gst::Caps::builder("video/x-raw")
+            .field("format", "UYVY")
+            .field("width", 64i32)
+            .field("height", 48i32)
+            .field("framerate", gst::Fraction::new(30, 1))
+            .build();
+        tx.set_caps(&good);
+        let frame = vec![9u8; 64 * 48 * 2];
+        for _ in 0..3 {
+            tx.push(&frame, gst::ClockTime::from_mseconds(33));
+        }
+        let samples = rx.pull(1, Duration::from_secs(5));
+        assert_eq!(samples.len(), 1, "{bad}: {}", rx.stats());
+        assert_eq!(sample_bytes(&samples[0]), frame);
+        let got = warnings_and_errors(&rx.pipeline);
+        assert!(
+            !got.iter().any(|w| w.starts_with("error")),
+            "{bad}: {got:?}"
+        );
+    }
 }

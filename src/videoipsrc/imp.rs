@@ -379,7 +379,15 @@ impl VideoIpSrc {
         // Pushing caps "succeeds" as a sticky event even when downstream cannot take them
         // (the buffer then fails not-negotiated): ask first.
         let obj = self.obj();
-        let accepted = obj.src_pad().peer_query_accept_caps(&caps) && obj.set_caps(&caps).is_ok();
+        let pad = obj.src_pad();
+        let accepted = pad.peer_query_accept_caps(&caps) && obj.set_caps(&caps).is_ok();
+        if accepted {
+            // Downstream may still fail to set caps that matched its template (a raw-video
+            // element and interlace-mode=alternate, or caps without a width); the buffer then
+            // fails not-negotiated. With a reconfigure pending, BaseSrc calls `negotiate`
+            // instead of stopping the pipeline, and that finds out whether they were taken.
+            pad.mark_reconfigure();
+        }
         if let Some(out) = lock(&self.out).as_mut() {
             if accepted {
                 out.caps_set = Some(caps_str);
@@ -736,19 +744,42 @@ impl BaseSrcImpl for VideoIpSrc {
     }
 
     /// Caps come from the sender, set before the first buffer of each generation; BaseSrc's
-    /// own negotiation (at start, and when downstream asks to reconfigure) has nothing to
-    /// choose from. Caps downstream refuses are handled (and warned about) in `create`,
-    /// never turned into a not-negotiated error.
+    /// own negotiation has nothing to choose from. It runs at start, when downstream asks to
+    /// reconfigure, and after a buffer with new caps (see `push_caps`): then it checks that
+    /// downstream took the caps. If not, their frames are dropped with a warning, never
+    /// turned into a not-negotiated error: what a sender announces must not stop the pipeline.
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
-        let current = lock(&self.out)
-            .as_ref()
-            .and_then(|s| s.caps_set.clone())
-            .and_then(|c| gst::Caps::from_str(&c).ok());
-        if let Some(caps) = current {
-            if self.obj().set_caps(&caps).is_err() {
-                gst::warning!(CAT, imp = self, "downstream no longer accepts {caps}");
-            }
+        let Some(caps_str) = lock(&self.out).as_ref().and_then(|s| s.caps_set.clone()) else {
+            return Ok(());
+        };
+        let Ok(caps) = gst::Caps::from_str(&caps_str) else {
+            return Ok(());
+        };
+        let obj = self.obj();
+        let pad = obj.src_pad();
+        let taken = pad
+            .peer()
+            .and_then(|p| p.current_caps())
+            .is_some_and(|c| c == caps);
+        gst::debug!(
+            CAT,
+            imp = self,
+            "negotiate: caps taken downstream: {taken}, last flow {:?}",
+            pad.last_flow_result()
+        );
+        if taken && pad.last_flow_result() != Err(gst::FlowError::NotNegotiated) {
+            return Ok(());
         }
+        // Downstream could not set them, or could not use them for a buffer: drop the
+        // stream's frames, not the pipeline.
+        if let Some(out) = lock(&self.out).as_mut() {
+            out.caps_set = None;
+            out.refused_caps = Some(caps_str);
+            out.discont = true;
+        }
+        self.warn_caps(format!(
+            "downstream does not accept the sender's caps {caps}; dropping its frames"
+        ));
         Ok(())
     }
 
