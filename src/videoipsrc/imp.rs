@@ -152,7 +152,7 @@ struct State {
     window: Duration,
     last_expiry: Instant,
     /// The stream the timestamp mapping belongs to.
-    mapped_stream: Option<u16>,
+    mapped_stream: Option<u64>,
     /// Most datagrams one receive found queued: how bursty the stream arrives (a paced
     /// sender keeps it near one batch; a burst sender's whole frame can queue up).
     largest_burst: u64,
@@ -255,6 +255,8 @@ impl VideoIpSrc {
             .field("datagrams-late", s.datagrams_late)
             .field("datagrams-invalid", s.datagrams_invalid)
             .field("datagrams-foreign", s.datagrams_foreign)
+            .field("datagrams-unknown", s.datagrams_unknown)
+            .field("extensions-ignored", s.extensions_ignored)
             .field("stream-info-received", s.info_received)
             .field("largest-burst", largest_burst)
             .field("receives", receives)
@@ -324,10 +326,10 @@ impl VideoIpSrc {
         {
             let b = buffer.make_mut();
             if let Some(arrival) = arrival_rt {
-                if state.mapped_stream != state.session.stream_id() {
+                if state.mapped_stream != state.session.session_id() {
                     // A new sender: its timeline has nothing to do with the last one's.
                     state.mapper.reset();
-                    state.mapped_stream = state.session.stream_id();
+                    state.mapped_stream = state.session.session_id();
                 }
                 let m = state
                     .mapper
@@ -402,7 +404,13 @@ impl VideoIpSrc {
                 } = state;
                 while *batch_pos < batch.len() && ready.is_empty() {
                     match batch.get(*batch_pos) {
-                        Some(d) => match session.push(d, now, |len| pool.alloc(len)) {
+                        // TODO(net-v2): source address from RecvMeta
+                        Some(d) => match session.push(
+                            d,
+                            std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                            now,
+                            |len| pool.alloc(len),
+                        ) {
                             // Complete frames come out at once so that they never count
                             // against the frames in flight.
                             Ok(true) => ready.extend(std::iter::from_fn(|| session.poll_ready())),
