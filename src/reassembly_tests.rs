@@ -535,3 +535,212 @@ fn a_frame_still_arriving_is_not_given_up() {
     }
     assert_eq!(s.stats().frames_dropped, 0);
 }
+
+#[test]
+fn the_first_frame_after_a_switch_to_a_new_session_is_discont() {
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    let alloc = |len| Some(vec![0; len]);
+    // Session 77 delivers one frame completely, then ends.
+    s.push_at(&info_of(77, 0, 0, b"test"), t0, |_| None)
+        .unwrap();
+    s.push_at(&media(0, 1, 10), t0, alloc).unwrap();
+    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if !f.discont));
+    s.push_at(
+        &dgram(77, 2, Body::EndOfStream(EndOfStream::default()), &[]),
+        t0,
+        |_| None,
+    )
+    .unwrap();
+    assert!(matches!(s.poll(t0), Some(Event::Eos)));
+    // Session 78 takes over at once (EOS) and starts from its own frame 0: nothing was
+    // lost in either stream, yet the switch itself is a discontinuity.
+    s.push_at(&info_of(78, 0, 0, b"test"), t0, |_| None)
+        .unwrap();
+    assert_eq!(s.session_id(), Some(78));
+    let first = dgram(78, 1, media_body(0, 10, 1400), &[1; 10]);
+    s.push_at(&first, t0, alloc).unwrap();
+    match s.poll_ready() {
+        Some(Event::Frame(f, _)) => assert!(f.discont, "first frame of the new session"),
+        other => panic!("expected a frame, got {other:?}"),
+    }
+    let second = dgram(78, 2, media_body(1, 10, 1400), &[1; 10]);
+    s.push_at(&second, t0, alloc).unwrap();
+    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if !f.discont));
+}
+
+#[test]
+fn eos_and_media_count_only_from_the_session_and_address_locked_on_to() {
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    s.push_at(&info_of(77, 0, 0, b"test"), t0, |_| None)
+        .unwrap();
+    let elsewhere = SocketAddr::from(([198, 51, 100, 7], 5004));
+    // Forged EOS: other session ids, and the right id from another address.
+    for id in 0..100u64 {
+        let eos = dgram(
+            id * 7919 + 1000,
+            1,
+            Body::EndOfStream(EndOfStream::default()),
+            &[],
+        );
+        s.push_at(&eos, t0, |_| None).unwrap();
+    }
+    let eos = dgram(77, 2, Body::EndOfStream(EndOfStream::default()), &[]);
+    s.push(&eos, elsewhere, t0, |_| None).unwrap();
+    s.push(&media(0, 3, 10), elsewhere, t0, |_| panic!("foreign"))
+        .unwrap();
+    assert!(s.poll(t0).is_none(), "no EOS");
+    assert_eq!(s.stats().datagrams_foreign, 102);
+    // Stream info from another address does not take over an active session either.
+    s.push(&info_of(77, 9, 0, b"other"), elsewhere, t0, |_| None)
+        .unwrap();
+    assert_eq!(s.info(), Some((0, "test")));
+    assert_eq!(s.stats().datagrams_foreign, 103);
+    // The EOS datagram from the right address counts.
+    s.push_at(&eos, t0, |_| None).unwrap();
+    assert!(matches!(s.poll(t0), Some(Event::Eos)));
+}
+
+#[test]
+fn stream_info_is_assembled_from_pieces_and_validated() {
+    let caps = format!("application/x-test, blob=(string){}", "y".repeat(5000));
+    let mut p = Packetizer::new(77, 0, 0, 1000);
+    let pieces: Vec<Vec<u8>> = p
+        .info_datagrams(&caps)
+        .unwrap()
+        .iter()
+        .map(|(h, c)| [&h[..], c].concat())
+        .collect();
+    assert!(pieces.len() >= 5);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let now = Instant::now();
+    // In reverse order, one piece twice: locked on only once complete.
+    for d in pieces[1..].iter().rev().chain(std::iter::once(&pieces[2])) {
+        s.push_at(d, now, |_| None).unwrap();
+    }
+    assert_eq!(s.session_id(), None);
+    s.push_at(&pieces[0], now, |_| None).unwrap();
+    assert_eq!(s.info(), Some((0, caps.as_str())));
+    assert_eq!(s.session_id(), Some(77));
+    // Repeats of the info in use change nothing.
+    for (h, c) in p.info_datagrams(&caps).unwrap() {
+        s.push_at(&[&h[..], c].concat(), now, |_| None).unwrap();
+    }
+    assert_eq!(s.info(), Some((0, caps.as_str())));
+    assert_eq!(s.stats().datagrams_invalid, 0);
+
+    // Caps that would overflow GStreamer's parser: refused and counted, no lock-on.
+    let hostile = format!("video/x-raw, a={}", "{".repeat(30_000));
+    let mut p = Packetizer::new(5, 0, 0, 1400);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    for (h, c) in p.info_datagrams(&hostile).unwrap() {
+        s.push_at(&[&h[..], c].concat(), now, |_| None).unwrap();
+    }
+    assert_eq!(s.info(), None);
+    assert_eq!(s.session_id(), None);
+    assert_eq!(s.stats().datagrams_invalid, 1);
+}
+
+#[test]
+fn frames_in_flight_are_bounded_in_bytes() {
+    let cfg = Config {
+        max_bytes_in_flight: 100_000,
+        window: Duration::from_secs(100),
+        ..Default::default()
+    };
+    let mut s = Session::<Vec<u8>>::new(cfg);
+    let now = Instant::now();
+    s.push_at(&info_datagram(77), now, |_| None).unwrap();
+    let first_fragment =
+        |frame: u32, seq: u32, len: u32| dgram(77, seq, media_body(frame, len, 1000), &[0; 1000]);
+    // A frame longer than the whole budget allocates nothing.
+    s.push_at(&first_fragment(0, 1, 100_001), now, |_| {
+        panic!("must not allocate")
+    })
+    .unwrap();
+    assert_eq!(s.stats().datagrams_invalid, 1);
+    // Three frames of 40,000 bytes: the third evicts the first.
+    for f in 1..=3u32 {
+        s.push_at(&first_fragment(f, f + 1, 40_000), now, |len| {
+            Some(vec![0; len])
+        })
+        .unwrap();
+        assert!(s.bytes_in_flight() <= 100_000);
+    }
+    assert_eq!(s.in_flight(), 2);
+    assert_eq!(s.bytes_in_flight(), 80_000);
+    assert_eq!(s.stats().frames_dropped, 1);
+    assert_eq!(s.stats().datagrams_invalid, 1);
+
+    // Frames 5 (10,000 bytes) and 7 (80,000) in flight: frame 6 (50,000) could make room
+    // only by evicting a newer frame, so its datagram is dropped; frame 8 (90,000) makes
+    // room by evicting both older ones.
+    let mut s = Session::<Vec<u8>>::new(cfg);
+    s.push_at(&info_datagram(77), now, |_| None).unwrap();
+    s.push_at(&first_fragment(5, 1, 10_000), now, |len| Some(vec![0; len]))
+        .unwrap();
+    s.push_at(&first_fragment(7, 2, 80_000), now, |len| Some(vec![0; len]))
+        .unwrap();
+    s.push_at(&first_fragment(6, 3, 50_000), now, |_| panic!("no room"))
+        .unwrap();
+    assert_eq!(s.stats().datagrams_invalid, 1);
+    assert_eq!(s.bytes_in_flight(), 90_000);
+    s.push_at(&first_fragment(8, 4, 90_000), now, |len| Some(vec![0; len]))
+        .unwrap();
+    assert_eq!(s.stats().datagrams_invalid, 1);
+    assert_eq!(s.in_flight(), 1);
+    assert_eq!(s.bytes_in_flight(), 90_000);
+}
+
+#[test]
+fn unknown_types_extensions_and_auth_tags_are_counted() {
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let now = Instant::now();
+    s.push_at(&info_datagram(77), now, |_| None).unwrap();
+    // An unknown (private) type: counted, ignored.
+    s.push_at(&dgram(77, 1, Body::Unknown(0x80), b"?"), now, |_| None)
+        .unwrap();
+    // An ignorable extension on a datagram that is otherwise used.
+    let h = CommonHeader {
+        session: 77,
+        seq: 2,
+        ..Default::default()
+    };
+    let ext = [protocol::Extension::Other {
+        kind: 0x0123,
+        value: b"x",
+    }];
+    let mut d = Vec::new();
+    protocol::encode(&h, &ext, &media_body(0, 4, 1400), &mut d).unwrap();
+    d.extend_from_slice(b"data");
+    assert!(s.push_at(&d, now, |len| Some(vec![0; len])).unwrap());
+    // A must-understand extension this receiver does not know: invalid.
+    let ext = [protocol::Extension::Other {
+        kind: 0x8123,
+        value: b"",
+    }];
+    let mut d = Vec::new();
+    protocol::encode(&h, &ext, &media_body(1, 4, 1400), &mut d).unwrap();
+    d.extend_from_slice(b"data");
+    assert!(s.push_at(&d, now, |_| None).is_err());
+    // An authentication tag cannot be verified: invalid.
+    let h = CommonHeader {
+        flags: protocol::header_flags::AUTH_TAG,
+        seq: 4,
+        ..h
+    };
+    let auth = [protocol::Extension::Auth(protocol::Auth {
+        epoch: 1,
+        algorithm: 1,
+        tag_len: 16,
+    })];
+    let mut d = Vec::new();
+    protocol::encode(&h, &auth, &media_body(2, 4, 1400), &mut d).unwrap();
+    d.extend_from_slice(&[0; 20]);
+    s.push_at(&d, now, |_| panic!("not trusted")).unwrap();
+    let st = s.stats();
+    assert_eq!(st.datagrams_unknown, 1);
+    assert_eq!(st.extensions_ignored, 1);
+    assert_eq!(st.datagrams_invalid, 2);
+}
