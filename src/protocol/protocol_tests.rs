@@ -577,3 +577,26 @@ fn test_vectors_decode_and_re_encode_byte_for_byte() {
         assert_eq!(again, d, "{name}");
     }
 }
+
+#[test]
+fn worked_example_header_matches_the_spec() {
+    // docs/PROTOCOL.md §11.1, datagram #2.
+    let spec = "56 49 02 00 00 00 00 00 01 23 45 67 89 ab cd ef \
+                00 00 03 ea 00 00 00 2a 00 00 0b 00 00 00 27 10 \
+                00 00 00 00 3b 9a ca 00 ff ff ff ff ff ff ff ff \
+                00 00 00 00 01 fc a0 55 00 01 00 01 05 80 00 00";
+    let media = Media {
+        frame: 42,
+        offset: 0,
+        frame_len: 10_000,
+        pts: 1_000_000_000,
+        dts: TIME_NONE,
+        duration: 33_333_333,
+        flags: flags::DELTA_UNIT,
+        info_gen: 1,
+        frag_size: 1408,
+    };
+    let mut h = encode_media_header(&hdr(1000), &media);
+    patch_seq_offset(&mut h, 1002, 2 * 1408);
+    assert_eq!(&h[..], &unhex(spec)[..]);
+}
