@@ -702,10 +702,15 @@ impl BaseSrcImpl for VideoIpSrc {
             );
         }
         let window = Duration::from_millis(u64::from(s.latency_ms));
+        let defaults = reassembly::Config::default();
         let cfg = reassembly::Config {
             max_frame_size: s.max_frame_size as usize,
             window,
-            ..Default::default()
+            // Room for two of the largest frames, so raising max-frame-size still works.
+            max_bytes_in_flight: defaults
+                .max_bytes_in_flight
+                .max((s.max_frame_size as usize).saturating_mul(2)),
+            ..defaults
         };
         *lock(&self.stats) = Default::default();
         *lock(&self.state) = Some(State {
