@@ -10,18 +10,18 @@
 //! use gstvideoip::protocol::{self, Body, CommonHeader, Media, MEDIA_HEADER_LEN};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!
-//! // The second 1420-byte fragment of a 10,000-byte frame.
+//! // The second 1408-byte fragment of a 10,000-byte frame.
 //! let header = CommonHeader { session: 0x1234, seq: 7, ..Default::default() };
-//! let body = Body::Media(Media { frame_len: 10_000, frag_size: 1420, offset: 1420, ..Default::default() });
+//! let body = Body::Media(Media { frame_len: 10_000, frag_size: 1408, offset: 1408, ..Default::default() });
 //! let mut datagram = Vec::new();
 //! protocol::encode(&header, &[], &body, &mut datagram)?;
 //! assert_eq!(datagram.len(), MEDIA_HEADER_LEN);
-//! datagram.extend_from_slice(&[0xAB; 1420]);
+//! datagram.extend_from_slice(&[0xAB; 1408]);
 //!
 //! let packet = protocol::decode(&datagram)?;
 //! assert_eq!(packet.header, header);
 //! assert_eq!(packet.body, body);
-//! assert_eq!(packet.payload.len(), 1420);
+//! assert_eq!(packet.payload.len(), 1408);
 //! // Bytes that are not videoip are an error, never a panic.
 //! assert!(protocol::decode(b"hello").is_err());
 //! # Ok(())

@@ -600,3 +600,27 @@ fn worked_example_header_matches_the_spec() {
     patch_seq_offset(&mut h, 1002, 2 * 1408);
     assert_eq!(&h[..], &unhex(spec)[..]);
 }
+
+#[test]
+fn encode_refuses_extensions_the_header_cannot_describe() {
+    let big = [0u8; 1020];
+    let body = Body::EndOfStream(EndOfStream::default());
+    let mut out = Vec::new();
+    let too_long = [Extension::Other {
+        kind: 1,
+        value: &big,
+    }];
+    assert_eq!(
+        encode(&hdr(1), &too_long, &body, &mut out),
+        Err(EncodeError::ExtensionsTooLong)
+    );
+    // 255 words is the most: a 1016-byte value plus its 4-byte TLV header.
+    let most = [Extension::Other {
+        kind: 1,
+        value: &big[..1016],
+    }];
+    out.clear();
+    encode(&hdr(1), &most, &body, &mut out).unwrap();
+    assert_eq!(out[5], 255);
+    assert_eq!(decode(&out).unwrap().extensions.ignored, 1);
+}
