@@ -5,9 +5,15 @@
 //! encoded headers; datagram `i` of the frame is `header[i]` followed by the slice
 //! `payload[i * frag_size ..]` of the caller's mapped buffer (see [`FramePlan::batch`] and
 //! [`Batch::parts`]),
-//! which the socket layer sends as a two-element iovec. No GStreamer, no I/O.
+//! which the socket layer sends as a two-element iovec. The stream info goes out the same
+//! way, as headers plus slices of the caps ([`Packetizer::info_datagrams`]). No GStreamer,
+//! no I/O.
 
-use crate::protocol::{self, Header, PacketType, HEADER_LEN};
+use crate::protocol::{
+    self, Body, CommonHeader, EndOfStream, Media, StreamInfo, EOS_HEADER_LEN, INFO_HEADER_LEN,
+    MEDIA_HEADER_LEN,
+};
+use std::hash::{BuildHasher, Hasher};
 
 /// IPv4 + UDP header bytes inside an MTU.
 pub const IPV4_UDP_OVERHEAD: usize = 20 + 8;
@@ -47,8 +53,8 @@ impl Default for FrameMeta {
 pub enum PacketizeError {
     /// The frame is longer than the 32-bit length field allows.
     FrameTooLarge(usize),
-    /// The stream info does not fit in one datagram.
-    InfoTooLarge(usize),
+    /// The caps are longer than [`protocol::MAX_CAPS_LEN`].
+    CapsTooLarge(usize),
     /// The frame needs more fragments than a receiver accepts at this MTU.
     TooManyFragments(usize),
 }
@@ -67,9 +73,10 @@ impl std::fmt::Display for PacketizeError {
                 "frame of {n} bytes needs more than {} datagrams: raise the mtu",
                 protocol::MAX_FRAGMENTS
             ),
-            PacketizeError::InfoTooLarge(n) => write!(
+            PacketizeError::CapsTooLarge(n) => write!(
                 f,
-                "stream info (caps) of {n} bytes does not fit in one datagram: raise the mtu"
+                "caps of {n} bytes are longer than the protocol's {} bytes",
+                protocol::MAX_CAPS_LEN
             ),
         }
     }
@@ -83,42 +90,63 @@ pub fn fragment_size(mtu: u32, ipv6: bool) -> u16 {
         IPV6_UDP_OVERHEAD
     } else {
         IPV4_UDP_OVERHEAD
-    } + HEADER_LEN;
+    } + MEDIA_HEADER_LEN;
     let mtu = mtu.clamp(MIN_MTU, MAX_MTU) as usize;
     // A UDP payload is at most 65507 bytes over IPv4.
     let max_udp_payload = 65507;
     (mtu - overhead)
-        .min(max_udp_payload - HEADER_LEN)
+        .min(max_udp_payload - MEDIA_HEADER_LEN)
         .min(u16::MAX as usize) as u16
 }
 
-/// Stateful packetizer of one stream: owns the stream id and the sequence and frame counters.
+/// A random session id (never 0, which SUBSCRIBE uses for "any session"): 64 bits from
+/// the standard library's randomly keyed hasher, no extra dependency.
+pub fn random_session_id() -> u64 {
+    loop {
+        let mut h = std::hash::RandomState::new().build_hasher();
+        h.write_u64(std::hash::RandomState::new().hash_one(0x5649u64));
+        let id = h.finish();
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// Stateful packetizer of one track of a session: owns the session id and the sequence and
+/// frame counters.
 #[derive(Debug)]
 pub struct Packetizer {
-    stream_id: u16,
+    session: u64,
+    track: u16,
     seq: u32,
     frame: u32,
     frag_size: u16,
     info_gen: u16,
-    headers: Vec<[u8; HEADER_LEN]>,
+    headers: Vec<[u8; MEDIA_HEADER_LEN]>,
 }
+
+/// The headers of one stream info datagram, to be followed by its caps slice.
+pub type InfoHeader = [u8; INFO_HEADER_LEN];
 
 /// The datagrams of one frame. Borrowing the packetizer, it hands out headers batch by batch.
 #[derive(Debug)]
 pub struct FramePlan<'p> {
     packetizer: &'p mut Packetizer,
-    template: Header,
+    template: [u8; MEDIA_HEADER_LEN],
+    frag: usize,
     first_seq: u32,
     len: usize,
     count: usize,
 }
 
 impl Packetizer {
-    /// A packetizer for stream `stream_id` whose first datagram gets sequence number
-    /// `first_seq`, cutting frames into fragments of `frag_size` payload bytes.
-    pub fn new(stream_id: u16, first_seq: u32, frag_size: u16) -> Self {
+    /// A packetizer for track `track` of session `session` whose first datagram gets
+    /// sequence number `first_seq`, cutting frames into fragments of `frag_size` payload
+    /// bytes.
+    pub fn new(session: u64, track: u16, first_seq: u32, frag_size: u16) -> Self {
         Packetizer {
-            stream_id,
+            session,
+            track,
             seq: first_seq,
             frame: 0,
             frag_size: frag_size.max(1),
@@ -132,6 +160,17 @@ impl Packetizer {
         self.frag_size
     }
 
+    /// The session id.
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    /// Caps bytes per stream info datagram: as many as make the datagram as large as a full
+    /// media datagram, so it fits the same MTU.
+    pub fn info_piece_size(&self) -> usize {
+        usize::from(self.frag_size) + MEDIA_HEADER_LEN - INFO_HEADER_LEN
+    }
+
     /// Moves to a new stream info generation (call when the caps change).
     pub fn next_info_gen(&mut self) {
         self.info_gen = self.info_gen.wrapping_add(1);
@@ -143,31 +182,47 @@ impl Packetizer {
         s
     }
 
-    fn control_header(&mut self, packet_type: PacketType, len: u32) -> [u8; HEADER_LEN] {
-        let h = Header {
-            stream_id: self.stream_id,
-            seq: self.take_seq(1),
-            frame: self.frame,
-            frame_len: len,
-            info_gen: self.info_gen,
-            ..Header::new(packet_type)
-        };
-        let mut out = [0u8; HEADER_LEN];
-        h.encode(&mut out);
-        out
-    }
-
-    /// The header of a stream info datagram whose payload is `caps` (UTF-8).
-    pub fn info_header(&mut self, caps: &str) -> Result<[u8; HEADER_LEN], PacketizeError> {
-        if caps.len() > usize::from(self.frag_size) {
-            return Err(PacketizeError::InfoTooLarge(caps.len()));
+    fn common(&mut self, seqs: u32) -> CommonHeader {
+        CommonHeader {
+            flags: 0,
+            track: self.track,
+            session: self.session,
+            seq: self.take_seq(seqs),
         }
-        Ok(self.control_header(PacketType::StreamInfo, caps.len() as u32))
     }
 
-    /// The header of an end-of-stream datagram (no payload).
-    pub fn eos_header(&mut self) -> [u8; HEADER_LEN] {
-        self.control_header(PacketType::EndOfStream, 0)
+    /// The stream info datagrams of `caps`: one header and caps slice per datagram, each
+    /// with its own sequence number. Caps longer than [`protocol::MAX_CAPS_LEN`] are
+    /// refused.
+    pub fn info_datagrams<'c>(
+        &mut self,
+        caps: &'c str,
+    ) -> Result<Vec<(InfoHeader, &'c [u8])>, PacketizeError> {
+        if caps.is_empty() || caps.len() > protocol::MAX_CAPS_LEN {
+            return Err(PacketizeError::CapsTooLarge(caps.len()));
+        }
+        let piece = self.info_piece_size();
+        let mut out = Vec::with_capacity(caps.len().div_ceil(piece));
+        for (i, chunk) in caps.as_bytes().chunks(piece).enumerate() {
+            let body = Body::StreamInfo(StreamInfo {
+                info_gen: self.info_gen,
+                caps_len: caps.len() as u32,
+                offset: (i * piece) as u32,
+                next_frame: self.frame,
+            });
+            let common = self.common(1);
+            out.push((protocol::encode_fixed(&common, &body), chunk));
+        }
+        Ok(out)
+    }
+
+    /// The end-of-stream datagram (no payload).
+    pub fn eos_datagram(&mut self) -> [u8; EOS_HEADER_LEN] {
+        let body = Body::EndOfStream(EndOfStream {
+            next_frame: self.frame,
+        });
+        let common = self.common(1);
+        protocol::encode_fixed(&common, &body)
     }
 
     /// Plans the datagrams of the next frame, `len` bytes long.
@@ -178,25 +233,25 @@ impl Packetizer {
             return Err(PacketizeError::TooManyFragments(len));
         }
         let count = count as usize;
-        let first_seq = self.take_seq(count as u32);
-        let template = Header {
-            flags: meta.flags,
-            stream_id: self.stream_id,
-            seq: first_seq,
+        let common = self.common(count as u32);
+        let media = Media {
             frame: self.frame,
+            offset: 0,
             frame_len,
             pts: meta.pts,
             dts: meta.dts,
             duration: meta.duration,
+            flags: meta.flags,
             info_gen: self.info_gen,
             frag_size: self.frag_size,
-            ..Header::new(PacketType::Media)
         };
+        let template = protocol::encode_media_header(&common, &media);
         self.frame = self.frame.wrapping_add(1);
         Ok(FramePlan {
+            frag: usize::from(self.frag_size),
             packetizer: self,
             template,
-            first_seq,
+            first_seq: common.seq,
             len,
             count,
         })
@@ -215,14 +270,12 @@ impl FramePlan<'_> {
         let end = (first + n).min(self.count);
         let n = end.saturating_sub(first);
         let headers = &mut self.packetizer.headers;
-        headers.resize(n, [0u8; HEADER_LEN]);
-        let mut encoded = [0u8; HEADER_LEN];
-        self.template.encode(&mut encoded);
-        let frag = usize::from(self.template.frag_size);
+        headers.resize(n, [0u8; MEDIA_HEADER_LEN]);
+        let frag = self.frag;
         for (k, out) in headers.iter_mut().enumerate() {
             let i = first + k;
-            *out = encoded;
-            Header::patch_seq_offset(
+            *out = self.template;
+            protocol::patch_seq_offset(
                 out,
                 self.first_seq.wrapping_add(i as u32),
                 (i * frag) as u32,
@@ -240,7 +293,7 @@ impl FramePlan<'_> {
 /// Consecutive datagrams of one frame: encoded headers plus the frame's bytes.
 #[derive(Debug)]
 pub struct Batch<'s, 'd> {
-    headers: &'s [[u8; HEADER_LEN]],
+    headers: &'s [[u8; MEDIA_HEADER_LEN]],
     data: &'d [u8],
     first: usize,
     frag: usize,

@@ -1,23 +1,33 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Datagrams → frames: an I/O-free state machine.
 //!
-//! [`Session`] takes every received datagram (`push(bytes, now)`), locks on to one sender's
-//! stream, keeps its stream info (caps) and datagram statistics, and feeds media fragments to a
+//! [`Session`] takes every received datagram (`push(bytes, from, now, alloc)`), locks on to
+//! one sender's session (session id, track and source address), assembles its stream info
+//! (caps) from pieces, keeps datagram statistics, and feeds media fragments to a
 //! [`Reassembler`]. [`Session::poll`] then hands out complete frames in frame order, drops
 //! frames still incomplete when the reassembly window has passed, and says when to call again.
 //!
-//! Memory is bounded: at most `max_in_flight` frames of at most `max_frame_size` bytes are
-//! being assembled at once, and per-frame bookkeeping is bounded by [`MAX_FRAGMENTS`].
+//! Memory is bounded: at most `max_in_flight` frames of at most `max_frame_size` bytes, and
+//! at most `max_bytes_in_flight` bytes in all, are being assembled at once; per-frame
+//! bookkeeping is bounded by [`MAX_FRAGMENTS`]; at most one stream info generation is being
+//! assembled (at most [`protocol::MAX_CAPS_LEN`] bytes) besides the current one.
 
-use crate::protocol::{self, seq_diff, DecodeError, Header, PacketType};
+use crate::protocol::{
+    self, header_flags, seq_diff, Body, DecodeError, Media, StreamInfo, MAX_CAPS_LEN,
+};
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most fragments one frame may have (bounds the per-frame bitmap to 128 KiB).
 pub use crate::protocol::MAX_FRAGMENTS;
-/// A sender silent this long may be replaced by another stream on the same port.
-pub const STREAM_IDLE: Duration = Duration::from_secs(1);
+/// A session silent this long (or ended with EOS) may be replaced by another session's
+/// complete stream info on the same port. Short, so that a restarted sender (which picks a
+/// new session id) is followed within about one stream info interval (250 ms in
+/// `videoipsink`); long enough that a sender sending at least every 200 ms cannot be pushed
+/// off its port by someone else's stream info.
+pub const SESSION_IDLE: Duration = Duration::from_millis(200);
 /// A frame number further ahead of the last frame handed out than this is not believed
 /// (unless nothing else has made progress for a while, see [`Reassembler::push`]).
 pub const MAX_FRAME_JUMP: i32 = 1024;
@@ -32,6 +42,10 @@ pub struct Config {
     /// How long an incomplete frame waits for a missing datagram after its latest one
     /// arrived.
     pub window: Duration,
+    /// Most bytes of frames being assembled at once. A new frame that would exceed it
+    /// evicts older frames in flight if that makes room; otherwise its datagram is dropped.
+    /// A frame longer than this is refused outright.
+    pub max_bytes_in_flight: usize,
 }
 
 impl Default for Config {
@@ -40,6 +54,7 @@ impl Default for Config {
             max_frame_size: 128 << 20,
             max_in_flight: 4,
             window: Duration::from_millis(50),
+            max_bytes_in_flight: 256 << 20,
         }
     }
 }
@@ -51,11 +66,17 @@ pub struct Stats {
     pub datagrams_received: u64,
     /// Bytes received, headers included.
     pub bytes_received: u64,
-    /// Datagrams that were malformed, contradicted their frame, or were too large.
+    /// Datagrams that were malformed, contradicted their frame, were too large, carried an
+    /// authentication tag (not verifiable yet) or an unknown must-understand extension, or
+    /// completed unacceptable caps.
     pub datagrams_invalid: u64,
-    /// Datagrams of no stream locked on to: before the first stream info, or from another
-    /// sender while this one is active.
+    /// Datagrams of no session locked on to: before the first stream info, or from another
+    /// session or source address while this one is active.
     pub datagrams_foreign: u64,
+    /// Datagrams of a packet type this receiver does not know (ignored).
+    pub datagrams_unknown: u64,
+    /// Ignorable extensions of unknown type that were skipped.
+    pub extensions_ignored: u64,
     /// Sequence numbers never seen (net of late arrivals).
     pub datagrams_lost: u64,
     /// Datagrams received twice.
@@ -70,7 +91,7 @@ pub struct Stats {
     pub frames_dropped: u64,
     /// Complete frames dropped because their stream info (caps) had not arrived.
     pub frames_without_info: u64,
-    /// Stream info datagrams accepted.
+    /// Stream info datagrams (pieces) accepted.
     pub info_received: u64,
 }
 
@@ -143,6 +164,8 @@ pub struct Reassembler<B> {
     frames_dropped: u64,
     /// When a fragment was last accepted.
     last_progress: Option<Instant>,
+    /// Sum of the lengths of the frames in `pending`.
+    bytes_in_flight: usize,
 }
 
 impl<B> std::fmt::Debug for Reassembler<B> {
@@ -165,6 +188,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             frames_complete: 0,
             frames_dropped: 0,
             last_progress: None,
+            bytes_in_flight: 0,
         }
     }
 
@@ -183,9 +207,21 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
 
     /// Forgets every frame in flight (a new stream starts).
     pub fn reset(&mut self) {
-        self.discont = self.last_out.is_some() || !self.pending.is_empty();
+        self.discont |= self.last_out.is_some() || !self.pending.is_empty();
         self.pending.clear();
+        self.bytes_in_flight = 0;
         self.last_out = None;
+    }
+
+    /// Bytes of the frames being assembled.
+    pub fn bytes_in_flight(&self) -> usize {
+        self.bytes_in_flight
+    }
+
+    fn pop_front_slot(&mut self) -> Option<Slot<B>> {
+        let s = self.pending.pop_front()?;
+        self.bytes_in_flight -= s.info.len as usize;
+        Some(s)
     }
 
     /// Frames being assembled.
@@ -197,13 +233,16 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
     /// to get `len` writable bytes.
     pub fn push(
         &mut self,
-        h: &Header,
+        h: &Media,
         payload: &[u8],
         now: Instant,
         alloc: impl FnOnce(usize) -> Option<B>,
     ) -> Pushed {
         if h.frame_len as usize > self.cfg.max_frame_size {
             return Pushed::Invalid("frame larger than max-frame-size");
+        }
+        if h.frame_len as usize > self.cfg.max_bytes_in_flight {
+            return Pushed::Invalid("frame larger than the memory budget");
         }
         let nfrags = protocol::fragment_count(h.frame_len, h.frag_size);
         if nfrags > MAX_FRAGMENTS {
@@ -268,16 +307,12 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
 
     fn open_slot(
         &mut self,
-        h: &Header,
+        h: &Media,
         nfrags: u32,
         now: Instant,
         alloc: impl FnOnce(usize) -> Option<B>,
     ) -> Result<usize, Pushed> {
         // Keep frames ordered; make room by dropping the oldest frame when full.
-        let newer_than_all = self
-            .pending
-            .back()
-            .is_none_or(|b| seq_diff(h.frame, b.info.frame) > 0);
         if self.pending.len() >= self.cfg.max_in_flight.max(1) {
             let oldest = self.pending.front().map(|s| s.info.frame);
             match oldest {
@@ -285,7 +320,30 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
                 _ => return Err(Pushed::Late),
             }
         }
-        let mut buf = alloc(h.frame_len as usize).ok_or(Pushed::NoBuffer)?;
+        let len = h.frame_len as usize;
+        let budget = self.cfg.max_bytes_in_flight;
+        if self.bytes_in_flight + len > budget {
+            // Only frames older than the new one may make room for it.
+            let older: usize = self
+                .pending
+                .iter()
+                .take_while(|s| seq_diff(h.frame, s.info.frame) > 0)
+                .map(|s| s.info.len as usize)
+                .sum();
+            if self.bytes_in_flight - older + len > budget {
+                return Err(Pushed::Invalid(
+                    "memory budget for frames in flight exhausted",
+                ));
+            }
+            while self.bytes_in_flight + len > budget && !self.pending.is_empty() {
+                self.drop_front();
+            }
+        }
+        let newer_than_all = self
+            .pending
+            .back()
+            .is_none_or(|b| seq_diff(h.frame, b.info.frame) > 0);
+        let mut buf = alloc(len).ok_or(Pushed::NoBuffer)?;
         if buf.as_mut().len() < h.frame_len as usize {
             return Err(Pushed::NoBuffer);
         }
@@ -306,6 +364,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             arrival: now,
             latest: now,
         };
+        self.bytes_in_flight += len;
         if newer_than_all {
             self.pending.push_back(slot);
             Ok(self.pending.len() - 1)
@@ -321,7 +380,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
     }
 
     fn drop_front(&mut self) {
-        if let Some(s) = self.pending.pop_front() {
+        if let Some(s) = self.pop_front_slot() {
             self.note_out(s.info.frame);
             self.frames_dropped += 1;
             self.discont = true;
@@ -362,7 +421,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         loop {
             let head = self.pending.front()?;
             if head.missing == 0 {
-                let s = self.pending.pop_front()?;
+                let s = self.pop_front_slot()?;
                 self.note_out(s.info.frame);
                 self.frames_complete += 1;
                 let discont = std::mem::take(&mut self.discont);
@@ -517,12 +576,6 @@ impl SequenceTracker {
     }
 }
 
-/// True for a payload that can be a caps string: non-empty printable UTF-8.
-fn is_caps_text(payload: &[u8]) -> bool {
-    !payload.is_empty()
-        && std::str::from_utf8(payload).is_ok_and(|s| s.chars().all(|c| !c.is_control()))
-}
-
 /// What a [`Session`] hands out.
 #[derive(Debug)]
 pub enum Event<B> {
@@ -532,15 +585,79 @@ pub enum Event<B> {
     Eos,
 }
 
+/// Who sent a datagram: a receiver follows one of these at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Source {
+    session: u64,
+    track: u16,
+    from: SocketAddr,
+}
+
+/// The stream info in use: generation, caps, and the newest sequence number it came with.
+#[derive(Debug)]
+struct StoredInfo {
+    gen: u16,
+    caps: Arc<str>,
+    seq: u32,
+}
+
+/// One stream info generation being assembled from its pieces.
+#[derive(Debug)]
+struct InfoAssembly {
+    source: Source,
+    gen: u16,
+    buf: Vec<u8>,
+    /// One bit per caps byte received.
+    have: Vec<u64>,
+    missing: usize,
+    /// The newest sequence number of its pieces.
+    seq: u32,
+}
+
+impl InfoAssembly {
+    fn new(source: Source, gen: u16, len: usize, seq: u32) -> Self {
+        InfoAssembly {
+            source,
+            gen,
+            buf: vec![0; len],
+            have: vec![0; len.div_ceil(64)],
+            missing: len,
+            seq,
+        }
+    }
+
+    /// Adds a piece (already checked to lie inside the caps); true once complete.
+    fn add(&mut self, offset: usize, piece: &[u8], seq: u32) -> bool {
+        if let Some(dst) = self.buf.get_mut(offset..offset + piece.len()) {
+            dst.copy_from_slice(piece);
+            for i in offset..offset + piece.len() {
+                if let Some(w) = self.have.get_mut(i / 64) {
+                    let bit = 1u64 << (i % 64);
+                    if *w & bit == 0 {
+                        *w |= bit;
+                        self.missing -= 1;
+                    }
+                }
+            }
+        }
+        if seq_diff(seq, self.seq) > 0 {
+            self.seq = seq;
+        }
+        self.missing == 0
+    }
+}
+
 /// One receiver's view of the stream on its port: lock-on, stream info, statistics,
 /// reassembly and end of stream.
 pub struct Session<B> {
     reasm: Reassembler<B>,
     seq: SequenceTracker,
-    stream_id: Option<u16>,
+    locked: Option<Source>,
+    /// Whether any session was ever locked on to (a later one starts discontinuous).
+    had_lock: bool,
     last_seen: Option<Instant>,
-    /// Stored stream info: generation, caps, and the sequence number it came with.
-    info: Option<(u16, Arc<str>, u32)>,
+    info: Option<StoredInfo>,
+    assembly: Option<InfoAssembly>,
     eos: bool,
     eos_sent: bool,
     stats: Stats,
@@ -549,7 +666,7 @@ pub struct Session<B> {
 impl<B> std::fmt::Debug for Session<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("stream_id", &self.stream_id)
+            .field("locked", &self.locked)
             .field("info", &self.info)
             .field("stats", &self.stats)
             .finish()
@@ -562,9 +679,11 @@ impl<B: AsMut<[u8]>> Session<B> {
         Session {
             reasm: Reassembler::new(cfg),
             seq: SequenceTracker::default(),
-            stream_id: None,
+            locked: None,
+            had_lock: false,
             last_seen: None,
             info: None,
+            assembly: None,
             eos: false,
             eos_sent: false,
             stats: Stats::default(),
@@ -573,7 +692,7 @@ impl<B: AsMut<[u8]>> Session<B> {
 
     /// The current stream info: generation and caps string.
     pub fn info(&self) -> Option<(u16, &str)> {
-        self.info.as_ref().map(|(g, s, _)| (*g, &**s))
+        self.info.as_ref().map(|i| (i.gen, &*i.caps))
     }
 
     /// The statistics so far.
@@ -593,9 +712,9 @@ impl<B: AsMut<[u8]>> Session<B> {
         self.stats.datagrams_invalid += 1;
     }
 
-    /// The stream id locked on to, if any.
-    pub fn stream_id(&self) -> Option<u16> {
-        self.stream_id
+    /// The session id locked on to, if any.
+    pub fn session_id(&self) -> Option<u64> {
+        self.locked.map(|l| l.session)
     }
 
     /// Frames being assembled.
@@ -603,32 +722,9 @@ impl<B: AsMut<[u8]>> Session<B> {
         self.reasm.in_flight()
     }
 
-    fn lock_on(&mut self, h: &Header, payload: &[u8], now: Instant) -> bool {
-        match self.stream_id {
-            Some(id) if id == h.stream_id => true,
-            Some(_) => {
-                let idle = self
-                    .last_seen
-                    .is_none_or(|t| now.saturating_duration_since(t) >= STREAM_IDLE);
-                // Only a datagram that can start a stream (its info) takes over a port.
-                if (idle || self.eos)
-                    && h.packet_type == PacketType::StreamInfo
-                    && is_caps_text(payload)
-                {
-                    self.switch_to(h.stream_id);
-                    true
-                } else {
-                    false
-                }
-            }
-            // Lock on only to a stream's info: a stray or hostile media datagram cannot
-            // capture the port, and frames could not be used before their caps anyway.
-            None if h.packet_type == PacketType::StreamInfo && is_caps_text(payload) => {
-                self.switch_to(h.stream_id);
-                true
-            }
-            None => false,
-        }
+    /// Bytes of the frames being assembled.
+    pub fn bytes_in_flight(&self) -> usize {
+        self.reasm.bytes_in_flight()
     }
 
     /// Rejects the current stream info (its caps could not be used): counted invalid, and
@@ -639,74 +735,177 @@ impl<B: AsMut<[u8]>> Session<B> {
         }
         // A stream without usable caps is not worth staying locked on to: the next valid
         // stream info, from it or from another sender, locks on afresh.
-        self.stream_id = None;
+        self.locked = None;
     }
 
-    fn switch_to(&mut self, id: u16) {
-        self.stream_id = Some(id);
+    /// True when the session locked on to may be replaced by another.
+    fn may_take_over(&self, now: Instant) -> bool {
+        self.eos
+            || self
+                .last_seen
+                .is_none_or(|t| now.saturating_duration_since(t) >= SESSION_IDLE)
+    }
+
+    fn switch_to(&mut self, source: Source) {
+        self.locked = Some(source);
         self.reasm.reset();
+        if std::mem::replace(&mut self.had_lock, true) {
+            // Whatever the old session left behind, the new one starts a new stream.
+            self.reasm.mark_discont();
+        }
         self.seq = SequenceTracker::default();
         self.info = None;
         self.eos = false;
         self.eos_sent = false;
     }
 
-    /// Takes one received datagram. `alloc(len)` is called when a new frame needs `len` bytes.
-    /// Returns true when a complete frame is ready to be taken out: call
-    /// [`poll_ready`](Self::poll_ready) then, as complete frames that were not taken out still
-    /// count against the frames in flight. Returns the decode error for a datagram that is not valid videoip (already
-    /// counted).
+    /// Takes one received datagram, which came from `from`. `alloc(len)` is called when a
+    /// new frame needs `len` bytes. Returns true when a complete frame is ready to be taken
+    /// out: call [`poll_ready`](Self::poll_ready) then, as complete frames that were not taken
+    /// out still count against the frames in flight. Returns the decode error for a datagram
+    /// that is not valid videoip (already counted).
     pub fn push(
         &mut self,
         datagram: &[u8],
+        from: SocketAddr,
         now: Instant,
         alloc: impl FnOnce(usize) -> Option<B>,
     ) -> Result<bool, DecodeError> {
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += datagram.len() as u64;
-        let (h, payload) = match Header::decode(datagram) {
-            Ok(v) => v,
+        let p = match protocol::decode(datagram) {
+            Ok(p) => p,
             Err(e) => {
                 self.stats.datagrams_invalid += 1;
                 return Err(e);
             }
         };
-        if !self.lock_on(&h, payload, now) {
-            self.stats.datagrams_foreign += 1;
+        self.stats.extensions_ignored += u64::from(p.extensions.ignored);
+        if p.header.flags & header_flags::AUTH_TAG != 0 {
+            // Nothing here can verify a tag yet: an unverifiable datagram is not trusted.
+            self.stats.datagrams_invalid += 1;
+            return Ok(false);
+        }
+        let source = Source {
+            session: p.header.session,
+            track: p.header.track,
+            from,
+        };
+        let ours = self.locked == Some(source);
+        if let Body::StreamInfo(si) = &p.body {
+            self.stream_info(source, ours, si, p.header.seq, p.payload, now);
+            return Ok(self.reasm.head_ready());
+        }
+        if let Body::Unknown(_) = p.body {
+            self.stats.datagrams_unknown += 1;
+        }
+        // Everything else counts only from the session locked on to, from its address: a
+        // flood of forged EOS or control datagrams with other ids cannot touch the stream.
+        if !ours {
+            if !matches!(p.body, Body::Unknown(_)) {
+                self.stats.datagrams_foreign += 1;
+            }
             return Ok(false);
         }
         self.last_seen = Some(now);
-        if self.seq.track(h.seq) == SeqEvent::Duplicate {
+        if self.seq.track(p.header.seq) == SeqEvent::Duplicate {
             return Ok(false);
         }
-        match h.packet_type {
-            PacketType::Media => match self.reasm.push(&h, payload, now, alloc) {
+        match &p.body {
+            Body::Media(m) => match self.reasm.push(m, p.payload, now, alloc) {
                 Pushed::Accepted | Pushed::Duplicate => {}
                 Pushed::Late => self.stats.datagrams_late += 1,
                 Pushed::Invalid(_) | Pushed::NoBuffer => self.stats.datagrams_invalid += 1,
             },
-            PacketType::StreamInfo => match std::str::from_utf8(payload) {
-                Ok(caps) if is_caps_text(payload) => {
-                    self.stats.info_received += 1;
-                    match &mut self.info {
-                        // A repeat of what we have: only remember how recent it is.
-                        Some((g, c, seq)) if *g == h.info_gen && &**c == caps => {
-                            if seq_diff(h.seq, *seq) > 0 {
-                                *seq = h.seq;
-                            }
-                        }
-                        // An older announcement overtaken on the way: ignore it.
-                        Some((_, _, seq)) if seq_diff(h.seq, *seq) <= 0 => {}
-                        _ => self.info = Some((h.info_gen, Arc::from(caps), h.seq)),
-                    }
-                }
-                _ => self.stats.datagrams_invalid += 1,
-            },
-            PacketType::EndOfStream => self.eos = true,
-            // Reserved for later versions: understood, not acted on.
-            PacketType::Fec | PacketType::Nack | PacketType::KeepAlive => {}
+            Body::EndOfStream(_) => self.eos = true,
+            // Understood, not acted on yet: sender reports, FEC, metadata, and messages a
+            // receiver should not get (receiver reports, NACKs, subscriptions, requests).
+            _ => {}
         }
         Ok(self.reasm.head_ready())
+    }
+
+    /// A stream info piece: assembled, and once complete and acceptable, stored (locking on
+    /// to its session first if it may).
+    fn stream_info(
+        &mut self,
+        source: Source,
+        ours: bool,
+        si: &StreamInfo,
+        seq: u32,
+        piece: &[u8],
+        now: Instant,
+    ) {
+        if ours {
+            self.last_seen = Some(now);
+            if self.seq.track(seq) == SeqEvent::Duplicate {
+                return;
+            }
+            // A piece of the info in use, repeated: only remember how recent it is.
+            if let Some(info) = &mut self.info {
+                let start = si.offset as usize;
+                if info.gen == si.info_gen
+                    && info.caps.len() == si.caps_len as usize
+                    && info.caps.as_bytes().get(start..start + piece.len()) == Some(piece)
+                {
+                    if seq_diff(seq, info.seq) > 0 {
+                        info.seq = seq;
+                    }
+                    self.stats.info_received += 1;
+                    return;
+                }
+            }
+        } else if self.locked.is_some() && !self.may_take_over(now) {
+            self.stats.datagrams_foreign += 1;
+            return;
+        }
+        let len = (si.caps_len as usize).min(MAX_CAPS_LEN);
+        let same = self
+            .assembly
+            .as_ref()
+            .is_some_and(|a| a.source == source && a.gen == si.info_gen && a.buf.len() == len);
+        if !same {
+            self.assembly = Some(InfoAssembly::new(source, si.info_gen, len, seq));
+        }
+        self.stats.info_received += 1;
+        let complete = self
+            .assembly
+            .as_mut()
+            .is_some_and(|a| a.add(si.offset as usize, piece, seq));
+        if !complete {
+            return;
+        }
+        let Some(a) = self.assembly.take() else {
+            return;
+        };
+        let caps = match protocol::check_caps_bytes(&a.buf) {
+            Ok(caps) => caps,
+            Err(_) => {
+                self.stats.datagrams_invalid += 1;
+                return;
+            }
+        };
+        if !ours {
+            self.switch_to(source);
+            self.last_seen = Some(now);
+            self.seq.track(seq);
+        }
+        match &mut self.info {
+            Some(info) if info.gen == a.gen && *info.caps == *caps => {
+                if seq_diff(a.seq, info.seq) > 0 {
+                    info.seq = a.seq;
+                }
+            }
+            // An older announcement overtaken on the way: ignore it.
+            Some(info) if seq_diff(a.seq, info.seq) <= 0 => {}
+            _ => {
+                self.info = Some(StoredInfo {
+                    gen: a.gen,
+                    caps: Arc::from(caps),
+                    seq: a.seq,
+                })
+            }
+        }
     }
 
     /// The next complete frame whose stream info is known, dropping nothing. A receiver
@@ -724,22 +923,16 @@ impl<B: AsMut<[u8]>> Session<B> {
     /// The next event: a complete frame whose stream info is known, or end of stream, after
     /// dropping frames whose reassembly window has passed.
     pub fn poll(&mut self, now: Instant) -> Option<Event<B>> {
-        if self.eos {
-            while let Some(f) = self.reasm.poll(now) {
-                if let Some(ev) = self.frame_event(f) {
-                    return Some(ev);
-                }
+        while let Some(f) = self.reasm.poll(now) {
+            if let Some(ev) = self.frame_event(f) {
+                return Some(ev);
             }
+        }
+        if self.eos {
             self.reasm.drain();
             if !self.eos_sent {
                 self.eos_sent = true;
                 return Some(Event::Eos);
-            }
-            return None;
-        }
-        while let Some(f) = self.reasm.poll(now) {
-            if let Some(ev) = self.frame_event(f) {
-                return Some(ev);
             }
         }
         None
@@ -747,7 +940,7 @@ impl<B: AsMut<[u8]>> Session<B> {
 
     fn frame_event(&mut self, f: Frame<B>) -> Option<Event<B>> {
         match &self.info {
-            Some((gen, caps, _)) if *gen == f.info.info_gen => Some(Event::Frame(f, caps.clone())),
+            Some(info) if info.gen == f.info.info_gen => Some(Event::Frame(f, info.caps.clone())),
             _ => {
                 self.stats.frames_without_info += 1;
                 self.reasm.mark_discont();

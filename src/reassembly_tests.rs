@@ -3,15 +3,74 @@
 
 use super::*;
 use crate::packetizer::{FrameMeta, Packetizer};
-use crate::protocol::HEADER_LEN;
+use crate::protocol::{CommonHeader, EndOfStream, MEDIA_HEADER_LEN};
+
+/// The address the test sender sends from.
+fn src() -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 1], 5004))
+}
+
+/// `Session::push` from the test sender's address.
+trait PushAt {
+    fn push_at(
+        &mut self,
+        d: &[u8],
+        now: Instant,
+        alloc: impl FnOnce(usize) -> Option<Vec<u8>>,
+    ) -> Result<bool, DecodeError>;
+}
+
+impl PushAt for Session<Vec<u8>> {
+    fn push_at(
+        &mut self,
+        d: &[u8],
+        now: Instant,
+        alloc: impl FnOnce(usize) -> Option<Vec<u8>>,
+    ) -> Result<bool, DecodeError> {
+        self.push(d, src(), now, alloc)
+    }
+}
+
+/// A datagram of session `session` with sequence number `seq`.
+fn dgram(session: u64, seq: u32, body: Body, payload: &[u8]) -> Vec<u8> {
+    let h = CommonHeader {
+        session,
+        seq,
+        ..Default::default()
+    };
+    let mut d = Vec::new();
+    protocol::encode(&h, &[], &body, &mut d).unwrap();
+    d.extend_from_slice(payload);
+    d
+}
+
+/// A complete one-piece stream info datagram.
+fn info_of(session: u64, seq: u32, gen: u16, caps: &[u8]) -> Vec<u8> {
+    let body = Body::StreamInfo(StreamInfo {
+        info_gen: gen,
+        caps_len: caps.len() as u32,
+        ..Default::default()
+    });
+    dgram(session, seq, body, caps)
+}
+
+fn media_body(frame: u32, len: u32, frag: u16) -> Body {
+    Body::Media(Media {
+        frame,
+        frame_len: len,
+        frag_size: frag,
+        ..Default::default()
+    })
+}
 
 /// Datagrams of `frames` through a real packetizer.
 fn stream(frames: &[Vec<u8>], frag: u16, first_seq: u32) -> (String, Vec<Vec<u8>>) {
-    let mut p = Packetizer::new(77, first_seq, frag);
+    let mut p = Packetizer::new(77, 0, first_seq, frag);
     let caps = "application/x-test".to_string();
     let mut out = Vec::new();
-    let info = p.info_header(&caps).unwrap();
-    out.push([&info[..], caps.as_bytes()].concat());
+    for (h, piece) in p.info_datagrams(&caps).unwrap() {
+        out.push([&h[..], piece].concat());
+    }
     for (n, data) in frames.iter().enumerate() {
         let meta = FrameMeta {
             pts: n as u64 * 1000,
@@ -40,7 +99,7 @@ fn run(dgrams: &[Vec<u8>], cfg: Config) -> (Vec<Frame<Vec<u8>>>, Stats, bool) {
     let mut out = Vec::new();
     let mut eos = false;
     for d in dgrams {
-        let _ = s.push(d, now, |len| Some(vec![0; len]));
+        let _ = s.push_at(d, now, |len| Some(vec![0; len]));
         while let Some(ev) = s.poll(now) {
             match ev {
                 Event::Frame(f, _) => out.push(f),
@@ -59,13 +118,8 @@ fn run(dgrams: &[Vec<u8>], cfg: Config) -> (Vec<Frame<Vec<u8>>>, Stats, bool) {
     (out, s.stats(), eos)
 }
 
-fn info_datagram(stream_id: u16) -> Vec<u8> {
-    let mut h = Header::new(PacketType::StreamInfo);
-    h.stream_id = stream_id;
-    h.frame_len = 4;
-    let mut d = [0u8; HEADER_LEN];
-    h.encode(&mut d);
-    [&d[..], b"test"].concat()
+fn info_datagram(session: u64) -> Vec<u8> {
+    info_of(session, 0, 0, b"test")
 }
 
 #[test]
@@ -129,8 +183,8 @@ fn incomplete_frame_is_dropped_only_when_the_window_passes() {
     let (_, d) = stream(&fr, 1400, 0);
     let mut s = Session::<Vec<u8>>::new(Config::default());
     let t0 = Instant::now();
-    s.push(&d[0], t0, |_| None).unwrap();
-    s.push(&d[1], t0, |len| Some(vec![0; len])).unwrap();
+    s.push_at(&d[0], t0, |_| None).unwrap();
+    s.push_at(&d[1], t0, |len| Some(vec![0; len])).unwrap();
     assert!(s.poll(t0 + Duration::from_millis(49)).is_none());
     assert_eq!(s.next_deadline(), Some(t0 + Duration::from_millis(50)));
     assert_eq!(s.stats().frames_dropped, 0);
@@ -146,7 +200,7 @@ fn poll_ready_never_times_a_frame_out() {
     let mut s = Session::<Vec<u8>>::new(Config::default());
     let t0 = Instant::now();
     for x in &d[..4] {
-        s.push(x, t0, |len| Some(vec![0; len])).unwrap();
+        s.push_at(x, t0, |len| Some(vec![0; len])).unwrap();
     }
     // Frame 0 is complete, frame 1 has one of three fragments.
     assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if f.info.frame == 0));
@@ -155,7 +209,7 @@ fn poll_ready_never_times_a_frame_out() {
     // yet still gets the frame.
     let late = t0 + Duration::from_secs(5);
     for x in &d[4..] {
-        s.push(x, late, |len| Some(vec![0; len])).unwrap();
+        s.push_at(x, late, |len| Some(vec![0; len])).unwrap();
     }
     assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if f.buf == fr[1]));
     assert_eq!(s.stats().frames_dropped, 0);
@@ -182,16 +236,16 @@ fn frames_before_stream_info_are_not_handed_out() {
     // A frame whose stream info was rejected is not handed out either.
     let mut s = Session::<Vec<u8>>::new(Config::default());
     let now = Instant::now();
-    s.push(&d[0], now, |_| None).unwrap();
-    s.push(&d[1], now, |len| Some(vec![0; len])).unwrap();
+    s.push_at(&d[0], now, |_| None).unwrap();
+    s.push_at(&d[1], now, |len| Some(vec![0; len])).unwrap();
     s.reject_info();
     for x in &d[2..] {
-        s.push(x, now, |len| Some(vec![0; len])).unwrap();
+        s.push_at(x, now, |len| Some(vec![0; len])).unwrap();
     }
     assert!(s.poll(now).is_none());
     assert_eq!(s.stats().datagrams_invalid, 1);
     // Rejecting the info also lets go of the stream.
-    assert_eq!(s.stream_id(), None);
+    assert_eq!(s.session_id(), None);
     assert_eq!(s.stats().datagrams_foreign, d.len() as u64 - 2);
 }
 
@@ -199,12 +253,12 @@ fn frames_before_stream_info_are_not_handed_out() {
 fn eos_ends_the_stream_after_complete_frames() {
     let fr = frames(2, 3000);
     let (_, mut d) = stream(&fr, 1400, 0);
-    let mut eos = Header::new(PacketType::EndOfStream);
-    eos.stream_id = 77;
-    eos.seq = 1000;
-    let mut e = [0u8; HEADER_LEN];
-    eos.encode(&mut e);
-    d.push(e.to_vec());
+    d.push(dgram(
+        77,
+        1000,
+        Body::EndOfStream(EndOfStream::default()),
+        &[],
+    ));
     let (out, _, got_eos) = run(&d, Config::default());
     assert_eq!(out.len(), 2);
     assert!(got_eos);
@@ -216,23 +270,16 @@ fn frames_in_flight_are_capped_and_oversized_frames_rejected() {
         max_frame_size: 1 << 20,
         max_in_flight: 2,
         window: Duration::from_secs(100),
+        ..Default::default()
     };
     let mut s = Session::<Vec<u8>>::new(cfg);
     let now = Instant::now();
-    s.push(&info_datagram(1), now, |_| None).unwrap();
+    s.push_at(&info_datagram(1), now, |_| None).unwrap();
     let mut allocated = 0usize;
     // First fragments of 50 different frames, none ever completed.
     for f in 0..50u32 {
-        let mut h = Header::new(PacketType::Media);
-        h.stream_id = 1;
-        h.seq = f + 1;
-        h.frame = f;
-        h.frame_len = 1 << 20;
-        h.frag_size = 1000;
-        let mut d = [0u8; HEADER_LEN].to_vec();
-        h.encode((&mut d[..HEADER_LEN]).try_into().unwrap());
-        d.extend_from_slice(&[0; 1000]);
-        s.push(&d, now, |len| {
+        let d = dgram(1, f + 1, media_body(f, 1 << 20, 1000), &[0; 1000]);
+        s.push_at(&d, now, |len| {
             allocated += 1;
             Some(vec![0; len])
         })
@@ -242,16 +289,8 @@ fn frames_in_flight_are_capped_and_oversized_frames_rejected() {
     assert_eq!(allocated, 50);
     assert_eq!(s.stats().frames_dropped, 48);
     // A frame claiming more than max-frame-size is invalid and allocates nothing.
-    let mut h = Header::new(PacketType::Media);
-    h.stream_id = 1;
-    h.seq = 60;
-    h.frame = 60;
-    h.frame_len = (1 << 20) + 1;
-    h.frag_size = 1000;
-    let mut d = [0u8; HEADER_LEN].to_vec();
-    h.encode((&mut d[..HEADER_LEN]).try_into().unwrap());
-    d.extend_from_slice(&[0; 1000]);
-    s.push(&d, now, |_| panic!("must not allocate")).unwrap();
+    let d = dgram(1, 60, media_body(60, (1 << 20) + 1, 1000), &[0; 1000]);
+    s.push_at(&d, now, |_| panic!("must not allocate")).unwrap();
     assert_eq!(s.stats().datagrams_invalid, 1);
 }
 
@@ -261,32 +300,29 @@ fn a_second_sender_cannot_take_over_an_active_stream() {
     let (_, d) = stream(&fr, 1400, 0);
     let mut s = Session::<Vec<u8>>::new(Config::default());
     let t0 = Instant::now();
-    s.push(&d[0], t0, |_| None).unwrap();
-    let mut other = Header::new(PacketType::StreamInfo);
-    other.stream_id = 78;
-    let mut o = [0u8; HEADER_LEN];
-    other.encode(&mut o);
-    let o = [&o[..], b"audio/x-raw"].concat();
-    s.push(&o, t0 + Duration::from_millis(10), |_| None)
+    s.push_at(&d[0], t0, |_| None).unwrap();
+    let o = info_of(78, 0, 0, b"audio/x-raw");
+    s.push_at(&o, t0 + Duration::from_millis(10), |_| None)
         .unwrap();
-    assert_eq!(s.stream_id(), Some(77));
+    assert_eq!(s.session_id(), Some(77));
     assert_eq!(s.stats().datagrams_foreign, 1);
+    // Still within SESSION_IDLE of the first stream's last datagram: refused.
+    s.push_at(&o, t0 + Duration::from_millis(199), |_| None)
+        .unwrap();
+    assert_eq!(s.session_id(), Some(77));
     // After the first stream went quiet, the new one takes over.
-    s.push(&o, t0 + Duration::from_secs(2), |_| None).unwrap();
-    assert_eq!(s.stream_id(), Some(78));
+    s.push_at(&o, t0 + SESSION_IDLE, |_| None).unwrap();
+    assert_eq!(s.session_id(), Some(78));
     assert_eq!(s.info(), Some((0, "audio/x-raw")));
 }
 
 fn media(frame: u32, seq: u32, len: u32) -> Vec<u8> {
-    let mut h = Header::new(PacketType::Media);
-    h.stream_id = 77;
-    h.seq = seq;
-    h.frame = frame;
-    h.frame_len = len;
-    h.frag_size = 1400;
-    let mut d = [0u8; HEADER_LEN];
-    h.encode(&mut d);
-    [&d[..], &vec![9u8; len as usize][..]].concat()
+    dgram(
+        77,
+        seq,
+        media_body(frame, len, 1400),
+        &vec![9u8; len as usize],
+    )
 }
 
 #[test]
@@ -297,7 +333,7 @@ fn a_forged_frame_number_far_ahead_cannot_stop_the_stream() {
     let t0 = Instant::now();
     let mut out = 0;
     let mut push = |s: &mut Session<Vec<u8>>, x: &[u8], t: Instant| {
-        s.push(x, t, |len| Some(vec![0; len])).unwrap();
+        s.push_at(x, t, |len| Some(vec![0; len])).unwrap();
         while let Some(Event::Frame(..)) = s.poll_ready() {
             out += 1;
         }
@@ -317,13 +353,13 @@ fn after_a_long_outage_the_stream_resumes() {
     let mut s = Session::<Vec<u8>>::new(Config::default());
     let t0 = Instant::now();
     let (_, d) = stream(&frames(1, 10), 1400, 0);
-    s.push(&d[0], t0, |_| None).unwrap();
-    s.push(&media(0, 1, 10), t0, |len| Some(vec![0; len]))
+    s.push_at(&d[0], t0, |_| None).unwrap();
+    s.push_at(&media(0, 1, 10), t0, |len| Some(vec![0; len]))
         .unwrap();
     assert!(s.poll_ready().is_some());
     // 5000 frames later (a minute and a half at 60 fps, nothing received meanwhile).
     let later = t0 + Duration::from_secs(90);
-    s.push(&media(5000, 2_000_000, 10), later, |len| Some(vec![0; len]))
+    s.push_at(&media(5000, 2_000_000, 10), later, |len| Some(vec![0; len]))
         .unwrap();
     match s.poll_ready() {
         Some(Event::Frame(f, _)) => {
@@ -338,19 +374,10 @@ fn after_a_long_outage_the_stream_resumes() {
 fn an_overtaken_older_stream_info_does_not_replace_the_newer() {
     let mut s = Session::<Vec<u8>>::new(Config::default());
     let now = Instant::now();
-    let info = |gen: u16, seq: u32, caps: &[u8]| {
-        let mut h = Header::new(PacketType::StreamInfo);
-        h.stream_id = 77;
-        h.seq = seq;
-        h.info_gen = gen;
-        h.frame_len = caps.len() as u32;
-        let mut d = [0u8; HEADER_LEN];
-        h.encode(&mut d);
-        [&d[..], caps].concat()
-    };
-    s.push(&info(1, 10, b"video/x-raw, width=(int)2"), now, |_| None)
+    let info = |gen: u16, seq: u32, caps: &[u8]| info_of(77, seq, gen, caps);
+    s.push_at(&info(1, 10, b"video/x-raw, width=(int)2"), now, |_| None)
         .unwrap();
-    s.push(&info(0, 9, b"video/x-raw, width=(int)1"), now, |_| None)
+    s.push_at(&info(0, 9, b"video/x-raw, width=(int)1"), now, |_| None)
         .unwrap();
     assert_eq!(s.info(), Some((1, "video/x-raw, width=(int)2")));
 }
@@ -361,16 +388,21 @@ fn a_frame_dropped_for_want_of_info_makes_the_next_one_discont() {
     let (_, d) = stream(&fr, 1400, 0);
     let mut s = Session::<Vec<u8>>::new(Config::default());
     let now = Instant::now();
-    s.push(&d[0], now, |_| None).unwrap();
+    s.push_at(&d[0], now, |_| None).unwrap();
     // Frame 0 claims a caps generation nobody announced.
-    let mut h = Header::decode(&d[1]).unwrap().0;
-    h.info_gen = 9;
-    let mut hdr = [0u8; HEADER_LEN];
-    h.encode(&mut hdr);
-    let forged = [&hdr[..], &d[1][HEADER_LEN..]].concat();
-    s.push(&forged, now, |len| Some(vec![0; len])).unwrap();
+    let p = protocol::decode(&d[1]).unwrap();
+    let Body::Media(m) = p.body else {
+        panic!("not media")
+    };
+    let forged = dgram(
+        77,
+        p.header.seq,
+        Body::Media(Media { info_gen: 9, ..m }),
+        &d[1][MEDIA_HEADER_LEN..],
+    );
+    s.push_at(&forged, now, |len| Some(vec![0; len])).unwrap();
     assert!(s.poll_ready().is_none());
-    s.push(&d[2], now, |len| Some(vec![0; len])).unwrap();
+    s.push_at(&d[2], now, |len| Some(vec![0; len])).unwrap();
     match s.poll_ready() {
         Some(Event::Frame(f, caps)) => {
             assert!(f.discont);
@@ -423,6 +455,7 @@ fn arbitrary_datagrams_never_panic_or_grow_memory() {
         max_frame_size: 1 << 16,
         max_in_flight: 3,
         window: Duration::from_millis(5),
+        ..Default::default()
     };
     let mut s = Session::<Vec<u8>>::new(cfg);
     let mut x: u64 = 42;
@@ -433,27 +466,27 @@ fn arbitrary_datagrams_never_panic_or_grow_memory() {
         x
     };
     let t0 = Instant::now();
-    s.push(&info_datagram(0), t0, |_| None).unwrap();
+    s.push_at(&info_datagram(0), t0, |_| None).unwrap();
     for i in 0..20_000u64 {
-        let mut h = Header::new(PacketType::Media);
-        h.stream_id = (next() % 2) as u16;
-        h.seq = next() as u32;
-        h.frame = (next() % 8) as u32;
-        h.frame_len = (next() % 70_000) as u32;
-        h.frag_size = (next() % 2000) as u16;
-        h.offset = (next() % 70_000) as u32;
+        let mut m = Media {
+            frame: (next() % 8) as u32,
+            frame_len: (next() % 70_000) as u32,
+            frag_size: (next() % 2000) as u16,
+            offset: (next() % 70_000) as u32,
+            ..Default::default()
+        };
         if next() % 3 == 0 {
-            h.offset -= h.offset % u32::from(h.frag_size.max(1));
+            m.offset -= m.offset % u32::from(m.frag_size.max(1));
         }
-        let mut d = [0u8; HEADER_LEN].to_vec();
-        h.encode((&mut d[..HEADER_LEN]).try_into().unwrap());
+        let session = next() % 2;
+        let mut d = dgram(session, next() as u32, Body::Media(m), &[]);
         d.extend(std::iter::repeat_n(0u8, (next() % 2100) as usize));
         if next() % 5 == 0 {
             let k = (next() as usize) % d.len();
             d[k] ^= 0xFF;
         }
         let now = t0 + Duration::from_micros(i * 10);
-        let _ = s.push(&d, now, |len| Some(vec![0; len]));
+        let _ = s.push_at(&d, now, |len| Some(vec![0; len]));
         while s.poll(now).is_some() {}
         assert!(s.in_flight() <= 3);
     }
@@ -470,7 +503,7 @@ fn push_says_when_a_frame_is_ready() {
     let now = Instant::now();
     let mut ready = Vec::new();
     for x in &d {
-        ready.push(s.push(x, now, |len| Some(vec![0; len])).unwrap());
+        ready.push(s.push_at(x, now, |len| Some(vec![0; len])).unwrap());
         if *ready.last().unwrap() {
             assert!(s.poll_ready().is_some());
         }
@@ -487,18 +520,227 @@ fn a_frame_still_arriving_is_not_given_up() {
     let (_, d) = stream(&fr, 1400, 0);
     let mut s = Session::<Vec<u8>>::new(Config::default());
     let t0 = Instant::now();
-    s.push(&d[0], t0, |_| None).unwrap();
+    s.push_at(&d[0], t0, |_| None).unwrap();
     let mut t = t0;
     for x in &d[1..] {
         // Checked just before each datagram: 120 ms after the first one at the last check.
         t += Duration::from_millis(40);
         assert!(s.poll(t).is_none());
         assert_eq!(s.stats().frames_dropped, 0, "dropped at {:?}", t - t0);
-        s.push(x, t, |len| Some(vec![0; len])).unwrap();
+        s.push_at(x, t, |len| Some(vec![0; len])).unwrap();
     }
     match s.poll(t) {
         Some(Event::Frame(f, _)) => assert_eq!(f.buf, fr[0]),
         other => panic!("expected the frame, got {other:?}"),
     }
     assert_eq!(s.stats().frames_dropped, 0);
+}
+
+#[test]
+fn the_first_frame_after_a_switch_to_a_new_session_is_discont() {
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    let alloc = |len| Some(vec![0; len]);
+    // Session 77 delivers one frame completely, then ends.
+    s.push_at(&info_of(77, 0, 0, b"test"), t0, |_| None)
+        .unwrap();
+    s.push_at(&media(0, 1, 10), t0, alloc).unwrap();
+    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if !f.discont));
+    s.push_at(
+        &dgram(77, 2, Body::EndOfStream(EndOfStream::default()), &[]),
+        t0,
+        |_| None,
+    )
+    .unwrap();
+    assert!(matches!(s.poll(t0), Some(Event::Eos)));
+    // Session 78 takes over at once (EOS) and starts from its own frame 0: nothing was
+    // lost in either stream, yet the switch itself is a discontinuity.
+    s.push_at(&info_of(78, 0, 0, b"test"), t0, |_| None)
+        .unwrap();
+    assert_eq!(s.session_id(), Some(78));
+    let first = dgram(78, 1, media_body(0, 10, 1400), &[1; 10]);
+    s.push_at(&first, t0, alloc).unwrap();
+    match s.poll_ready() {
+        Some(Event::Frame(f, _)) => assert!(f.discont, "first frame of the new session"),
+        other => panic!("expected a frame, got {other:?}"),
+    }
+    let second = dgram(78, 2, media_body(1, 10, 1400), &[1; 10]);
+    s.push_at(&second, t0, alloc).unwrap();
+    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if !f.discont));
+}
+
+#[test]
+fn eos_and_media_count_only_from_the_session_and_address_locked_on_to() {
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    s.push_at(&info_of(77, 0, 0, b"test"), t0, |_| None)
+        .unwrap();
+    let elsewhere = SocketAddr::from(([198, 51, 100, 7], 5004));
+    // Forged EOS: other session ids, and the right id from another address.
+    for id in 0..100u64 {
+        let eos = dgram(
+            id * 7919 + 1000,
+            1,
+            Body::EndOfStream(EndOfStream::default()),
+            &[],
+        );
+        s.push_at(&eos, t0, |_| None).unwrap();
+    }
+    let eos = dgram(77, 2, Body::EndOfStream(EndOfStream::default()), &[]);
+    s.push(&eos, elsewhere, t0, |_| None).unwrap();
+    s.push(&media(0, 3, 10), elsewhere, t0, |_| panic!("foreign"))
+        .unwrap();
+    assert!(s.poll(t0).is_none(), "no EOS");
+    assert_eq!(s.stats().datagrams_foreign, 102);
+    // Stream info from another address does not take over an active session either.
+    s.push(&info_of(77, 9, 0, b"other"), elsewhere, t0, |_| None)
+        .unwrap();
+    assert_eq!(s.info(), Some((0, "test")));
+    assert_eq!(s.stats().datagrams_foreign, 103);
+    // The EOS datagram from the right address counts.
+    s.push_at(&eos, t0, |_| None).unwrap();
+    assert!(matches!(s.poll(t0), Some(Event::Eos)));
+}
+
+#[test]
+fn stream_info_is_assembled_from_pieces_and_validated() {
+    let caps = format!("application/x-test, blob=(string){}", "y".repeat(5000));
+    let mut p = Packetizer::new(77, 0, 0, 1000);
+    let pieces: Vec<Vec<u8>> = p
+        .info_datagrams(&caps)
+        .unwrap()
+        .iter()
+        .map(|(h, c)| [&h[..], c].concat())
+        .collect();
+    assert!(pieces.len() >= 5);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let now = Instant::now();
+    // In reverse order, one piece twice: locked on only once complete.
+    for d in pieces[1..].iter().rev().chain(std::iter::once(&pieces[2])) {
+        s.push_at(d, now, |_| None).unwrap();
+    }
+    assert_eq!(s.session_id(), None);
+    s.push_at(&pieces[0], now, |_| None).unwrap();
+    assert_eq!(s.info(), Some((0, caps.as_str())));
+    assert_eq!(s.session_id(), Some(77));
+    // Repeats of the info in use change nothing.
+    for (h, c) in p.info_datagrams(&caps).unwrap() {
+        s.push_at(&[&h[..], c].concat(), now, |_| None).unwrap();
+    }
+    assert_eq!(s.info(), Some((0, caps.as_str())));
+    assert_eq!(s.stats().datagrams_invalid, 0);
+
+    // Caps that would overflow GStreamer's parser: refused and counted, no lock-on.
+    let hostile = format!("video/x-raw, a={}", "{".repeat(30_000));
+    let mut p = Packetizer::new(5, 0, 0, 1400);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    for (h, c) in p.info_datagrams(&hostile).unwrap() {
+        s.push_at(&[&h[..], c].concat(), now, |_| None).unwrap();
+    }
+    assert_eq!(s.info(), None);
+    assert_eq!(s.session_id(), None);
+    assert_eq!(s.stats().datagrams_invalid, 1);
+}
+
+#[test]
+fn frames_in_flight_are_bounded_in_bytes() {
+    let cfg = Config {
+        max_bytes_in_flight: 100_000,
+        window: Duration::from_secs(100),
+        ..Default::default()
+    };
+    let mut s = Session::<Vec<u8>>::new(cfg);
+    let now = Instant::now();
+    s.push_at(&info_datagram(77), now, |_| None).unwrap();
+    let first_fragment =
+        |frame: u32, seq: u32, len: u32| dgram(77, seq, media_body(frame, len, 1000), &[0; 1000]);
+    // A frame longer than the whole budget allocates nothing.
+    s.push_at(&first_fragment(0, 1, 100_001), now, |_| {
+        panic!("must not allocate")
+    })
+    .unwrap();
+    assert_eq!(s.stats().datagrams_invalid, 1);
+    // Three frames of 40,000 bytes: the third evicts the first.
+    for f in 1..=3u32 {
+        s.push_at(&first_fragment(f, f + 1, 40_000), now, |len| {
+            Some(vec![0; len])
+        })
+        .unwrap();
+        assert!(s.bytes_in_flight() <= 100_000);
+    }
+    assert_eq!(s.in_flight(), 2);
+    assert_eq!(s.bytes_in_flight(), 80_000);
+    assert_eq!(s.stats().frames_dropped, 1);
+    assert_eq!(s.stats().datagrams_invalid, 1);
+
+    // Frames 5 (10,000 bytes) and 7 (80,000) in flight: frame 6 (50,000) could make room
+    // only by evicting a newer frame, so its datagram is dropped; frame 8 (90,000) makes
+    // room by evicting both older ones.
+    let mut s = Session::<Vec<u8>>::new(cfg);
+    s.push_at(&info_datagram(77), now, |_| None).unwrap();
+    s.push_at(&first_fragment(5, 1, 10_000), now, |len| Some(vec![0; len]))
+        .unwrap();
+    s.push_at(&first_fragment(7, 2, 80_000), now, |len| Some(vec![0; len]))
+        .unwrap();
+    s.push_at(&first_fragment(6, 3, 50_000), now, |_| panic!("no room"))
+        .unwrap();
+    assert_eq!(s.stats().datagrams_invalid, 1);
+    assert_eq!(s.bytes_in_flight(), 90_000);
+    s.push_at(&first_fragment(8, 4, 90_000), now, |len| Some(vec![0; len]))
+        .unwrap();
+    assert_eq!(s.stats().datagrams_invalid, 1);
+    assert_eq!(s.in_flight(), 1);
+    assert_eq!(s.bytes_in_flight(), 90_000);
+}
+
+#[test]
+fn unknown_types_extensions_and_auth_tags_are_counted() {
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let now = Instant::now();
+    s.push_at(&info_datagram(77), now, |_| None).unwrap();
+    // An unknown (private) type: counted, ignored.
+    s.push_at(&dgram(77, 1, Body::Unknown(0x80), b"?"), now, |_| None)
+        .unwrap();
+    // An ignorable extension on a datagram that is otherwise used.
+    let h = CommonHeader {
+        session: 77,
+        seq: 2,
+        ..Default::default()
+    };
+    let ext = [protocol::Extension::Other {
+        kind: 0x0123,
+        value: b"x",
+    }];
+    let mut d = Vec::new();
+    protocol::encode(&h, &ext, &media_body(0, 4, 1400), &mut d).unwrap();
+    d.extend_from_slice(b"data");
+    assert!(s.push_at(&d, now, |len| Some(vec![0; len])).unwrap());
+    // A must-understand extension this receiver does not know: invalid.
+    let ext = [protocol::Extension::Other {
+        kind: 0x8123,
+        value: b"",
+    }];
+    let mut d = Vec::new();
+    protocol::encode(&h, &ext, &media_body(1, 4, 1400), &mut d).unwrap();
+    d.extend_from_slice(b"data");
+    assert!(s.push_at(&d, now, |_| None).is_err());
+    // An authentication tag cannot be verified: invalid.
+    let h = CommonHeader {
+        flags: protocol::header_flags::AUTH_TAG,
+        seq: 4,
+        ..h
+    };
+    let auth = [protocol::Extension::Auth(protocol::Auth {
+        epoch: 1,
+        algorithm: 1,
+        tag_len: 16,
+    })];
+    let mut d = Vec::new();
+    protocol::encode(&h, &auth, &media_body(2, 4, 1400), &mut d).unwrap();
+    d.extend_from_slice(&[0; 20]);
+    s.push_at(&d, now, |_| panic!("not trusted")).unwrap();
+    let st = s.stats();
+    assert_eq!(st.datagrams_unknown, 1);
+    assert_eq!(st.extensions_ignored, 1);
+    assert_eq!(st.datagrams_invalid, 2);
 }

@@ -92,21 +92,24 @@ fn test_reordered_and_duplicated_datagrams_still_make_every_frame() {
     assert_eq!(rx.stat("datagrams-lost"), 0);
 }
 
-/// Hostile datagrams: short, foreign, wrong version, and valid headers with lying fields.
-fn garbage(n: usize, stream_id: u16) -> Vec<Vec<u8>> {
+/// Hostile datagrams: short, foreign, wrong version, and valid v2 common headers (any
+/// packet type, any extension length) with lying fields.
+fn garbage(n: usize, session: u64) -> Vec<Vec<u8>> {
     let noise = pattern(n * 64, 99);
     (0..n)
         .map(|i| {
             let mut d = pattern(i % 1500, i as u64);
             match i % 5 {
-                0 => d.truncate(i % 52),
+                0 => d.truncate(i % gstvideoip::protocol::MEDIA_HEADER_LEN),
                 1 => {}
-                _ if d.len() >= 52 => {
+                _ if d.len() >= gstvideoip::protocol::MEDIA_HEADER_LEN => {
                     d[0] = b'V';
                     d[1] = b'I';
-                    d[2] = if i % 5 == 2 { 9 } else { 1 };
-                    d[3] = noise[i] % 8;
-                    d[6..8].copy_from_slice(&stream_id.to_be_bytes());
+                    d[2] = if i % 5 == 2 { 9 } else { 2 };
+                    d[3] = noise[i] % 12;
+                    d[4] = 0;
+                    d[5] = noise[i + n] % 3;
+                    d[8..16].copy_from_slice(&session.to_be_bytes());
                 }
                 _ => {}
             }
@@ -121,7 +124,7 @@ fn test_garbage_datagrams_are_counted_and_the_stream_still_arrives() {
     let rx = Rx::new("max-frame-size=1000000");
     let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = format!("127.0.0.1:{}", rx.port);
-    let junk = garbage(3000, 0xFFFF);
+    let junk = garbage(3000, 0xFFFF_FFFF_FFFF_FFFF);
     for d in &junk[..1000] {
         bad.send_to(d, &to).unwrap();
     }
@@ -154,32 +157,27 @@ fn test_garbage_datagrams_are_counted_and_the_stream_still_arrives() {
 #[test]
 fn test_unusable_caps_announcement_is_not_fatal() {
     init();
+    // A well-formed stream info datagram whose caps string is nonsense.
+    let info = info_datagram(5, 0, b"this is not caps ((");
+    let media = datagram(5, 1, media_body(0, 10, 10), &[1u8; 10]);
+    survives_then_receives(&[info, media]);
+}
+
+/// Sends `hostile` datagrams to a receiver, checks that they are counted invalid, deliver
+/// nothing and post no error, and that a real sender that comes along afterwards is
+/// received by a pipeline still running.
+fn survives_then_receives(hostile: &[Vec<u8>]) {
     let rx = Rx::new("");
     let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
-    // A well-formed stream info datagram whose caps string is nonsense.
-    let mut h = gstvideoip::protocol::Header::new(gstvideoip::protocol::PacketType::StreamInfo);
-    h.stream_id = 5;
-    let caps = b"this is not caps ((";
-    h.frame_len = caps.len() as u32;
-    let mut hdr = [0u8; gstvideoip::protocol::HEADER_LEN];
-    h.encode(&mut hdr);
-    let info = [&hdr[..], &caps[..]].concat();
-    let mut m = gstvideoip::protocol::Header::new(gstvideoip::protocol::PacketType::Media);
-    m.stream_id = 5;
-    m.seq = 1;
-    m.frame_len = 10;
-    m.frag_size = 10;
-    m.encode(&mut hdr);
-    let media = [&hdr[..], &[1u8; 10][..]].concat();
     let to = format!("127.0.0.1:{}", rx.port);
-    bad.send_to(&info, &to).unwrap();
-    bad.send_to(&media, &to).unwrap();
+    for d in hostile {
+        bad.send_to(d, &to).unwrap();
+    }
     std::thread::sleep(Duration::from_millis(300));
     assert!(rx.pull(1, Duration::from_millis(200)).is_empty());
     assert!(rx.stat("datagrams-invalid") >= 1, "{}", rx.stats());
     let bus = rx.pipeline.bus().unwrap();
     assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_none());
-    // A real sender that comes along afterwards is received.
     let (caps, size) = uyvy(64, 48);
     let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
     let frame = pattern(size, 1);
@@ -187,6 +185,20 @@ fn test_unusable_caps_announcement_is_not_fatal() {
     let got = rx.pull(1, 5 * SECOND);
     assert_eq!(got.len(), 1, "{}", rx.stats());
     assert!(sample_bytes(&got[0]) == frame);
+    // Still running (a source that is not live reaches PLAYING with its first buffer).
+    let (_, state, _) = rx.pipeline.state(gst::ClockTime::from_seconds(5));
+    assert_eq!(state, gst::State::Playing);
+    assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_none());
+}
+
+/// The media body of a frame of `len` bytes cut into `frag`-byte fragments (offset 0).
+fn media_body(frame: u32, len: u32, frag: u16) -> gstvideoip::protocol::Body {
+    gstvideoip::protocol::Body::Media(gstvideoip::protocol::Media {
+        frame,
+        frame_len: len,
+        frag_size: frag,
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -373,4 +385,26 @@ fn test_caps_downstream_refuses_are_a_warning_not_an_error() {
     );
     assert!(text.contains("UYVY"), "the warning names the caps: {text}");
     assert!(error.is_none(), "no error follows");
+}
+
+#[test]
+fn test_deeply_nested_caps_are_refused_and_the_receiver_survives() {
+    init();
+    // Caps that would overflow GStreamer's parser stack, in stream info pieces, then a
+    // complete frame of that stream info generation.
+    let hostile = format!("video/x-raw, a={}", "{".repeat(30_000));
+    let mut p = gstvideoip::packetizer::Packetizer::new(9, 0, 0, 1400);
+    let mut datagrams: Vec<Vec<u8>> = p
+        .info_datagrams(&hostile)
+        .unwrap()
+        .iter()
+        .map(|(h, piece)| [&h[..], piece].concat())
+        .collect();
+    assert!(datagrams.len() > 1);
+    let frame = [7u8; 100];
+    let mut plan = p
+        .frame(frame.len(), gstvideoip::packetizer::FrameMeta::default())
+        .unwrap();
+    datagrams.push(plan.batch(&frame, 0, 1).parts(0).concat());
+    survives_then_receives(&datagrams);
 }

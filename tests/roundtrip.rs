@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use gst::prelude::*;
+use std::str::FromStr;
 use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -386,4 +387,29 @@ fn test_caps_property_overrides_the_senders_caps() {
     assert_eq!(got.len(), 1, "{}", rx.stats());
     assert_eq!(got[0].caps().unwrap(), override_caps.as_ref());
     assert!(sample_bytes(&got[0]) == frame);
+}
+
+#[test]
+fn test_roundtrip_caps_larger_than_a_datagram_arrive_intact() {
+    init();
+    // About 7 KB of caps: five or six stream info datagrams at the default MTU.
+    let text = format!("application/x-test, blob=(string){}", "x".repeat(7000));
+    let caps = gst::Caps::from_str(&text).expect("caps parse");
+    let rx = Rx::new("");
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    let frames: Vec<Vec<u8>> = (0..3).map(|i| pattern(1000, i)).collect();
+    for f in &frames {
+        tx.push(f, gst::ClockTime::from_mseconds(20));
+    }
+    let got = rx.pull(3, 10 * SECOND);
+    assert_eq!(got.len(), 3, "{}", rx.stats());
+    for (s, want) in got.iter().zip(&frames) {
+        assert_eq!(s.caps().expect("caps"), caps.as_ref());
+        assert!(sample_bytes(s) == *want);
+    }
+    assert!(
+        rx.stat("stream-info-received") >= 5,
+        "the caps came in pieces: {}",
+        rx.stats()
+    );
 }

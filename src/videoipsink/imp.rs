@@ -32,8 +32,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// How often the stream info is repeated so that late receivers get the caps.
-const INFO_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the stream info is repeated so that late receivers get the caps, and a
+/// restarted sender is followed quickly (receivers let a new session take over a port after
+/// 200 ms of silence, but only with its complete stream info).
+const INFO_INTERVAL: Duration = Duration::from_millis(250);
 /// How many times the end-of-stream datagram is sent.
 const EOS_REPEAT: usize = 3;
 /// Least time between two warnings about frames the network refused.
@@ -170,17 +172,21 @@ impl VideoIpSink {
         if !due {
             return Ok(());
         }
-        let header = state
+        // Caps longer than one datagram go out in several pieces.
+        let pieces = state
             .packetizer
-            .info_header(caps)
+            .info_datagrams(caps)
             .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
         let report = state
             .batch
             .send(
                 &state.sender,
                 state.dest,
-                1,
-                |_| [&header[..], caps.as_bytes()],
+                pieces.len(),
+                |k| match pieces.get(k) {
+                    Some((header, slice)) => [&header[..], slice],
+                    None => [&[][..], &[][..]],
+                },
                 &state.waker,
             )
             .map_err(send_failed)?;
@@ -566,17 +572,16 @@ impl BaseSinkImpl for VideoIpSink {
             frag
         );
         let gso_align = if sender.gso_supported() {
-            net::gso_segments(protocol::HEADER_LEN + usize::from(frag))
+            net::gso_segments(protocol::MEDIA_HEADER_LEN + usize::from(frag))
         } else {
             1
         };
-        let rnd = random_u32();
         let state = State {
             sender,
             dest,
             mtu: settings.mtu,
             send_warning: None,
-            packetizer: Packetizer::new((rnd >> 16) as u16, random_u32(), frag),
+            packetizer: Packetizer::new(packetizer::random_session_id(), 0, random_u32(), frag),
             batch: SendBatch::new(),
             waker: waker.clone(),
             batch_size: settings.batch_size.max(1) as usize,
@@ -614,18 +619,20 @@ impl BaseSinkImpl for VideoIpSink {
         let Some(state) = guard.as_mut() else {
             return Err(gst::loggable_error!(CAT, "caps set while stopped"));
         };
-        if caps_str.len() > usize::from(state.packetizer.frag_size()) {
+        // Caps longer than one datagram are sent in pieces; only the protocol's limit applies.
+        if caps_str.len() > protocol::MAX_CAPS_LEN {
             let len = caps_str.len();
             drop(guard);
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
                 [
-                    "caps of {} bytes do not fit in one datagram; raise the mtu",
-                    len
+                    "caps of {} bytes are longer than the protocol's {} bytes",
+                    len,
+                    protocol::MAX_CAPS_LEN
                 ]
             );
-            return Err(gst::loggable_error!(CAT, "caps too large for one datagram"));
+            return Err(gst::loggable_error!(CAT, "caps too large"));
         }
         if state.caps.as_deref() != Some(caps_str.as_str()) {
             if state.caps.is_some() {
@@ -667,7 +674,7 @@ impl BaseSinkImpl for VideoIpSink {
             let mut guard = lock(&self.state);
             if let Some(state) = guard.as_mut() {
                 for _ in 0..EOS_REPEAT {
-                    let header = state.packetizer.eos_header();
+                    let header = state.packetizer.eos_datagram();
                     if let Ok(r) = state.batch.send(
                         &state.sender,
                         state.dest,

@@ -110,7 +110,7 @@ struct Out {
     timeout: Option<Duration>,
     max_age: Duration,
     /// The stream the timestamp mapping belongs to.
-    mapped_stream: Option<u16>,
+    mapped_stream: Option<u64>,
     discont: bool,
 }
 
@@ -139,7 +139,8 @@ impl Default for VideoIpSrc {
 /// A buffer, and new caps (with the string they came as) to set before it.
 type Output = (gst::Buffer, Option<(gst::Caps, String)>);
 
-/// What `create()` got from the queue.
+/// What `create()` got (moved once per frame: boxing the item would allocate per frame) from the queue.
+#[allow(clippy::large_enum_variant)]
 enum Next {
     Item(Item, bool),
     Flushing,
@@ -218,6 +219,8 @@ impl VideoIpSrc {
             .field("datagrams-late", s.datagrams_late)
             .field("datagrams-invalid", s.datagrams_invalid)
             .field("datagrams-foreign", s.datagrams_foreign)
+            .field("datagrams-unknown", s.datagrams_unknown)
+            .field("extensions-ignored", s.extensions_ignored)
             .field("stream-info-received", s.info_received)
             .field("largest-burst", rx.largest_burst)
             .field("receives", rx.receives)
@@ -274,7 +277,7 @@ impl VideoIpSrc {
         out: &mut Out,
         f: reassembly::Frame<FrameBuf>,
         frame_caps: &str,
-        stream: Option<u16>,
+        stream: Option<u64>,
         queue_discont: bool,
     ) -> Result<Output, Option<String>> {
         // The caps of the frame's own stream info generation, not the newest announced: a
@@ -713,10 +716,17 @@ impl BaseSrcImpl for VideoIpSrc {
         *lock(&self.shared.stats) = Default::default();
         *lock(&self.shared.queue) = Default::default();
         let cfg = receiver::Config {
-            session: reassembly::Config {
-                max_frame_size: s.max_frame_size as usize,
-                window: s.window(),
-                ..Default::default()
+            session: {
+                let defaults = reassembly::Config::default();
+                reassembly::Config {
+                    max_frame_size: s.max_frame_size as usize,
+                    window: s.window(),
+                    // Room for two of the largest frames, so raising max-frame-size still works.
+                    max_bytes_in_flight: defaults
+                        .max_bytes_in_flight
+                        .max((s.max_frame_size as usize).saturating_mul(2)),
+                    ..defaults
+                }
             },
             batch_size: s.batch_size as usize,
             max_age,

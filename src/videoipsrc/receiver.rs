@@ -37,10 +37,16 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// the default maximum latency).
 const MAX_QUEUED: usize = 1024;
 
+/// The source of a datagram the socket gave none for (it always does on Linux).
+const UNKNOWN_SOURCE: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
 /// What the receive thread hands to `create()`.
 pub(super) enum Item {
     /// A complete frame, the caps string of its stream info, and the stream it belongs to.
-    Frame(reassembly::Frame<FrameBuf>, Arc<str>, Option<u16>),
+    Frame(reassembly::Frame<FrameBuf>, Arc<str>, Option<u64>),
     /// The sender ended the stream.
     Eos,
     /// The socket failed; the thread has stopped.
@@ -330,11 +336,13 @@ impl Rx {
                 pool,
                 ..
             } = self;
-            let arrival = batch.meta(i).and_then(|m| m.timestamp).map_or(now, |ts| {
+            let meta = batch.meta(i);
+            let arrival = meta.and_then(|m| m.timestamp).map_or(now, |ts| {
                 net::system_time_to_instant_at(ts, now_system, now)
             });
+            let from = meta.map_or(UNKNOWN_SOURCE, |m| m.source);
             match batch.get(i) {
-                Some(d) => match session.push(d, arrival, |len| pool.alloc(len)) {
+                Some(d) => match session.push(d, from, arrival, |len| pool.alloc(len)) {
                     Ok(true) => {
                         while let Some(ev) = self.session.poll_ready() {
                             self.deliver_event(ev);
@@ -353,7 +361,7 @@ impl Rx {
         // Counters first, so that whoever gets the frame sees it counted.
         self.publish_stats();
         let item = match ev {
-            Event::Frame(f, caps) => Item::Frame(f, caps, self.session.stream_id()),
+            Event::Frame(f, caps) => Item::Frame(f, caps, self.session.session_id()),
             Event::Eos => Item::Eos,
         };
         self.deliver(item);

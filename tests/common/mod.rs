@@ -191,6 +191,33 @@ impl Drop for Tx {
     }
 }
 
+/// A hand-built v2 datagram of session `session` (track 0) with sequence number `seq`.
+pub fn datagram(
+    session: u64,
+    seq: u32,
+    body: gstvideoip::protocol::Body,
+    payload: &[u8],
+) -> Vec<u8> {
+    let h = gstvideoip::protocol::CommonHeader {
+        session,
+        seq,
+        ..Default::default()
+    };
+    let mut d = Vec::new();
+    gstvideoip::protocol::encode(&h, &[], &body, &mut d).expect("no extensions to overflow");
+    d.extend_from_slice(payload);
+    d
+}
+
+/// A stream info datagram carrying all of `caps` in one piece.
+pub fn info_datagram(session: u64, seq: u32, caps: &[u8]) -> Vec<u8> {
+    let body = gstvideoip::protocol::Body::StreamInfo(gstvideoip::protocol::StreamInfo {
+        caps_len: caps.len() as u32,
+        ..Default::default()
+    });
+    datagram(session, seq, body, caps)
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
