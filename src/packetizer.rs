@@ -10,8 +10,8 @@
 //! no I/O.
 
 use crate::protocol::{
-    self, Body, CommonHeader, EndOfStream, Media, StreamInfo, EOS_HEADER_LEN, INFO_HEADER_LEN,
-    MEDIA_HEADER_LEN,
+    self, Body, CommonHeader, EndOfStream, Media, SenderReport, StreamInfo, EOS_HEADER_LEN,
+    INFO_HEADER_LEN, MEDIA_HEADER_LEN,
 };
 use std::hash::{BuildHasher, Hasher};
 
@@ -223,6 +223,15 @@ impl Packetizer {
         });
         let common = self.common(1);
         protocol::encode_fixed(&common, &body)
+    }
+
+    /// A sender report datagram, and the sequence number it took (receivers echo it back).
+    pub fn sender_report(&mut self, report: SenderReport) -> (u32, Vec<u8>) {
+        let common = self.common(1);
+        let mut out = Vec::with_capacity(protocol::COMMON_LEN + 40);
+        // Cannot fail: there are no extensions.
+        let _ = protocol::encode(&common, &[], &Body::SenderReport(report), &mut out);
+        (common.seq, out)
     }
 
     /// Plans the datagrams of the next frame, `len` bytes long.

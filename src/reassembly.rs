@@ -13,7 +13,8 @@
 //! assembled (at most [`protocol::MAX_CAPS_LEN`] bytes) besides the current one.
 
 use crate::protocol::{
-    self, header_flags, seq_diff, Body, DecodeError, Media, StreamInfo, MAX_CAPS_LEN,
+    self, header_flags, seq_diff, Body, DecodeError, Media, ReceiverReport, SenderReport,
+    StreamInfo, MAX_CAPS_LEN, NO_DELAY,
 };
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -658,6 +659,9 @@ pub struct Session<B> {
     last_seen: Option<Instant>,
     info: Option<StoredInfo>,
     assembly: Option<InfoAssembly>,
+    /// The locked session's latest sender report: its sequence number, when it arrived, and
+    /// what it said.
+    sender_report: Option<(u32, Instant, SenderReport)>,
     eos: bool,
     eos_sent: bool,
     stats: Stats,
@@ -684,10 +688,44 @@ impl<B: AsMut<[u8]>> Session<B> {
             last_seen: None,
             info: None,
             assembly: None,
+            sender_report: None,
             eos: false,
             eos_sent: false,
             stats: Stats::default(),
         }
+    }
+
+    /// The locked session's latest sender report (what it said), if one came.
+    pub fn sender_report(&self) -> Option<SenderReport> {
+        self.sender_report.map(|(_, _, r)| r)
+    }
+
+    /// The report to send the sender now, and where: None until a session is locked on to.
+    /// It echoes the latest sender report's sequence number and how long ago it came, so that
+    /// the sender can measure the round trip.
+    pub fn receiver_report(&self, now: Instant) -> Option<(SocketAddr, u16, ReceiverReport)> {
+        let source = self.locked?;
+        let s = self.stats();
+        let (echo_seq, delay_us) = match self.sender_report {
+            Some((seq, at, _)) => (
+                seq,
+                u32::try_from(now.saturating_duration_since(at).as_micros())
+                    .unwrap_or(NO_DELAY - 1),
+            ),
+            None => (0, NO_DELAY),
+        };
+        let report = ReceiverReport {
+            session: source.session,
+            track: source.track,
+            highest_seq: self.seq.highest.unwrap_or(0),
+            datagrams_received: s.datagrams_received,
+            datagrams_lost: s.datagrams_lost,
+            frames_complete: s.frames_complete as u32,
+            frames_dropped: s.frames_dropped as u32,
+            echoed_report_seq: echo_seq,
+            delay_us,
+        };
+        Some((source.from, source.track, report))
     }
 
     /// The current stream info: generation and caps string.
@@ -755,6 +793,7 @@ impl<B: AsMut<[u8]>> Session<B> {
         }
         self.seq = SequenceTracker::default();
         self.info = None;
+        self.sender_report = None;
         self.eos = false;
         self.eos_sent = false;
     }
@@ -818,7 +857,8 @@ impl<B: AsMut<[u8]>> Session<B> {
                 Pushed::Invalid(_) | Pushed::NoBuffer => self.stats.datagrams_invalid += 1,
             },
             Body::EndOfStream(_) => self.eos = true,
-            // Understood, not acted on yet: sender reports, FEC, metadata, and messages a
+            Body::SenderReport(r) => self.sender_report = Some((p.header.seq, now, *r)),
+            // Understood, not acted on yet: FEC, metadata, and messages a
             // receiver should not get (receiver reports, NACKs, subscriptions, requests).
             _ => {}
         }

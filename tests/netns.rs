@@ -39,12 +39,28 @@ fn test_multicast_reaches_two_receivers_in_a_private_namespace() {
         let ok = |got: &[gst::Sample]| {
             got.len() == 5 && got.iter().zip(&frames).all(|(s, f)| sample_bytes(s) == *f)
         };
-        (ok(&a), ok(&b), rx1.stats().to_string())
+        // Both receivers answer the multicast sender by unicast, and it lists both (they
+        // share an address and port here, and are told apart by their ids).
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut listed = 0;
+        while listed < 2 && std::time::Instant::now() < deadline {
+            tx.push(&frames[0], gst::ClockTime::from_mseconds(40));
+            std::thread::sleep(Duration::from_millis(40));
+            listed = tx.stats().get::<u64>("receivers").unwrap_or(0);
+        }
+        (
+            ok(&a),
+            ok(&b),
+            rx1.stats().to_string(),
+            listed,
+            tx.stats().to_string(),
+        )
     })
     .join()
     .expect("the namespace thread finishes");
     assert!(result.0, "first receiver got every frame: {}", result.2);
     assert!(result.1, "second receiver got every frame");
+    assert_eq!(result.3, 2, "the sender lists both receivers: {}", result.4);
 }
 
 /// Joins namespaces `a` (10.213.0.1, device `va`) and `b` (10.213.0.2, `vb`) with a veth

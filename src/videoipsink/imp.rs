@@ -10,7 +10,8 @@ use crate::element::{any_pad_template, lock, opt_string};
 use crate::net::{self, SendBatch, SenderConfig, UdpSocket, Waker};
 use crate::pacer::{self, FrameSchedule};
 use crate::packetizer::{self, FrameMeta, Packetizer};
-use crate::protocol::{self, flags};
+use crate::protocol::{self, flags, reference_clock, SenderReport};
+use crate::sender::SenderSession;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use super::reports::ReportThread;
 use super::Pacing;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -88,7 +90,7 @@ struct Counters {
 }
 
 struct State {
-    sender: UdpSocket,
+    sender: Arc<UdpSocket>,
     dest: SocketAddr,
     /// The `mtu` property, to name in errors.
     mtu: u32,
@@ -110,6 +112,11 @@ pub struct VideoIpSink {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     waker: Mutex<Option<Arc<Waker>>>,
+    /// What receivers report, filled by the report thread. Lock order: `state`, then
+    /// `session`, then the table inside it (the streaming thread records the sender reports
+    /// it sends; the `stats` property and the report thread take only the last two).
+    session: Mutex<Option<Arc<Mutex<SenderSession>>>>,
+    reports: Mutex<Option<ReportThread>>,
     counters: Counters,
 }
 
@@ -196,6 +203,44 @@ impl VideoIpSink {
             return Err(Fail::Flushing);
         }
         state.info_sent = Some(now);
+        self.send_sender_report(state, now)
+    }
+
+    /// Sends a sender report: the pipeline's running time now, and the same instant on the
+    /// system's real-time clock, which all streams of this host share.
+    fn send_sender_report(&self, state: &mut State, now: Instant) -> Result<(), Fail> {
+        let obj = self.obj();
+        let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
+            return Ok(());
+        };
+        let Some(running_time) = clock.time().checked_sub(base) else {
+            return Ok(());
+        };
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let c = &self.counters;
+        let (seq, datagram) = state.packetizer.sender_report(SenderReport {
+            running_time: running_time.nseconds(),
+            reference_time: wall,
+            clock: reference_clock::REALTIME,
+            datagrams_sent: c.datagrams_sent.load(Ordering::Relaxed),
+            frames_sent: c.frames_sent.load(Ordering::Relaxed) as u32,
+        });
+        let report = state
+            .batch
+            .send(
+                &state.sender,
+                state.dest,
+                1,
+                |_| [&datagram[..]],
+                &state.waker,
+            )
+            .map_err(send_failed)?;
+        self.count(&report);
+        if let Some(table) = lock(&self.session).as_ref() {
+            lock(table).report_sent(seq, now);
+        }
         Ok(())
     }
 
@@ -299,10 +344,31 @@ impl VideoIpSink {
             s = s.field(name.as_str(), value.clone());
         }
         let c = &self.counters;
+        let now = Instant::now();
+        let receivers = lock(&self.session)
+            .as_ref()
+            .map(|t| lock(t).receivers(now))
+            .unwrap_or_default();
+        let per_receiver: Vec<glib::SendValue> = receivers
+            .iter()
+            .map(|r| {
+                gst::Structure::builder("videoipsink-receiver")
+                    .field("address", r.addr.to_string())
+                    .field("rtt", r.rtt.map_or(-1i64, |d| d.as_micros() as i64))
+                    .field("datagrams-received", r.datagrams_received)
+                    .field("datagrams-lost", r.datagrams_lost)
+                    .field("frames-complete", u64::from(r.frames_complete))
+                    .field("frames-dropped", u64::from(r.frames_dropped))
+                    .build()
+                    .to_send_value()
+            })
+            .collect();
         s.field("datagrams-sent", c.datagrams_sent.load(Ordering::Relaxed))
             .field("bytes-sent", c.bytes_sent.load(Ordering::Relaxed))
             .field("frames-sent", c.frames_sent.load(Ordering::Relaxed))
             .field("send-errors", c.send_errors.load(Ordering::Relaxed))
+            .field("receivers", receivers.len() as u64)
+            .field("receiver-stats", gst::Array::from_values(per_receiver))
             .build()
     }
 }
@@ -576,12 +642,29 @@ impl BaseSinkImpl for VideoIpSink {
         } else {
             1
         };
+        let sender = Arc::new(sender);
+        let table = Arc::new(Mutex::new(SenderSession::new(
+            packetizer::random_session_id(),
+            0,
+        )));
+        let session_id = lock(&table).session();
+        let reports = ReportThread::spawn(sender.clone(), table.clone()).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenWrite,
+                [
+                    "could not start the thread that reads receiver reports: {}",
+                    e
+                ]
+            )
+        })?;
+        *lock(&self.session) = Some(table);
+        *lock(&self.reports) = Some(reports);
         let state = State {
             sender,
             dest,
             mtu: settings.mtu,
             send_warning: None,
-            packetizer: Packetizer::new(packetizer::random_session_id(), 0, random_u32(), frag),
+            packetizer: Packetizer::new(session_id, 0, random_u32(), frag),
             batch: SendBatch::new(),
             waker: waker.clone(),
             batch_size: settings.batch_size.max(1) as usize,
@@ -608,6 +691,8 @@ impl BaseSinkImpl for VideoIpSink {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.reports) = None;
+        *lock(&self.session) = None;
         *lock(&self.state) = None;
         *lock(&self.waker) = None;
         Ok(())

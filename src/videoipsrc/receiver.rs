@@ -13,7 +13,9 @@
 //! session, socket batch and buffer pool outright.
 
 use crate::element::lock;
-use crate::net::{self, RecvBatch, UdpSocket, Waker};
+use crate::net::{self, RecvBatch, SendBatch, UdpSocket, Waker};
+use crate::packetizer;
+use crate::protocol::{self, Body, CommonHeader};
 use crate::reassembly::{self, Event, Session, Stats};
 use gst::prelude::*;
 use std::collections::VecDeque;
@@ -33,6 +35,8 @@ const POOL_AFTER_REPEATS: u32 = 3;
 /// How often the thread looks at its counters for problems a user must act on (and so the
 /// most often it warns about each).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the receiver reports to its sender.
+const REPORT_INTERVAL: Duration = Duration::from_millis(250);
 /// Most items the queue holds whatever their age (audio in 1 ms buffers fills 120 of them in
 /// the default maximum latency).
 const MAX_QUEUED: usize = 1024;
@@ -223,6 +227,13 @@ impl Thread {
             warn: cfg.warn,
             health_at: Instant::now(),
             health_prev: Stats::default(),
+            reporter: Reporter {
+                id: packetizer::random_session_id(),
+                seq: 0,
+                at: Instant::now(),
+                batch: SendBatch::new(),
+                buf: Vec::with_capacity(128),
+            },
         };
         let handle = std::thread::Builder::new()
             .name("videoipsrc-rx".into())
@@ -269,6 +280,18 @@ struct Rx {
     /// When the counters were last looked at, and what they were then.
     health_at: Instant,
     health_prev: Stats,
+    reporter: Reporter,
+}
+
+/// The receiver's side of the back-channel: its own id, sequence numbers and schedule.
+struct Reporter {
+    /// This receiver's random id, in the session field of what it sends.
+    id: u64,
+    seq: u32,
+    /// When the next report is due.
+    at: Instant,
+    batch: SendBatch,
+    buf: Vec<u8>,
 }
 
 impl Rx {
@@ -306,11 +329,15 @@ impl Rx {
             }
             self.publish_stats();
             self.check_health(now);
-            match self.waker.wait(
-                Some(self.receiver.fd()),
-                libc::POLLIN,
-                self.session.next_deadline(),
-            ) {
+            self.report_if_due(now);
+            let deadline = self
+                .session
+                .next_deadline()
+                .map_or(self.reporter.at, |d| d.min(self.reporter.at));
+            match self
+                .waker
+                .wait(Some(self.receiver.fd()), libc::POLLIN, Some(deadline))
+            {
                 // A wake is a one-shot here: stop (checked at the top of the loop, set before
                 // the wake) or a request such as reject_info.
                 Ok(net::Wait::Woken) => self.waker.reset(),
@@ -374,6 +401,33 @@ impl Rx {
             q.drop_stale(Instant::now(), self.max_age);
         }
         self.shared.ready.notify_one();
+    }
+
+    /// Sends the sender a receiver report when one is due (and a sender is locked on to).
+    fn report_if_due(&mut self, now: Instant) {
+        let r = &mut self.reporter;
+        if now < r.at {
+            return;
+        }
+        r.at = now + REPORT_INTERVAL;
+        let Some((to, track, report)) = self.session.receiver_report(now) else {
+            return;
+        };
+        let header = CommonHeader {
+            flags: 0,
+            track,
+            session: r.id,
+            seq: r.seq,
+        };
+        r.seq = r.seq.wrapping_add(1);
+        r.buf.clear();
+        if protocol::encode(&header, &[], &Body::ReceiverReport(report), &mut r.buf).is_ok() {
+            // Best effort: a report that does not go out is replaced by the next one.
+            let buf = &r.buf;
+            let _ = r
+                .batch
+                .send(&self.receiver, to, 1, |_| [&buf[..]], &self.waker);
+        }
     }
 
     /// Warns, once per [`HEALTH_INTERVAL`], about frames dropped for a cause the user can act
