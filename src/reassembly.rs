@@ -755,6 +755,11 @@ impl<B: AsMut<[u8]>> Session<B> {
         self.locked.map(|l| l.session)
     }
 
+    /// The address the session locked on to sends from.
+    pub fn source_addr(&self) -> Option<SocketAddr> {
+        self.locked.map(|l| l.from)
+    }
+
     /// Frames being assembled.
     pub fn in_flight(&self) -> usize {
         self.reasm.in_flight()

@@ -173,6 +173,11 @@ impl TimeMapper {
         TimeMapper { mode, last: None }
     }
 
+    /// The mode it maps in.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// Forgets the last timestamp handed out (after a discontinuity downstream knows of, such
     /// as a flush or a new segment).
     pub fn reset(&mut self) {

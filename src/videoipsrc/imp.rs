@@ -7,11 +7,12 @@
 //! Locks: `settings` (properties), `io` (socket and waker, opened in NULL→READY so that the
 //! bound port can be read back), `rx` (the receive thread's handle, taken by start/stop),
 //! `out` (the streaming thread's output state, held while it maps a frame), and the queue and
-//! stats locks inside [`receiver::Shared`], each taken briefly. Order: `out` before `rx`;
+//! stats locks inside [`receiver::Shared`], each taken briefly. Order: `out` before `rx`, and
+//! `out` before an offset estimator (shared ones live in `SHARED_CLOCKS`, taken briefly);
 //! no other lock is held together with another, and nothing is posted, notified or negotiated
 //! while one is held.
 
-use super::receiver::{self, FrameBuf, Item, Shared};
+use super::receiver::{self, FrameBuf, Item, Origin, Shared};
 use super::TimestampMode;
 use crate::element::{any_pad_template, lock, opt_string};
 use crate::net::{self, ReceiverConfig, UdpSocket, Waker};
@@ -25,9 +26,10 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -101,7 +103,13 @@ struct Io {
 /// The streaming thread's output state.
 struct Out {
     mapper: TimeMapper,
-    estimator: OffsetEstimator,
+    /// The offset estimator in use: the stream's own, or one shared with the other sources of
+    /// this pipeline that follow the same sender clock.
+    estimator: Arc<Mutex<OffsetEstimator>>,
+    /// The key of the shared estimator in use (None: the stream's own).
+    clock_key: Option<ClockKey>,
+    /// Resync tolerance of new estimators.
+    resync_ns: u64,
     caps_override: Option<gst::Caps>,
     /// The caps string last put on the pad.
     caps_set: Option<String>,
@@ -109,7 +117,7 @@ struct Out {
     refused_caps: Option<String>,
     timeout: Option<Duration>,
     max_age: Duration,
-    /// The stream the timestamp mapping belongs to.
+    /// The session the timestamp mapping belongs to.
     mapped_stream: Option<u64>,
     discont: bool,
 }
@@ -134,6 +142,38 @@ impl Default for VideoIpSrc {
             caps_warnings: Mutex::new(RateLimit::new(Duration::from_secs(2))),
         }
     }
+}
+
+/// What identifies a sender clock that sources may share an estimator for: the sender's
+/// address, its reference clock kind, and this pipeline's base time (running times of other
+/// pipelines are not comparable).
+type ClockKey = (IpAddr, u8, u64);
+
+/// The estimators shared by sources, by sender clock; entries die with their last user.
+static SHARED_CLOCKS: LazyLock<Mutex<HashMap<ClockKey, Weak<Mutex<OffsetEstimator>>>>> =
+    LazyLock::new(Default::default);
+
+/// False for raw video caps that do not describe a frame (no width, say): elements
+/// downstream would fail on them with an error of their own, so they are never pushed.
+fn raw_video_complete(caps: &gst::Caps) -> bool {
+    let is_raw_video = caps.structure(0).is_some_and(|s| s.name() == "video/x-raw");
+    !is_raw_video || gst_video::VideoInfo::from_caps(caps).is_ok()
+}
+
+fn own_estimator(resync_ns: u64) -> Arc<Mutex<OffsetEstimator>> {
+    Arc::new(Mutex::new(OffsetEstimator::new(resync_ns)))
+}
+
+/// The estimator of sender clock `key`, shared with the other sources that follow it.
+fn shared_estimator(key: ClockKey, resync_ns: u64) -> Arc<Mutex<OffsetEstimator>> {
+    let mut clocks = lock(&SHARED_CLOCKS);
+    clocks.retain(|_, e| e.strong_count() > 0);
+    if let Some(e) = clocks.get(&key).and_then(Weak::upgrade) {
+        return e;
+    }
+    let e = own_estimator(resync_ns);
+    clocks.insert(key, Arc::downgrade(&e));
+    e
 }
 
 /// A buffer, and new caps (with the string they came as) to set before it.
@@ -277,7 +317,7 @@ impl VideoIpSrc {
         out: &mut Out,
         f: reassembly::Frame<FrameBuf>,
         frame_caps: &str,
-        stream: Option<u64>,
+        origin: Origin,
         queue_discont: bool,
     ) -> Result<Output, Option<String>> {
         // The caps of the frame's own stream info generation, not the newest announced: a
@@ -294,7 +334,7 @@ impl VideoIpSrc {
             let caps = match &out.caps_override {
                 Some(c) => c.clone(),
                 None => match gst::Caps::from_str(&caps_str) {
-                    Ok(c) if c.is_fixed() => c,
+                    Ok(c) if c.is_fixed() && raw_video_complete(&c) => c,
                     _ => {
                         // Never fatal: a bad announcement is counted and the frames wait
                         // for the next stream info.
@@ -313,13 +353,42 @@ impl VideoIpSrc {
             None
         };
 
-        if out.mapped_stream != stream {
-            // A new sender: its timeline has nothing to do with the last one's.
-            out.estimator.reset();
+        let base_time = self.obj().base_time().map(|t| t.nseconds());
+        if out.mapped_stream != origin.session {
+            // A new sender: its timeline has nothing to do with the last one's (a shared
+            // sender clock stays valid: it is the sender host's).
+            if out.clock_key.is_none() {
+                out.estimator = own_estimator(out.resync_ns);
+            }
             out.mapper.reset();
             out.discont |= out.mapped_stream.is_some();
-            out.mapped_stream = stream;
+            out.mapped_stream = origin.session;
         }
+        // With a sender report on a real clock, the sender's timestamps move onto that clock,
+        // which every stream of the sender's host shares: sources of this pipeline following
+        // streams of that host then share one estimator, and keep their relative timing.
+        let report = origin
+            .report
+            .filter(|r| r.clock != crate::protocol::reference_clock::NONE)
+            .filter(|_| out.mapper.mode() == timestamps::Mode::SenderClock);
+        let key = match (report, origin.from, base_time) {
+            (Some(r), Some(from), Some(base)) => Some((from.ip(), r.clock, base)),
+            _ => None,
+        };
+        if key != out.clock_key {
+            out.estimator = match key {
+                Some(k) => shared_estimator(k, out.resync_ns),
+                None => own_estimator(out.resync_ns),
+            };
+            out.clock_key = key;
+        }
+        let shift = report.map_or(0, |r| {
+            i128::from(r.reference_time) - i128::from(r.running_time)
+        });
+        let on_clock = |t: u64| {
+            (t != crate::protocol::TIME_NONE)
+                .then(|| (i128::from(t) + shift).clamp(0, i128::from(u64::MAX - 1)) as u64)
+        };
         let none_if_max = |t: u64| (t != crate::protocol::TIME_NONE).then_some(t);
         let arrival_rt = self.running_time().map(|rt| {
             rt.saturating_sub(
@@ -333,10 +402,10 @@ impl VideoIpSrc {
             let b = buffer.make_mut();
             if let Some(arrival) = arrival_rt {
                 let m = out.mapper.map(
-                    &mut out.estimator,
+                    &mut lock(&out.estimator),
                     arrival,
-                    none_if_max(f.info.pts),
-                    none_if_max(f.info.dts),
+                    on_clock(f.info.pts),
+                    on_clock(f.info.dts),
                 );
                 b.set_pts(m.pts.map(gst::ClockTime::from_nseconds));
                 b.set_dts(m.dts.map(gst::ClockTime::from_nseconds));
@@ -646,7 +715,7 @@ impl ElementImpl for VideoIpSrc {
                 // so the timestamp mapping starts over too.
                 lock(&self.shared.queue).clear_frames();
                 if let Some(out) = lock(&self.out).as_mut() {
-                    out.estimator.reset();
+                    lock(&out.estimator).reset();
                     out.mapper.reset();
                     out.discont = true;
                 }
@@ -704,7 +773,9 @@ impl BaseSrcImpl for VideoIpSrc {
             mapper: TimeMapper::new(mode),
             // Arrivals consistently later than the latency would make every buffer late:
             // past that the mapping starts over.
-            estimator: OffsetEstimator::new(s.min_latency().as_nanos() as u64),
+            estimator: own_estimator(s.min_latency().as_nanos() as u64),
+            clock_key: None,
+            resync_ns: s.min_latency().as_nanos() as u64,
             caps_override: s.caps.clone(),
             caps_set: None,
             refused_caps: None,
@@ -839,9 +910,9 @@ impl PushSrcImpl for VideoIpSrc {
                 }
             };
             match item {
-                Item::Frame(f, caps, stream) => {
+                Item::Frame(f, caps, origin) => {
                     let made = match lock(&self.out).as_mut() {
-                        Some(out) => self.output(out, f, &caps, stream, queue_discont),
+                        Some(out) => self.output(out, f, &caps, origin, queue_discont),
                         None => return Err(gst::FlowError::Flushing),
                     };
                     // (The out lock is released here: warnings are posted without it.)

@@ -47,10 +47,23 @@ const UNKNOWN_SOURCE: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::
     0,
 ));
 
-/// What the receive thread hands to `create()`.
+/// Where a frame came from, and how its sender's timeline relates to a shared clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Origin {
+    /// The sender's session id.
+    pub session: Option<u64>,
+    /// The address it sends from.
+    pub from: Option<std::net::SocketAddr>,
+    /// Its latest sender report.
+    pub report: Option<protocol::SenderReport>,
+}
+
+/// What the receive thread hands to `create()` (moved once per frame: boxing the frame
+/// would allocate per frame).
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Item {
-    /// A complete frame, the caps string of its stream info, and the stream it belongs to.
-    Frame(reassembly::Frame<FrameBuf>, Arc<str>, Option<u64>),
+    /// A complete frame, the caps string of its stream info, and where it came from.
+    Frame(reassembly::Frame<FrameBuf>, Arc<str>, Origin),
     /// The sender ended the stream.
     Eos,
     /// The socket failed; the thread has stopped.
@@ -388,7 +401,15 @@ impl Rx {
         // Counters first, so that whoever gets the frame sees it counted.
         self.publish_stats();
         let item = match ev {
-            Event::Frame(f, caps) => Item::Frame(f, caps, self.session.session_id()),
+            Event::Frame(f, caps) => Item::Frame(
+                f,
+                caps,
+                Origin {
+                    session: self.session.session_id(),
+                    from: self.session.source_addr(),
+                    report: self.session.sender_report(),
+                },
+            ),
             Event::Eos => Item::Eos,
         };
         self.deliver(item);
