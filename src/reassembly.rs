@@ -94,7 +94,14 @@ pub struct Stats {
     pub frames_without_info: u64,
     /// Stream info datagrams (pieces) accepted.
     pub info_received: u64,
+    /// Datagrams of frames larger than max-frame-size (also counted invalid).
+    pub datagrams_too_large: u64,
+    /// The largest frame length such a datagram claimed.
+    pub largest_refused_frame: u32,
 }
+
+/// Why a fragment of a frame larger than the configured maximum is refused.
+const TOO_LARGE: &str = "frame larger than max-frame-size";
 
 /// Timing, flags and identity of a frame, from its datagrams' headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,7 +247,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         alloc: impl FnOnce(usize) -> Option<B>,
     ) -> Pushed {
         if h.frame_len as usize > self.cfg.max_frame_size {
-            return Pushed::Invalid("frame larger than max-frame-size");
+            return Pushed::Invalid(TOO_LARGE);
         }
         if h.frame_len as usize > self.cfg.max_bytes_in_flight {
             return Pushed::Invalid("frame larger than the memory budget");
@@ -859,6 +866,12 @@ impl<B: AsMut<[u8]>> Session<B> {
             Body::Media(m) => match self.reasm.push(m, p.payload, now, alloc) {
                 Pushed::Accepted | Pushed::Duplicate => {}
                 Pushed::Late => self.stats.datagrams_late += 1,
+                Pushed::Invalid(why) if why == TOO_LARGE => {
+                    self.stats.datagrams_invalid += 1;
+                    self.stats.datagrams_too_large += 1;
+                    self.stats.largest_refused_frame =
+                        self.stats.largest_refused_frame.max(m.frame_len);
+                }
                 Pushed::Invalid(_) | Pushed::NoBuffer => self.stats.datagrams_invalid += 1,
             },
             Body::EndOfStream(_) => self.eos = true,

@@ -212,6 +212,23 @@ fn test_frames_larger_than_max_frame_size_are_rejected() {
     tx.finish();
     assert!(rx.pull(1, SECOND).is_empty());
     assert!(rx.stat("datagrams-invalid") >= 300, "{}", rx.stats());
+    // Not silently: a warning names the property to raise and the size the frames had.
+    let bus = rx.pipeline.bus().unwrap();
+    let warning = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(4),
+            &[gst::MessageType::Warning],
+        )
+        .and_then(|m| match m.view() {
+            gst::MessageView::Warning(w) => w.debug().map(|d| d.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert!(
+        warning.contains("raise the max-frame-size property")
+            && warning.contains(&size.to_string()),
+        "{warning}"
+    );
 }
 
 #[test]
@@ -407,4 +424,76 @@ fn test_deeply_nested_caps_are_refused_and_the_receiver_survives() {
         .unwrap();
     datagrams.push(plan.batch(&frame, 0, 1).parts(0).concat());
     survives_then_receives(&datagrams);
+}
+
+#[test]
+fn test_eos_datagrams_of_every_other_session_do_not_end_the_stream() {
+    init();
+    let rx = Rx::new("");
+    let (caps, size) = uyvy(64, 48);
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    let frame = pattern(size, 3);
+    tx.push(&frame, gst::ClockTime::from_mseconds(20));
+    assert_eq!(rx.pull(1, 5 * SECOND).len(), 1);
+    // 65,536 forged EOS datagrams, each of another session, from another socket.
+    let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{}", rx.port);
+    for id in 1..=65_536u64 {
+        let eos = gstvideoip::packetizer::Packetizer::new(id, 0, 0, 1400).eos_datagram();
+        let _ = bad.send_to(&eos, &to);
+        if id % 4096 == 0 {
+            // Keep the real stream going meanwhile.
+            tx.push(&frame, gst::ClockTime::from_mseconds(20));
+        }
+    }
+    for _ in 0..5 {
+        tx.push(&frame, gst::ClockTime::from_mseconds(20));
+    }
+    let got = rx.pull(5, 5 * SECOND);
+    assert_eq!(got.len(), 5, "the stream goes on: {}", rx.stats());
+    assert!(!rx.sink.is_eos(), "no forged EOS ended the stream");
+    assert!(rx.stat("datagrams-foreign") > 0, "{}", rx.stats());
+}
+
+#[test]
+fn test_a_sender_restarted_without_eos_is_followed_within_half_a_second() {
+    init();
+    let rx = Rx::new("");
+    let (caps, size) = uyvy(64, 48);
+    let old = pattern(size, 1);
+    let new = pattern(size, 2);
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    for _ in 0..10 {
+        tx.push(&old, gst::ClockTime::from_mseconds(20));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!rx.pull(10, 5 * SECOND).is_empty());
+    // The old sender goes away without an end of stream; a new run starts at once.
+    drop(tx);
+    let stopped = Instant::now();
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    let mut first_new = None;
+    while first_new.is_none() && stopped.elapsed() < 3 * SECOND {
+        tx.push(&new, gst::ClockTime::from_mseconds(20));
+        std::thread::sleep(Duration::from_millis(20));
+        while let Some(s) = rx.sink.try_pull_sample(gst::ClockTime::ZERO) {
+            if sample_bytes(&s) == new {
+                first_new = Some((stopped.elapsed(), s));
+                break;
+            }
+        }
+    }
+    let (after, sample) = first_new.expect("the new sender is followed");
+    assert!(
+        after < Duration::from_millis(500),
+        "followed after {after:?} (want < 0.5 s)"
+    );
+    assert!(
+        sample
+            .buffer()
+            .unwrap()
+            .flags()
+            .contains(gst::BufferFlags::DISCONT),
+        "the new sender's first buffer is a DISCONT"
+    );
 }

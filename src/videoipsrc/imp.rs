@@ -480,7 +480,7 @@ impl VideoIpSrc {
     }
 
     /// What the receive thread calls to post its warnings on the bus.
-    fn warner(&self, latency_ms: u32) -> Box<dyn Fn(receiver::Warning) + Send> {
+    fn warner(&self, latency_ms: u32, max_frame: u32) -> Box<dyn Fn(receiver::Warning) + Send> {
         let weak = self.obj().downgrade();
         Box::new(move |w| {
             let Some(obj) = weak.upgrade() else {
@@ -495,6 +495,16 @@ impl VideoIpSrc {
                         frames,
                         late,
                         latency_ms
+                    ]
+                ),
+                receiver::Warning::FrameTooLarge { datagrams, largest } => gst::element_warning!(
+                    obj,
+                    gst::ResourceError::Settings,
+                    [
+                        "{} datagrams in the last 2 s belonged to frames of up to {} bytes, larger than max-frame-size ({} bytes): raise the max-frame-size property",
+                        datagrams,
+                        largest,
+                        max_frame
                     ]
                 ),
                 receiver::Warning::Loss { frames, lost } => gst::element_warning!(
@@ -801,7 +811,7 @@ impl BaseSrcImpl for VideoIpSrc {
             },
             batch_size: s.batch_size as usize,
             max_age,
-            warn: self.warner(s.latency_ms),
+            warn: self.warner(s.latency_ms, s.max_frame_size),
         };
         let thread =
             receiver::Thread::spawn(receiver, waker, self.shared.clone(), cfg).map_err(|e| {

@@ -138,6 +138,8 @@ pub(super) enum Warning {
     WindowTooShort { frames: u64, late: u64 },
     /// Frames were dropped incomplete because datagrams were lost.
     Loss { frames: u64, lost: u64 },
+    /// Datagrams of frames larger than max-frame-size were refused.
+    FrameTooLarge { datagrams: u64, largest: u32 },
 }
 
 /// How the thread runs.
@@ -452,7 +454,7 @@ impl Rx {
     }
 
     /// Warns, once per [`HEALTH_INTERVAL`], about frames dropped for a cause the user can act
-    /// on: the reassembly window, or loss on the way.
+    /// on: frames larger than allowed, the reassembly window, or loss on the way.
     fn check_health(&mut self, now: Instant) {
         if now.saturating_duration_since(self.health_at) < HEALTH_INTERVAL {
             return;
@@ -460,6 +462,13 @@ impl Rx {
         let (s, p) = (self.session.stats(), self.health_prev);
         self.health_at = now;
         self.health_prev = s;
+        let too_large = s.datagrams_too_large.saturating_sub(p.datagrams_too_large);
+        if too_large > 0 {
+            (self.warn)(Warning::FrameTooLarge {
+                datagrams: too_large,
+                largest: s.largest_refused_frame,
+            });
+        }
         let frames = s.frames_dropped.saturating_sub(p.frames_dropped);
         if frames == 0 {
             return;
