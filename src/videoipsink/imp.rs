@@ -206,24 +206,35 @@ impl VideoIpSink {
         self.send_sender_report(state, now)
     }
 
-    /// Sends a sender report: the pipeline's running time now, and the same instant on the
-    /// system's real-time clock, which all streams of this host share.
+    /// Sends a sender report: the pipeline's running time now, and the same instant on a
+    /// clock that all streams of this host share: the pipeline's own clock when it is a
+    /// network clock (PTP, NTP), else the system's real-time clock.
     fn send_sender_report(&self, state: &mut State, now: Instant) -> Result<(), Fail> {
         let obj = self.obj();
         let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
             return Ok(());
         };
-        let Some(running_time) = clock.time().checked_sub(base) else {
+        let clock_time = clock.time();
+        let Some(running_time) = clock_time.checked_sub(base) else {
             return Ok(());
         };
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        // A pipeline on a network clock shares it with other hosts: report its time. Any
+        // other clock is this host's: report the real-time clock at the same instant.
+        let (reference_time, kind) = match clock.type_().name() {
+            "GstPtpClock" => (clock_time.nseconds(), reference_clock::PTP),
+            "GstNetClientClock" | "GstNtpClock" => (clock_time.nseconds(), reference_clock::NTP),
+            _ => (
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+                reference_clock::REALTIME,
+            ),
+        };
         let c = &self.counters;
         let (seq, datagram) = state.packetizer.sender_report(SenderReport {
             running_time: running_time.nseconds(),
-            reference_time: wall,
-            clock: reference_clock::REALTIME,
+            reference_time,
+            clock: kind,
             datagrams_sent: c.datagrams_sent.load(Ordering::Relaxed),
             frames_sent: c.frames_sent.load(Ordering::Relaxed) as u32,
         });
