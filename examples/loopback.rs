@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The main job: a real stream from a sender pipeline to a receiver pipeline on this machine.
 //!
-//! This process runs the receiver (`videoipsrc ! fakesink`) and starts itself again as a
+//! This process runs the receiver (`videoipsrc ! fakesink sync=true`, a sink that waits on
+//! the clock as a display does) and starts itself again as a
 //! second process, the sender (`videotestsrc ! videoipsink`). Both print their stats at the
 //! end, with the CPU time each process used.
 //!
@@ -102,13 +103,32 @@ fn run_sender(o: &Opts) -> Result<(), String> {
     if let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) {
         return Err(format!("sender: {}", e.error()));
     }
+    // What the receivers reported back: they report 4 times a second, and the sink lists
+    // those heard from in the last 2 s, so the receiver is still listed at the end.
+    let rtts: Vec<String> = s
+        .get::<gst::Array>("receiver-stats")
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.get::<gst::Structure>().ok())
+                .map(|r| {
+                    format!(
+                        "{} rtt={}µs",
+                        r.get::<String>("address").unwrap_or_default(),
+                        r.get::<i64>("rtt").unwrap_or(-1)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     println!(
-        "sender:   frames-sent={} datagrams-sent={} bytes-sent={} send-errors={} cpu={:.2}s",
+        "sender:   frames-sent={} datagrams-sent={} bytes-sent={} send-errors={} cpu={:.2}s receivers={} [{}]",
         stat(&s, "frames-sent"),
         stat(&s, "datagrams-sent"),
         stat(&s, "bytes-sent"),
         stat(&s, "send-errors"),
-        cpu_seconds(libc::RUSAGE_SELF)
+        cpu_seconds(libc::RUSAGE_SELF),
+        stat(&s, "receivers"),
+        rtts.join(", ")
     );
     Ok(())
 }
@@ -116,7 +136,7 @@ fn run_sender(o: &Opts) -> Result<(), String> {
 fn run_receiver(o: &Opts) -> Result<(), String> {
     gstvideoip::plugin_register_static().map_err(|e| e.to_string())?;
     let pipeline = gst::parse::launch(&format!(
-        "videoipsrc name=src port={} ! fakesink name=sink sync=false",
+        "videoipsrc name=src port={} ! fakesink name=sink sync=true",
         o.port
     ))
     .map_err(|e| e.to_string())?;
