@@ -486,36 +486,11 @@ impl VideoIpSrc {
             let Some(obj) = weak.upgrade() else {
                 return;
             };
-            match w {
-                receiver::Warning::WindowTooShort { frames, late } => gst::element_warning!(
-                    obj,
-                    gst::ResourceError::Settings,
-                    [
-                        "{} frames dropped incomplete in the last 2 s while {} of their datagrams came after the reassembly window: raise the latency property (now {} ms)",
-                        frames,
-                        late,
-                        latency_ms
-                    ]
-                ),
-                receiver::Warning::FrameTooLarge { datagrams, largest } => gst::element_warning!(
-                    obj,
-                    gst::ResourceError::Settings,
-                    [
-                        "{} datagrams in the last 2 s belonged to frames of up to {} bytes, larger than max-frame-size ({} bytes): raise the max-frame-size property",
-                        datagrams,
-                        largest,
-                        max_frame
-                    ]
-                ),
-                receiver::Warning::Loss { frames, lost } => gst::element_warning!(
-                    obj,
-                    gst::ResourceError::Read,
-                    [
-                        "{} frames dropped incomplete in the last 2 s: {} datagrams lost on the way (a network that drops them, or a receive buffer too small: raise buffer-size)",
-                        frames,
-                        lost
-                    ]
-                ),
+            let text = w.describe(latency_ms, max_frame);
+            if w.is_settings() {
+                gst::element_warning!(obj, gst::ResourceError::Settings, ["{}", text]);
+            } else {
+                gst::element_warning!(obj, gst::ResourceError::Read, ["{}", text]);
             }
         })
     }

@@ -142,6 +142,29 @@ pub(super) enum Warning {
     FrameTooLarge { datagrams: u64, largest: u32 },
 }
 
+impl Warning {
+    /// What happened and which property to change, for a receiver with `latency_ms` and
+    /// `max_frame` bytes of max-frame-size.
+    pub fn describe(&self, latency_ms: u32, max_frame: u32) -> String {
+        match *self {
+            Warning::WindowTooShort { frames, late } => format!(
+                "{frames} frames dropped incomplete in the last 2 s while {late} of their datagrams came after the reassembly window: raise the latency property (now {latency_ms} ms)"
+            ),
+            Warning::FrameTooLarge { datagrams, largest } => format!(
+                "{datagrams} datagrams in the last 2 s belonged to frames of up to {largest} bytes, larger than max-frame-size ({max_frame} bytes): raise the max-frame-size property"
+            ),
+            Warning::Loss { frames, lost } => format!(
+                "{frames} frames dropped incomplete in the last 2 s: {lost} datagrams lost on the way (a network that drops them, or a receive buffer too small: raise buffer-size)"
+            ),
+        }
+    }
+
+    /// True when a property of this element is the fix (else the network, or the host).
+    pub fn is_settings(&self) -> bool {
+        !matches!(self, Warning::Loss { .. })
+    }
+}
+
 /// How the thread runs.
 pub(super) struct Config {
     pub session: reassembly::Config,
