@@ -100,6 +100,9 @@ pub struct Stats {
     pub largest_refused_frame: u32,
 }
 
+/// How often a receiver reports to the sender it is locked on to.
+pub const REPORT_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Why a fragment of a frame larger than the configured maximum is refused.
 const TOO_LARGE: &str = "frame larger than max-frame-size";
 
@@ -669,6 +672,8 @@ pub struct Session<B> {
     /// The locked session's latest sender report: its sequence number, when it arrived, and
     /// what it said.
     sender_report: Option<(u32, Instant, SenderReport)>,
+    /// When the next receiver report is due.
+    report_at: Option<Instant>,
     eos: bool,
     eos_sent: bool,
     stats: Stats,
@@ -696,6 +701,7 @@ impl<B: AsMut<[u8]>> Session<B> {
             info: None,
             assembly: None,
             sender_report: None,
+            report_at: None,
             eos: false,
             eos_sent: false,
             stats: Stats::default(),
@@ -1012,9 +1018,25 @@ impl<B: AsMut<[u8]>> Session<B> {
         self.reasm.mark_discont();
     }
 
-    /// When [`poll`](Self::poll) may next have something to do without new datagrams.
+    /// When [`poll`](Self::poll) or [`poll_report`](Self::poll_report) may next have
+    /// something to do without new datagrams.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.reasm.next_deadline()
+        let report = self.locked.and(self.report_at);
+        match (self.reasm.next_deadline(), report) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The receiver report to send now, if one is due: every [`REPORT_INTERVAL`] while a
+    /// session is locked on to, the first at once.
+    pub fn poll_report(&mut self, now: Instant) -> Option<(SocketAddr, u16, ReceiverReport)> {
+        self.locked?;
+        if self.report_at.is_some_and(|at| now < at) {
+            return None;
+        }
+        self.report_at = Some(now + REPORT_INTERVAL);
+        self.receiver_report(now)
     }
 }
 

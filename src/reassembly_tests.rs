@@ -744,3 +744,30 @@ fn unknown_types_extensions_and_auth_tags_are_counted() {
     assert_eq!(st.extensions_ignored, 1);
     assert_eq!(st.datagrams_invalid, 2);
 }
+
+#[test]
+fn reports_are_due_every_250ms_once_locked_and_echo_the_sender_report() {
+    use crate::protocol::{SenderReport, NO_DELAY};
+    let t0 = Instant::now();
+    let mut s: Session<Vec<u8>> = Session::new(Config::default());
+    let from: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+    // Nothing to report to before a session is locked on to, and no deadline for it.
+    assert!(s.poll_report(t0).is_none());
+    assert_eq!(s.next_deadline(), None);
+    let mut p = crate::packetizer::Packetizer::new(11, 0, 100, 1400);
+    for (h, piece) in p.info_datagrams("video/x-raw").unwrap() {
+        let _ = s.push(&[&h[..], piece].concat(), from, t0, |n| Some(vec![0; n]));
+    }
+    let (to, _, r) = s.poll_report(t0).expect("the first report is due at once");
+    assert_eq!((to, r.session, r.delay_us), (from, 11, NO_DELAY));
+    assert!(s.poll_report(t0 + Duration::from_millis(100)).is_none());
+    assert_eq!(s.next_deadline(), Some(t0 + REPORT_INTERVAL));
+    // A sender report arrives; the next report echoes it with the time it was held.
+    let (seq, sr) = p.sender_report(SenderReport::default());
+    let _ = s.push(&sr, from, t0 + Duration::from_millis(200), |n| {
+        Some(vec![0; n])
+    });
+    let (_, _, r) = s.poll_report(t0 + REPORT_INTERVAL).expect("due again");
+    assert_eq!(r.echoed_report_seq, seq);
+    assert_eq!(r.delay_us, 50_000);
+}

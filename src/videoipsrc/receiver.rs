@@ -35,8 +35,6 @@ const POOL_AFTER_REPEATS: u32 = 3;
 /// How often the thread looks at its counters for problems a user must act on (and so the
 /// most often it warns about each).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
-/// How often the receiver reports to its sender.
-const REPORT_INTERVAL: Duration = Duration::from_millis(250);
 /// Most items the queue holds whatever their age (audio in 1 ms buffers fills 120 of them in
 /// the default maximum latency).
 const MAX_QUEUED: usize = 1024;
@@ -268,7 +266,6 @@ impl Thread {
             reporter: Reporter {
                 id: packetizer::random_session_id(),
                 seq: 0,
-                at: Instant::now(),
                 batch: SendBatch::new(),
                 buf: Vec::with_capacity(128),
             },
@@ -321,13 +318,12 @@ struct Rx {
     reporter: Reporter,
 }
 
-/// The receiver's side of the back-channel: its own id, sequence numbers and schedule.
+/// The receiver's side of the back-channel: its own id and sequence numbers (the session
+/// says when a report is due and what it says).
 struct Reporter {
     /// This receiver's random id, in the session field of what it sends.
     id: u64,
     seq: u32,
-    /// When the next report is due.
-    at: Instant,
     batch: SendBatch,
     buf: Vec<u8>,
 }
@@ -368,14 +364,11 @@ impl Rx {
             self.publish_stats();
             self.check_health(now);
             self.report_if_due(now);
-            let deadline = self
-                .session
-                .next_deadline()
-                .map_or(self.reporter.at, |d| d.min(self.reporter.at));
-            match self
-                .waker
-                .wait(Some(self.receiver.fd()), libc::POLLIN, Some(deadline))
-            {
+            match self.waker.wait(
+                Some(self.receiver.fd()),
+                libc::POLLIN,
+                self.session.next_deadline(),
+            ) {
                 // A wake is a one-shot here: stop (checked at the top of the loop, set before
                 // the wake) or a request such as reject_info.
                 Ok(net::Wait::Woken) => self.waker.reset(),
@@ -451,14 +444,10 @@ impl Rx {
 
     /// Sends the sender a receiver report when one is due (and a sender is locked on to).
     fn report_if_due(&mut self, now: Instant) {
-        let r = &mut self.reporter;
-        if now < r.at {
-            return;
-        }
-        r.at = now + REPORT_INTERVAL;
-        let Some((to, track, report)) = self.session.receiver_report(now) else {
+        let Some((to, track, report)) = self.session.poll_report(now) else {
             return;
         };
+        let r = &mut self.reporter;
         let header = CommonHeader {
             flags: 0,
             track,
