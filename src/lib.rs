@@ -14,6 +14,7 @@ pub mod packetizer;
 pub mod protocol;
 pub mod ratelimit;
 pub mod reassembly;
+pub mod recovery;
 pub mod sender;
 pub mod timestamps;
 mod videoipsink;

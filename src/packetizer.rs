@@ -268,6 +268,13 @@ impl Packetizer {
 }
 
 impl FramePlan<'_> {
+    /// The frame's encoded media headers (as of its first datagram), the first datagram's
+    /// sequence number, and the payload bytes per datagram: what a resend rebuilds any of
+    /// its datagrams from.
+    pub fn template(&self) -> ([u8; MEDIA_HEADER_LEN], u32, usize) {
+        (self.template, self.first_seq, self.frag)
+    }
+
     /// Number of datagrams of the frame.
     pub fn count(&self) -> usize {
         self.count

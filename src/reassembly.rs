@@ -13,9 +13,10 @@
 //! assembled (at most [`protocol::MAX_CAPS_LEN`] bytes) besides the current one.
 
 use crate::protocol::{
-    self, header_flags, seq_diff, Body, DecodeError, Media, ReceiverReport, SenderReport,
+    self, header_flags, seq_diff, Body, DecodeError, Media, Nack, ReceiverReport, SenderReport,
     StreamInfo, MAX_CAPS_LEN, NO_DELAY,
 };
+use crate::recovery::{self, NackTracker};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,10 +95,25 @@ pub struct Stats {
     pub frames_without_info: u64,
     /// Stream info datagrams (pieces) accepted.
     pub info_received: u64,
+    /// Resent datagrams (retransmissions) received and kept.
+    pub datagrams_retransmitted: u64,
+    /// Datagrams asked for again (counted once per request).
+    pub datagrams_requested: u64,
     /// Datagrams of frames larger than max-frame-size (also counted invalid).
     pub datagrams_too_large: u64,
     /// The largest frame length such a datagram claimed.
     pub largest_refused_frame: u32,
+}
+
+/// A request for datagrams to be sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NackRequest {
+    /// Where to send it: the session's source address.
+    pub to: SocketAddr,
+    /// The session and track asked.
+    pub nack: Nack,
+    /// The datagrams, as (first sequence number, count).
+    pub ranges: Vec<(u32, u32)>,
 }
 
 /// How often a receiver reports to the sender it is locked on to.
@@ -674,6 +690,8 @@ pub struct Session<B> {
     sender_report: Option<(u32, Instant, SenderReport)>,
     /// When the next receiver report is due.
     report_at: Option<Instant>,
+    /// Missing datagrams of the locked session, and when to ask for them.
+    nacks: NackTracker,
     eos: bool,
     eos_sent: bool,
     stats: Stats,
@@ -702,6 +720,10 @@ impl<B: AsMut<[u8]>> Session<B> {
             assembly: None,
             sender_report: None,
             report_at: None,
+            nacks: NackTracker::new(recovery::Config {
+                give_up: cfg.window,
+                ..Default::default()
+            }),
             eos: false,
             eos_sent: false,
             stats: Stats::default(),
@@ -810,6 +832,7 @@ impl<B: AsMut<[u8]>> Session<B> {
             self.reasm.mark_discont();
         }
         self.seq = SequenceTracker::default();
+        self.nacks.reset();
         self.info = None;
         self.sender_report = None;
         self.eos = false;
@@ -867,6 +890,10 @@ impl<B: AsMut<[u8]>> Session<B> {
         self.last_seen = Some(now);
         if self.seq.track(p.header.seq) == SeqEvent::Duplicate {
             return Ok(false);
+        }
+        self.nacks.received(p.header.seq, now);
+        if p.header.flags & header_flags::RETRANSMISSION != 0 {
+            self.stats.datagrams_retransmitted += 1;
         }
         match &p.body {
             Body::Media(m) => match self.reasm.push(m, p.payload, now, alloc) {
@@ -1018,14 +1045,31 @@ impl<B: AsMut<[u8]>> Session<B> {
         self.reasm.mark_discont();
     }
 
-    /// When [`poll`](Self::poll) or [`poll_report`](Self::poll_report) may next have
-    /// something to do without new datagrams.
+    /// When [`poll`](Self::poll), [`poll_report`](Self::poll_report) or
+    /// [`poll_nack`](Self::poll_nack) may next have something to do without new datagrams.
     pub fn next_deadline(&self) -> Option<Instant> {
         let report = self.locked.and(self.report_at);
-        match (self.reasm.next_deadline(), report) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let nack = self.locked.and(self.nacks.next_deadline());
+        [self.reasm.next_deadline(), report, nack]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The datagrams to ask the locked session to send again, if any are due: where to send
+    /// the NACK, what it reports on, and the ranges (first, count).
+    pub fn poll_nack(&mut self, now: Instant) -> Option<NackRequest> {
+        let source = self.locked?;
+        let ranges = self.nacks.poll(now)?;
+        self.stats.datagrams_requested += ranges.iter().map(|r| u64::from(r.1)).sum::<u64>();
+        Some(NackRequest {
+            to: source.from,
+            nack: Nack {
+                session: source.session,
+                track: source.track,
+            },
+            ranges,
+        })
     }
 
     /// The receiver report to send now, if one is due: every [`REPORT_INTERVAL`] while a

@@ -5,7 +5,9 @@
 //! from for [`RECEIVER_TIMEOUT`] are no longer listed, and the table is bounded
 //! ([`MAX_RECEIVERS`]), so forged reports cannot grow it.
 
-use crate::protocol::{seq_diff, ReceiverReport, NO_DELAY};
+use crate::protocol::{
+    header_flags, patch_seq_offset, seq_diff, ReceiverReport, MEDIA_HEADER_LEN, NO_DELAY,
+};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -150,3 +152,111 @@ impl SenderSession {
 #[cfg(test)]
 #[path = "sender_tests.rs"]
 mod tests;
+
+/// How long sent frames are kept for resending: a receiver gives up on a datagram after its
+/// window (50 ms by default), and holding buffers longer could starve an upstream pool.
+pub const HISTORY_KEEP: Duration = Duration::from_millis(200);
+/// A datagram is resent at most once per this interval, however many receivers ask (one
+/// resend to a multicast group serves them all).
+pub const RESEND_INTERVAL: Duration = Duration::from_millis(5);
+
+/// One sent frame, kept (by reference to its buffer) for resending.
+#[derive(Debug)]
+pub struct SentFrame<B> {
+    /// Sequence number of its first datagram.
+    pub first_seq: u32,
+    /// Its datagrams.
+    pub count: u32,
+    /// Payload bytes per datagram (all but the last).
+    pub frag: usize,
+    /// Its encoded media headers (sequence number and offset of the first datagram).
+    pub header: [u8; MEDIA_HEADER_LEN],
+    /// The frame's bytes.
+    pub data: B,
+    /// When it was sent.
+    pub at: Instant,
+}
+
+/// Recently sent frames, and what was resent when: answers NACKs.
+#[derive(Debug)]
+pub struct History<B> {
+    frames: VecDeque<SentFrame<B>>,
+    resent: HashMap<u32, Instant>,
+    /// Bytes that may still be resent: refilled by a share of what is sent.
+    budget: usize,
+    /// That share, in percent.
+    limit_percent: usize,
+}
+
+impl<B: AsRef<[u8]>> History<B> {
+    /// An empty history whose resends may take at most `limit_percent` % of the bytes sent.
+    pub fn new(limit_percent: usize) -> Self {
+        History {
+            frames: VecDeque::new(),
+            resent: HashMap::new(),
+            budget: 0,
+            limit_percent,
+        }
+    }
+
+    /// Keeps a frame about to be sent; forgets frames older than [`HISTORY_KEEP`].
+    pub fn push(&mut self, frame: SentFrame<B>, now: Instant) {
+        let bytes = frame.data.as_ref().len() + frame.count as usize * MEDIA_HEADER_LEN;
+        // The budget refills with each frame and holds at most one second's worth of the
+        // current rate (roughly: the frames kept).
+        self.budget = (self.budget + bytes * self.limit_percent / 100)
+            .min(bytes.saturating_mul(self.limit_percent).saturating_mul(60) / 100);
+        self.frames.push_back(frame);
+        while self
+            .frames
+            .front()
+            .is_some_and(|f| now.saturating_duration_since(f.at) > HISTORY_KEEP)
+        {
+            self.frames.pop_front();
+        }
+        self.resent
+            .retain(|_, t| now.saturating_duration_since(*t) < RESEND_INTERVAL);
+    }
+
+    /// The payload of datagram `seq`, if its frame is kept.
+    pub fn payload(&self, seq: u32) -> Option<&[u8]> {
+        let f = self
+            .frames
+            .iter()
+            .find(|f| seq.wrapping_sub(f.first_seq) < f.count)?;
+        let i = seq.wrapping_sub(f.first_seq) as usize;
+        let data = f.data.as_ref();
+        let start = (i * f.frag).min(data.len());
+        data.get(start..(start + f.frag).min(data.len()))
+    }
+
+    /// Datagram `seq` to resend now, as (header with the R flag, payload), or None: not kept
+    /// (too old, not media), resent too recently, or over the budget.
+    pub fn resend(&mut self, seq: u32, now: Instant) -> Option<([u8; MEDIA_HEADER_LEN], &[u8])> {
+        if self
+            .resent
+            .get(&seq)
+            .is_some_and(|t| now.saturating_duration_since(*t) < RESEND_INTERVAL)
+        {
+            return None;
+        }
+        let f = self.frames.iter().find(|f| {
+            let i = seq.wrapping_sub(f.first_seq);
+            i < f.count
+        })?;
+        let i = seq.wrapping_sub(f.first_seq) as usize;
+        let data = f.data.as_ref();
+        let start = (i * f.frag).min(data.len());
+        let end = (start + f.frag).min(data.len());
+        let cost = end - start + MEDIA_HEADER_LEN;
+        if cost > self.budget {
+            return None;
+        }
+        self.budget -= cost;
+        self.resent.insert(seq, now);
+        let mut header = f.header;
+        patch_seq_offset(&mut header, seq, start as u32);
+        header[4] |= header_flags::RETRANSMISSION;
+        Some((header, &data[start..end]))
+    }
+}

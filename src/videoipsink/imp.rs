@@ -11,7 +11,7 @@ use crate::net::{self, SendBatch, SenderConfig, UdpSocket, Waker};
 use crate::pacer::{self, FrameSchedule};
 use crate::packetizer::{self, FrameMeta, Packetizer};
 use crate::protocol::{self, flags, reference_clock, SenderReport};
-use crate::sender::SenderSession;
+use crate::sender::{History, SenderSession, SentFrame};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use super::reports::ReportThread;
+use super::reports::{Kept, ReportThread, Resender};
 use super::Pacing;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -40,6 +40,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const INFO_INTERVAL: Duration = Duration::from_millis(250);
 /// How many times the end-of-stream datagram is sent.
 const EOS_REPEAT: usize = 3;
+/// Resends may take at most this share of the bytes sent, so that a broken link cannot make
+/// the sender flood it.
+const RETRANSMISSION_LIMIT_PERCENT: usize = 50;
 /// Least time between two warnings about frames the network refused.
 const SEND_WARNING_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -87,9 +90,14 @@ struct Counters {
     bytes_sent: AtomicU64,
     frames_sent: AtomicU64,
     send_errors: AtomicU64,
+    /// Shared with the report thread, which counts these.
+    nacks_received: Arc<AtomicU64>,
+    retransmitted: Arc<AtomicU64>,
 }
 
 struct State {
+    /// Frames kept for resending, shared with the report thread.
+    history: Arc<Mutex<History<Kept>>>,
     sender: Arc<UdpSocket>,
     dest: SocketAddr,
     /// The `mtu` property, to name in errors.
@@ -271,7 +279,7 @@ impl VideoIpSink {
     fn send_frame(
         &self,
         state: &mut State,
-        buffer: &gst::BufferRef,
+        buffer: &gst::Buffer,
         data: &[u8],
     ) -> Result<Option<String>, Fail> {
         let now = Instant::now();
@@ -281,6 +289,20 @@ impl VideoIpSink {
             .frame(data.len(), frame_meta(buffer, &self.obj().segment()))
             .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
         let count = plan.count();
+        // Kept (a reference, no copy) before its datagrams leave: a receiver may ask for an
+        // early one again while the frame is still being paced out.
+        if let Ok(kept) = buffer.clone().into_mapped_buffer_readable() {
+            let (header, first_seq, frag) = plan.template();
+            let frame = SentFrame {
+                first_seq,
+                count: count as u32,
+                frag,
+                header,
+                data: kept,
+                at: now,
+            };
+            lock(&state.history).push(frame, now);
+        }
         let duration = buffer
             .duration()
             .map(|d| Duration::from_nanos(d.nseconds()));
@@ -378,6 +400,11 @@ impl VideoIpSink {
             .field("bytes-sent", c.bytes_sent.load(Ordering::Relaxed))
             .field("frames-sent", c.frames_sent.load(Ordering::Relaxed))
             .field("send-errors", c.send_errors.load(Ordering::Relaxed))
+            .field("nacks-received", c.nacks_received.load(Ordering::Relaxed))
+            .field(
+                "datagrams-retransmitted",
+                c.retransmitted.load(Ordering::Relaxed),
+            )
             .field("receivers", receivers.len() as u64)
             .field("receiver-stats", gst::Array::from_values(per_receiver))
             .build()
@@ -659,18 +686,28 @@ impl BaseSinkImpl for VideoIpSink {
             0,
         )));
         let session_id = lock(&table).session();
-        let reports = ReportThread::spawn(sender.clone(), table.clone()).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenWrite,
-                [
-                    "could not start the thread that reads receiver reports: {}",
-                    e
-                ]
-            )
-        })?;
+        let history = Arc::new(Mutex::new(History::new(RETRANSMISSION_LIMIT_PERCENT)));
+        let resender = Resender {
+            history: history.clone(),
+            dest,
+            session: session_id,
+            nacks_received: self.counters.nacks_received.clone(),
+            retransmitted: self.counters.retransmitted.clone(),
+        };
+        let reports =
+            ReportThread::spawn(sender.clone(), table.clone(), resender).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenWrite,
+                    [
+                        "could not start the thread that reads receiver reports: {}",
+                        e
+                    ]
+                )
+            })?;
         *lock(&self.session) = Some(table);
         *lock(&self.reports) = Some(reports);
         let state = State {
+            history,
             sender,
             dest,
             mtu: settings.mtu,
@@ -695,6 +732,8 @@ impl BaseSinkImpl for VideoIpSink {
             &c.bytes_sent,
             &c.frames_sent,
             &c.send_errors,
+            &*c.nacks_received,
+            &*c.retransmitted,
         ] {
             a.store(0, Ordering::Relaxed);
         }

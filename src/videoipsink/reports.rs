@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The thread of `videoipsink` that reads what receivers send back on its socket: receiver
 //! reports, which fill the [`SenderSession`] table behind the `receivers` and
-//! `receiver-stats` fields of `stats`. It never touches the streaming thread's state.
+//! `receiver-stats` fields of `stats`, and NACKs, which it answers by resending from the
+//! [`History`] of sent frames. It shares only those two (each behind its own lock) with the
+//! streaming thread.
 
 use crate::element::lock;
-use crate::net::{self, RecvBatch, UdpSocket, Waker};
-use crate::protocol::{self, Body};
-use crate::sender::SenderSession;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::net::{self, RecvBatch, SendBatch, UdpSocket, Waker};
+use crate::protocol::{self, Body, MEDIA_HEADER_LEN};
+use crate::sender::{History, SenderSession};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -15,6 +18,23 @@ use std::time::Instant;
 /// Reports are small: slots of 2 KiB, a few per receive.
 const SLOT: usize = 2048;
 const BATCH: usize = 16;
+
+/// Most datagrams one NACK gets resent.
+const MAX_RESEND_PER_NACK: u32 = 4096;
+
+/// A frame's bytes, kept for resending.
+pub(super) type Kept = gst::MappedBuffer<gst::buffer::Readable>;
+
+/// What the thread needs to answer NACKs, and counts.
+pub(super) struct Resender {
+    pub history: Arc<Mutex<History<Kept>>>,
+    /// The stream's destination: resends to a multicast group go there (one resend serves
+    /// every receiver that missed it), unicast ones to whoever asked.
+    pub dest: SocketAddr,
+    pub session: u64,
+    pub nacks_received: Arc<AtomicU64>,
+    pub retransmitted: Arc<AtomicU64>,
+}
 
 /// The running thread; dropping it stops and joins it.
 pub(super) struct ReportThread {
@@ -28,13 +48,14 @@ impl ReportThread {
     pub fn spawn(
         socket: Arc<UdpSocket>,
         table: Arc<Mutex<SenderSession>>,
+        resender: Resender,
     ) -> std::io::Result<ReportThread> {
         let waker = Arc::new(Waker::new()?);
         let stop = Arc::new(AtomicBool::new(false));
         let (w, s) = (waker.clone(), stop.clone());
         let handle = std::thread::Builder::new()
             .name("videoipsink-rx".into())
-            .spawn(move || run(&socket, &table, &w, &s))?;
+            .spawn(move || run(&socket, &table, &resender, &w, &s))?;
         Ok(ReportThread {
             stop,
             waker,
@@ -53,24 +74,52 @@ impl Drop for ReportThread {
     }
 }
 
-fn run(socket: &UdpSocket, table: &Mutex<SenderSession>, waker: &Waker, stop: &AtomicBool) {
+fn run(
+    socket: &UdpSocket,
+    table: &Mutex<SenderSession>,
+    resender: &Resender,
+    waker: &Waker,
+    stop: &AtomicBool,
+) {
     let mut batch = RecvBatch::new(BATCH, SLOT);
+    let mut out = SendBatch::new();
+    let mut resends: Vec<([u8; MEDIA_HEADER_LEN], u32)> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         // A socket error (an ICMP error queued on it, say) is no reason to stop listening.
         let n = batch.recv(socket).unwrap_or(0);
         if n > 0 {
             let now = Instant::now();
-            let mut t = lock(table);
             for i in 0..n {
                 let (Some(d), Some(meta)) = (batch.get(i), batch.meta(i)) else {
                     continue;
                 };
-                // Anything else, or anything malformed, is ignored: a sender's socket takes
-                // no orders from the network yet.
-                if let Ok(p) = protocol::decode(d) {
-                    if let Body::ReceiverReport(r) = p.body {
-                        t.on_receiver_report(meta.source, p.header.session, &r, now);
+                // Anything else, or anything malformed, is ignored.
+                let Ok(p) = protocol::decode(d) else {
+                    continue;
+                };
+                match p.body {
+                    Body::ReceiverReport(r) => {
+                        lock(table).on_receiver_report(meta.source, p.header.session, &r, now);
                     }
+                    Body::Nack(nack) if nack.session == resender.session => {
+                        resender.nacks_received.fetch_add(1, Ordering::Relaxed);
+                        let to = if resender.dest.ip().is_multicast() {
+                            resender.dest
+                        } else {
+                            meta.source
+                        };
+                        resend(
+                            socket,
+                            resender,
+                            protocol::nack_entries(p.payload),
+                            to,
+                            now,
+                            &mut out,
+                            &mut resends,
+                            waker,
+                        );
+                    }
+                    _ => {}
                 }
             }
             continue;
@@ -81,5 +130,57 @@ fn run(socket: &UdpSocket, table: &Mutex<SenderSession>, waker: &Waker, stop: &A
             Ok(net::Wait::Woken) => waker.reset(),
             Err(_) => return,
         }
+    }
+}
+
+/// Resends the datagrams a NACK asks for that are still kept, within the budget.
+#[allow(clippy::too_many_arguments)]
+fn resend(
+    socket: &UdpSocket,
+    resender: &Resender,
+    ranges: impl Iterator<Item = (u32, u32)>,
+    to: SocketAddr,
+    now: Instant,
+    out: &mut SendBatch,
+    resends: &mut Vec<([u8; MEDIA_HEADER_LEN], u32)>,
+    waker: &Waker,
+) {
+    let mut history = lock(&resender.history);
+    resends.clear();
+    let mut left = MAX_RESEND_PER_NACK;
+    for (first, count) in ranges {
+        for k in 0..count.min(left) {
+            let seq = first.wrapping_add(k);
+            if let Some((header, _)) = history.resend(seq, now) {
+                resends.push((header, seq));
+            }
+        }
+        left = left.saturating_sub(count);
+        if left == 0 {
+            break;
+        }
+    }
+    if resends.is_empty() {
+        return;
+    }
+    // The payloads are borrowed from the kept frames again, under the same lock.
+    let payloads: Vec<&[u8]> = resends
+        .iter()
+        .map(|(_, seq)| history.payload(*seq).unwrap_or(&[]))
+        .collect();
+    let report = out.send(
+        socket,
+        to,
+        resends.len(),
+        |i| match (resends.get(i), payloads.get(i)) {
+            (Some((h, _)), Some(p)) => [&h[..], p],
+            _ => [&[][..], &[][..]],
+        },
+        waker,
+    );
+    if let Ok(r) = report {
+        resender
+            .retransmitted
+            .fetch_add(r.sent as u64, Ordering::Relaxed);
     }
 }

@@ -262,6 +262,8 @@ impl VideoIpSrc {
             .field("datagrams-unknown", s.datagrams_unknown)
             .field("extensions-ignored", s.extensions_ignored)
             .field("stream-info-received", s.info_received)
+            .field("datagrams-requested", s.datagrams_requested)
+            .field("datagrams-retransmitted", s.datagrams_retransmitted)
             .field("largest-burst", rx.largest_burst)
             .field("receives", rx.receives)
             .build()

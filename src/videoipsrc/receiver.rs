@@ -345,6 +345,7 @@ impl Rx {
                     self.stats.largest_burst = self.stats.largest_burst.max(n as u64);
                     self.stats.receives += 1;
                     self.take_batch(n, now);
+                    self.nack_if_due(Instant::now());
                     if now < last_expiry + self.window {
                         continue;
                     }
@@ -364,6 +365,7 @@ impl Rx {
             self.publish_stats();
             self.check_health(now);
             self.report_if_due(now);
+            self.nack_if_due(now);
             match self.waker.wait(
                 Some(self.receiver.fd()),
                 libc::POLLIN,
@@ -440,6 +442,31 @@ impl Rx {
             q.drop_stale(Instant::now(), self.max_age);
         }
         self.shared.ready.notify_one();
+    }
+
+    /// Asks the sender for missing datagrams when a request is due.
+    fn nack_if_due(&mut self, now: Instant) {
+        let Some(reassembly::NackRequest { to, nack, ranges }) = self.session.poll_nack(now) else {
+            return;
+        };
+        let r = &mut self.reporter;
+        let header = CommonHeader {
+            flags: 0,
+            track: nack.track,
+            session: r.id,
+            seq: r.seq,
+        };
+        r.seq = r.seq.wrapping_add(1);
+        r.buf.clear();
+        if protocol::encode(&header, &[], &Body::Nack(nack), &mut r.buf).is_ok() {
+            for (first, count) in ranges {
+                protocol::push_nack_entry(&mut r.buf, first, count);
+            }
+            let buf = &r.buf;
+            let _ = r
+                .batch
+                .send(&self.receiver, to, 1, |_| [&buf[..]], &self.waker);
+        }
     }
 
     /// Sends the sender a receiver report when one is due (and a sender is locked on to).

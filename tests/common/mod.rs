@@ -246,6 +246,9 @@ pub enum Mangle {
     SwapAndDuplicate(u64),
     /// Hold back the datagrams the predicate picks for the given time; pass the rest.
     Delay(fn(&[u8]) -> bool, Duration),
+    /// Lose datagrams at random, this many per million, in both directions: what the
+    /// receiver sends back (reports, NACKs) is relayed to the sender, and lost alike.
+    LoseBoth(u32),
 }
 
 /// A UDP relay on loopback between a sender and a receiver that loses, reorders or
@@ -261,7 +264,7 @@ impl Relay {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("relay binds");
         force_recv_buffer(&sock, 32 << 20);
         let tick = match mangle {
-            Mangle::Delay(..) => Duration::from_millis(1),
+            Mangle::Delay(..) | Mangle::LoseBoth(_) => Duration::from_millis(1),
             _ => Duration::from_millis(20),
         };
         sock.set_read_timeout(Some(tick)).expect("timeout");
@@ -270,7 +273,18 @@ impl Relay {
         let stop2 = stop.clone();
         let thread = std::thread::spawn(move || {
             let out = UdpSocket::bind("127.0.0.1:0").expect("relay out binds");
+            out.set_nonblocking(true).expect("nonblocking");
             let mut buf = vec![0u8; 65536];
+            let mut back = vec![0u8; 65536];
+            // Where the sender sends from, to relay what comes back to it.
+            let mut sender: Option<SocketAddr> = None;
+            let mut rng = 0x2545_F491_4F6C_DD1Du64;
+            let mut lose = move |per_million: u32| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                (rng % 1_000_000) < u64::from(per_million)
+            };
             let mut held: Option<Vec<u8>> = None;
             let mut delayed: Vec<(Instant, Vec<u8>)> = Vec::new();
             let mut i = 0u64;
@@ -283,8 +297,18 @@ impl Relay {
                     }
                     *at > now
                 });
-                let n = match sock.recv(&mut buf) {
-                    Ok(n) => n,
+                if let (Mangle::LoseBoth(p), Some(to_sender)) = (mangle, sender) {
+                    while let Ok(n) = out.recv(&mut back) {
+                        if !lose(p) {
+                            let _ = sock.send_to(&back[..n], to_sender);
+                        }
+                    }
+                }
+                let n = match sock.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        sender = Some(from);
+                        n
+                    }
                     Err(_) => {
                         if let Some(h) = held.take() {
                             let _ = out.send_to(&h, to);
@@ -303,6 +327,11 @@ impl Relay {
                     // straight through; every later pair is swapped.
                     Mangle::SwapAndDuplicate(_) if i == 0 => {
                         let _ = out.send_to(d, to);
+                    }
+                    Mangle::LoseBoth(p) => {
+                        if !lose(p) {
+                            let _ = out.send_to(d, to);
+                        }
                     }
                     Mangle::Delay(pick, by) => {
                         if pick(d) {

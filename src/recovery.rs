@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Loss recovery at the receiver: which datagrams to ask the sender for, and when. An
+//! I/O-free state machine driven by `now`.
+//!
+//! Every gap in the sequence numbers of the session locked on to becomes a set of missing
+//! numbers. A number is asked for (in a NACK, as ranges) once it has been missing for the
+//! reorder allowance, and again every retry interval while it is still missing, until the
+//! give-up time (the reassembly window: after that its frame is gone anyway). At most
+//! [`MAX_MISSING`] numbers are tracked, so a burst of forged or stray numbers cannot grow it.
+
+use crate::protocol::seq_diff;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Most missing numbers tracked at once (the oldest are forgotten first).
+pub const MAX_MISSING: usize = 8192;
+/// A forward jump larger than this is a resynchronisation, not loss: nothing is asked for.
+pub const MAX_GAP: u32 = 4096;
+/// Most ranges in one NACK (each 8 bytes: one NACK stays well inside one datagram).
+pub const MAX_RANGES: usize = 128;
+
+/// Timing of the requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// How long a number may be missing before it is asked for (datagrams reordered on the
+    /// way arrive within it).
+    pub reorder: Duration,
+    /// How long to wait for a resend before asking again.
+    pub retry: Duration,
+    /// When to stop asking, from when the number went missing.
+    pub give_up: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            reorder: Duration::from_millis(2),
+            retry: Duration::from_millis(15),
+            give_up: Duration::from_millis(50),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    seq: u32,
+    since: Instant,
+    asked: Option<Instant>,
+}
+
+/// The missing numbers of one stream and their request schedule.
+#[derive(Debug, Clone)]
+pub struct NackTracker {
+    cfg: Config,
+    /// In sequence order (oldest first).
+    missing: VecDeque<Missing>,
+    highest: Option<u32>,
+    /// Numbers asked for, in all.
+    pub asked: u64,
+}
+
+impl NackTracker {
+    /// An empty tracker.
+    pub fn new(cfg: Config) -> Self {
+        NackTracker {
+            cfg,
+            missing: VecDeque::new(),
+            highest: None,
+            asked: 0,
+        }
+    }
+
+    /// Forgets everything (a new stream).
+    pub fn reset(&mut self) {
+        self.missing.clear();
+        self.highest = None;
+    }
+
+    /// Sets how long to wait before asking again (e.g. from a measured round trip).
+    pub fn set_retry(&mut self, retry: Duration) {
+        self.cfg.retry = retry;
+    }
+
+    /// Missing numbers tracked.
+    pub fn len(&self) -> usize {
+        self.missing.len()
+    }
+
+    /// True when nothing is missing.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty()
+    }
+
+    /// Takes a received sequence number.
+    pub fn received(&mut self, seq: u32, now: Instant) {
+        let Some(highest) = self.highest else {
+            self.highest = Some(seq);
+            return;
+        };
+        let d = seq_diff(seq, highest);
+        if d > 0 {
+            let gap = (d - 1) as u32;
+            if gap > 0 && gap <= MAX_GAP {
+                for k in 1..=gap {
+                    self.missing.push_back(Missing {
+                        seq: highest.wrapping_add(k),
+                        since: now,
+                        asked: None,
+                    });
+                }
+                while self.missing.len() > MAX_MISSING {
+                    self.missing.pop_front();
+                }
+            } else if gap > MAX_GAP {
+                self.missing.clear();
+            }
+            self.highest = Some(seq);
+        } else if let Some(i) = self.missing.iter().position(|m| m.seq == seq) {
+            // A late original or a resend: no longer missing.
+            self.missing.remove(i);
+        }
+    }
+
+    /// The ranges (first, count) to ask for now; None when nothing is due.
+    pub fn poll(&mut self, now: Instant) -> Option<Vec<(u32, u32)>> {
+        let give_up = self.cfg.give_up;
+        self.missing
+            .retain(|m| now.saturating_duration_since(m.since) < give_up);
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for m in self.missing.iter_mut() {
+            let due = match m.asked {
+                None => now.saturating_duration_since(m.since) >= self.cfg.reorder,
+                Some(t) => now.saturating_duration_since(t) >= self.cfg.retry,
+            };
+            if !due {
+                continue;
+            }
+            let extends = ranges
+                .last()
+                .is_some_and(|(first, count)| first.wrapping_add(*count) == m.seq);
+            if extends {
+                if let Some((_, count)) = ranges.last_mut() {
+                    *count += 1;
+                }
+            } else if ranges.len() >= MAX_RANGES {
+                break;
+            } else {
+                ranges.push((m.seq, 1));
+            }
+            m.asked = Some(now);
+            self.asked += 1;
+        }
+        (!ranges.is_empty()).then_some(ranges)
+    }
+
+    /// When [`poll`](Self::poll) may next have something to ask for.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.missing
+            .iter()
+            .map(|m| match m.asked {
+                None => m.since + self.cfg.reorder,
+                Some(t) => t + self.cfg.retry,
+            })
+            .min()
+    }
+}
+
+#[cfg(test)]
+#[path = "recovery_tests.rs"]
+mod tests;

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Unit tests of `recovery.rs`, on a virtual clock.
+
+use super::*;
+
+const MS: Duration = Duration::from_millis(1);
+
+#[test]
+fn a_gap_is_asked_for_after_the_reorder_allowance_as_one_range() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    n.received(10, t0);
+    n.received(14, t0);
+    assert_eq!(n.poll(t0 + MS), None, "reordered datagrams get 2 ms");
+    assert_eq!(n.poll(t0 + 2 * MS), Some(vec![(11, 3)]));
+    // Not again before the retry interval.
+    assert_eq!(n.poll(t0 + 10 * MS), None);
+    assert_eq!(n.next_deadline(), Some(t0 + 17 * MS));
+    // One arrives: only the rest is asked again.
+    n.received(12, t0 + 12 * MS);
+    assert_eq!(n.poll(t0 + 17 * MS), Some(vec![(11, 1), (13, 1)]));
+}
+
+#[test]
+fn a_reordered_datagram_is_never_asked_for() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    n.received(1, t0);
+    n.received(3, t0);
+    n.received(2, t0 + MS / 2);
+    assert_eq!(n.poll(t0 + 5 * MS), None);
+    assert!(n.is_empty());
+}
+
+#[test]
+fn asking_stops_at_the_give_up_time_and_wraps_around() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    n.received(u32::MAX - 1, t0);
+    n.received(1, t0);
+    assert_eq!(n.poll(t0 + 2 * MS), Some(vec![(u32::MAX, 2)]));
+    assert!(n.poll(t0 + 49 * MS).is_some());
+    assert_eq!(n.poll(t0 + 50 * MS), None);
+    assert!(n.is_empty());
+}
+
+#[test]
+fn a_huge_jump_is_a_resync_and_the_tracker_stays_bounded() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    n.received(0, t0);
+    n.received(1_000_000, t0);
+    assert!(n.is_empty(), "a jump is not a loss");
+    let mut seq = 1_000_000u32;
+    for _ in 0..10 {
+        seq += MAX_GAP;
+        n.received(seq, t0);
+    }
+    assert!(n.len() <= MAX_MISSING);
+    let ranges = n.poll(t0 + 2 * MS).unwrap();
+    assert!(ranges.len() <= MAX_RANGES);
+}
