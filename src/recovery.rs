@@ -46,6 +46,8 @@ struct Missing {
     seq: u32,
     since: Instant,
     asked: Option<Instant>,
+    /// When it was first asked for.
+    first_asked: Option<Instant>,
 }
 
 /// The missing numbers of one stream and their request schedule.
@@ -55,6 +57,8 @@ pub struct NackTracker {
     /// In sequence order (oldest first).
     missing: VecDeque<Missing>,
     highest: Option<u32>,
+    /// Smoothed round trip, from requests to the resends they brought.
+    srtt: Option<Duration>,
     /// Numbers asked for, in all.
     pub asked: u64,
 }
@@ -66,8 +70,22 @@ impl NackTracker {
             cfg,
             missing: VecDeque::new(),
             highest: None,
+            srtt: None,
             asked: 0,
         }
+    }
+
+    /// The round trip measured so far (request to resend), smoothed.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// How long to wait for a resend before asking again: the configured retry, or one and
+    /// a half measured round trips if that is longer (asking again before an answer can
+    /// come only makes the sender resend twice).
+    fn retry(&self) -> Duration {
+        self.srtt
+            .map_or(self.cfg.retry, |r| self.cfg.retry.max(r * 3 / 2))
     }
 
     /// Forgets everything (a new stream).
@@ -106,6 +124,7 @@ impl NackTracker {
                         seq: highest.wrapping_add(k),
                         since: now,
                         asked: None,
+                        first_asked: None,
                     });
                 }
                 while self.missing.len() > MAX_MISSING {
@@ -116,8 +135,19 @@ impl NackTracker {
             }
             self.highest = Some(seq);
         } else if let Some(i) = self.missing.iter().position(|m| m.seq == seq) {
-            // A late original or a resend: no longer missing.
-            self.missing.remove(i);
+            // A late original or a resend: no longer missing. The time since it was first
+            // asked for is the round trip when the first request was answered (the first
+            // answer to come, on a path that keeps order), longer when that one was lost:
+            // the estimate follows shorter samples at once and longer ones slowly.
+            if let Some(m) = self.missing.remove(i) {
+                if let Some(first) = m.first_asked {
+                    let sample = now.saturating_duration_since(first);
+                    self.srtt = Some(match self.srtt {
+                        Some(r) if sample >= r => (r * 15 + sample) / 16,
+                        _ => sample,
+                    });
+                }
+            }
         }
     }
 
@@ -127,10 +157,11 @@ impl NackTracker {
         self.missing
             .retain(|m| now.saturating_duration_since(m.since) < give_up);
         let mut ranges: Vec<(u32, u32)> = Vec::new();
+        let (reorder, retry) = (self.cfg.reorder, self.retry());
         for m in self.missing.iter_mut() {
             let due = match m.asked {
-                None => now.saturating_duration_since(m.since) >= self.cfg.reorder,
-                Some(t) => now.saturating_duration_since(t) >= self.cfg.retry,
+                None => now.saturating_duration_since(m.since) >= reorder,
+                Some(t) => now.saturating_duration_since(t) >= retry,
             };
             if !due {
                 continue;
@@ -147,6 +178,7 @@ impl NackTracker {
             } else {
                 ranges.push((m.seq, 1));
             }
+            m.first_asked = m.first_asked.or(Some(now));
             m.asked = Some(now);
             self.asked += 1;
         }
@@ -155,11 +187,12 @@ impl NackTracker {
 
     /// When [`poll`](Self::poll) may next have something to ask for.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let retry = self.retry();
         self.missing
             .iter()
             .map(|m| match m.asked {
                 None => m.since + self.cfg.reorder,
-                Some(t) => t + self.cfg.retry,
+                Some(t) => t + retry,
             })
             .min()
     }

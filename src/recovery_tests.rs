@@ -60,3 +60,20 @@ fn a_huge_jump_is_a_resync_and_the_tracker_stays_bounded() {
     let ranges = n.poll(t0 + 2 * MS).unwrap();
     assert!(ranges.len() <= MAX_RANGES);
 }
+
+#[test]
+fn requests_wait_for_the_measured_round_trip_before_asking_again() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    n.received(0, t0);
+    n.received(2, t0);
+    assert_eq!(n.poll(t0 + 2 * MS), Some(vec![(1, 1)]));
+    // The resend takes 40 ms to come back: the round trip is learnt.
+    n.received(1, t0 + 42 * MS);
+    assert_eq!(n.rtt(), Some(40 * MS));
+    n.received(4, t0 + 50 * MS);
+    assert_eq!(n.poll(t0 + 52 * MS), Some(vec![(3, 1)]));
+    // Not asked again after 15 ms, but after 1.5 round trips (60 ms).
+    assert_eq!(n.poll(t0 + 70 * MS), None);
+    assert_eq!(n.next_deadline(), Some(t0 + 112 * MS));
+}

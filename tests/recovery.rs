@@ -7,22 +7,30 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-/// Sends 50 frames of 640x480 UYVY at 25 fps through a relay that loses `per_million`
-/// datagrams both ways; returns the frames that arrived exact, and the stats of both ends.
-fn through_loss(per_million: u32, rx_props: &str) -> (usize, gst::Structure, gst::Structure) {
+/// Sends 50 frames of `w`x`h` UYVY at 25 fps through a relay that loses `per_million`
+/// datagrams both ways and delays the rest by `one_way`; returns the frames that arrived
+/// exact, and the stats of both ends.
+fn through_loss(
+    (w, h): (i32, i32),
+    per_million: u32,
+    one_way: Duration,
+    rx_props: &str,
+) -> (usize, gst::Structure, gst::Structure) {
     let rx = Rx::new(rx_props);
     let relay = Relay::new(
         format!("127.0.0.1:{}", rx.port).parse().expect("addr"),
-        Mangle::LoseBoth(per_million),
+        Mangle::LoseBoth(per_million, one_way),
     );
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", "UYVY")
-        .field("width", 640i32)
-        .field("height", 480i32)
+        .field("width", w)
+        .field("height", h)
         .field("framerate", gst::Fraction::new(25, 1))
         .build();
     let mut tx = Tx::new("127.0.0.1", relay.port, &caps, "");
-    let frames: Vec<Vec<u8>> = (0..50).map(|i| pattern(640 * 480 * 2, i + 1)).collect();
+    let frames: Vec<Vec<u8>> = (0..50)
+        .map(|i| pattern((w * h * 2) as usize, i + 1))
+        .collect();
     let start = Instant::now();
     for (i, f) in frames.iter().enumerate() {
         std::thread::sleep(
@@ -46,7 +54,7 @@ fn through_loss(per_million: u32, rx_props: &str) -> (usize, gst::Structure, gst
 fn test_one_percent_random_loss_both_ways_every_frame_arrives_exact() {
     // About 4 of each frame's 437 datagrams are lost on the way: without recovery no frame
     // would arrive whole.
-    let (exact, stats, tx_stats) = through_loss(10_000, "");
+    let (exact, stats, tx_stats) = through_loss((640, 480), 10_000, Duration::ZERO, "");
     assert_eq!(exact, 50, "{stats}\n{tx_stats}");
     let requested = stats.get::<u64>("datagrams-requested").expect("requested");
     let resent = tx_stats
@@ -63,12 +71,57 @@ fn test_one_percent_random_loss_both_ways_every_frame_arrives_exact() {
 
 #[test]
 #[ignore = "a measurement: cargo test --test recovery -- --ignored --nocapture"]
-fn measure_frames_recovered_at_five_percent_loss() {
-    for latency in [50, 100] {
-        let (exact, stats, _) = through_loss(50_000, &format!("latency={latency}"));
+fn measure_frames_recovered_through_harder_paths() {
+    let ms = Duration::from_millis;
+    for (loss, one_way, latency) in [
+        (50_000, ms(0), 50),
+        (50_000, ms(5), 50),
+        (50_000, ms(5), 100),
+        (10_000, ms(20), 50),
+        (10_000, ms(20), 150),
+    ] {
+        let (exact, stats, tx_stats) =
+            through_loss((1280, 720), loss, one_way, &format!("latency={latency}"));
         eprintln!(
-            "5 % loss both ways, latency {latency} ms: {exact}/50 frames exact; requested {}",
-            stats.get::<u64>("datagrams-requested").unwrap_or(0)
+            "720p25, {} % loss both ways, {} ms one way, latency {latency} ms: {exact}/50 exact; requested {}, resent {}, resends received {}",
+            loss / 10_000,
+            one_way.as_millis(),
+            stats.get::<u64>("datagrams-requested").unwrap_or(0),
+            tx_stats.get::<u64>("datagrams-retransmitted").unwrap_or(0),
+            stats.get::<u64>("datagrams-retransmitted").unwrap_or(0)
         );
     }
+}
+
+#[test]
+fn test_720p25_one_percent_loss_5ms_each_way_every_frame_arrives_exact() {
+    // Issue 7's path: a relay that loses 1 % both ways (NACKs too), 5 ms one way; 1,299
+    // datagrams a frame, about 13 of them lost.
+    let (exact, stats, tx_stats) = through_loss((1280, 720), 10_000, Duration::from_millis(5), "");
+    assert_eq!(exact, 50, "{stats}\n{tx_stats}");
+}
+
+#[test]
+fn test_20ms_each_way_at_the_readme_latency_recovers_without_resending_much_more_than_lost() {
+    // 1 % loss both ways, 40 ms round trip, with the latency the README names for it.
+    let (exact, stats, tx_stats) = through_loss(
+        (1280, 720),
+        10_000,
+        Duration::from_millis(20),
+        "latency=150",
+    );
+    assert_eq!(exact, 50, "{stats}\n{tx_stats}");
+    // The receiver learns the round trip and does not ask again before an answer can come:
+    // the sender resends at most 1.5 x the datagrams that were missing.
+    let resent = tx_stats
+        .get::<u64>("datagrams-retransmitted")
+        .expect("resent");
+    let recovered = stats
+        .get::<u64>("datagrams-retransmitted")
+        .expect("recovered");
+    assert!(recovered > 300, "{stats}");
+    assert!(
+        resent * 2 <= recovered * 3,
+        "resent {resent} for {recovered} missing datagrams"
+    );
 }

@@ -246,9 +246,10 @@ pub enum Mangle {
     SwapAndDuplicate(u64),
     /// Hold back the datagrams the predicate picks for the given time; pass the rest.
     Delay(fn(&[u8]) -> bool, Duration),
-    /// Lose datagrams at random, this many per million, in both directions: what the
-    /// receiver sends back (reports, NACKs) is relayed to the sender, and lost alike.
-    LoseBoth(u32),
+    /// Lose datagrams at random, this many per million, in both directions, and delay the
+    /// rest by the given one-way time: what the receiver sends back (reports, NACKs) is
+    /// relayed to the sender, lost and delayed alike.
+    LoseBoth(u32, Duration),
 }
 
 /// A UDP relay on loopback between a sender and a receiver that loses, reorders or
@@ -264,7 +265,7 @@ impl Relay {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("relay binds");
         force_recv_buffer(&sock, 32 << 20);
         let tick = match mangle {
-            Mangle::Delay(..) | Mangle::LoseBoth(_) => Duration::from_millis(1),
+            Mangle::Delay(..) | Mangle::LoseBoth(..) => Duration::from_millis(1),
             _ => Duration::from_millis(20),
         };
         sock.set_read_timeout(Some(tick)).expect("timeout");
@@ -286,21 +287,28 @@ impl Relay {
                 (rng % 1_000_000) < u64::from(per_million)
             };
             let mut held: Option<Vec<u8>> = None;
-            let mut delayed: Vec<(Instant, Vec<u8>)> = Vec::new();
+            // Held back until their time, in order (every datagram of one mode is held alike).
+            let mut delayed: std::collections::VecDeque<(Instant, Vec<u8>)> = Default::default();
+            let mut delayed_back: std::collections::VecDeque<(Instant, Vec<u8>)> =
+                Default::default();
             let mut i = 0u64;
             let end = Instant::now() + Duration::from_secs(60);
             while !stop2.load(Ordering::Relaxed) && Instant::now() < end {
                 let now = Instant::now();
-                delayed.retain(|(at, d)| {
-                    if *at <= now {
-                        let _ = out.send_to(d, to);
+                while delayed.front().is_some_and(|(at, _)| *at <= now) {
+                    if let Some((_, d)) = delayed.pop_front() {
+                        let _ = out.send_to(&d, to);
                     }
-                    *at > now
-                });
-                if let (Mangle::LoseBoth(p), Some(to_sender)) = (mangle, sender) {
+                }
+                if let (Mangle::LoseBoth(p, by), Some(to_sender)) = (mangle, sender) {
                     while let Ok(n) = out.recv(&mut back) {
                         if !lose(p) {
-                            let _ = sock.send_to(&back[..n], to_sender);
+                            delayed_back.push_back((now + by, back[..n].to_vec()));
+                        }
+                    }
+                    while delayed_back.front().is_some_and(|(at, _)| *at <= now) {
+                        if let Some((_, d)) = delayed_back.pop_front() {
+                            let _ = sock.send_to(&d, to_sender);
                         }
                     }
                 }
@@ -328,14 +336,14 @@ impl Relay {
                     Mangle::SwapAndDuplicate(_) if i == 0 => {
                         let _ = out.send_to(d, to);
                     }
-                    Mangle::LoseBoth(p) => {
+                    Mangle::LoseBoth(p, by) => {
                         if !lose(p) {
-                            let _ = out.send_to(d, to);
+                            delayed.push_back((Instant::now() + by, d.to_vec()));
                         }
                     }
                     Mangle::Delay(pick, by) => {
                         if pick(d) {
-                            delayed.push((Instant::now() + by, d.to_vec()));
+                            delayed.push_back((Instant::now() + by, d.to_vec()));
                         } else {
                             let _ = out.send_to(d, to);
                         }
