@@ -932,6 +932,7 @@ impl<B: AsMut<[u8]>> Session<B> {
             if self.seq.track(seq) == SeqEvent::Duplicate {
                 return;
             }
+            self.nacks.received(seq, now);
             // A piece of the info in use, repeated: only remember how recent it is.
             if let Some(info) = &mut self.info {
                 let start = si.offset as usize;

@@ -771,3 +771,45 @@ fn reports_are_due_every_250ms_once_locked_and_echo_the_sender_report() {
     assert_eq!(r.echoed_report_seq, seq);
     assert_eq!(r.delay_us, 50_000);
 }
+
+#[test]
+fn only_datagrams_really_missing_are_asked_for_not_stream_info_repeats() {
+    let t0 = Instant::now();
+    let mut s: Session<Vec<u8>> = Session::new(Config::default());
+    let from: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+    let mut p = crate::packetizer::Packetizer::new(11, 0, 100, 100);
+    let mut push = |d: &[u8], at| {
+        let _ = s.push(d, from, at, |n| Some(vec![0; n]));
+    };
+    let info = |p: &mut crate::packetizer::Packetizer| -> Vec<Vec<u8>> {
+        p.info_datagrams("video/x-raw")
+            .unwrap()
+            .iter()
+            .map(|(h, piece)| [&h[..], piece].concat())
+            .collect()
+    };
+    for d in info(&mut p) {
+        push(&d, t0);
+    }
+    let frame = vec![5u8; 250];
+    let mut plan = p.frame(frame.len(), Default::default()).unwrap();
+    let datagrams: Vec<Vec<u8>> = (0..3)
+        .map(|i| plan.batch(&frame, i, 1).parts(0).concat())
+        .collect();
+    // A repeat of the stream info between two fragments, then the last fragment is lost.
+    push(&datagrams[0], t0);
+    for d in info(&mut p) {
+        push(&d, t0);
+    }
+    push(&datagrams[1], t0);
+    let mut plan = p.frame(10, Default::default()).unwrap();
+    push(&plan.batch(&[1u8; 10], 0, 1).parts(0).concat(), t0);
+    let req = s.poll_nack(t0 + Duration::from_millis(3)).expect("a NACK");
+    assert_eq!(
+        req.ranges.len(),
+        1,
+        "only the lost fragment: {:?}",
+        req.ranges
+    );
+    assert_eq!(req.ranges[0].1, 1);
+}
