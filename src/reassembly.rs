@@ -738,7 +738,7 @@ impl<B: AsMut<[u8]>> Session<B> {
     /// The report to send the sender now, and where: None until a session is locked on to.
     /// It echoes the latest sender report's sequence number and how long ago it came, so that
     /// the sender can measure the round trip.
-    pub fn receiver_report(&self, now: Instant) -> Option<(SocketAddr, u16, ReceiverReport)> {
+    fn receiver_report(&self, now: Instant) -> Option<(SocketAddr, u16, ReceiverReport)> {
         let source = self.locked?;
         let s = self.stats();
         let (echo_seq, delay_us) = match self.sender_report {

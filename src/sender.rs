@@ -220,19 +220,16 @@ impl<B: AsRef<[u8]>> History<B> {
 
     /// The payload of datagram `seq`, if its frame is kept.
     pub fn payload(&self, seq: u32) -> Option<&[u8]> {
-        let f = self
-            .frames
-            .iter()
-            .find(|f| seq.wrapping_sub(f.first_seq) < f.count)?;
-        let i = seq.wrapping_sub(f.first_seq) as usize;
+        let f = self.frame_of(seq)?;
         let data = f.data.as_ref();
-        let start = (i * f.frag).min(data.len());
+        let start = (seq.wrapping_sub(f.first_seq) as usize * f.frag).min(data.len());
         data.get(start..(start + f.frag).min(data.len()))
     }
 
-    /// Datagram `seq` to resend now, as (header with the R flag, payload), or None: not kept
-    /// (too old, not media), resent too recently, or over the budget.
-    pub fn resend(&mut self, seq: u32, now: Instant) -> Option<([u8; MEDIA_HEADER_LEN], &[u8])> {
+    /// The header, with the R flag, of datagram `seq` to resend now (its payload is
+    /// [`payload`](Self::payload)), or None: not kept (too old, not media), resent too
+    /// recently, or over the budget.
+    pub fn resend(&mut self, seq: u32, now: Instant) -> Option<[u8; MEDIA_HEADER_LEN]> {
         if self
             .resent
             .get(&seq)
@@ -240,23 +237,24 @@ impl<B: AsRef<[u8]>> History<B> {
         {
             return None;
         }
-        let f = self.frames.iter().find(|f| {
-            let i = seq.wrapping_sub(f.first_seq);
-            i < f.count
-        })?;
-        let i = seq.wrapping_sub(f.first_seq) as usize;
-        let data = f.data.as_ref();
-        let start = (i * f.frag).min(data.len());
-        let end = (start + f.frag).min(data.len());
-        let cost = end - start + MEDIA_HEADER_LEN;
+        let f = self.frame_of(seq)?;
+        let start = (seq.wrapping_sub(f.first_seq) as usize * f.frag).min(f.data.as_ref().len());
+        let mut header = f.header;
+        let cost = self.payload(seq)?.len() + MEDIA_HEADER_LEN;
         if cost > self.budget {
             return None;
         }
         self.budget -= cost;
         self.resent.insert(seq, now);
-        let mut header = f.header;
         patch_seq_offset(&mut header, seq, start as u32);
         header[4] |= header_flags::RETRANSMISSION;
-        Some((header, &data[start..end]))
+        Some(header)
+    }
+
+    /// The kept frame datagram `seq` belongs to.
+    fn frame_of(&self, seq: u32) -> Option<&SentFrame<B>> {
+        self.frames
+            .iter()
+            .find(|f| seq.wrapping_sub(f.first_seq) < f.count)
     }
 }

@@ -151,7 +151,7 @@ fn resend(
     for (first, count) in ranges {
         for k in 0..count.min(left) {
             let seq = first.wrapping_add(k);
-            if let Some((header, _)) = history.resend(seq, now) {
+            if let Some(header) = history.resend(seq, now) {
                 resends.push((header, seq));
             }
         }
@@ -163,7 +163,7 @@ fn resend(
     if resends.is_empty() {
         return;
     }
-    // The payloads are borrowed from the kept frames again, under the same lock.
+    // The payloads are borrowed from the kept frames, under the same lock.
     let payloads: Vec<&[u8]> = resends
         .iter()
         .map(|(_, seq)| history.payload(*seq).unwrap_or(&[]))

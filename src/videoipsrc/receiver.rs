@@ -19,6 +19,7 @@ use crate::protocol::{self, Body, CommonHeader};
 use crate::reassembly::{self, Event, Session, Stats};
 use gst::prelude::*;
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -51,7 +52,7 @@ pub(super) struct Origin {
     /// The sender's session id.
     pub session: Option<u64>,
     /// The address it sends from.
-    pub from: Option<std::net::SocketAddr>,
+    pub from: Option<SocketAddr>,
     /// Its latest sender report.
     pub report: Option<protocol::SenderReport>,
 }
@@ -446,34 +447,22 @@ impl Rx {
 
     /// Asks the sender for missing datagrams when a request is due.
     fn nack_if_due(&mut self, now: Instant) {
-        let Some(reassembly::NackRequest { to, nack, ranges }) = self.session.poll_nack(now) else {
-            return;
-        };
-        let r = &mut self.reporter;
-        let header = CommonHeader {
-            flags: 0,
-            track: nack.track,
-            session: r.id,
-            seq: r.seq,
-        };
-        r.seq = r.seq.wrapping_add(1);
-        r.buf.clear();
-        if protocol::encode(&header, &[], &Body::Nack(nack), &mut r.buf).is_ok() {
-            for (first, count) in ranges {
-                protocol::push_nack_entry(&mut r.buf, first, count);
-            }
-            let buf = &r.buf;
-            let _ = r
-                .batch
-                .send(&self.receiver, to, 1, |_| [&buf[..]], &self.waker);
+        if let Some(reassembly::NackRequest { to, nack, ranges }) = self.session.poll_nack(now) {
+            self.send_control(to, nack.track, &Body::Nack(nack), &ranges);
         }
     }
 
     /// Sends the sender a receiver report when one is due (and a sender is locked on to).
     fn report_if_due(&mut self, now: Instant) {
-        let Some((to, track, report)) = self.session.poll_report(now) else {
-            return;
-        };
+        if let Some((to, track, report)) = self.session.poll_report(now) {
+            self.send_control(to, track, &Body::ReceiverReport(report), &[]);
+        }
+    }
+
+    /// Sends one datagram of this receiver's own (its id, its next sequence number) to the
+    /// sender, with NACK `ranges` as payload. Best effort: what does not go out is replaced by
+    /// the next report or request.
+    fn send_control(&mut self, to: SocketAddr, track: u16, body: &Body, ranges: &[(u32, u32)]) {
         let r = &mut self.reporter;
         let header = CommonHeader {
             flags: 0,
@@ -483,13 +472,16 @@ impl Rx {
         };
         r.seq = r.seq.wrapping_add(1);
         r.buf.clear();
-        if protocol::encode(&header, &[], &Body::ReceiverReport(report), &mut r.buf).is_ok() {
-            // Best effort: a report that does not go out is replaced by the next one.
-            let buf = &r.buf;
-            let _ = r
-                .batch
-                .send(&self.receiver, to, 1, |_| [&buf[..]], &self.waker);
+        if protocol::encode(&header, &[], body, &mut r.buf).is_err() {
+            return;
         }
+        for &(first, count) in ranges {
+            protocol::push_nack_entry(&mut r.buf, first, count);
+        }
+        let buf = &r.buf;
+        let _ = r
+            .batch
+            .send(&self.receiver, to, 1, |_| [&buf[..]], &self.waker);
     }
 
     /// Warns, once per [`HEALTH_INTERVAL`], about frames dropped for a cause the user can act
