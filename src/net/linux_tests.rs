@@ -64,17 +64,27 @@ fn received_datagrams_carry_the_kernel_receive_time() {
     let before = SystemTime::now();
     let sent_at = Instant::now();
     send_numbered(&tx, dest, &mut SendBatch::new(), 10);
-    std::thread::sleep(Duration::from_millis(20));
+    // Read much later than the datagrams arrive (loopback delivers them within the send call,
+    // or soon after in softirq on a busy machine), so a time taken when read is unmistakable.
+    std::thread::sleep(Duration::from_millis(200));
+    let read_from = Instant::now();
     let waker = Waker::new().unwrap();
     let got = recv_all(&rx, &mut RecvBatch::new(16, 65536), 10, &waker);
     assert_eq!(got.len(), 10);
     for (_, meta) in &got {
         let ts = meta.timestamp.expect("a kernel timestamp");
         let age = ts.duration_since(before).expect("received after the send");
-        assert!(age < Duration::from_secs(1), "{age:?}");
+        assert!(age < Duration::from_secs(10), "{age:?}");
         let arrival = meta.arrival().unwrap();
-        // Received before the 20 ms sleep ended, not when read.
-        assert!(arrival + Duration::from_millis(15) < Instant::now());
-        assert!(arrival + Duration::from_millis(5) >= sent_at);
+        // Stamped on arrival, not when read. The margins allow for the wall clock being slewed
+        // while the test runs.
+        assert!(
+            arrival + Duration::from_millis(50) >= sent_at,
+            "before it was sent"
+        );
+        assert!(
+            arrival + Duration::from_millis(100) < read_from,
+            "stamped when read"
+        );
     }
 }
