@@ -89,6 +89,8 @@ pub struct Stats {
     pub datagrams_late: u64,
     /// Frames complete and handed out.
     pub frames_complete: u64,
+    /// Of those, frames that were complete only thanks to recovered datagrams.
+    pub frames_recovered: u64,
     /// Frames dropped incomplete (window passed, evicted, or never seen at all).
     pub frames_dropped: u64,
     /// Complete frames dropped because their stream info (caps) had not arrived.
@@ -99,6 +101,8 @@ pub struct Stats {
     pub datagrams_retransmitted: u64,
     /// Datagrams asked for again (counted once per request).
     pub datagrams_requested: u64,
+    /// NACKs sent (each request goes out as [`NACK_COPIES`] datagrams).
+    pub nacks_sent: u64,
     /// Datagrams of frames larger than max-frame-size (also counted invalid).
     pub datagrams_too_large: u64,
     /// The largest frame length such a datagram claimed.
@@ -115,6 +119,11 @@ pub struct NackRequest {
     /// The datagrams, as (first sequence number, count).
     pub ranges: Vec<(u32, u32)>,
 }
+
+/// Copies sent of each NACK: a lost request costs a whole retry interval, a second copy
+/// (a few hundred bytes) makes that rare; the sender answers a request once per
+/// [`crate::sender::RESEND_INTERVAL`], so the copy adds no resend.
+pub const NACK_COPIES: usize = 2;
 
 /// How often a receiver reports to the sender it is locked on to.
 pub const REPORT_INTERVAL: Duration = Duration::from_millis(250);
@@ -179,6 +188,8 @@ struct Slot<B> {
     /// When its latest datagram arrived: the window runs from here, so that a frame still
     /// arriving (slowly paced, or read by a receiver that fell behind) is not given up.
     latest: Instant,
+    /// Some of its datagrams were recovered (resent, or rebuilt): it would have been lost.
+    repaired: bool,
 }
 
 /// Reassembles one stream's frames from fragments, in frame order, within a window.
@@ -189,6 +200,8 @@ pub struct Reassembler<B> {
     discont: bool,
     frames_complete: u64,
     frames_dropped: u64,
+    /// Frames complete only thanks to recovered datagrams.
+    frames_recovered: u64,
     /// When a fragment was last accepted.
     last_progress: Option<Instant>,
     /// Sum of the lengths of the frames in `pending`.
@@ -214,6 +227,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             discont: false,
             frames_complete: 0,
             frames_dropped: 0,
+            frames_recovered: 0,
             last_progress: None,
             bytes_in_flight: 0,
         }
@@ -390,6 +404,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             missing: nfrags,
             arrival: now,
             latest: now,
+            repaired: false,
         };
         self.bytes_in_flight += len;
         if newer_than_all {
@@ -451,6 +466,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
                 let s = self.pop_front_slot()?;
                 self.note_out(s.info.frame);
                 self.frames_complete += 1;
+                self.frames_recovered += u64::from(s.repaired);
                 let discont = std::mem::take(&mut self.discont);
                 return Some(Frame {
                     buf: s.buf,
@@ -482,6 +498,18 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
     pub fn frame_counts(&self) -> (u64, u64) {
         (self.frames_complete, self.frames_dropped)
     }
+
+    /// Frames handed out complete that needed recovered datagrams.
+    pub fn frames_recovered(&self) -> u64 {
+        self.frames_recovered
+    }
+
+    /// Notes that frame `frame` (in flight) got a datagram that loss recovery brought.
+    pub fn note_repaired(&mut self, frame: u32) {
+        if let Some(s) = self.pending.iter_mut().find(|s| s.info.frame == frame) {
+            s.repaired = true;
+        }
+    }
 }
 
 /// What happened to one sequence number.
@@ -497,7 +525,9 @@ pub enum SeqEvent {
     TooOld,
 }
 
-const SEQ_WINDOW: u32 = 4096;
+/// Sequence numbers remembered (as bits): resends of 1080p60 (175,000 datagrams a second)
+/// still count as recovered when they come 150 ms after their loss.
+const SEQ_WINDOW: u32 = 1 << 15;
 /// A forward jump larger than this is a resynchronisation, not a loss.
 const SEQ_MAX_JUMP: i32 = 1 << 16;
 /// This many datagrams in a row too old to place make the tracker follow the new numbers.
@@ -534,6 +564,18 @@ impl SequenceTracker {
     fn bit(&mut self, seq: u32) -> (&mut u64, u64) {
         let i = seq % SEQ_WINDOW;
         (&mut self.seen[(i / 64) as usize], 1u64 << (i % 64))
+    }
+
+    /// Accounts for one received sequence number that was resent: as [`track`](Self::track),
+    /// except that one too old to place is no sign that the numbering moved.
+    pub fn track_resent(&mut self, seq: u32) -> SeqEvent {
+        if let Some(highest) = self.highest {
+            let d = seq_diff(seq, highest);
+            if d <= 0 && d.unsigned_abs() >= SEQ_WINDOW {
+                return SeqEvent::TooOld;
+            }
+        }
+        self.track(seq)
     }
 
     /// Accounts for one received sequence number.
@@ -730,6 +772,11 @@ impl<B: AsMut<[u8]>> Session<B> {
         }
     }
 
+    /// The round trip to the sender, as measured from requests to the resends they brought.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.nacks.rtt()
+    }
+
     /// The locked session's latest sender report (what it said), if one came.
     pub fn sender_report(&self) -> Option<SenderReport> {
         self.sender_report.map(|(_, _, r)| r)
@@ -775,6 +822,7 @@ impl<B: AsMut<[u8]>> Session<B> {
         s.datagrams_duplicate = self.seq.duplicate;
         s.datagrams_reordered = self.seq.reordered;
         (s.frames_complete, s.frames_dropped) = self.reasm.frame_counts();
+        s.frames_recovered = self.reasm.frames_recovered();
         s
     }
 
@@ -888,15 +936,37 @@ impl<B: AsMut<[u8]>> Session<B> {
             return Ok(false);
         }
         self.last_seen = Some(now);
-        if self.seq.track(p.header.seq) == SeqEvent::Duplicate {
+        let resent = p.header.flags & header_flags::RETRANSMISSION != 0;
+        let event = if resent {
+            self.seq.track_resent(p.header.seq)
+        } else {
+            self.seq.track(p.header.seq)
+        };
+        if event == SeqEvent::Duplicate {
             return Ok(false);
         }
-        self.nacks.received(p.header.seq, now);
-        if p.header.flags & header_flags::RETRANSMISSION != 0 {
+        if resent {
+            self.nacks.resent(p.header.seq, now);
             self.stats.datagrams_retransmitted += 1;
+        } else {
+            self.nacks.received(p.header.seq, now);
+            if let Body::Media(m) = &p.body {
+                // Where this datagram's frame ends, so that a lost end is found.
+                if m.frag_size > 0 {
+                    let count = protocol::fragment_count(m.frame_len, m.frag_size);
+                    let index = m.offset / u32::from(m.frag_size);
+                    if index < count {
+                        let duration = (m.duration != protocol::TIME_NONE)
+                            .then(|| Duration::from_nanos(m.duration));
+                        self.nacks
+                            .expect_through(p.header.seq.wrapping_add(count - 1 - index), duration);
+                    }
+                }
+            }
         }
         match &p.body {
             Body::Media(m) => match self.reasm.push(m, p.payload, now, alloc) {
+                Pushed::Accepted if resent => self.reasm.note_repaired(m.frame),
                 Pushed::Accepted | Pushed::Duplicate => {}
                 Pushed::Late => self.stats.datagrams_late += 1,
                 Pushed::Invalid(why) if why == TOO_LARGE => {
@@ -1063,6 +1133,7 @@ impl<B: AsMut<[u8]>> Session<B> {
         let source = self.locked?;
         let ranges = self.nacks.poll(now)?;
         self.stats.datagrams_requested += ranges.iter().map(|r| u64::from(r.1)).sum::<u64>();
+        self.stats.nacks_sent += 1;
         Some(NackRequest {
             to: source.from,
             nack: Nack {

@@ -186,6 +186,9 @@ fn incomplete_frame_is_dropped_only_when_the_window_passes() {
     s.push_at(&d[0], t0, |_| None).unwrap();
     s.push_at(&d[1], t0, |len| Some(vec![0; len])).unwrap();
     assert!(s.poll(t0 + Duration::from_millis(49)).is_none());
+    // (The rest of the frame never came: it is asked for.)
+    let nack = s.poll_nack(t0 + Duration::from_millis(49)).expect("a NACK");
+    assert_eq!(nack.ranges, vec![(2, 2)]);
     assert_eq!(s.next_deadline(), Some(t0 + Duration::from_millis(50)));
     assert_eq!(s.stats().frames_dropped, 0);
     assert!(s.poll(t0 + Duration::from_millis(50)).is_none());

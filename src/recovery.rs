@@ -7,6 +7,15 @@
 //! reorder allowance, and again every retry interval while it is still missing, until the
 //! give-up time (the reassembly window: after that its frame is gone anyway). At most
 //! [`MAX_MISSING`] numbers are tracked, so a burst of forged or stray numbers cannot grow it.
+//!
+//! A loss at the end of a frame leaves no gap until something later arrives, which may be
+//! a frame interval away, or never (the last frame of a stream). So the tracker is told
+//! which number a frame ends with ([`NackTracker::expect_through`]); when the stream falls
+//! silent short of it for longer than the pauses within frames have been, the rest of the
+//! frame is missing too. Since a sender that pauses (descheduled on a busy machine) cannot
+//! be told from one whose datagrams were lost, that silence must also outlast the frame's
+//! duration (at most half the give-up time): where frames follow each other, the next
+//! frame's first datagram reveals a lost end sooner, as a gap.
 
 use crate::protocol::seq_diff;
 use std::collections::VecDeque;
@@ -48,6 +57,8 @@ struct Missing {
     asked: Option<Instant>,
     /// When it was first asked for.
     first_asked: Option<Instant>,
+    /// How many times it was asked for.
+    times: u8,
 }
 
 /// The missing numbers of one stream and their request schedule.
@@ -59,9 +70,22 @@ pub struct NackTracker {
     highest: Option<u32>,
     /// Smoothed round trip, from requests to the resends they brought.
     srtt: Option<Duration>,
+    /// How much the round trip varies (mean deviation, smoothed).
+    rttvar: Duration,
     /// Numbers asked for, in all.
     pub asked: u64,
+    /// The last number of the frame being received, when beyond `highest`.
+    expected: Option<u32>,
+    /// When the newest number arrived.
+    last_arrival: Option<Instant>,
+    /// The longest recent pause between two datagrams of one frame (decays slowly).
+    pause: Duration,
+    /// The duration of the frame being received, if it said.
+    frame_duration: Duration,
 }
+
+/// Shortest silence after which the rest of a frame counts as missing.
+pub const MIN_TAIL_WAIT: Duration = Duration::from_millis(4);
 
 impl NackTracker {
     /// An empty tracker.
@@ -71,7 +95,12 @@ impl NackTracker {
             missing: VecDeque::new(),
             highest: None,
             srtt: None,
+            rttvar: Duration::ZERO,
             asked: 0,
+            expected: None,
+            last_arrival: None,
+            pause: Duration::ZERO,
+            frame_duration: Duration::ZERO,
         }
     }
 
@@ -80,18 +109,21 @@ impl NackTracker {
         self.srtt
     }
 
-    /// How long to wait for a resend before asking again: the configured retry, or one and
-    /// a half measured round trips if that is longer (asking again before an answer can
-    /// come only makes the sender resend twice).
+    /// How long to wait for a resend before asking again: the configured retry, or the
+    /// measured round trip plus three times its variation if that is longer (asking again
+    /// before an answer can come only makes the sender resend twice, and a busy machine
+    /// makes round trips vary).
     fn retry(&self) -> Duration {
         self.srtt
-            .map_or(self.cfg.retry, |r| self.cfg.retry.max(r * 3 / 2))
+            .map_or(self.cfg.retry, |r| self.cfg.retry.max(r + self.rttvar * 3))
     }
 
     /// Forgets everything (a new stream).
     pub fn reset(&mut self) {
         self.missing.clear();
         self.highest = None;
+        self.expected = None;
+        self.last_arrival = None;
     }
 
     /// Sets how long to wait before asking again (e.g. from a measured round trip).
@@ -109,43 +141,111 @@ impl NackTracker {
         self.missing.is_empty()
     }
 
-    /// Takes a received sequence number.
+    /// Takes a received sequence number, sent for the first time.
     pub fn received(&mut self, seq: u32, now: Instant) {
+        self.arrived(seq, now, false);
+    }
+
+    /// Takes a received sequence number that was resent (flag R): if it was asked for, the
+    /// time since gives the round trip.
+    pub fn resent(&mut self, seq: u32, now: Instant) {
+        self.arrived(seq, now, true);
+    }
+
+    /// Says that the frame being received ends with number `last` and lasts `duration`: if
+    /// the stream stops short of it, the rest is asked for (see the module's documentation).
+    pub fn expect_through(&mut self, last: u32, duration: Option<Duration>) {
+        self.frame_duration = duration.unwrap_or_default();
+        let Some(highest) = self.highest else {
+            return;
+        };
+        let ahead = seq_diff(last, highest);
+        if ahead > 0 && ahead as u32 <= MAX_GAP {
+            self.expected = match self.expected {
+                Some(e) if seq_diff(e, last) >= 0 => Some(e),
+                Some(_) => Some(last),
+                None => {
+                    // A new frame: pauses of frames long past are forgotten.
+                    self.pause = self.pause * 7 / 8;
+                    Some(last)
+                }
+            };
+        }
+    }
+
+    /// How long a silence short of the expected end must last before the rest counts as
+    /// missing: twice the longest recent pause within a frame, and the frame's duration (at
+    /// most half the give-up time), at least [`MIN_TAIL_WAIT`].
+    fn tail_wait(&self) -> Duration {
+        (self.pause * 2)
+            .max(self.frame_duration.min(self.cfg.give_up / 2))
+            .max(MIN_TAIL_WAIT)
+    }
+
+    /// Adds `first ..= last` to the missing numbers (oldest forgotten beyond the bound).
+    fn add_missing(&mut self, first: u32, count: u32, since: Instant) {
+        for k in 0..count {
+            self.missing.push_back(Missing {
+                seq: first.wrapping_add(k),
+                since,
+                asked: None,
+                first_asked: None,
+                times: 0,
+            });
+        }
+        while self.missing.len() > MAX_MISSING {
+            self.missing.pop_front();
+        }
+    }
+
+    fn arrived(&mut self, seq: u32, now: Instant, resent: bool) {
         let Some(highest) = self.highest else {
             self.highest = Some(seq);
+            self.last_arrival = Some(now);
             return;
         };
         let d = seq_diff(seq, highest);
         if d > 0 {
+            // Pauses within a frame (between paced batches) tell how long a silence may
+            // last before a frame's end counts as lost.
+            if let (Some(e), Some(t)) = (self.expected, self.last_arrival) {
+                if seq_diff(seq, e) <= 0 {
+                    let pause = now.saturating_duration_since(t);
+                    self.pause = self.pause.max(pause.min(Duration::from_millis(100)));
+                }
+            }
             let gap = (d - 1) as u32;
             if gap > 0 && gap <= MAX_GAP {
-                for k in 1..=gap {
-                    self.missing.push_back(Missing {
-                        seq: highest.wrapping_add(k),
-                        since: now,
-                        asked: None,
-                        first_asked: None,
-                    });
-                }
-                while self.missing.len() > MAX_MISSING {
-                    self.missing.pop_front();
-                }
+                self.add_missing(highest.wrapping_add(1), gap, now);
             } else if gap > MAX_GAP {
                 self.missing.clear();
             }
             self.highest = Some(seq);
+            self.last_arrival = Some(now);
+            if self.expected.is_some_and(|e| seq_diff(e, seq) <= 0) {
+                self.expected = None;
+            }
         } else if let Some(i) = self.missing.iter().position(|m| m.seq == seq) {
-            // A late original or a resend: no longer missing. The time since it was first
-            // asked for is the round trip when the first request was answered (the first
-            // answer to come, on a path that keeps order), longer when that one was lost:
-            // the estimate follows shorter samples at once and longer ones slowly.
+            // A late original or a resend: no longer missing. A resend of a number asked
+            // for once gives a round trip sample; one asked for several times does not, as
+            // which request it answers is unknown (Karn's rule), except as a first estimate
+            // (the time since the first request is at least the round trip): without it, a
+            // round trip longer than the retry interval would never be learnt. Smoothed as
+            // TCP does (RFC 6298).
             if let Some(m) = self.missing.remove(i) {
-                if let Some(first) = m.first_asked {
+                if let (true, Some(first)) = (resent, m.first_asked) {
                     let sample = now.saturating_duration_since(first);
-                    self.srtt = Some(match self.srtt {
-                        Some(r) if sample >= r => (r * 15 + sample) / 16,
-                        _ => sample,
-                    });
+                    match self.srtt {
+                        None => {
+                            self.srtt = Some(sample);
+                            self.rttvar = sample / 4;
+                        }
+                        Some(r) if m.times == 1 => {
+                            self.rttvar = (self.rttvar * 3 + r.abs_diff(sample)) / 4;
+                            self.srtt = Some((r * 7 + sample) / 8);
+                        }
+                        Some(_) => {}
+                    }
                 }
             }
         }
@@ -153,6 +253,15 @@ impl NackTracker {
 
     /// The ranges (first, count) to ask for now; None when nothing is due.
     pub fn poll(&mut self, now: Instant) -> Option<Vec<(u32, u32)>> {
+        if let (Some(e), Some(h), Some(t)) = (self.expected, self.highest, self.last_arrival) {
+            if now.saturating_duration_since(t) >= self.tail_wait() {
+                // The stream fell silent short of the frame's end: the rest is missing, and
+                // has been since its silence began (so it is asked for at once).
+                self.add_missing(h.wrapping_add(1), seq_diff(e, h) as u32, t);
+                self.highest = Some(e);
+                self.expected = None;
+            }
+        }
         let give_up = self.cfg.give_up;
         self.missing
             .retain(|m| now.saturating_duration_since(m.since) < give_up);
@@ -179,6 +288,7 @@ impl NackTracker {
                 ranges.push((m.seq, 1));
             }
             m.first_asked = m.first_asked.or(Some(now));
+            m.times = m.times.saturating_add(1);
             m.asked = Some(now);
             self.asked += 1;
         }
@@ -188,12 +298,17 @@ impl NackTracker {
     /// When [`poll`](Self::poll) may next have something to ask for.
     pub fn next_deadline(&self) -> Option<Instant> {
         let retry = self.retry();
+        let tail = self
+            .expected
+            .and(self.last_arrival)
+            .map(|t| t + self.tail_wait());
         self.missing
             .iter()
             .map(|m| match m.asked {
                 None => m.since + self.cfg.reorder,
                 Some(t) => t + retry,
             })
+            .chain(tail)
             .min()
     }
 }

@@ -64,16 +64,115 @@ fn a_huge_jump_is_a_resync_and_the_tracker_stays_bounded() {
 #[test]
 fn requests_wait_for_the_measured_round_trip_before_asking_again() {
     let t0 = Instant::now();
-    let mut n = NackTracker::new(Config::default());
+    let mut n = NackTracker::new(Config {
+        give_up: 200 * MS,
+        ..Config::default()
+    });
     n.received(0, t0);
     n.received(2, t0);
     assert_eq!(n.poll(t0 + 2 * MS), Some(vec![(1, 1)]));
     // The resend takes 40 ms to come back: the round trip is learnt.
-    n.received(1, t0 + 42 * MS);
+    n.resent(1, t0 + 42 * MS);
     assert_eq!(n.rtt(), Some(40 * MS));
     n.received(4, t0 + 50 * MS);
     assert_eq!(n.poll(t0 + 52 * MS), Some(vec![(3, 1)]));
-    // Not asked again after 15 ms, but after 1.5 round trips (60 ms).
+    // Not asked again after 15 ms, but after the round trip and three times its variation
+    // (a quarter of the first sample): 70 ms.
     assert_eq!(n.poll(t0 + 70 * MS), None);
-    assert_eq!(n.next_deadline(), Some(t0 + 112 * MS));
+    assert_eq!(n.next_deadline(), Some(t0 + 122 * MS));
+    assert_eq!(n.poll(t0 + 122 * MS), Some(vec![(3, 1)]));
+    // An answer to a number asked for twice says nothing of the round trip.
+    n.resent(3, t0 + 125 * MS);
+    assert_eq!(n.rtt(), Some(40 * MS));
+}
+
+#[test]
+fn a_late_original_gives_no_round_trip() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    n.received(0, t0);
+    n.received(2, t0);
+    assert!(n.poll(t0 + 2 * MS).is_some());
+    n.received(1, t0 + 3 * MS);
+    assert_eq!(n.rtt(), None);
+    assert!(n.is_empty());
+}
+
+#[test]
+fn a_frame_whose_end_never_comes_has_its_end_asked_for() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    // A frame of datagrams 0..=9 paced in batches 1 ms apart; 8 and 9 are lost and nothing
+    // follows (the stream's last frame).
+    n.received(0, t0);
+    n.expect_through(9, None);
+    for k in 1..8 {
+        n.received(k, t0 + k * MS);
+    }
+    let silent = t0 + 7 * MS;
+    assert_eq!(n.poll(silent + 3 * MS), None, "a pause like the others");
+    let due = n.next_deadline().expect("a deadline for the end");
+    assert_eq!(due, silent + MIN_TAIL_WAIT);
+    assert_eq!(n.poll(due), Some(vec![(8, 2)]));
+    // When the end does come, nothing more is asked.
+    n.resent(8, due + 5 * MS);
+    n.resent(9, due + 5 * MS);
+    assert!(n.is_empty());
+    assert_eq!(n.rtt(), Some(5 * MS));
+}
+
+#[test]
+fn slow_pacing_lengthens_the_wait_for_a_frame_end() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    n.received(0, t0);
+    n.expect_through(4, Some(16 * MS));
+    // Batches 10 ms apart: a 10 ms silence is no loss.
+    for k in 1..4 {
+        n.received(k, t0 + 10 * k * MS);
+    }
+    assert_eq!(n.poll(t0 + 45 * MS), None);
+    assert_eq!(n.next_deadline(), Some(t0 + 50 * MS));
+    n.received(4, t0 + 40 * MS + 9 * MS);
+    assert_eq!(n.poll(t0 + 60 * MS), None);
+    assert!(n.is_empty());
+}
+
+#[test]
+fn a_frame_end_is_awaited_for_the_frame_duration_at_most_half_the_give_up_time() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    n.received(0, t0);
+    // A 60 fps frame: its end may follow a pause of the sender's of up to 16.7 ms.
+    n.expect_through(5, Some(Duration::from_nanos(16_666_667)));
+    n.received(1, t0);
+    assert_eq!(
+        n.next_deadline(),
+        Some(t0 + Duration::from_nanos(16_666_667))
+    );
+    // A 1 fps frame: half the give-up time (50 ms by default).
+    n.expect_through(5, Some(Duration::from_secs(1)));
+    assert_eq!(n.next_deadline(), Some(t0 + 25 * MS));
+    assert_eq!(n.poll(t0 + 25 * MS), Some(vec![(2, 4)]));
+}
+
+#[test]
+fn a_round_trip_longer_than_the_retry_is_still_learnt() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config {
+        give_up: 200 * MS,
+        ..Config::default()
+    });
+    n.received(0, t0);
+    n.received(2, t0);
+    // Asked at 2, 17 and 32 ms; the first answer comes 40 ms after the first request.
+    for at in [2, 17, 32] {
+        assert_eq!(n.poll(t0 + at * MS), Some(vec![(1, 1)]));
+    }
+    n.resent(1, t0 + 42 * MS);
+    assert_eq!(n.rtt(), Some(40 * MS));
+    // From then on, no request is repeated before an answer could come.
+    n.received(4, t0 + 50 * MS);
+    assert!(n.poll(t0 + 52 * MS).is_some());
+    assert_eq!(n.poll(t0 + 70 * MS), None);
 }

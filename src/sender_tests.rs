@@ -93,7 +93,7 @@ fn a_kept_frame_gives_back_any_of_its_datagrams_flagged_as_resent() {
     let mut h = History::new(100);
     let data: Vec<u8> = (0..25u8).collect();
     h.push(frame(100, 3, data, t0), t0);
-    let header = h.resend(102, t0).expect("kept");
+    let header = h.resend(102, t0).expect("kept").header;
     assert_eq!(h.payload(102), Some(&[20u8, 21, 22, 23, 24][..]));
     assert_eq!(
         &header[16..20],
@@ -121,6 +121,19 @@ fn many_requests_for_one_datagram_resend_it_once_per_interval() {
 }
 
 #[test]
+fn a_datagram_asked_for_again_after_a_resend_goes_twice() {
+    let t0 = Instant::now();
+    let mut h = History::new(100);
+    h.push(frame(0, 30, vec![1; 300], t0), t0);
+    assert_eq!(h.resend(2, t0).map(|r| r.copies), Some(1));
+    let again = h.resend(2, t0 + 20 * MS).expect("asked again");
+    assert_eq!(again.copies, REPEAT_COPIES);
+    assert_eq!(again.header[4] & header_flags::RETRANSMISSION, 1);
+    // Another datagram's first request is still one copy.
+    assert_eq!(h.resend(0, t0 + 20 * MS).map(|r| r.copies), Some(1));
+}
+
+#[test]
 fn resends_stay_within_the_budget_and_old_frames_are_forgotten() {
     let t0 = Instant::now();
     // 10 % of a 1000-byte frame (plus headers): about one 10-byte datagram's worth... none
@@ -132,4 +145,17 @@ fn resends_stay_within_the_budget_and_old_frames_are_forgotten() {
     let later = t0 + HISTORY_KEEP + MS;
     h.push(frame(100, 1, vec![0; 10], later), later);
     assert!(h.resend(5, later).is_none(), "forgotten");
+}
+
+#[test]
+fn datagrams_not_yet_sent_are_not_resent() {
+    let t0 = Instant::now();
+    let mut h = History::new(100);
+    h.push(frame(0, 30, vec![1; 300], t0), t0);
+    // The first batch (0..10) is out; the sender pauses before the next.
+    h.sent_through(9);
+    assert!(h.resend(9, t0).is_some());
+    assert!(h.resend(10, t0).is_none(), "still to be sent");
+    h.sent_through(29);
+    assert!(h.resend(10, t0).is_some());
 }

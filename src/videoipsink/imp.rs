@@ -42,7 +42,7 @@ const INFO_INTERVAL: Duration = Duration::from_millis(250);
 const EOS_REPEAT: usize = 3;
 /// Resends may take at most this share of the bytes sent, so that a broken link cannot make
 /// the sender flood it.
-const RETRANSMISSION_LIMIT_PERCENT: usize = 50;
+const DEFAULT_MAX_RETRANSMISSION_PERCENTAGE: u32 = 50;
 /// Least time between two warnings about frames the network refused.
 const SEND_WARNING_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -60,6 +60,7 @@ struct Settings {
     qos_dscp: i32,
     buffer_size: u32,
     batch_size: u32,
+    max_retransmission_percentage: u32,
     pacing: Pacing,
 }
 
@@ -78,6 +79,7 @@ impl Default for Settings {
             qos_dscp: -1,
             buffer_size: 0,
             batch_size: 64,
+            max_retransmission_percentage: DEFAULT_MAX_RETRANSMISSION_PERCENTAGE,
             pacing: Pacing::Frame,
         }
     }
@@ -289,10 +291,10 @@ impl VideoIpSink {
             .frame(data.len(), frame_meta(buffer, &self.obj().segment()))
             .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
         let count = plan.count();
+        let (header, first_seq, frag) = plan.template();
         // Kept (a reference, no copy) before its datagrams leave: a receiver may ask for an
         // early one again while the frame is still being paced out.
         if let Ok(kept) = buffer.clone().into_mapped_buffer_readable() {
-            let (header, first_seq, frag) = plan.template();
             let frame = SentFrame {
                 first_seq,
                 count: count as u32,
@@ -343,6 +345,8 @@ impl VideoIpSink {
             }
             sent += report.sent;
             refused = refused.or(report.first_error);
+            let last = (b * batch_size + batch.len()).saturating_sub(1) as u32;
+            lock(&state.history).sent_through(first_seq.wrapping_add(last));
         }
         let mut warning = None;
         if let (0, Some(kind)) = (sent, refused) {
@@ -576,6 +580,14 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(d.batch_size)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("max-retransmission-percentage")
+                    .nick("Maximum Retransmission Percentage")
+                    .blurb("Most bytes resent to receivers that ask (NACK), as a percentage of the bytes sent, so that a broken link cannot make the sender flood (0: never resend)")
+                    .minimum(0)
+                    .maximum(100)
+                    .default_value(d.max_retransmission_percentage)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("pacing", d.pacing)
                     .nick("Pacing")
                     .blurb("How each frame's datagrams are spread in time")
@@ -606,6 +618,10 @@ impl ObjectImpl for VideoIpSink {
             "qos-dscp" => s.qos_dscp = value.get().unwrap_or(-1),
             "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
             "batch-size" => s.batch_size = value.get().unwrap_or(64),
+            "max-retransmission-percentage" => {
+                s.max_retransmission_percentage =
+                    value.get().unwrap_or(DEFAULT_MAX_RETRANSMISSION_PERCENTAGE)
+            }
             "pacing" => s.pacing = value.get().unwrap_or_default(),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
@@ -629,6 +645,7 @@ impl ObjectImpl for VideoIpSink {
             "qos-dscp" => s.qos_dscp.to_value(),
             "buffer-size" => (s.buffer_size as i32).to_value(),
             "batch-size" => s.batch_size.to_value(),
+            "max-retransmission-percentage" => s.max_retransmission_percentage.to_value(),
             "pacing" => s.pacing.to_value(),
             _ => pspec.default_value().clone(),
         }
@@ -686,7 +703,9 @@ impl BaseSinkImpl for VideoIpSink {
             0,
         )));
         let session_id = lock(&table).session();
-        let history = Arc::new(Mutex::new(History::new(RETRANSMISSION_LIMIT_PERCENT)));
+        let history = Arc::new(Mutex::new(History::new(
+            settings.max_retransmission_percentage as usize,
+        )));
         let resender = Resender {
             history: history.clone(),
             dest,

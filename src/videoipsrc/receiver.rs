@@ -16,7 +16,7 @@ use crate::element::lock;
 use crate::net::{self, RecvBatch, SendBatch, UdpSocket, Waker};
 use crate::packetizer;
 use crate::protocol::{self, Body, CommonHeader};
-use crate::reassembly::{self, Event, Session, Stats};
+use crate::reassembly::{self, Event, Session, Stats, NACK_COPIES};
 use gst::prelude::*;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -117,6 +117,8 @@ pub(super) struct RxStats {
     pub largest_burst: u64,
     /// Receives that returned datagrams.
     pub receives: u64,
+    /// Round trip to the sender (from NACKs to the resends they brought), once measured.
+    pub rtt: Option<std::time::Duration>,
 }
 
 /// What the thread and the element share.
@@ -345,8 +347,11 @@ impl Rx {
                     let now = Instant::now();
                     self.stats.largest_burst = self.stats.largest_burst.max(n as u64);
                     self.stats.receives += 1;
-                    self.take_batch(n, now);
-                    self.nack_if_due(Instant::now());
+                    // While a backlog is being read, requests are timed by the arrival of
+                    // what was read (the stream's own time): a frame's end still queued in
+                    // the socket is not yet missing.
+                    let caught_up_to = self.take_batch(n, now);
+                    self.nack_if_due(caught_up_to);
                     if now < last_expiry + self.window {
                         continue;
                     }
@@ -386,10 +391,12 @@ impl Rx {
 
     /// Hands the `n` datagrams of the last receive to the session, queueing each frame as soon
     /// as it completes. Each datagram counts as arrived when the kernel received it (the
-    /// receive time, where the socket gives one), not when it was read.
-    fn take_batch(&mut self, n: usize, now: Instant) {
+    /// receive time, where the socket gives one), not when it was read. Returns the latest
+    /// such arrival.
+    fn take_batch(&mut self, n: usize, now: Instant) -> Instant {
         lock(&self.shared.queue).last_data = Some(now);
         let now_system = SystemTime::now();
+        let mut latest: Option<Instant> = None;
         for i in 0..n {
             let Rx {
                 batch,
@@ -402,6 +409,7 @@ impl Rx {
                 net::system_time_to_instant_at(ts, now_system, now)
             });
             let from = meta.map_or(UNKNOWN_SOURCE, |m| m.source);
+            latest = latest.max(Some(arrival));
             match batch.get(i) {
                 Some(d) => match session.push(d, from, arrival, |len| pool.alloc(len)) {
                     Ok(true) => {
@@ -416,6 +424,7 @@ impl Rx {
             }
         }
         self.publish_stats();
+        latest.unwrap_or(now)
     }
 
     fn deliver_event(&mut self, ev: Event<FrameBuf>) {
@@ -448,21 +457,28 @@ impl Rx {
     /// Asks the sender for missing datagrams when a request is due.
     fn nack_if_due(&mut self, now: Instant) {
         if let Some(reassembly::NackRequest { to, nack, ranges }) = self.session.poll_nack(now) {
-            self.send_control(to, nack.track, &Body::Nack(nack), &ranges);
+            self.send_control(to, nack.track, &Body::Nack(nack), &ranges, NACK_COPIES);
         }
     }
 
     /// Sends the sender a receiver report when one is due (and a sender is locked on to).
     fn report_if_due(&mut self, now: Instant) {
         if let Some((to, track, report)) = self.session.poll_report(now) {
-            self.send_control(to, track, &Body::ReceiverReport(report), &[]);
+            self.send_control(to, track, &Body::ReceiverReport(report), &[], 1);
         }
     }
 
-    /// Sends one datagram of this receiver's own (its id, its next sequence number) to the
-    /// sender, with NACK `ranges` as payload. Best effort: what does not go out is replaced by
-    /// the next report or request.
-    fn send_control(&mut self, to: SocketAddr, track: u16, body: &Body, ranges: &[(u32, u32)]) {
+    /// Sends `copies` of one datagram of this receiver's own (its id, its next sequence
+    /// number) to the sender, with NACK `ranges` as payload. Best effort: what does not go out
+    /// is replaced by the next report or request.
+    fn send_control(
+        &mut self,
+        to: SocketAddr,
+        track: u16,
+        body: &Body,
+        ranges: &[(u32, u32)],
+        copies: usize,
+    ) {
         let r = &mut self.reporter;
         let header = CommonHeader {
             flags: 0,
@@ -481,7 +497,7 @@ impl Rx {
         let buf = &r.buf;
         let _ = r
             .batch
-            .send(&self.receiver, to, 1, |_| [&buf[..]], &self.waker);
+            .send(&self.receiver, to, copies, |_| [&buf[..]], &self.waker);
     }
 
     /// Warns, once per [`HEALTH_INTERVAL`], about frames dropped for a cause the user can act
@@ -516,6 +532,7 @@ impl Rx {
     fn publish_stats(&self) {
         let mut s = self.stats;
         s.session = self.session.stats();
+        s.rtt = self.session.rtt();
         *lock(&self.shared.stats) = s;
     }
 }
