@@ -336,8 +336,14 @@ impl VideoIpSink {
         );
         let batch_size = schedule.batch_len();
         let (mut sent, mut refused) = (0usize, None);
+        // After a stall (the thread was not scheduled in time) the batches due catch up at
+        // twice the paced rate, not in one burst that would overflow a bottleneck's queue.
+        let catch_up = schedule.spread() / (2 * schedule.batches().max(1)) as u32;
+        let mut prev: Option<Instant> = None;
         for b in 0..schedule.batches() {
-            let at = schedule.send_at(b);
+            let at = prev.map_or(schedule.send_at(b), |p| {
+                schedule.send_at(b).max(p + catch_up)
+            });
             if at > Instant::now() {
                 match state.waker.wait(None, 0, Some(at)) {
                     Ok(net::Wait::Woken) => return Err(Fail::Flushing),
@@ -345,6 +351,7 @@ impl VideoIpSink {
                     Err(e) => return Err(send_failed(e)),
                 }
             }
+            prev = Some(Instant::now());
             let batch = plan.batch(data, b * batch_size, batch_size);
             let report = state
                 .batch
