@@ -3,7 +3,8 @@
 //!
 //! The plugin registers `videoipsink` and `videoipsrc`. The modules below them are free of
 //! GStreamer: [`protocol`] (the wire format), [`packetizer`] (frame → datagrams), [`pacer`]
-//! (when batches leave), [`reassembly`] (datagrams → frames) and [`net`] (sockets).
+//! (when batches leave), [`ratecontrol`] (how fast, and which frames go), [`reassembly`]
+//! (datagrams → frames) and [`net`] (sockets).
 
 use gst::glib;
 
@@ -12,6 +13,7 @@ pub mod net;
 pub mod pacer;
 pub mod packetizer;
 pub mod protocol;
+pub mod ratecontrol;
 pub mod ratelimit;
 pub mod reassembly;
 pub mod recovery;

@@ -7,12 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-/// Fraction of a frame's duration its datagrams are spread over, leaving headroom for the
-/// next frame to start on time.
-pub const SPREAD_FRACTION: f64 = 0.5;
-/// Upper bound of the spread: pacing adds its spread to the latency, so slow frame rates
-/// must not hold a frame back for longer than a receiver's default reported latency (50 ms)
-/// can absorb.
+/// Fraction of a frame's duration its datagrams are spread over: most of it, as SMPTE
+/// ST 2110-21 senders do, so the peak rate is only 1.25 × the stream's mean rate (a 2 Gbit/s
+/// stream fits a 2.5 Gbit/s link with a small queue). Not more: the last batch leaves
+/// after this share of the interval, and the receiver needs the rest (about 2 ms for
+/// 1080p here) for the frame to be out within one frame interval of its push.
+pub const SPREAD_FRACTION: f64 = 0.8;
+/// Upper bound of the default spread: pacing adds its spread to the latency, so slow frame
+/// rates must not hold a frame back for longer than `videoipsrc` adds to its reported
+/// latency for it. Only a rate limit ([`FrameSchedule::new`]'s `min_spread`) spreads longer.
 pub const MAX_SPREAD: Duration = Duration::from_millis(20);
 
 /// Smallest gap between two paced batches: shorter sleeps cost more in wake-ups and timer
@@ -24,7 +27,8 @@ pub const MIN_INTERVAL: Duration = Duration::from_micros(200);
 pub enum Pacing {
     /// Send each batch as soon as the previous one is out.
     None,
-    /// Spread each frame's batches over half its duration, at most [`MAX_SPREAD`].
+    /// Spread each frame's batches over [`SPREAD_FRACTION`] of its duration, at most
+    /// [`MAX_SPREAD`] (or longer, when a rate limit asks for it).
     #[default]
     Frame,
 }
@@ -40,23 +44,29 @@ pub struct FrameSchedule {
 
 impl FrameSchedule {
     /// Schedules a frame of `datagrams` datagrams lasting `duration` (None if unknown),
-    /// starting at `now`, under `pacing`. Batches hold at least `batch_size` datagrams,
-    /// rounded up to a multiple of `align` (the datagrams one GSO send carries), and grow
-    /// further so that paced batches are at least [`MIN_INTERVAL`] apart.
+    /// starting at `now`, under `pacing`. With [`Pacing::Frame`] the spread is at least
+    /// `min_spread` (the frame's bits over the allowed bit rate), even beyond
+    /// [`MAX_SPREAD`]: a rate limit is kept within the frame too, not only on average.
+    /// Batches hold at least `batch_size` datagrams, rounded up to a multiple of `align`
+    /// (the datagrams one GSO send carries), and grow further so that paced batches are at
+    /// least [`MIN_INTERVAL`] apart.
     pub fn new(
         pacing: Pacing,
         now: Instant,
         duration: Option<Duration>,
+        min_spread: Duration,
         datagrams: usize,
         batch_size: usize,
         align: usize,
     ) -> Self {
         let align = align.max(1);
         let mut batch_len = batch_size.max(1).div_ceil(align) * align;
-        let spread = match (pacing, duration) {
-            (Pacing::Frame, Some(d)) if datagrams > batch_len => {
-                d.mul_f64(SPREAD_FRACTION).min(MAX_SPREAD)
-            }
+        let spread = match pacing {
+            Pacing::Frame if datagrams > batch_len => duration
+                .map_or(Duration::ZERO, |d| {
+                    d.mul_f64(SPREAD_FRACTION).min(MAX_SPREAD)
+                })
+                .max(min_spread),
             _ => Duration::ZERO,
         };
         if !spread.is_zero() {

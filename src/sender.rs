@@ -3,11 +3,13 @@
 //! `now`. The sender records the sender reports it sends ([`SenderSession::report_sent`]);
 //! each receiver report that echoes one gives that receiver's round trip. Receivers not heard
 //! from for [`RECEIVER_TIMEOUT`] are no longer listed, and the table is bounded
-//! ([`MAX_RECEIVERS`]), so forged reports cannot grow it.
+//! ([`MAX_RECEIVERS`]), so forged reports cannot grow it. What each report says happened
+//! since the previous one of the same receiver drives the [`RateControl`] it holds.
 
 use crate::protocol::{
     header_flags, patch_seq_offset, seq_diff, ReceiverReport, MEDIA_HEADER_LEN, NO_DELAY,
 };
+use crate::ratecontrol::{RateControl, ReportDelta};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -48,6 +50,10 @@ pub struct SenderSession {
     /// Sender reports sent: sequence number and when.
     reports: VecDeque<(u32, Instant)>,
     receivers: HashMap<(SocketAddr, u64), ReceiverInfo>,
+    /// Sequence number of the latest datagram sent ([`on_sent`](Self::on_sent)): how far
+    /// a receiver's highest sequence number lags behind it is its backlog.
+    last_sent: Option<u32>,
+    rate: RateControl,
 }
 
 impl SenderSession {
@@ -58,7 +64,24 @@ impl SenderSession {
             track,
             reports: VecDeque::with_capacity(REPORTS_KEPT),
             receivers: HashMap::new(),
+            last_sent: None,
+            rate: RateControl::new(None, 1500),
         }
+    }
+
+    /// Replaces the rate controller (by default unlimited).
+    pub fn set_rate_control(&mut self, rate: RateControl) {
+        self.rate = rate;
+    }
+
+    /// The rate controller, which the sender asks before each frame.
+    pub fn rate_control(&mut self) -> &mut RateControl {
+        &mut self.rate
+    }
+
+    /// Records that datagrams up to sequence number `last_seq` were sent.
+    pub fn on_sent(&mut self, last_seq: u32) {
+        self.last_sent = Some(last_seq);
     }
 
     /// The session id.
@@ -121,6 +144,25 @@ impl SenderSession {
             frames_dropped: 0,
             last_heard: now,
         });
+        // What happened since its previous report. Counters that went back (a receiver
+        // restarted under the same id) or a first report give no delta.
+        if entry.last_heard < now && r.datagrams_received >= entry.datagrams_received {
+            let backlog = self
+                .last_sent
+                .map_or(0, |s| seq_diff(s, r.highest_seq).max(0) as u64);
+            let delta = ReportDelta {
+                elapsed: now.saturating_duration_since(entry.last_heard),
+                received: r.datagrams_received - entry.datagrams_received,
+                frames_dropped: r.frames_dropped.wrapping_sub(entry.frames_dropped),
+                backlog,
+                rtt: rtt.or(entry.rtt),
+            };
+            // A wrapped or forged frame counter jumping by more than any report interval
+            // holds is not believed.
+            if delta.frames_dropped < 1 << 20 {
+                self.rate.on_report(&delta, now);
+            }
+        }
         entry.rtt = rtt.or(entry.rtt);
         entry.datagrams_received = r.datagrams_received;
         entry.datagrams_lost = r.datagrams_lost;

@@ -11,6 +11,7 @@ use crate::net::{self, SendBatch, SenderConfig, UdpSocket, Waker};
 use crate::pacer::{self, FrameSchedule};
 use crate::packetizer::{self, FrameMeta, Packetizer};
 use crate::protocol::{self, flags, reference_clock, SenderReport};
+use crate::ratecontrol::{self, Admit, RateControl};
 use crate::sender::{History, SenderSession, SentFrame};
 use gst::glib;
 use gst::prelude::*;
@@ -45,6 +46,9 @@ const EOS_REPEAT: usize = 3;
 const DEFAULT_MAX_RETRANSMISSION_PERCENTAGE: u32 = 50;
 /// Least time between two warnings about frames the network refused.
 const SEND_WARNING_INTERVAL: Duration = Duration::from_secs(2);
+/// Bytes each datagram adds to its payload on the wire: the media header, UDP and IPv4 (the
+/// rate control counts what the link carries; IPv6 adds 20 more, a rounding error).
+const WIRE_OVERHEAD: usize = protocol::MEDIA_HEADER_LEN + 8 + 20;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -62,6 +66,8 @@ struct Settings {
     batch_size: u32,
     max_retransmission_percentage: u32,
     pacing: Pacing,
+    /// Bits per second, 0: unlimited.
+    max_bitrate: u64,
 }
 
 impl Default for Settings {
@@ -81,6 +87,7 @@ impl Default for Settings {
             batch_size: 64,
             max_retransmission_percentage: DEFAULT_MAX_RETRANSMISSION_PERCENTAGE,
             pacing: Pacing::Frame,
+            max_bitrate: 0,
         }
     }
 }
@@ -100,10 +107,18 @@ struct Counters {
 struct State {
     /// Frames kept for resending, shared with the report thread.
     history: Arc<Mutex<History<Kept>>>,
+    /// What receivers report, and the rate control it drives; shared with the report
+    /// thread and the `stats` property.
+    table: Arc<Mutex<SenderSession>>,
+    /// Whether frames over the rate are dropped (a clock-synchronised sink with a live
+    /// source) rather than waited for; found at the first frame after caps.
+    live: Option<bool>,
     sender: Arc<UdpSocket>,
     dest: SocketAddr,
     /// The `mtu` property, to name in errors.
     mtu: u32,
+    /// Payload bytes per datagram.
+    frag: u16,
     /// When a warning about refused frames was last posted.
     send_warning: Option<Instant>,
     packetizer: Packetizer,
@@ -284,7 +299,13 @@ impl VideoIpSink {
         buffer: &gst::Buffer,
         data: &[u8],
     ) -> Result<Option<String>, Fail> {
-        let now = Instant::now();
+        let mut now = Instant::now();
+        let duration = buffer
+            .duration()
+            .map(|d| Duration::from_nanos(d.nseconds()));
+        let Some(min_spread) = self.admit(state, buffer, data.len(), duration, &mut now)? else {
+            return Ok(None);
+        };
         self.send_info_if_due(state, now)?;
         let mut plan = state
             .packetizer
@@ -305,21 +326,25 @@ impl VideoIpSink {
             };
             lock(&state.history).push(frame, now);
         }
-        let duration = buffer
-            .duration()
-            .map(|d| Duration::from_nanos(d.nseconds()));
         let schedule = FrameSchedule::new(
             state.pacing,
             now,
             duration,
+            min_spread,
             count,
             state.batch_size,
             state.gso_align,
         );
         let batch_size = schedule.batch_len();
         let (mut sent, mut refused) = (0usize, None);
+        // After a stall (the thread was not scheduled in time) the batches due catch up at
+        // twice the paced rate, not in one burst that would overflow a bottleneck's queue.
+        let catch_up = schedule.spread() / (2 * schedule.batches().max(1)) as u32;
+        let mut prev: Option<Instant> = None;
         for b in 0..schedule.batches() {
-            let at = schedule.send_at(b);
+            let at = prev.map_or(schedule.send_at(b), |p| {
+                schedule.send_at(b).max(p + catch_up)
+            });
             if at > Instant::now() {
                 match state.waker.wait(None, 0, Some(at)) {
                     Ok(net::Wait::Woken) => return Err(Fail::Flushing),
@@ -327,6 +352,7 @@ impl VideoIpSink {
                     Err(e) => return Err(send_failed(e)),
                 }
             }
+            prev = Some(Instant::now());
             let batch = plan.batch(data, b * batch_size, batch_size);
             let report = state
                 .batch
@@ -362,6 +388,7 @@ impl VideoIpSink {
                 ));
             }
         }
+        lock(&state.table).on_sent(first_seq.wrapping_add(count as u32).wrapping_sub(1));
         self.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
         gst::trace!(
             CAT,
@@ -374,6 +401,67 @@ impl VideoIpSink {
         Ok(warning)
     }
 
+    /// Asks the rate control whether the frame may go: waits (cancellably) while a non-live
+    /// sender is over its rate, and answers None when a live one drops the frame whole.
+    /// Otherwise the least spread the rate asks of the frame; `now` is when it may start.
+    fn admit(
+        &self,
+        state: &mut State,
+        buffer: &gst::BufferRef,
+        len: usize,
+        duration: Option<Duration>,
+        now: &mut Instant,
+    ) -> Result<Option<Duration>, Fail> {
+        let live = match state.live {
+            Some(live) => live,
+            None => {
+                let obj = self.obj();
+                let upstream_live = obj.query_latency().is_ok_and(|(_, up, _, _)| up);
+                let live = obj.is_sync() && upstream_live;
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "{} frames over the rate",
+                    if live { "dropping" } else { "waiting for" }
+                );
+                state.live = Some(live);
+                live
+            }
+        };
+        let datagrams = len.div_ceil(usize::from(state.frag)).max(1);
+        let bits = ((len + datagrams * WIRE_OVERHEAD) * 8) as u64;
+        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        loop {
+            let (admit, spread) = {
+                let mut table = lock(&state.table);
+                let rc = table.rate_control();
+                if let (false, Some(d)) = (live, duration.filter(|d| !d.is_zero())) {
+                    rc.start_at((bits as f64 / d.as_secs_f64()) as u64, *now);
+                }
+                (rc.admit(*now, bits, key, live), rc.min_spread(bits))
+            };
+            match admit {
+                Admit::Now => return Ok(Some(spread)),
+                Admit::Drop => {
+                    gst::log!(
+                        CAT,
+                        imp = self,
+                        "over the rate: dropping a frame of {len} bytes"
+                    );
+                    return Ok(None);
+                }
+                Admit::At(at) => {
+                    match state.waker.wait(None, 0, Some(at)) {
+                        Ok(net::Wait::Woken) => return Err(Fail::Flushing),
+                        Ok(_) => {}
+                        Err(e) => return Err(send_failed(e)),
+                    }
+                    *now = Instant::now();
+                }
+            }
+        }
+    }
+
     fn stats(&self) -> gst::Structure {
         let base = self.obj().upcast_ref::<gst_base::BaseSink>().stats();
         let mut s = gst::Structure::builder("videoipsink-stats");
@@ -382,9 +470,14 @@ impl VideoIpSink {
         }
         let c = &self.counters;
         let now = Instant::now();
-        let receivers = lock(&self.session)
+        let (receivers, rate) = lock(&self.session)
             .as_ref()
-            .map(|t| lock(t).receivers(now))
+            .map(|t| {
+                let mut t = lock(t);
+                let rc = t.rate_control();
+                let rate = (rc.rate(), rc.frames_dropped(), rc.decreases());
+                (t.receivers(now), rate)
+            })
             .unwrap_or_default();
         let per_receiver: Vec<glib::SendValue> = receivers
             .iter()
@@ -409,6 +502,9 @@ impl VideoIpSink {
                 "datagrams-retransmitted",
                 c.retransmitted.load(Ordering::Relaxed),
             )
+            .field("allowed-bitrate", rate.0.unwrap_or(0))
+            .field("frames-dropped", rate.1)
+            .field("rate-decreases", rate.2)
             .field("receivers", receivers.len() as u64)
             .field("receiver-stats", gst::Array::from_values(per_receiver))
             .build()
@@ -593,9 +689,15 @@ impl ObjectImpl for VideoIpSink {
                     .blurb("How each frame's datagrams are spread in time")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("max-bitrate")
+                    .nick("Maximum Bit Rate")
+                    .blurb("Most bits per second to send, headers included, for a link of known capacity: frames are spread to keep it, and a live stream over it loses whole frames (0: unlimited; else at least 1000000)")
+                    .default_value(d.max_bitrate)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent and send-errors")
+                    .blurb("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent, send-errors, allowed-bitrate, frames-dropped and the receivers' reports")
                     .read_only()
                     .build(),
             ]
@@ -623,6 +725,7 @@ impl ObjectImpl for VideoIpSink {
                     value.get().unwrap_or(DEFAULT_MAX_RETRANSMISSION_PERCENTAGE)
             }
             "pacing" => s.pacing = value.get().unwrap_or_default(),
+            "max-bitrate" => s.max_bitrate = value.get().unwrap_or(0),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -647,6 +750,7 @@ impl ObjectImpl for VideoIpSink {
             "batch-size" => s.batch_size.to_value(),
             "max-retransmission-percentage" => s.max_retransmission_percentage.to_value(),
             "pacing" => s.pacing.to_value(),
+            "max-bitrate" => s.max_bitrate.to_value(),
             _ => pspec.default_value().clone(),
         }
     }
@@ -677,6 +781,16 @@ impl ElementImpl for VideoIpSink {
 impl BaseSinkImpl for VideoIpSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
+        if settings.max_bitrate != 0 && settings.max_bitrate < ratecontrol::MIN_RATE {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                [
+                    "max-bitrate={} is below the least usable {} bits per second; set 0 for no limit",
+                    settings.max_bitrate,
+                    ratecontrol::MIN_RATE
+                ]
+            ));
+        }
         let (sender, dest, frag) = self.open(&settings)?;
         let waker = Arc::new(Waker::new().map_err(|e| {
             gst::error_msg!(
@@ -702,6 +816,10 @@ impl BaseSinkImpl for VideoIpSink {
             packetizer::random_session_id(),
             0,
         )));
+        lock(&table).set_rate_control(RateControl::new(
+            (settings.max_bitrate != 0).then_some(settings.max_bitrate),
+            usize::from(frag) + WIRE_OVERHEAD,
+        ));
         let session_id = lock(&table).session();
         let history = Arc::new(Mutex::new(History::new(
             settings.max_retransmission_percentage as usize,
@@ -723,10 +841,13 @@ impl BaseSinkImpl for VideoIpSink {
                     ]
                 )
             })?;
-        *lock(&self.session) = Some(table);
+        *lock(&self.session) = Some(table.clone());
         *lock(&self.reports) = Some(reports);
         let state = State {
             history,
+            table,
+            live: None,
+            frag,
             sender,
             dest,
             mtu: settings.mtu,
@@ -795,6 +916,7 @@ impl BaseSinkImpl for VideoIpSink {
             gst::debug!(CAT, imp = self, "new caps: {caps_str}");
             state.caps = Some(caps_str);
             state.info_sent = None;
+            state.live = None;
         }
         Ok(())
     }

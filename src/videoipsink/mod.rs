@@ -20,10 +20,11 @@ pub enum Pacing {
     /// Send each frame's datagrams as fast as the socket takes them.
     #[enum_value(name = "None: send each frame as one burst", nick = "none")]
     None = 0,
-    /// Spread each frame's datagrams evenly over half its duration (at most 20 ms).
+    /// Spread each frame's datagrams evenly over 0.8 of its duration (at most 20 ms, or
+    /// longer to keep a rate limit).
     #[default]
     #[enum_value(
-        name = "Frame: spread each frame over half its duration, at most 20 ms",
+        name = "Frame: spread each frame over 0.8 of its duration, at most 20 ms unless a rate limit needs more",
         nick = "frame"
     )]
     Frame = 1,
