@@ -19,6 +19,7 @@ pub mod reassembly;
 pub mod recovery;
 pub mod sender;
 pub mod timestamps;
+pub mod uri;
 mod videoipsink;
 mod videoipsrc;
 

@@ -86,15 +86,6 @@ fn veth_pair(a: &NetNs, b: &NetNs, mtu: u32) {
     ip(&["-n", &b.name, "link", "set", "vb", "up"]);
 }
 
-fn gray_caps(w: i32, h: i32) -> gst::Caps {
-    gst::Caps::builder("video/x-raw")
-        .field("format", "GRAY8")
-        .field("width", w)
-        .field("height", h)
-        .field("framerate", gst::Fraction::new(25, 1))
-        .build()
-}
-
 /// Two namespaces joined by a veth pair with a 1000-byte MTU. The socket layer: GSO sends of
 /// datagrams larger than the path MTU are refused (EINVAL), so the batch falls back to one
 /// datagram per message; those are refused too (EMSGSIZE: the socket does not fragment), and

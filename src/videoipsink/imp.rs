@@ -6,13 +6,14 @@
 //! `waker` (only to reach the waker from `unlock`). Never more than one at a time, and no
 //! message is posted and no property notified while one is held.
 
-use crate::element::{any_pad_template, lock, opt_string};
+use crate::element::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
 use crate::net::{self, SendBatch, SenderConfig, UdpSocket, Waker};
 use crate::pacer::{self, FrameSchedule};
 use crate::packetizer::{self, FrameMeta, Packetizer};
 use crate::protocol::{self, flags, reference_clock, SenderReport};
 use crate::ratecontrol::{self, Admit, RateControl};
 use crate::sender::{History, SenderSession, SentFrame};
+use crate::uri;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -583,6 +584,7 @@ impl ObjectSubclass for VideoIpSink {
     const NAME: &'static str = "GstVideoIpSink";
     type Type = super::VideoIpSink;
     type ParentType = gst_base::BaseSink;
+    type Interfaces = (gst::URIHandler,);
 }
 
 impl ObjectImpl for VideoIpSink {
@@ -757,6 +759,40 @@ impl ObjectImpl for VideoIpSink {
 }
 
 impl GstObjectImpl for VideoIpSink {}
+
+impl URIHandlerImpl for VideoIpSink {
+    const URI_TYPE: gst::URIType = gst::URIType::Sink;
+
+    fn protocols() -> &'static [&'static str] {
+        &[uri::SCHEME]
+    }
+
+    fn uri(&self) -> Option<String> {
+        let s = lock(&self.settings);
+        Some(uri::address_uri(&s.host, s.port as u16))
+    }
+
+    /// `videoip://HOST:PORT?property=value&...`: send to HOST (unicast or a multicast
+    /// group) and PORT, as udpsink's `udp://` URIs do.
+    fn set_uri(&self, text: &str) -> Result<(), glib::Error> {
+        if self.obj().current_state() > gst::State::Ready {
+            return Err(uri_while_running());
+        }
+        let parsed = uri::parse(text)
+            .map_err(|e| glib::Error::new(gst::URIError::BadUri, &e.to_string()))?;
+        let uri::Target::Address { host, port } = parsed.target else {
+            return Err(glib::Error::new(
+                gst::URIError::BadUri,
+                &format!("'{text}' names no host: a sender's URI says where to send, videoip://HOST:PORT"),
+            ));
+        };
+        let obj = self.obj();
+        apply_uri_params(&*obj, &parsed.params)?;
+        obj.set_property("host", host);
+        obj.set_property("port", i32::from(port));
+        Ok(())
+    }
+}
 
 impl ElementImpl for VideoIpSink {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {

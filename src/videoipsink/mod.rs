@@ -33,7 +33,8 @@ pub enum Pacing {
 glib::wrapper! {
     /// The videoip sender element.
     pub struct VideoIpSink(ObjectSubclass<imp::VideoIpSink>)
-        @extends gst_base::BaseSink, gst::Element, gst::Object;
+        @extends gst_base::BaseSink, gst::Element, gst::Object,
+        @implements gst::URIHandler;
 }
 
 /// Registers `videoipsink` with `plugin`.

@@ -14,12 +14,13 @@
 
 use super::receiver::{self, FrameBuf, Item, Origin, Shared};
 use super::TimestampMode;
-use crate::element::{any_pad_template, lock, opt_string};
+use crate::element::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
 use crate::net::{self, ReceiverConfig, UdpSocket, Waker};
 use crate::pacer;
 use crate::ratelimit::RateLimit;
 use crate::reassembly;
 use crate::timestamps::{self, OffsetEstimator, TimeMapper};
+use crate::uri;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -529,6 +530,7 @@ impl ObjectSubclass for VideoIpSrc {
     const NAME: &'static str = "GstVideoIpSrc";
     type Type = super::VideoIpSrc;
     type ParentType = gst_base::PushSrc;
+    type Interfaces = (gst::URIHandler,);
 }
 
 impl ObjectImpl for VideoIpSrc {
@@ -668,6 +670,46 @@ impl ObjectImpl for VideoIpSrc {
 }
 
 impl GstObjectImpl for VideoIpSrc {}
+
+impl URIHandlerImpl for VideoIpSrc {
+    const URI_TYPE: gst::URIType = gst::URIType::Src;
+
+    fn protocols() -> &'static [&'static str] {
+        &[uri::SCHEME]
+    }
+
+    fn uri(&self) -> Option<String> {
+        let s = lock(&self.settings);
+        Some(uri::address_uri(&s.address, s.port as u16))
+    }
+
+    /// `videoip://ADDRESS:PORT?property=value&...`: receive on ADDRESS (a local address, or
+    /// a multicast group to join) and PORT, as udpsrc's `udp://` URIs do.
+    fn set_uri(&self, text: &str) -> Result<(), glib::Error> {
+        if self.obj().current_state() > gst::State::Ready {
+            return Err(uri_while_running());
+        }
+        let parsed = uri::parse(text)
+            .map_err(|e| glib::Error::new(gst::URIError::BadUri, &e.to_string()))?;
+        let (host, port) = match parsed.target {
+            uri::Target::Address { host, port } => (host, port),
+            uri::Target::Name(name) => {
+                return Err(glib::Error::new(
+                    gst::URIError::UnsupportedProtocol,
+                    &format!(
+                        "'{text}' names the source '{name}', and finding sources by name is not \
+                         built yet: use videoip://ADDRESS:PORT"
+                    ),
+                ))
+            }
+        };
+        let obj = self.obj();
+        apply_uri_params(&*obj, &parsed.params)?;
+        obj.set_property("address", host);
+        obj.set_property("port", i32::from(port));
+        Ok(())
+    }
+}
 
 impl ElementImpl for VideoIpSrc {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {

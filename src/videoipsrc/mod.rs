@@ -36,7 +36,8 @@ pub enum TimestampMode {
 glib::wrapper! {
     /// The videoip receiver element.
     pub struct VideoIpSrc(ObjectSubclass<imp::VideoIpSrc>)
-        @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object;
+        @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object,
+        @implements gst::URIHandler;
 }
 
 /// Registers `videoipsrc` with `plugin`.

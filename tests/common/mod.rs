@@ -191,6 +191,16 @@ impl Drop for Tx {
     }
 }
 
+/// Caps of GRAY8 video, `w`x`h` at 25 fps.
+pub fn gray_caps(w: i32, h: i32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "GRAY8")
+        .field("width", w)
+        .field("height", h)
+        .field("framerate", gst::Fraction::new(25, 1))
+        .build()
+}
+
 /// A hand-built v2 datagram of session `session` (track 0) with sequence number `seq`.
 pub fn datagram(
     session: u64,
