@@ -7,6 +7,7 @@
 //! message is posted and no property notified while one is held.
 
 use crate::element::{any_pad_template, lock, opt_string};
+use crate::fec;
 use crate::net::{self, SendBatch, SenderConfig, UdpSocket, Waker};
 use crate::pacer::{self, FrameSchedule};
 use crate::packetizer::{self, FrameMeta, Packetizer};
@@ -61,6 +62,7 @@ struct Settings {
     buffer_size: u32,
     batch_size: u32,
     pacing: Pacing,
+    fec_percentage: u32,
 }
 
 impl Default for Settings {
@@ -79,6 +81,7 @@ impl Default for Settings {
             buffer_size: 0,
             batch_size: 64,
             pacing: Pacing::Frame,
+            fec_percentage: 0,
         }
     }
 }
@@ -93,6 +96,7 @@ struct Counters {
     /// Shared with the report thread, which counts these.
     nacks_received: Arc<AtomicU64>,
     retransmitted: Arc<AtomicU64>,
+    fec_sent: AtomicU64,
 }
 
 struct State {
@@ -113,6 +117,9 @@ struct State {
     pacing: pacer::Pacing,
     caps: Option<String>,
     info_sent: Option<Instant>,
+    /// Repair symbols per block, in percent of its datagrams (0: no FEC).
+    fec_percentage: u32,
+    fec: fec::Encoder,
 }
 
 #[derive(Default)]
@@ -344,6 +351,10 @@ impl VideoIpSink {
             sent += report.sent;
             refused = refused.or(report.first_error);
         }
+        if state.fec_percentage > 0 {
+            let (_, first_seq, frag) = plan.template();
+            self.send_fec(state, data, first_seq, frag)?;
+        }
         let mut warning = None;
         if let (0, Some(kind)) = (sent, refused) {
             if state
@@ -368,6 +379,51 @@ impl VideoIpSink {
             now.elapsed().as_micros()
         );
         Ok(warning)
+    }
+
+    /// Sends the FEC repair symbols of the frame `data`, whose datagrams took sequence
+    /// numbers from `first_seq` on, right after them (§5.7).
+    fn send_fec(
+        &self,
+        state: &mut State,
+        data: &[u8],
+        first_seq: u32,
+        frag: usize,
+    ) -> Result<(), Fail> {
+        let State {
+            fec,
+            packetizer,
+            batch,
+            sender,
+            dest,
+            waker,
+            ..
+        } = state;
+        let n = fec.encode(data, frag as u16, first_seq, state.fec_percentage);
+        let headers: Vec<_> = (0..n)
+            .filter_map(|i| fec.repair(i))
+            .map(|(body, _)| packetizer.fec_header(&body))
+            .collect();
+        let report = batch
+            .send(
+                sender,
+                *dest,
+                headers.len(),
+                |k| match (headers.get(k), fec.repair(k)) {
+                    (Some(h), Some((_, symbol))) => [&h[..], symbol],
+                    _ => [&[][..], &[][..]],
+                },
+                waker,
+            )
+            .map_err(send_failed)?;
+        self.count(&report);
+        self.counters
+            .fec_sent
+            .fetch_add(report.sent as u64, Ordering::Relaxed);
+        if report.interrupted {
+            return Err(Fail::Flushing);
+        }
+        Ok(())
     }
 
     fn stats(&self) -> gst::Structure {
@@ -405,6 +461,7 @@ impl VideoIpSink {
                 "datagrams-retransmitted",
                 c.retransmitted.load(Ordering::Relaxed),
             )
+            .field("fec-datagrams-sent", c.fec_sent.load(Ordering::Relaxed))
             .field("receivers", receivers.len() as u64)
             .field("receiver-stats", gst::Array::from_values(per_receiver))
             .build()
@@ -581,6 +638,14 @@ impl ObjectImpl for VideoIpSink {
                     .blurb("How each frame's datagrams are spread in time")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("fec-percentage")
+                    .nick("FEC Percentage")
+                    .blurb("Forward error correction: repair datagrams sent per frame, in percent of its datagrams (at least one per block of up to 200); this much more bandwidth. 0: off")
+                    .minimum(0)
+                    .maximum(fec::MAX_PERCENT)
+                    .default_value(d.fec_percentage)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent and send-errors")
@@ -607,6 +672,7 @@ impl ObjectImpl for VideoIpSink {
             "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
             "batch-size" => s.batch_size = value.get().unwrap_or(64),
             "pacing" => s.pacing = value.get().unwrap_or_default(),
+            "fec-percentage" => s.fec_percentage = value.get().unwrap_or(0),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -630,6 +696,7 @@ impl ObjectImpl for VideoIpSink {
             "buffer-size" => (s.buffer_size as i32).to_value(),
             "batch-size" => s.batch_size.to_value(),
             "pacing" => s.pacing.to_value(),
+            "fec-percentage" => s.fec_percentage.to_value(),
             _ => pspec.default_value().clone(),
         }
     }
@@ -723,6 +790,8 @@ impl BaseSinkImpl for VideoIpSink {
             },
             caps: None,
             info_sent: None,
+            fec_percentage: settings.fec_percentage,
+            fec: fec::Encoder::new(),
         };
         *lock(&self.waker) = Some(waker);
         *lock(&self.state) = Some(state);
@@ -734,6 +803,7 @@ impl BaseSinkImpl for VideoIpSink {
             &c.send_errors,
             &*c.nacks_received,
             &*c.retransmitted,
+            &c.fec_sent,
         ] {
             a.store(0, Ordering::Relaxed);
         }
