@@ -323,6 +323,15 @@ impl FrameFec {
         Ok(Added::Kept(b))
     }
 
+    /// Bytes of repair symbols kept.
+    pub fn bytes(&self) -> usize {
+        self.blocks
+            .iter()
+            .flat_map(|s| s.symbols.iter())
+            .map(|(_, sym)| sym.len())
+            .sum()
+    }
+
     /// True when block `b`, which misses `missing` datagrams, has enough repairs to be
     /// restored.
     pub fn decodable(&self, b: u32, missing: u32) -> bool {

@@ -7,6 +7,11 @@
 //! reorder allowance, and again every retry interval while it is still missing, until the
 //! give-up time (the reassembly window: after that its frame is gone anyway). At most
 //! [`MAX_MISSING`] numbers are tracked, so a burst of forged or stray numbers cannot grow it.
+//!
+//! FEC first: while the sender sends repair symbols ([`NackTracker::fec_seen`]), a missing
+//! number is first asked for only once its block's repairs have come and could not restore
+//! it, or after [`Config::fec_wait`] if they never come. Numbers FEC restores are forgotten
+//! ([`NackTracker::forget`]) and never asked for.
 
 use crate::protocol::seq_diff;
 use std::collections::VecDeque;
@@ -18,6 +23,8 @@ pub const MAX_MISSING: usize = 8192;
 pub const MAX_GAP: u32 = 4096;
 /// Most ranges in one NACK (each 8 bytes: one NACK stays well inside one datagram).
 pub const MAX_RANGES: usize = 128;
+/// The sender counts as sending FEC for this long after its latest repair symbol.
+pub const FEC_IN_USE: Duration = Duration::from_secs(1);
 
 /// Timing of the requests.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +36,10 @@ pub struct Config {
     pub retry: Duration,
     /// When to stop asking, from when the number went missing.
     pub give_up: Duration,
+    /// While the sender sends FEC: how much longer than `reorder` a missing number waits for
+    /// its block's repairs (which follow its frame, paced over at most 20 ms) when they do
+    /// not come.
+    pub fec_wait: Duration,
 }
 
 impl Default for Config {
@@ -37,6 +48,7 @@ impl Default for Config {
             reorder: Duration::from_millis(2),
             retry: Duration::from_millis(15),
             give_up: Duration::from_millis(50),
+            fec_wait: Duration::from_millis(20),
         }
     }
 }
@@ -61,6 +73,10 @@ pub struct NackTracker {
     srtt: Option<Duration>,
     /// Numbers asked for, in all.
     pub asked: u64,
+    /// Until when the sender counts as sending FEC.
+    fec_until: Option<Instant>,
+    /// Numbers before this one have had their block's repairs.
+    fec_horizon: Option<u32>,
 }
 
 impl NackTracker {
@@ -72,6 +88,8 @@ impl NackTracker {
             highest: None,
             srtt: None,
             asked: 0,
+            fec_until: None,
+            fec_horizon: None,
         }
     }
 
@@ -92,6 +110,52 @@ impl NackTracker {
     pub fn reset(&mut self) {
         self.missing.clear();
         self.highest = None;
+        self.fec_until = None;
+        self.fec_horizon = None;
+    }
+
+    /// Takes a repair symbol, sequence number `seq`, of index `index` among the `repairs`
+    /// of the block of `count` numbers from `first`. Earlier blocks, and this one once its
+    /// last repair is in, have had their chance: their missing numbers are asked for as
+    /// usual. The block's repairs go out with consecutive numbers, so the earlier ones
+    /// missing are not worth asking for (the sender keeps no repairs).
+    pub fn fec_seen(
+        &mut self,
+        seq: u32,
+        first: u32,
+        count: u16,
+        index: u16,
+        repairs: u16,
+        now: Instant,
+    ) {
+        self.fec_until = Some(now + FEC_IN_USE);
+        let horizon = if index.saturating_add(1) >= repairs {
+            first.wrapping_add(u32::from(count))
+        } else {
+            first
+        };
+        if self
+            .fec_horizon
+            .is_none_or(|h| seq_diff(horizon, h) > 0 && seq_diff(horizon, seq) <= 0)
+        {
+            self.fec_horizon = Some(horizon);
+        }
+        let first_repair = seq.wrapping_sub(u32::from(index));
+        self.missing
+            .retain(|m| !(seq_diff(m.seq, first_repair) >= 0 && seq_diff(m.seq, seq) < 0));
+    }
+
+    /// Forgets a missing number restored otherwise (by FEC): never asked for, and no round
+    /// trip measured from it.
+    pub fn forget(&mut self, seq: u32) {
+        if let Some(i) = self.missing.iter().position(|m| m.seq == seq) {
+            self.missing.remove(i);
+        }
+    }
+
+    /// When a number that has not been asked for yet is first due.
+    fn first_due(&self, m: &Missing) -> Instant {
+        first_due(&self.cfg, self.fec_until, self.fec_horizon, m)
     }
 
     /// Sets how long to wait before asking again (e.g. from a measured round trip).
@@ -157,10 +221,11 @@ impl NackTracker {
         self.missing
             .retain(|m| now.saturating_duration_since(m.since) < give_up);
         let mut ranges: Vec<(u32, u32)> = Vec::new();
-        let (reorder, retry) = (self.cfg.reorder, self.retry());
+        let retry = self.retry();
+        let (cfg, until, horizon) = (self.cfg, self.fec_until, self.fec_horizon);
         for m in self.missing.iter_mut() {
             let due = match m.asked {
-                None => now.saturating_duration_since(m.since) >= reorder,
+                None => now >= first_due(&cfg, until, horizon, m),
                 Some(t) => now.saturating_duration_since(t) >= retry,
             };
             if !due {
@@ -191,10 +256,29 @@ impl NackTracker {
         self.missing
             .iter()
             .map(|m| match m.asked {
-                None => m.since + self.cfg.reorder,
+                None => self.first_due(m),
                 Some(t) => t + retry,
             })
             .min()
+    }
+}
+
+/// When a number not asked for yet is first due: after the reorder allowance, and while the
+/// sender sends FEC (`fec_until`), not before its block's repairs had their chance (it lies
+/// before `horizon`) or [`Config::fec_wait`] more has passed.
+fn first_due(
+    cfg: &Config,
+    fec_until: Option<Instant>,
+    horizon: Option<u32>,
+    m: &Missing,
+) -> Instant {
+    let due = m.since + cfg.reorder;
+    let fec = fec_until.is_some_and(|u| m.since < u);
+    let had_repairs = horizon.is_some_and(|h| seq_diff(m.seq, h) < 0);
+    if fec && !had_repairs {
+        due + cfg.fec_wait
+    } else {
+        due
     }
 }
 

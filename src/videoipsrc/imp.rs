@@ -264,6 +264,7 @@ impl VideoIpSrc {
             .field("stream-info-received", s.info_received)
             .field("datagrams-requested", s.datagrams_requested)
             .field("datagrams-retransmitted", s.datagrams_retransmitted)
+            .field("datagrams-recovered-fec", s.datagrams_recovered_fec)
             .field("largest-burst", rx.largest_burst)
             .field("receives", rx.receives)
             .build()
