@@ -874,6 +874,8 @@ pub struct Session<B> {
     report_at: Option<Instant>,
     /// Missing datagrams of the locked session, and when to ask for them.
     nacks: NackTracker,
+    /// The newest frame number a media datagram carried.
+    newest_frame: Option<u32>,
     eos: bool,
     eos_sent: bool,
     stats: Stats,
@@ -904,8 +906,11 @@ impl<B: AsMut<[u8]>> Session<B> {
             report_at: None,
             nacks: NackTracker::new(recovery::Config {
                 give_up: cfg.window,
+                // FEC first, but leave NACKs two fifths of the window.
+                fec_wait: cfg.window * 3 / 5,
                 ..Default::default()
             }),
+            newest_frame: None,
             eos: false,
             eos_sent: false,
             stats: Stats::default(),
@@ -1020,6 +1025,7 @@ impl<B: AsMut<[u8]>> Session<B> {
         }
         self.seq = SequenceTracker::default();
         self.nacks.reset();
+        self.newest_frame = None;
         self.info = None;
         self.sender_report = None;
         self.eos = false;
@@ -1081,6 +1087,15 @@ impl<B: AsMut<[u8]>> Session<B> {
         self.nacks.received(p.header.seq, now);
         if p.header.flags & header_flags::RETRANSMISSION != 0 {
             self.stats.datagrams_retransmitted += 1;
+        }
+        if let Body::Media(m) = &p.body {
+            // A later frame has begun: every repair of the frames before it was sent.
+            if self.newest_frame.is_none_or(|f| seq_diff(m.frame, f) > 0) {
+                self.newest_frame = Some(m.frame);
+                let idx = m.offset.checked_div(u32::from(m.frag_size)).unwrap_or(0);
+                self.nacks
+                    .fec_release(p.header.seq.wrapping_sub(idx), p.header.seq);
+            }
         }
         match &p.body {
             Body::Media(m) => match self.reasm.push(m, p.header.seq, p.payload, now, alloc) {

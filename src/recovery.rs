@@ -37,8 +37,8 @@ pub struct Config {
     /// When to stop asking, from when the number went missing.
     pub give_up: Duration,
     /// While the sender sends FEC: how much longer than `reorder` a missing number waits for
-    /// its block's repairs (which follow its frame, paced over at most 20 ms) when they do
-    /// not come.
+    /// its block's repairs when neither they nor the next frame come. They follow its frame,
+    /// which a sender may spread over 20 ms: longer than that, shorter than `give_up`.
     pub fec_wait: Duration,
 }
 
@@ -48,7 +48,7 @@ impl Default for Config {
             reorder: Duration::from_millis(2),
             retry: Duration::from_millis(15),
             give_up: Duration::from_millis(50),
-            fec_wait: Duration::from_millis(20),
+            fec_wait: Duration::from_millis(30),
         }
     }
 }
@@ -134,15 +134,19 @@ impl NackTracker {
         } else {
             first
         };
-        if self
-            .fec_horizon
-            .is_none_or(|h| seq_diff(horizon, h) > 0 && seq_diff(horizon, seq) <= 0)
-        {
-            self.fec_horizon = Some(horizon);
-        }
+        self.fec_release(horizon, seq);
         let first_repair = seq.wrapping_sub(u32::from(index));
         self.missing
             .retain(|m| !(seq_diff(m.seq, first_repair) >= 0 && seq_diff(m.seq, seq) < 0));
+    }
+
+    /// Numbers before `upto` have had their repairs (all were sent before `seq`, which just
+    /// came: a later block's repair, or the first datagram of a later frame). Never moves
+    /// back, nor past `seq`.
+    pub fn fec_release(&mut self, upto: u32, seq: u32) {
+        if seq_diff(upto, seq) <= 0 && self.fec_horizon.is_none_or(|h| seq_diff(upto, h) > 0) {
+            self.fec_horizon = Some(upto);
+        }
     }
 
     /// Forgets a missing number restored otherwise (by FEC): never asked for, and no round

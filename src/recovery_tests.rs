@@ -142,3 +142,28 @@ fn a_missing_repair_of_a_block_is_not_asked_for_once_a_later_one_came() {
     assert!(n.is_empty());
     assert_eq!(n.poll(t0 + 100 * MS), None);
 }
+
+#[test]
+fn with_fec_a_later_frame_releases_the_gaps_of_the_frames_before_it() {
+    let t0 = Instant::now();
+    let cfg = Config::default();
+    let mut n = NackTracker::new(cfg);
+    n.received(9, t0);
+    n.fec_seen(9, 0, 9, 0, 1, t0);
+    n.received(10, t0);
+    n.received(12, t0);
+    // The repairs of 10..13 are lost; the next frame starts at 15.
+    n.received(15, t0 + MS);
+    n.fec_release(15, 15);
+    assert_eq!(n.poll(t0 + MS + cfg.reorder), Some(vec![(11, 1), (13, 2)]));
+    // Never past the datagram that told it, never back.
+    n.fec_release(1000, 16);
+    n.fec_release(3, 16);
+    n.received(16, t0 + MS);
+    n.received(18, t0 + MS);
+    assert_eq!(
+        n.poll(t0 + MS + cfg.reorder),
+        None,
+        "17 waits for its repairs"
+    );
+}
