@@ -250,6 +250,9 @@ pub enum Mangle {
     /// rest by the given one-way time: what the receiver sends back (reports, NACKs) is
     /// relayed to the sender, lost and delayed alike.
     LoseBoth(u32, Duration),
+    /// Lose datagrams at random toward the receiver, this many per million, and drop
+    /// everything it sends back: a one-way link, no reports or NACKs reach the sender.
+    LoseOneWay(u32),
 }
 
 /// A UDP relay on loopback between a sender and a receiver that loses, reorders or
@@ -312,6 +315,9 @@ impl Relay {
                         }
                     }
                 }
+                if let Mangle::LoseOneWay(_) = mangle {
+                    while out.recv(&mut back).is_ok() {}
+                }
                 let n = match sock.recv_from(&mut buf) {
                     Ok((n, from)) => {
                         sender = Some(from);
@@ -339,6 +345,11 @@ impl Relay {
                     Mangle::LoseBoth(p, by) => {
                         if !lose(p) {
                             delayed.push_back((Instant::now() + by, d.to_vec()));
+                        }
+                    }
+                    Mangle::LoseOneWay(p) => {
+                        if !lose(p) {
+                            let _ = out.send_to(d, to);
                         }
                     }
                     Mangle::Delay(pick, by) => {
