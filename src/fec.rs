@@ -323,6 +323,16 @@ impl FrameFec {
         Ok(Added::Kept(b))
     }
 
+    /// True when no repair was ever kept for the frame.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// True when repairs are kept for block `b` (cheap: most frames have none).
+    pub fn waiting(&self, b: u32) -> bool {
+        self.blocks.iter().any(|s| s.block == b && !s.done)
+    }
+
     /// Bytes of repair symbols kept.
     pub fn bytes(&self) -> usize {
         self.blocks

@@ -464,11 +464,14 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         let Some(slot) = self.pending.get(pos) else {
             return;
         };
-        if slot.missing == 0 || slot.first_seq.is_none() {
+        if slot.missing == 0 || slot.first_seq.is_none() || slot.fec.is_empty() {
             return;
         }
         if let Some(layout) = Layout::new(slot.info.len, slot.frag_size) {
-            self.repair_block(pos, &layout, layout.block_of(idx), now);
+            let b = layout.block_of(idx);
+            if slot.fec.waiting(b) {
+                self.repair_block(pos, &layout, b, now);
+            }
         }
     }
 
