@@ -320,3 +320,29 @@ fn encode_cost_of_a_1080p_frame() {
         t.elapsed()
     );
 }
+
+#[test]
+fn more_repairs_than_still_missing_restore_the_rest() {
+    // Three lost, three repairs kept; then one of the three arrives late (a resend): the
+    // two still missing are restored with all three repairs at hand.
+    let data = frame(100 * 100);
+    let repairs = encode(&data, 100, 0, 5);
+    let layout = Layout::new(data.len() as u32, 100).unwrap();
+    let mut fec = FrameFec::default();
+    for (h, s) in &repairs[..3] {
+        assert_eq!(fec.add(&layout, 0, h, s, 3), Ok(Added::Kept(0)));
+    }
+    let lost = [7u32, 8];
+    assert!(fec.decodable(0, 2));
+    let present = |i: u32| (!lost.contains(&i)).then(|| &data[i as usize * 100..][..100]);
+    let mut got = Vec::new();
+    let n = fec
+        .decode(&mut Decoder::default(), &layout, 0, present, |i, p| {
+            got.push((i, p.to_vec()))
+        })
+        .unwrap();
+    assert_eq!(n, 2);
+    for (i, p) in got {
+        assert_eq!(p, &data[i as usize * 100..][..100]);
+    }
+}
