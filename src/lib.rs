@@ -9,6 +9,7 @@
 use gst::glib;
 
 mod element;
+pub mod fec;
 pub mod net;
 pub mod pacer;
 pub mod packetizer;

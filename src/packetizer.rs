@@ -10,8 +10,8 @@
 //! no I/O.
 
 use crate::protocol::{
-    self, Body, CommonHeader, EndOfStream, Media, SenderReport, StreamInfo, EOS_HEADER_LEN,
-    INFO_HEADER_LEN, MEDIA_HEADER_LEN,
+    self, Body, CommonHeader, EndOfStream, Fec, Media, SenderReport, StreamInfo, EOS_HEADER_LEN,
+    FEC_HEADER_LEN, INFO_HEADER_LEN, MEDIA_HEADER_LEN,
 };
 use std::hash::{BuildHasher, Hasher};
 
@@ -223,6 +223,13 @@ impl Packetizer {
         });
         let common = self.common(1);
         protocol::encode_fixed(&common, &body)
+    }
+
+    /// The headers of an FEC datagram (one repair symbol, which follows them), with the
+    /// next sequence number: a frame's repairs go out right after its media datagrams.
+    pub fn fec_header(&mut self, fec: &Fec) -> [u8; FEC_HEADER_LEN] {
+        let common = self.common(1);
+        protocol::encode_fixed(&common, &Body::Fec(*fec))
     }
 
     /// A sender report datagram, and the sequence number it took (receivers echo it back).

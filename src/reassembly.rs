@@ -12,9 +12,10 @@
 //! bookkeeping is bounded by [`MAX_FRAGMENTS`]; at most one stream info generation is being
 //! assembled (at most [`protocol::MAX_CAPS_LEN`] bytes) besides the current one.
 
+use crate::fec::{self, FrameFec, Layout};
 use crate::protocol::{
-    self, header_flags, seq_diff, Body, DecodeError, Media, Nack, ReceiverReport, SenderReport,
-    StreamInfo, MAX_CAPS_LEN, NO_DELAY,
+    self, fec_scheme, header_flags, seq_diff, Body, DecodeError, Fec, Media, Nack, ReceiverReport,
+    SenderReport, StreamInfo, MAX_CAPS_LEN, NO_DELAY,
 };
 use crate::recovery::{self, NackTracker};
 use std::collections::VecDeque;
@@ -103,6 +104,8 @@ pub struct Stats {
     pub datagrams_requested: u64,
     /// NACKs sent (each request goes out as [`NACK_COPIES`] datagrams).
     pub nacks_sent: u64,
+    /// Lost datagrams restored from FEC repair symbols.
+    pub datagrams_recovered_fec: u64,
     /// Datagrams of frames larger than max-frame-size (also counted invalid).
     pub datagrams_too_large: u64,
     /// The largest frame length such a datagram claimed.
@@ -163,6 +166,20 @@ pub struct Frame<B> {
     pub discont: bool,
 }
 
+/// What a [`Reassembler::push_fec`] did with a repair symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FecPushed {
+    /// Kept, or used to restore datagrams (see [`Reassembler::take_recovered`]).
+    Used,
+    /// Not needed: its block is complete or has enough repairs, or its frame is not being
+    /// assembled (already complete, or long gone).
+    Unneeded,
+    /// A scheme this receiver does not know.
+    Unknown,
+    /// Contradicts its frame.
+    Invalid(&'static str),
+}
+
 /// What a [`Reassembler::push`] did with a fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -181,6 +198,11 @@ pub enum Pushed {
 struct Slot<B> {
     info: FrameInfo,
     frag_size: u16,
+    /// Sequence number of fragment 0 (a fragment's number less its index), to place what
+    /// FEC restores; None once fragments disagree on it (FEC is then not used).
+    first_seq: Option<u32>,
+    /// Repair symbols kept for the frame's incomplete blocks.
+    fec: FrameFec,
     buf: B,
     received: Vec<u64>,
     missing: u32,
@@ -206,6 +228,9 @@ pub struct Reassembler<B> {
     last_progress: Option<Instant>,
     /// Sum of the lengths of the frames in `pending`.
     bytes_in_flight: usize,
+    fec_decoder: fec::Decoder,
+    /// Sequence numbers restored by FEC, not yet taken.
+    recovered: Vec<u32>,
 }
 
 impl<B> std::fmt::Debug for Reassembler<B> {
@@ -230,6 +255,8 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             frames_recovered: 0,
             last_progress: None,
             bytes_in_flight: 0,
+            fec_decoder: fec::Decoder::default(),
+            recovered: Vec::new(),
         }
     }
 
@@ -270,11 +297,17 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         self.pending.len()
     }
 
-    /// Stores one media fragment. `alloc(len)` is called for the first fragment of a frame
-    /// to get `len` writable bytes.
+    /// Bytes of FEC repair symbols kept with the frames being assembled.
+    pub fn fec_bytes(&self) -> usize {
+        self.pending.iter().map(|s| s.fec.bytes()).sum()
+    }
+
+    /// Stores one media fragment, which came with sequence number `seq`. `alloc(len)` is
+    /// called for the first fragment of a frame to get `len` writable bytes.
     pub fn push(
         &mut self,
         h: &Media,
+        seq: u32,
         payload: &[u8],
         now: Instant,
         alloc: impl FnOnce(usize) -> Option<B>,
@@ -307,6 +340,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
                 self.discont = true;
             }
         }
+        let mut opened = false;
         let pos = match self.pending.iter().position(|s| s.info.frame == h.frame) {
             Some(pos) => {
                 let s = &self.pending[pos];
@@ -316,7 +350,10 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
                 pos
             }
             None => match self.open_slot(h, nfrags, now, alloc) {
-                Ok(pos) => pos,
+                Ok(pos) => {
+                    opened = true;
+                    pos
+                }
                 Err(p) => return p,
             },
         };
@@ -329,13 +366,33 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         if idx >= protocol::fragment_count(slot.info.len, slot.frag_size) {
             return Pushed::Invalid("fragment index out of range");
         }
+        let first_seq = seq.wrapping_sub(idx);
+        if opened {
+            slot.first_seq = Some(first_seq);
+        } else if slot.first_seq != Some(first_seq) {
+            slot.first_seq = None;
+        }
+        let pushed = self.insert(pos, idx, payload, now);
+        if pushed == Pushed::Accepted {
+            // Repairs kept for this block may suffice now (a datagram that came late).
+            self.repair_block_of(pos, idx, now);
+        }
+        pushed
+    }
+
+    /// Stores fragment `idx` of frame `pending[pos]`: the one path for received and
+    /// restored fragments alike.
+    fn insert(&mut self, pos: usize, idx: u32, payload: &[u8], now: Instant) -> Pushed {
+        let Some(slot) = self.pending.get_mut(pos) else {
+            return Pushed::Late;
+        };
         let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
         match slot.received.get_mut(word) {
             Some(w) if *w & bit != 0 => return Pushed::Duplicate,
             Some(w) => *w |= bit,
             None => return Pushed::Invalid("fragment index out of range"),
         }
-        let start = h.offset as usize;
+        let start = idx as usize * usize::from(slot.frag_size);
         match slot.buf.as_mut().get_mut(start..start + payload.len()) {
             Some(dst) => dst.copy_from_slice(payload),
             None => return Pushed::Invalid("fragment outside the frame"),
@@ -344,6 +401,100 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         slot.latest = now;
         self.last_progress = Some(now);
         Pushed::Accepted
+    }
+
+    /// Takes one FEC repair symbol (§5.7): kept with the frame whose datagrams it protects
+    /// (found by sequence number), and used as soon as its block has enough repairs to
+    /// restore what it misses.
+    pub fn push_fec(&mut self, fec: &Fec, symbol: &[u8], now: Instant) -> FecPushed {
+        if fec.scheme != fec_scheme::LEOPARD_GF16 {
+            return FecPushed::Unknown;
+        }
+        let found = self.pending.iter().enumerate().find_map(|(pos, s)| {
+            let first = fec.first_seq.wrapping_sub(s.first_seq?);
+            (first < protocol::fragment_count(s.info.len, s.frag_size)).then_some((pos, first))
+        });
+        let Some((pos, first)) = found else {
+            return FecPushed::Unneeded;
+        };
+        let slot = &mut self.pending[pos];
+        let Some(layout) = Layout::new(slot.info.len, slot.frag_size) else {
+            return FecPushed::Invalid("FEC for an empty frame");
+        };
+        let b = layout.block_of(first);
+        let missing = block_missing(&slot.received, &layout, b);
+        match slot.fec.add(&layout, first, fec, symbol, missing) {
+            Err(why) => FecPushed::Invalid(why),
+            Ok(fec::Added::Unneeded) => FecPushed::Unneeded,
+            Ok(fec::Added::Kept(b)) => {
+                self.repair_block(pos, &layout, b, now);
+                FecPushed::Used
+            }
+        }
+    }
+
+    /// Restores block `b` of frame `pending[pos]` if its repairs suffice.
+    fn repair_block(&mut self, pos: usize, layout: &Layout, b: u32, now: Instant) {
+        let Some(slot) = self.pending.get_mut(pos) else {
+            return;
+        };
+        let Some(first_seq) = slot.first_seq else {
+            return;
+        };
+        if !slot
+            .fec
+            .decodable(b, block_missing(&slot.received, layout, b))
+        {
+            return;
+        }
+        let frag = usize::from(slot.frag_size);
+        let buf: &[u8] = slot.buf.as_mut();
+        let received = &slot.received;
+        let present = |i: u32| {
+            has(received, i).then(|| {
+                let start = i as usize * frag;
+                buf.get(start..start + layout.payload_len(i))
+            })?
+        };
+        let mut restored = Vec::new();
+        let result = slot
+            .fec
+            .decode(&mut self.fec_decoder, layout, b, present, |i, p| {
+                restored.push((i, p.to_vec()))
+            });
+        if result.is_err() {
+            return;
+        }
+        for (i, payload) in restored {
+            if self.insert(pos, i, &payload, now) == Pushed::Accepted {
+                self.recovered.push(first_seq.wrapping_add(i));
+                if let Some(slot) = self.pending.get_mut(pos) {
+                    slot.repaired = true;
+                }
+            }
+        }
+    }
+
+    /// Restores the block of fragment `idx` of frame `pending[pos]` if repairs kept for it
+    /// now suffice.
+    fn repair_block_of(&mut self, pos: usize, idx: u32, now: Instant) {
+        let Some(slot) = self.pending.get(pos) else {
+            return;
+        };
+        if slot.missing == 0 || slot.first_seq.is_none() || slot.fec.is_empty() {
+            return;
+        }
+        if let Some(layout) = Layout::new(slot.info.len, slot.frag_size) {
+            let b = layout.block_of(idx);
+            if slot.fec.waiting(b) {
+                self.repair_block(pos, &layout, b, now);
+            }
+        }
+    }
+
+    /// The sequence numbers FEC restored since the last call.
+    pub fn take_recovered(&mut self) -> std::vec::Drain<'_, u32> {
+        self.recovered.drain(..)
     }
 
     fn open_slot(
@@ -399,6 +550,8 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
                 len: h.frame_len,
             },
             frag_size: h.frag_size,
+            first_seq: None,
+            fec: FrameFec::default(),
             buf,
             received: vec![0u64; nfrags.div_ceil(64) as usize],
             missing: nfrags,
@@ -510,6 +663,21 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             s.repaired = true;
         }
     }
+}
+
+/// True when bit `i` of the fragment bitmap is set.
+fn has(received: &[u64], i: u32) -> bool {
+    received
+        .get((i / 64) as usize)
+        .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+}
+
+/// Fragments block `b` misses.
+fn block_missing(received: &[u64], layout: &Layout, b: u32) -> u32 {
+    let (first, count) = layout.block(b);
+    (first..first + count)
+        .filter(|&i| !has(received, i))
+        .count() as u32
 }
 
 /// What happened to one sequence number.
@@ -639,6 +807,26 @@ impl SequenceTracker {
         SeqEvent::Reordered
     }
 
+    /// Accounts for a number restored otherwise (by FEC): no longer lost, and a copy that
+    /// comes later is a duplicate. Not counted as reordered.
+    pub fn recovered(&mut self, seq: u32) {
+        let Some(highest) = self.highest else {
+            return;
+        };
+        let d = seq_diff(seq, highest);
+        if d >= 0 || d.unsigned_abs() >= SEQ_WINDOW {
+            return;
+        }
+        let (w, b) = self.bit(seq);
+        if *w & b != 0 {
+            return;
+        }
+        *w |= b;
+        if seq_diff(seq, self.base) > 0 {
+            self.lost -= 1;
+        }
+    }
+
     /// Sequence numbers not (yet) seen.
     pub fn lost(&self) -> u64 {
         self.lost.max(0) as u64
@@ -734,6 +922,8 @@ pub struct Session<B> {
     report_at: Option<Instant>,
     /// Missing datagrams of the locked session, and when to ask for them.
     nacks: NackTracker,
+    /// The newest frame number a media datagram carried.
+    newest_frame: Option<u32>,
     eos: bool,
     eos_sent: bool,
     stats: Stats,
@@ -764,8 +954,11 @@ impl<B: AsMut<[u8]>> Session<B> {
             report_at: None,
             nacks: NackTracker::new(recovery::Config {
                 give_up: cfg.window,
+                // FEC first, but leave NACKs two fifths of the window.
+                fec_wait: cfg.window * 3 / 5,
                 ..Default::default()
             }),
+            newest_frame: None,
             eos: false,
             eos_sent: false,
             stats: Stats::default(),
@@ -853,6 +1046,11 @@ impl<B: AsMut<[u8]>> Session<B> {
         self.reasm.bytes_in_flight()
     }
 
+    /// Bytes of FEC repair symbols kept with them.
+    pub fn fec_bytes(&self) -> usize {
+        self.reasm.fec_bytes()
+    }
+
     /// Rejects the current stream info (its caps could not be used): counted invalid, and
     /// frames wait for the next stream info.
     pub fn reject_info(&mut self) {
@@ -881,6 +1079,7 @@ impl<B: AsMut<[u8]>> Session<B> {
         }
         self.seq = SequenceTracker::default();
         self.nacks.reset();
+        self.newest_frame = None;
         self.info = None;
         self.sender_report = None;
         self.eos = false;
@@ -964,8 +1163,17 @@ impl<B: AsMut<[u8]>> Session<B> {
                 }
             }
         }
+        if let Body::Media(m) = &p.body {
+            // A later frame has begun: every repair of the frames before it was sent.
+            if self.newest_frame.is_none_or(|f| seq_diff(m.frame, f) > 0) {
+                self.newest_frame = Some(m.frame);
+                let idx = m.offset.checked_div(u32::from(m.frag_size)).unwrap_or(0);
+                self.nacks
+                    .fec_release(p.header.seq.wrapping_sub(idx), p.header.seq);
+            }
+        }
         match &p.body {
-            Body::Media(m) => match self.reasm.push(m, p.payload, now, alloc) {
+            Body::Media(m) => match self.reasm.push(m, p.header.seq, p.payload, now, alloc) {
                 Pushed::Accepted if resent => self.reasm.note_repaired(m.frame),
                 Pushed::Accepted | Pushed::Duplicate => {}
                 Pushed::Late => self.stats.datagrams_late += 1,
@@ -977,11 +1185,31 @@ impl<B: AsMut<[u8]>> Session<B> {
                 }
                 Pushed::Invalid(_) | Pushed::NoBuffer => self.stats.datagrams_invalid += 1,
             },
+            Body::Fec(f) => {
+                self.nacks.fec_seen(
+                    p.header.seq,
+                    f.first_seq,
+                    f.protected_count,
+                    f.repair_index,
+                    f.repair_count,
+                    now,
+                );
+                match self.reasm.push_fec(f, p.payload, now) {
+                    FecPushed::Used | FecPushed::Unneeded => {}
+                    FecPushed::Unknown => self.stats.datagrams_unknown += 1,
+                    FecPushed::Invalid(_) => self.stats.datagrams_invalid += 1,
+                }
+            }
             Body::EndOfStream(_) => self.eos = true,
             Body::SenderReport(r) => self.sender_report = Some((p.header.seq, now, *r)),
-            // Understood, not acted on yet: FEC, metadata, and messages a
+            // Understood, not acted on yet: metadata, and messages a
             // receiver should not get (receiver reports, NACKs, subscriptions, requests).
             _ => {}
+        }
+        for seq in self.reasm.take_recovered() {
+            self.seq.recovered(seq);
+            self.nacks.forget(seq);
+            self.stats.datagrams_recovered_fec += 1;
         }
         Ok(self.reasm.head_ready())
     }

@@ -816,3 +816,174 @@ fn only_datagrams_really_missing_are_asked_for_not_stream_info_repeats() {
     );
     assert_eq!(req.ranges[0].1, 1);
 }
+
+/// Datagrams of `frames` through a real packetizer, each frame followed by its FEC repairs
+/// at `percent` %, as `videoipsink` sends them.
+fn stream_fec(
+    frames: &[Vec<u8>],
+    frag: u16,
+    first_seq: u32,
+    percent: u32,
+) -> (Vec<Vec<u8>>, Vec<Vec<usize>>) {
+    let mut p = Packetizer::new(77, 0, first_seq, frag);
+    let mut enc = crate::fec::Encoder::new();
+    let mut out = Vec::new();
+    for (h, piece) in p.info_datagrams("application/x-test").unwrap() {
+        out.push([&h[..], piece].concat());
+    }
+    // Per frame, the positions in `out` of its media datagrams.
+    let mut media = Vec::new();
+    for data in frames {
+        let mut plan = p.frame(data.len(), FrameMeta::default()).unwrap();
+        let count = plan.count();
+        let (_, seq0, frag) = plan.template();
+        let b = plan.batch(data, 0, count);
+        let mut at = Vec::new();
+        for k in 0..b.len() {
+            at.push(out.len());
+            out.push(b.parts(k).concat());
+        }
+        media.push(at);
+        for i in 0..enc.encode(data, frag as u16, seq0, percent) {
+            let (body, symbol) = enc.repair(i).unwrap();
+            out.push([&p.fec_header(&body)[..], symbol].concat());
+        }
+    }
+    (out, media)
+}
+
+#[test]
+fn fec_restores_lost_datagrams_byte_exact_counted_recovered_not_lost() {
+    // 3 frames of 401 datagrams (blocks of 134, 134, 133; 7 repairs each at 5 %), the last
+    // datagram short. Frame 0 loses a burst of 7, frame 1 three spread out, frame 2 its last.
+    let fr = frames(3, 401 * 100 - 37);
+    let (d, media) = stream_fec(&fr, 100, u32::MAX - 500, 5);
+    let lost: Vec<usize> = (20..27)
+        .map(|i| media[0][i])
+        .chain([5, 200, 390].map(|i| media[1][i]))
+        .chain([media[2][400]])
+        .collect();
+    let kept: Vec<Vec<u8>> = (0..d.len())
+        .filter(|i| !lost.contains(i))
+        .map(|i| d[i].clone())
+        .collect();
+    let (out, stats, _) = run(&kept, Config::default());
+    assert_eq!(out.len(), 3);
+    for (f, want) in out.iter().zip(&fr) {
+        assert!(f.buf == *want, "frame {} differs", f.info.frame);
+        assert!(!f.discont);
+    }
+    assert_eq!(stats.datagrams_recovered_fec, 11);
+    assert_eq!(stats.datagrams_lost, 0);
+    assert_eq!(stats.datagrams_reordered, 0);
+    assert_eq!(stats.datagrams_invalid, 0);
+}
+
+#[test]
+fn fec_that_cannot_restore_a_block_leaves_the_frame_incomplete() {
+    // One block of 100, 5 repairs: 6 lost is one too many.
+    let fr = frames(1, 100 * 100);
+    let (d, media) = stream_fec(&fr, 100, 0, 5);
+    let lost = &media[0][10..16];
+    let kept: Vec<Vec<u8>> = (0..d.len())
+        .filter(|i| !lost.contains(i))
+        .map(|i| d[i].clone())
+        .collect();
+    let (out, stats, _) = run(&kept, Config::default());
+    assert!(out.is_empty());
+    assert_eq!(stats.frames_dropped, 1);
+    assert_eq!(stats.datagrams_recovered_fec, 0);
+}
+
+#[test]
+fn a_datagram_fec_restored_is_not_asked_for_and_a_late_copy_is_a_duplicate() {
+    let fr = frames(2, 100 * 100);
+    let (d, media) = stream_fec(&fr, 100, 1000, 5);
+    let gone = media[1][50];
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    let mut out = 0;
+    for (i, x) in d.iter().enumerate() {
+        if i != gone {
+            s.push_at(x, t0, |n| Some(vec![0; n])).unwrap();
+        }
+        while let Some(Event::Frame(..)) = s.poll(t0) {
+            out += 1;
+        }
+    }
+    assert_eq!(out, 2);
+    assert_eq!(s.poll_nack(t0 + Duration::from_millis(30)), None);
+    s.push_at(&d[gone], t0, |n| Some(vec![0; n])).unwrap();
+    let st = s.stats();
+    assert_eq!(st.datagrams_recovered_fec, 1);
+    assert_eq!(st.datagrams_duplicate, 1);
+    assert_eq!(st.datagrams_requested, 0);
+}
+
+#[test]
+fn arbitrary_fec_datagrams_never_panic_or_grow_memory() {
+    let cfg = Config {
+        max_frame_size: 1 << 16,
+        max_in_flight: 3,
+        window: Duration::from_millis(5),
+        ..Default::default()
+    };
+    let mut s = Session::<Vec<u8>>::new(cfg);
+    let mut x: u64 = 7;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // A real stream with holes keeps frames in flight for the forged repairs to aim at.
+    let fr = frames(200, 30_000);
+    let (d, _) = stream_fec(&fr, 1000, 5000, 10);
+    let t0 = Instant::now();
+    let mut forged = 0u64;
+    for (i, real) in d.iter().enumerate() {
+        let now = t0 + Duration::from_micros(i as u64 * 20);
+        if next() % 10 != 0 {
+            let _ = s.push_at(real, now, |len| Some(vec![0; len]));
+        }
+        for _ in 0..3 {
+            let near = 5000u32.wrapping_add((next() % 8000) as u32);
+            let f = Fec {
+                scheme: if next() % 8 == 0 {
+                    (next() % 4) as u8
+                } else {
+                    2
+                },
+                repair_index: (next() % 12) as u16,
+                first_seq: if next() % 4 == 0 { next() as u32 } else { near },
+                protected_count: if next() % 2 == 0 {
+                    30
+                } else {
+                    (next() % 300) as u16
+                },
+                repair_count: (next() % 12) as u16,
+                symbol_len: if next() % 2 == 0 {
+                    1000
+                } else {
+                    (next() % 1100) as u32
+                },
+            };
+            let mut fd = dgram(77, next() as u32, Body::Fec(f), &[]);
+            let len = if next() % 4 == 0 {
+                (next() % 1100) as usize
+            } else {
+                f.symbol_len as usize
+            };
+            fd.extend((0..len).map(|_| next() as u8));
+            let _ = s.push_at(&fd, now, |len| Some(vec![0; len]));
+            forged += 1;
+        }
+        while s.poll(now).is_some() {}
+        assert!(s.in_flight() <= 3);
+        // Repairs kept never exceed what the frames in flight miss: at most their size.
+        assert!(s.fec_bytes() <= s.bytes_in_flight() + 3 * 30);
+    }
+    let st = s.stats();
+    assert!(st.datagrams_invalid > forged / 4, "{st:?}");
+    assert!(st.datagrams_unknown > 0);
+}

@@ -16,6 +16,11 @@
 //! be told from one whose datagrams were lost, that silence must also outlast the frame's
 //! duration (at most half the give-up time): where frames follow each other, the next
 //! frame's first datagram reveals a lost end sooner, as a gap.
+//!
+//! FEC first: while the sender sends repair symbols ([`NackTracker::fec_seen`]), a missing
+//! number is first asked for only once its block's repairs have come and could not restore
+//! it, or after [`Config::fec_wait`] if they never come. Numbers FEC restores are forgotten
+//! ([`NackTracker::forget`]) and never asked for.
 
 use crate::protocol::seq_diff;
 use std::collections::VecDeque;
@@ -27,6 +32,8 @@ pub const MAX_MISSING: usize = 8192;
 pub const MAX_GAP: u32 = 4096;
 /// Most ranges in one NACK (each 8 bytes: one NACK stays well inside one datagram).
 pub const MAX_RANGES: usize = 128;
+/// The sender counts as sending FEC for this long after its latest repair symbol.
+pub const FEC_IN_USE: Duration = Duration::from_secs(1);
 
 /// Timing of the requests.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +45,10 @@ pub struct Config {
     pub retry: Duration,
     /// When to stop asking, from when the number went missing.
     pub give_up: Duration,
+    /// While the sender sends FEC: how much longer than `reorder` a missing number waits for
+    /// its block's repairs when neither they nor the next frame come. They follow its frame,
+    /// which a sender may spread over 20 ms: longer than that, shorter than `give_up`.
+    pub fec_wait: Duration,
 }
 
 impl Default for Config {
@@ -46,6 +57,7 @@ impl Default for Config {
             reorder: Duration::from_millis(2),
             retry: Duration::from_millis(15),
             give_up: Duration::from_millis(50),
+            fec_wait: Duration::from_millis(30),
         }
     }
 }
@@ -82,6 +94,10 @@ pub struct NackTracker {
     pause: Duration,
     /// The duration of the frame being received, if it said.
     frame_duration: Duration,
+    /// Until when the sender counts as sending FEC.
+    fec_until: Option<Instant>,
+    /// Numbers before this one have had their block's repairs.
+    fec_horizon: Option<u32>,
 }
 
 /// Shortest silence after which the rest of a frame counts as missing.
@@ -101,6 +117,8 @@ impl NackTracker {
             last_arrival: None,
             pause: Duration::ZERO,
             frame_duration: Duration::ZERO,
+            fec_until: None,
+            fec_horizon: None,
         }
     }
 
@@ -124,6 +142,56 @@ impl NackTracker {
         self.highest = None;
         self.expected = None;
         self.last_arrival = None;
+        self.fec_until = None;
+        self.fec_horizon = None;
+    }
+
+    /// Takes a repair symbol, sequence number `seq`, of index `index` among the `repairs`
+    /// of the block of `count` numbers from `first`. Earlier blocks, and this one once its
+    /// last repair is in, have had their chance: their missing numbers are asked for as
+    /// usual. The block's repairs go out with consecutive numbers, so the earlier ones
+    /// missing are not worth asking for (the sender keeps no repairs).
+    pub fn fec_seen(
+        &mut self,
+        seq: u32,
+        first: u32,
+        count: u16,
+        index: u16,
+        repairs: u16,
+        now: Instant,
+    ) {
+        self.fec_until = Some(now + FEC_IN_USE);
+        let horizon = if index.saturating_add(1) >= repairs {
+            first.wrapping_add(u32::from(count))
+        } else {
+            first
+        };
+        self.fec_release(horizon, seq);
+        let first_repair = seq.wrapping_sub(u32::from(index));
+        self.missing
+            .retain(|m| !(seq_diff(m.seq, first_repair) >= 0 && seq_diff(m.seq, seq) < 0));
+    }
+
+    /// Numbers before `upto` have had their repairs (all were sent before `seq`, which just
+    /// came: a later block's repair, or the first datagram of a later frame). Never moves
+    /// back, nor past `seq`.
+    pub fn fec_release(&mut self, upto: u32, seq: u32) {
+        if seq_diff(upto, seq) <= 0 && self.fec_horizon.is_none_or(|h| seq_diff(upto, h) > 0) {
+            self.fec_horizon = Some(upto);
+        }
+    }
+
+    /// Forgets a missing number restored otherwise (by FEC): never asked for, and no round
+    /// trip measured from it.
+    pub fn forget(&mut self, seq: u32) {
+        if let Some(i) = self.missing.iter().position(|m| m.seq == seq) {
+            self.missing.remove(i);
+        }
+    }
+
+    /// When a number that has not been asked for yet is first due.
+    fn first_due(&self, m: &Missing) -> Instant {
+        first_due(&self.cfg, self.fec_until, self.fec_horizon, m)
     }
 
     /// Sets how long to wait before asking again (e.g. from a measured round trip).
@@ -266,10 +334,11 @@ impl NackTracker {
         self.missing
             .retain(|m| now.saturating_duration_since(m.since) < give_up);
         let mut ranges: Vec<(u32, u32)> = Vec::new();
-        let (reorder, retry) = (self.cfg.reorder, self.retry());
+        let retry = self.retry();
+        let (cfg, until, horizon) = (self.cfg, self.fec_until, self.fec_horizon);
         for m in self.missing.iter_mut() {
             let due = match m.asked {
-                None => now.saturating_duration_since(m.since) >= reorder,
+                None => now >= first_due(&cfg, until, horizon, m),
                 Some(t) => now.saturating_duration_since(t) >= retry,
             };
             if !due {
@@ -305,11 +374,30 @@ impl NackTracker {
         self.missing
             .iter()
             .map(|m| match m.asked {
-                None => m.since + self.cfg.reorder,
+                None => self.first_due(m),
                 Some(t) => t + retry,
             })
             .chain(tail)
             .min()
+    }
+}
+
+/// When a number not asked for yet is first due: after the reorder allowance, and while the
+/// sender sends FEC (`fec_until`), not before its block's repairs had their chance (it lies
+/// before `horizon`) or [`Config::fec_wait`] more has passed.
+fn first_due(
+    cfg: &Config,
+    fec_until: Option<Instant>,
+    horizon: Option<u32>,
+    m: &Missing,
+) -> Instant {
+    let due = m.since + cfg.reorder;
+    let fec = fec_until.is_some_and(|u| m.since < u);
+    let had_repairs = horizon.is_some_and(|h| seq_diff(m.seq, h) < 0);
+    if fec && !had_repairs {
+        due + cfg.fec_wait
+    } else {
+        due
     }
 }
 

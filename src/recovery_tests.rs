@@ -176,3 +176,93 @@ fn a_round_trip_longer_than_the_retry_is_still_learnt() {
     assert!(n.poll(t0 + 52 * MS).is_some());
     assert_eq!(n.poll(t0 + 70 * MS), None);
 }
+
+#[test]
+fn with_fec_a_gap_waits_for_its_blocks_repairs_before_it_is_asked_for() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    // The last repair of block 80..90: the sender sends FEC.
+    n.received(90, t0);
+    n.fec_seen(90, 80, 10, 0, 1, t0);
+    // Block 91..101 loses 93 and 97; its two repairs come (as 101, 102) 5 ms later.
+    for seq in [91, 92, 94, 95, 96, 98, 99, 100] {
+        n.received(seq, t0);
+    }
+    assert_eq!(
+        n.poll(t0 + 4 * MS),
+        None,
+        "the block's repairs may restore them"
+    );
+    n.received(101, t0 + 5 * MS);
+    n.fec_seen(101, 91, 10, 0, 2, t0 + 5 * MS);
+    assert_eq!(n.poll(t0 + 5 * MS), None, "one repair in, one to come");
+    n.received(102, t0 + 5 * MS);
+    n.fec_seen(102, 91, 10, 1, 2, t0 + 5 * MS);
+    // FEC restored 97 but not 93.
+    n.forget(97);
+    assert_eq!(n.poll(t0 + 5 * MS), Some(vec![(93, 1)]));
+}
+
+#[test]
+fn with_fec_a_gap_whose_repairs_never_come_is_asked_for_after_the_fec_wait() {
+    let t0 = Instant::now();
+    let cfg = Config::default();
+    let mut n = NackTracker::new(cfg);
+    n.received(9, t0);
+    n.fec_seen(9, 0, 9, 0, 1, t0);
+    n.received(10, t0);
+    n.received(12, t0);
+    assert_eq!(n.poll(t0 + cfg.reorder), None);
+    assert_eq!(n.next_deadline(), Some(t0 + cfg.reorder + cfg.fec_wait));
+    assert_eq!(n.poll(t0 + cfg.reorder + cfg.fec_wait), Some(vec![(11, 1)]));
+}
+
+#[test]
+fn without_fec_for_a_second_gaps_are_asked_for_at_once_again() {
+    let t0 = Instant::now();
+    let cfg = Config::default();
+    let mut n = NackTracker::new(cfg);
+    n.received(9, t0);
+    n.fec_seen(9, 0, 9, 0, 1, t0);
+    let t1 = t0 + FEC_IN_USE;
+    n.received(10, t1);
+    n.received(12, t1);
+    assert_eq!(n.poll(t1 + cfg.reorder), Some(vec![(11, 1)]));
+}
+
+#[test]
+fn a_missing_repair_of_a_block_is_not_asked_for_once_a_later_one_came() {
+    let t0 = Instant::now();
+    let mut n = NackTracker::new(Config::default());
+    n.received(9, t0);
+    // Repairs 10, 11, 12 of block 0..10: 10 and 11 lost.
+    n.received(12, t0);
+    n.fec_seen(12, 0, 10, 2, 3, t0);
+    assert!(n.is_empty());
+    assert_eq!(n.poll(t0 + 100 * MS), None);
+}
+
+#[test]
+fn with_fec_a_later_frame_releases_the_gaps_of_the_frames_before_it() {
+    let t0 = Instant::now();
+    let cfg = Config::default();
+    let mut n = NackTracker::new(cfg);
+    n.received(9, t0);
+    n.fec_seen(9, 0, 9, 0, 1, t0);
+    n.received(10, t0);
+    n.received(12, t0);
+    // The repairs of 10..13 are lost; the next frame starts at 15.
+    n.received(15, t0 + MS);
+    n.fec_release(15, 15);
+    assert_eq!(n.poll(t0 + MS + cfg.reorder), Some(vec![(11, 1), (13, 2)]));
+    // Never past the datagram that told it, never back.
+    n.fec_release(1000, 16);
+    n.fec_release(3, 16);
+    n.received(16, t0 + MS);
+    n.received(18, t0 + MS);
+    assert_eq!(
+        n.poll(t0 + MS + cfg.reorder),
+        None,
+        "17 waits for its repairs"
+    );
+}

@@ -201,19 +201,6 @@ pub const HISTORY_KEEP: Duration = Duration::from_millis(200);
 /// A datagram is resent at most once per this interval, however many receivers ask (one
 /// resend to a multicast group serves them all).
 pub const RESEND_INTERVAL: Duration = Duration::from_millis(5);
-/// Copies sent of a datagram asked for again after an earlier resend: that resend, or the
-/// request for it, was lost, so the path is losing; two copies make the next attempt fail
-/// only if both are lost, and a frame's last chances come sooner.
-pub const REPEAT_COPIES: u8 = 2;
-
-/// A datagram to resend: its header (flag R set) and how many copies to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resend {
-    /// The header, sequence number and offset of the datagram, flag R set.
-    pub header: [u8; MEDIA_HEADER_LEN],
-    /// 1 the first time it is asked for, [`REPEAT_COPIES`] after.
-    pub copies: u8,
-}
 
 /// One sent frame, kept (by reference to its buffer) for resending.
 #[derive(Debug)]
@@ -236,8 +223,10 @@ pub struct SentFrame<B> {
 #[derive(Debug)]
 pub struct History<B> {
     frames: VecDeque<SentFrame<B>>,
-    /// Datagrams of kept frames resent: when last, and how often.
-    resent: HashMap<u32, (Instant, u8)>,
+    /// Datagrams resent within the last [`RESEND_INTERVAL`], and when. (Each is resent once
+    /// per request: sending repeats twice was tried and, through a congested bottleneck,
+    /// doubled the congestion that had lost them.)
+    resent: HashMap<u32, Instant>,
     /// The newest sequence number sent: later ones of a frame being paced out are not
     /// resent (they are on their way; a receiver that asks for them took a pause of the
     /// sender's for their loss).
@@ -276,7 +265,7 @@ impl<B: AsRef<[u8]>> History<B> {
             self.frames.pop_front();
         }
         self.resent
-            .retain(|_, (t, _)| now.saturating_duration_since(*t) < HISTORY_KEEP);
+            .retain(|_, t| now.saturating_duration_since(*t) < RESEND_INTERVAL);
     }
 
     /// Records that every datagram up to `seq` has been sent.
@@ -292,31 +281,32 @@ impl<B: AsRef<[u8]>> History<B> {
         data.get(start..(start + f.frag).min(data.len()))
     }
 
-    /// Datagram `seq` to resend now (its payload is [`payload`](Self::payload)), or None:
-    /// not kept (too old, not media), resent too recently, or over the budget (which every
-    /// copy is charged to).
-    pub fn resend(&mut self, seq: u32, now: Instant) -> Option<Resend> {
+    /// The header, with the R flag, of datagram `seq` to resend now (its payload is
+    /// [`payload`](Self::payload)), or None: not kept (too old, not media), not sent yet,
+    /// resent too recently, or over the budget.
+    pub fn resend(&mut self, seq: u32, now: Instant) -> Option<[u8; MEDIA_HEADER_LEN]> {
         if self.sent_through.is_some_and(|s| seq_diff(seq, s) > 0) {
             return None;
         }
-        let before = self.resent.get(&seq).copied();
-        if before.is_some_and(|(t, _)| now.saturating_duration_since(t) < RESEND_INTERVAL) {
+        if self
+            .resent
+            .get(&seq)
+            .is_some_and(|t| now.saturating_duration_since(*t) < RESEND_INTERVAL)
+        {
             return None;
         }
         let f = self.frame_of(seq)?;
         let start = (seq.wrapping_sub(f.first_seq) as usize * f.frag).min(f.data.as_ref().len());
         let mut header = f.header;
         let cost = self.payload(seq)?.len() + MEDIA_HEADER_LEN;
-        let times = before.map_or(0, |(_, n)| n);
-        let copies = if times == 0 { 1 } else { REPEAT_COPIES };
-        let copies = (1..=copies)
-            .rev()
-            .find(|&c| cost * c as usize <= self.budget)?;
-        self.budget -= cost * copies as usize;
-        self.resent.insert(seq, (now, times.saturating_add(1)));
+        if cost > self.budget {
+            return None;
+        }
+        self.budget -= cost;
+        self.resent.insert(seq, now);
         patch_seq_offset(&mut header, seq, start as u32);
         header[4] |= header_flags::RETRANSMISSION;
-        Some(Resend { header, copies })
+        Some(header)
     }
 
     /// The kept frame datagram `seq` belongs to.

@@ -61,14 +61,39 @@ fn received_datagrams_carry_the_kernel_receive_time() {
     let (tx, rx, dest) = loopback_pair();
     assert!(rx.timestamps(), "this kernel has SO_TIMESTAMPNS");
     assert!(rx.enable_gro());
+    let waker = Waker::new().unwrap();
+    // The kernel turns arrival stamping on for the whole system from a work queue, which a
+    // busy machine may run late; until then datagrams are stamped when read. Wait for it.
+    let mut stamping = false;
+    for _ in 0..100 {
+        send_numbered(&tx, dest, &mut SendBatch::new(), 1);
+        std::thread::sleep(Duration::from_millis(20));
+        let read_at = Instant::now();
+        let got = recv_all(&rx, &mut RecvBatch::new(16, 65536), 1, &waker);
+        if got.iter().any(|(_, m)| {
+            m.arrival()
+                .is_some_and(|a| a + Duration::from_millis(10) < read_at)
+        }) {
+            stamping = true;
+            break;
+        }
+    }
+    assert!(stamping, "the kernel never stamped a datagram on arrival");
     let before = SystemTime::now();
     let sent_at = Instant::now();
     send_numbered(&tx, dest, &mut SendBatch::new(), 10);
-    // Read much later than the datagrams arrive (loopback delivers them within the send call,
-    // or soon after in softirq on a busy machine), so a time taken when read is unmistakable.
+    // Wait until they are queued (on a busy machine loopback may deliver them in a deferred
+    // softirq, well after the send), then read much later, so that a time taken when read is
+    // unmistakable.
+    let queued = waker.wait(
+        Some(rx.fd()),
+        libc::POLLIN,
+        Some(Instant::now() + Duration::from_secs(10)),
+    );
+    assert!(matches!(queued, Ok(crate::net::Wait::Ready)), "{queued:?}");
+    let seen = Instant::now();
     std::thread::sleep(Duration::from_millis(200));
     let read_from = Instant::now();
-    let waker = Waker::new().unwrap();
     let got = recv_all(&rx, &mut RecvBatch::new(16, 65536), 10, &waker);
     assert_eq!(got.len(), 10);
     for (_, meta) in &got {
@@ -82,6 +107,7 @@ fn received_datagrams_carry_the_kernel_receive_time() {
             arrival + Duration::from_millis(50) >= sent_at,
             "before it was sent"
         );
+        assert!(arrival <= seen + Duration::from_millis(50), "stamped late");
         assert!(
             arrival + Duration::from_millis(100) < read_from,
             "stamped when read"

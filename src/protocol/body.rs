@@ -203,8 +203,11 @@ pub struct Nack {
 
 /// Values of [`Fec::scheme`].
 pub mod fec_scheme {
-    /// Systematic Reed-Solomon over GF(2^8).
+    /// Systematic Reed-Solomon over GF(2^8): reserved, never specified further.
     pub const REED_SOLOMON: u8 = 1;
+    /// Leopard-RS's systematic Reed-Solomon code over GF(2^16), as `reed-solomon-simd` 3
+    /// computes it (`docs/PROTOCOL.md` §5.7).
+    pub const LEOPARD_GF16: u8 = 2;
 }
 
 /// FEC (0x06): one repair symbol. Body of 16 bytes.

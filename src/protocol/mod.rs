@@ -49,6 +49,8 @@ pub const MEDIA_HEADER_LEN: usize = COMMON_LEN + 44;
 pub const INFO_HEADER_LEN: usize = COMMON_LEN + 20;
 /// Size of an end-of-stream datagram (no extensions, no payload).
 pub const EOS_HEADER_LEN: usize = COMMON_LEN + 4;
+/// Size of an FEC datagram's headers (common header and FEC body, no extensions).
+pub const FEC_HEADER_LEN: usize = COMMON_LEN + 16;
 /// Most fragments one frame may have; receivers reject frames that claim more.
 pub const MAX_FRAGMENTS: u32 = 1 << 20;
 /// Longest caps string a stream info may announce; receivers refuse longer ones.

@@ -507,10 +507,20 @@ fn vector_packets() -> Vec<(&'static str, Vec<u8>)> {
                 &nack,
             ),
         ),
+        ("fec", {
+            // The second of two repairs of a 10-byte frame 00 01 .. 09 sent in fragments of
+            // 4 bytes as seq 1000..1002, computed by the sender's own encoder; it takes
+            // seq 1004, after the first repair.
+            let frame: Vec<u8> = (0..10).collect();
+            let mut enc = crate::fec::Encoder::new();
+            assert_eq!(enc.encode(&frame, 4, 1000, 50), 2);
+            let (body, symbol) = enc.repair(1).unwrap();
+            datagram(&hdr(1004), &[], &Body::Fec(body), symbol)
+        }),
     ]
 }
 
-const VECTORS: [(&str, &str); 6] = [
+const VECTORS: [(&str, &str); 7] = [
     (
         "media",
         "56 49 02 00 00 00 00 00 01 23 45 67 89 ab cd ef \
@@ -551,6 +561,12 @@ const VECTORS: [(&str, &str); 6] = [
         "56 49 02 05 00 00 00 00 fe dc ba 98 76 54 32 10 \
          00 00 00 06 01 23 45 67 89 ab cd ef 00 00 00 00 \
          00 00 03 eb 00 00 00 02 00 00 03 ef 00 00 00 01",
+    ),
+    (
+        "fec",
+        "56 49 02 06 00 00 00 00 01 23 45 67 89 ab cd ef \
+         00 00 03 ec 02 00 00 01 00 00 03 e8 00 03 00 02 \
+         00 00 00 04 37 32 0d 0c",
     ),
 ];
 

@@ -7,6 +7,7 @@
 //! message is posted and no property notified while one is held.
 
 use crate::element::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
+use crate::fec;
 use crate::net::{self, SendBatch, SenderConfig, UdpSocket, Waker};
 use crate::pacer::{self, FrameSchedule};
 use crate::packetizer::{self, FrameMeta, Packetizer};
@@ -69,6 +70,7 @@ struct Settings {
     pacing: Pacing,
     /// Bits per second, 0: unlimited.
     max_bitrate: u64,
+    fec_percentage: u32,
 }
 
 impl Default for Settings {
@@ -89,6 +91,7 @@ impl Default for Settings {
             max_retransmission_percentage: DEFAULT_MAX_RETRANSMISSION_PERCENTAGE,
             pacing: Pacing::Frame,
             max_bitrate: 0,
+            fec_percentage: 0,
         }
     }
 }
@@ -103,6 +106,7 @@ struct Counters {
     /// Shared with the report thread, which counts these.
     nacks_received: Arc<AtomicU64>,
     retransmitted: Arc<AtomicU64>,
+    fec_sent: AtomicU64,
 }
 
 struct State {
@@ -131,6 +135,9 @@ struct State {
     pacing: pacer::Pacing,
     caps: Option<String>,
     info_sent: Option<Instant>,
+    /// Repair symbols per block, in percent of its datagrams (0: no FEC).
+    fec_percentage: u32,
+    fec: fec::Encoder,
 }
 
 #[derive(Default)]
@@ -375,6 +382,9 @@ impl VideoIpSink {
             let last = (b * batch_size + batch.len()).saturating_sub(1) as u32;
             lock(&state.history).sent_through(first_seq.wrapping_add(last));
         }
+        if state.fec_percentage > 0 {
+            self.send_fec(state, data, first_seq, frag)?;
+        }
         let mut warning = None;
         if let (0, Some(kind)) = (sent, refused) {
             if state
@@ -463,6 +473,51 @@ impl VideoIpSink {
         }
     }
 
+    /// Sends the FEC repair symbols of the frame `data`, whose datagrams took sequence
+    /// numbers from `first_seq` on, right after them (§5.7).
+    fn send_fec(
+        &self,
+        state: &mut State,
+        data: &[u8],
+        first_seq: u32,
+        frag: usize,
+    ) -> Result<(), Fail> {
+        let State {
+            fec,
+            packetizer,
+            batch,
+            sender,
+            dest,
+            waker,
+            ..
+        } = state;
+        let n = fec.encode(data, frag as u16, first_seq, state.fec_percentage);
+        let headers: Vec<_> = (0..n)
+            .filter_map(|i| fec.repair(i))
+            .map(|(body, _)| packetizer.fec_header(&body))
+            .collect();
+        let report = batch
+            .send(
+                sender,
+                *dest,
+                headers.len(),
+                |k| match (headers.get(k), fec.repair(k)) {
+                    (Some(h), Some((_, symbol))) => [&h[..], symbol],
+                    _ => [&[][..], &[][..]],
+                },
+                waker,
+            )
+            .map_err(send_failed)?;
+        self.count(&report);
+        self.counters
+            .fec_sent
+            .fetch_add(report.sent as u64, Ordering::Relaxed);
+        if report.interrupted {
+            return Err(Fail::Flushing);
+        }
+        Ok(())
+    }
+
     fn stats(&self) -> gst::Structure {
         let base = self.obj().upcast_ref::<gst_base::BaseSink>().stats();
         let mut s = gst::Structure::builder("videoipsink-stats");
@@ -506,6 +561,7 @@ impl VideoIpSink {
             .field("allowed-bitrate", rate.0.unwrap_or(0))
             .field("frames-dropped", rate.1)
             .field("rate-decreases", rate.2)
+            .field("fec-datagrams-sent", c.fec_sent.load(Ordering::Relaxed))
             .field("receivers", receivers.len() as u64)
             .field("receiver-stats", gst::Array::from_values(per_receiver))
             .build()
@@ -697,6 +753,14 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(d.max_bitrate)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("fec-percentage")
+                    .nick("FEC Percentage")
+                    .blurb("Forward error correction: repair datagrams sent per frame, in percent of its datagrams (at least one per block of up to 200); this much more bandwidth. 0: off")
+                    .minimum(0)
+                    .maximum(fec::MAX_PERCENT)
+                    .default_value(d.fec_percentage)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent, send-errors, allowed-bitrate, frames-dropped and the receivers' reports")
@@ -728,6 +792,7 @@ impl ObjectImpl for VideoIpSink {
             }
             "pacing" => s.pacing = value.get().unwrap_or_default(),
             "max-bitrate" => s.max_bitrate = value.get().unwrap_or(0),
+            "fec-percentage" => s.fec_percentage = value.get().unwrap_or(0),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -753,6 +818,7 @@ impl ObjectImpl for VideoIpSink {
             "max-retransmission-percentage" => s.max_retransmission_percentage.to_value(),
             "pacing" => s.pacing.to_value(),
             "max-bitrate" => s.max_bitrate.to_value(),
+            "fec-percentage" => s.fec_percentage.to_value(),
             _ => pspec.default_value().clone(),
         }
     }
@@ -899,6 +965,8 @@ impl BaseSinkImpl for VideoIpSink {
             },
             caps: None,
             info_sent: None,
+            fec_percentage: settings.fec_percentage,
+            fec: fec::Encoder::new(),
         };
         *lock(&self.waker) = Some(waker);
         *lock(&self.state) = Some(state);
@@ -910,6 +978,7 @@ impl BaseSinkImpl for VideoIpSink {
             &c.send_errors,
             &*c.nacks_received,
             &*c.retransmitted,
+            &c.fec_sent,
         ] {
             a.store(0, Ordering::Relaxed);
         }

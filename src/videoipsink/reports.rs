@@ -151,10 +151,8 @@ fn resend(
     for (first, count) in ranges {
         for k in 0..count.min(left) {
             let seq = first.wrapping_add(k);
-            if let Some(r) = history.resend(seq, now) {
-                for _ in 0..r.copies {
-                    resends.push((r.header, seq));
-                }
+            if let Some(header) = history.resend(seq, now) {
+                resends.push((header, seq));
             }
         }
         left = left.saturating_sub(count);

@@ -268,6 +268,7 @@ impl VideoIpSrc {
             .field("datagrams-retransmitted", s.datagrams_retransmitted)
             .field("nacks-sent", s.nacks_sent)
             .field("rtt", rx.rtt.map_or(-1i64, |d| d.as_micros() as i64))
+            .field("datagrams-recovered-fec", s.datagrams_recovered_fec)
             .field("largest-burst", rx.largest_burst)
             .field("receives", rx.receives)
             .build()

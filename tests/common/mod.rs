@@ -263,17 +263,37 @@ pub enum Mangle {
     /// As `LoseBoth`, but lost datagrams go in runs: this many per million are lost, in bursts
     /// of the given length (each direction on its own).
     BurstBoth(u32, u32, Duration),
+    /// Lose datagrams at random toward the receiver, this many per million, and drop
+    /// everything it sends back: a one-way link, no reports or NACKs reach the sender.
+    LoseOneWay(u32),
 }
 
 impl Mangle {
-    /// (loss per million, burst length, one-way delay) of the lossy two-way modes.
-    fn lossy(self) -> Option<(u32, u32, Duration)> {
+    /// The lossy modes' path: loss per million, burst length, one-way delay, and whether
+    /// what the receiver sends back reaches the sender.
+    fn lossy(self) -> Option<LossyPath> {
+        let path = |per_million, burst: u32, delay, back| LossyPath {
+            per_million,
+            burst: burst.max(1),
+            delay,
+            back,
+        };
         match self {
-            Mangle::LoseBoth(p, by) => Some((p, 1, by)),
-            Mangle::BurstBoth(p, len, by) => Some((p, len.max(1), by)),
+            Mangle::LoseBoth(p, by) => Some(path(p, 1, by, true)),
+            Mangle::BurstBoth(p, len, by) => Some(path(p, len, by, true)),
+            Mangle::LoseOneWay(p) => Some(path(p, 1, Duration::ZERO, false)),
             _ => None,
         }
     }
+}
+
+/// See [`Mangle::lossy`].
+#[derive(Clone, Copy, Debug)]
+struct LossyPath {
+    per_million: u32,
+    burst: u32,
+    delay: Duration,
+    back: bool,
 }
 
 /// Decides which datagrams a lossy path loses: bursts of `len` start at random so that
@@ -336,18 +356,9 @@ impl Relay {
             let out = UdpSocket::bind("127.0.0.1:0").expect("relay out binds");
             out.set_nonblocking(true).expect("nonblocking");
             let mut buf = vec![0u8; 65536];
-            let mut back = vec![0u8; 65536];
-            // Where the sender sends from, to relay what comes back to it.
-            let mut sender: Option<SocketAddr> = None;
-            let (mut loss, mut loss_back) = (
-                Loss::new(0x2545_F491_4F6C_DD1D),
-                Loss::new(0x9E37_79B9_7F4A_7C15),
-            );
             let mut held: Option<Vec<u8>> = None;
             // Held back until their time, in order (every datagram of one mode is held alike).
             let mut delayed: std::collections::VecDeque<(Instant, Vec<u8>)> = Default::default();
-            let mut delayed_back: std::collections::VecDeque<(Instant, Vec<u8>)> =
-                Default::default();
             let mut i = 0u64;
             let end = Instant::now() + Duration::from_secs(60);
             while !stop2.load(Ordering::Relaxed) && Instant::now() < end {
@@ -357,23 +368,8 @@ impl Relay {
                         let _ = out.send_to(&d, to);
                     }
                 }
-                if let (Some((p, len, by)), Some(to_sender)) = (mangle.lossy(), sender) {
-                    while let Ok(n) = out.recv(&mut back) {
-                        if !loss_back.lose(p, len) {
-                            delayed_back.push_back((now + by, back[..n].to_vec()));
-                        }
-                    }
-                    while delayed_back.front().is_some_and(|(at, _)| *at <= now) {
-                        if let Some((_, d)) = delayed_back.pop_front() {
-                            let _ = sock.send_to(&d, to_sender);
-                        }
-                    }
-                }
                 let n = match sock.recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        sender = Some(from);
-                        n
-                    }
+                    Ok((n, _)) => n,
                     Err(_) => {
                         if let Some(h) = held.take() {
                             let _ = out.send_to(&h, to);
@@ -393,13 +389,8 @@ impl Relay {
                     Mangle::SwapAndDuplicate(_) if i == 0 => {
                         let _ = out.send_to(d, to);
                     }
-                    Mangle::LoseBoth(..) | Mangle::BurstBoth(..) => {
-                        if let Some((p, len, by)) = mangle.lossy() {
-                            if !loss.lose(p, len) {
-                                delayed.push_back((Instant::now() + by, d.to_vec()));
-                            }
-                        }
-                    }
+                    // Handled by `Relay::lossy`.
+                    Mangle::LoseBoth(..) | Mangle::BurstBoth(..) | Mangle::LoseOneWay(_) => {}
                     Mangle::Delay(pick, by) => {
                         if pick(d) {
                             delayed.push_back((Instant::now() + by, d.to_vec()));
@@ -433,7 +424,13 @@ impl Relay {
     /// [`Mangle::lossy`] says; what the receiver sends back is relayed to the sender alike.
     /// It moves datagrams in batches (recvmmsg/sendmmsg, through the plugin's own socket
     /// layer), so that it keeps up with 1080p60 (175,000 datagrams a second) by itself.
-    fn lossy(to: SocketAddr, (per_million, burst, by): (u32, u32, Duration)) -> Relay {
+    fn lossy(to: SocketAddr, path: LossyPath) -> Relay {
+        let LossyPath {
+            per_million,
+            burst,
+            delay: by,
+            back: relay_back,
+        } = path;
         use gstvideoip::net::{self, RecvBatch, SendBatch, Waker};
         use std::collections::VecDeque;
         let open = |address: &str| {
@@ -491,7 +488,8 @@ impl Relay {
                 let m = rx_back.recv(&out).unwrap_or(0);
                 for i in 0..m {
                     if let Some(d) = rx_back.get(i) {
-                        if !loss_back.lose(per_million, burst) {
+                        // A one-way path drops everything on the way back.
+                        if relay_back && !loss_back.lose(per_million, burst) {
                             back.push_back((now + by, d.to_vec()));
                         }
                     }
