@@ -3,8 +3,8 @@
 //! applications that take a URL can use videoip). No GStreamer here.
 //!
 //! ```text
-//! videoip://HOST[:PORT][?PROPERTY=VALUE[&...]]   a sender's destination, or where a receiver
-//!                                                listens (a local address or multicast group)
+//! videoip://HOST[:PORT][?PROPERTY=VALUE[&...]]   an address: see below
+//! videoip://:PORT[?...]                          no host: any local address
 //! videoip:///NAME[?...]                          a source found by name (no host: three slashes)
 //! ```
 //!
@@ -12,6 +12,10 @@
 //! [`DEFAULT_PORT`]. NAME and the query are percent-decoded. The query sets element
 //! properties by name (`videoip://239.1.2.3:5004?latency=100&multicast-iface=eth0`), as
 //! udpsrc's `udp://` URIs do for theirs.
+//!
+//! What an address means follows SRT's caller/listener URIs ([`Role`]): for a receiver, no
+//! host (or `0.0.0.0`, `[::]`) listens on PORT, a multicast group is joined, and any other
+//! host is a sender to subscribe to; for a sender, HOST is where to send.
 
 use std::fmt;
 
@@ -32,7 +36,7 @@ pub struct VideoIpUri {
 /// What a URI points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// A host (address or name, IPv6 without brackets) and a port.
+    /// A host (address or name, IPv6 without brackets; empty: none given) and a port.
     Address { host: String, port: u16 },
     /// A source announced under this name.
     Name(String),
@@ -66,7 +70,22 @@ pub fn parse(uri: &str) -> Result<VideoIpUri, UriError> {
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let params = parse_query(uri, query)?;
-    if authority.is_empty() {
+    if authority.is_empty() || authority.starts_with(':') && !authority.contains(']') {
+        if let Some(port) = authority.strip_prefix(':') {
+            if !path.trim_start_matches('/').is_empty() {
+                return Err(err(uri, "a path after the port"));
+            }
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| err(uri, "the port is not a number from 0 to 65535"))?;
+            return Ok(VideoIpUri {
+                target: Target::Address {
+                    host: String::new(),
+                    port,
+                },
+                params,
+            });
+        }
         let name = decode(path.trim_start_matches('/')).ok_or_else(|| err(uri, "bad escape"))?;
         if name.trim().is_empty() {
             return Err(err(uri, "neither a host nor a source name"));
@@ -162,7 +181,28 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// The URI of an address: `videoip://HOST:PORT` (IPv6 in brackets).
+/// What a receiver does with an address URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Listen on the port (any local address).
+    Listen,
+    /// Join this multicast group.
+    Join(std::net::IpAddr),
+    /// Subscribe to the sender at this host.
+    Subscribe(String),
+}
+
+/// The role of `host` in a receiver's URI (see the module's documentation).
+pub fn receiver_role(host: &str) -> Role {
+    match host.parse::<std::net::IpAddr>() {
+        _ if host.is_empty() => Role::Listen,
+        Ok(ip) if ip.is_unspecified() => Role::Listen,
+        Ok(ip) if ip.is_multicast() => Role::Join(ip),
+        _ => Role::Subscribe(host.to_string()),
+    }
+}
+
+/// The URI of an address: `videoip://HOST:PORT` (IPv6 in brackets, no host when empty).
 pub fn address_uri(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("{SCHEME}://[{host}]:{port}")

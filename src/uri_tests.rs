@@ -71,6 +71,8 @@ fn malformed_uris_are_refused_with_a_reason() {
         "videoip:127.0.0.1",
         "videoip://",
         "videoip:///",
+        "videoip://:x",
+        "videoip://:5004/path",
         "videoip://host:99999",
         "videoip://host:port",
         "videoip://::1:5004",
@@ -85,4 +87,29 @@ fn malformed_uris_are_refused_with_a_reason() {
         let e = parse(bad).expect_err(bad);
         assert!(e.0.contains("not a videoip URI"), "{e}");
     }
+}
+
+#[test]
+fn a_receiver_listens_without_a_host_joins_a_group_and_subscribes_to_a_sender() {
+    assert_eq!(parse("videoip://:6000").unwrap().target, addr("", 6000));
+    assert_eq!(receiver_role(""), Role::Listen);
+    assert_eq!(receiver_role("0.0.0.0"), Role::Listen);
+    assert_eq!(receiver_role("::"), Role::Listen);
+    assert_eq!(
+        receiver_role("239.1.2.3"),
+        Role::Join("239.1.2.3".parse().unwrap())
+    );
+    assert_eq!(
+        receiver_role("ff02::1"),
+        Role::Join("ff02::1".parse().unwrap())
+    );
+    assert_eq!(
+        receiver_role("192.0.2.7"),
+        Role::Subscribe("192.0.2.7".into())
+    );
+    assert_eq!(
+        receiver_role("camera.local"),
+        Role::Subscribe("camera.local".into())
+    );
+    assert_eq!(address_uri("", 5004), "videoip://:5004");
 }

@@ -74,6 +74,19 @@ fn errors(p: &gst::Pipeline) -> Vec<String> {
         .collect()
 }
 
+/// Counts the buffers `src` pushes.
+fn count_buffers(src: &gst::Element) -> Arc<AtomicU64> {
+    let pushed = Arc::new(AtomicU64::new(0));
+    let p2 = pushed.clone();
+    src.static_pad("src")
+        .expect("src pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            p2.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    pushed
+}
+
 /// Runs one pair for `secs` seconds; returns the buffers the receiver pushed and its stats.
 fn run_pair(sender: &str, receiver: &str, sender_host: &str, secs: u64) -> (u64, gst::Structure) {
     let rx_line = receiver
@@ -85,14 +98,7 @@ fn run_pair(sender: &str, receiver: &str, sender_host: &str, secs: u64) -> (u64,
     rx.set_state(gst::State::Ready).expect("receiver READY");
     let src = element_of(&rx, "videoipsrc");
     let port = src.property::<i32>("port");
-    let pushed = Arc::new(AtomicU64::new(0));
-    let p2 = pushed.clone();
-    src.static_pad("src")
-        .expect("src pad")
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            p2.fetch_add(1, Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        });
+    let pushed = count_buffers(&src);
     rx.set_state(gst::State::Playing).expect("receiver PLAYING");
     let tx_line = sender
         .split_whitespace()
@@ -124,7 +130,7 @@ fn test_every_unicast_receiver_line_of_the_readme_runs_as_written() {
     init_headless();
     let pairs: Vec<_> = readme_pairs()
         .into_iter()
-        .filter(|(_, r)| !r.contains("multicast-iface"))
+        .filter(|(_, r)| !r.contains("multicast-iface") && !r.contains("sender-address"))
         .collect();
     assert_eq!(
         pairs.len(),
@@ -187,4 +193,55 @@ fn test_the_readme_multicast_lines_run_as_written_on_an_eth0() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the multicast pair ran within a minute");
     assert!(pushed >= 30, "{pushed} buffers; {stats}");
+}
+
+#[test]
+fn test_the_readme_subscription_lines_run_as_written() {
+    init_headless();
+    let pairs: Vec<_> = readme_pairs()
+        .into_iter()
+        .filter(|(_, r)| r.contains("sender-address"))
+        .collect();
+    assert_eq!(pairs.len(), 1, "a named sender and a subscriber: {pairs:?}");
+    let (sender, receiver) = &pairs[0];
+    // The sender listens on a free port here rather than 5004; the receiver subscribes to
+    // it on this host.
+    let tx = launch(&format!("{sender} port=0"));
+    tx.set_state(gst::State::Playing).expect("sender PLAYING");
+    let sink = element_of(&tx, "videoipsink");
+    let port = sink.property::<i32>("port");
+    let rx_line = receiver
+        .split_whitespace()
+        .map(|w| {
+            if w.starts_with("sender-address=") {
+                format!("sender-address=127.0.0.1 sender-port={port}")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let rx = launch(&rx_line);
+    let src = element_of(&rx, "videoipsrc");
+    let pushed = count_buffers(&src);
+    rx.set_state(gst::State::Playing).expect("receiver PLAYING");
+    std::thread::sleep(Duration::from_secs(3));
+    let subscribers = sink
+        .property::<gst::Structure>("stats")
+        .get::<u64>("subscribers")
+        .expect("subscribers");
+    let stats = src.property::<gst::Structure>("stats");
+    let (tx_err, rx_err) = (errors(&tx), errors(&rx));
+    let _ = rx.set_state(gst::State::Null);
+    let _ = tx.set_state(gst::State::Null);
+    assert!(tx_err.is_empty(), "{sender}: {tx_err:?}");
+    assert!(rx_err.is_empty(), "{rx_line}: {rx_err:?}");
+    assert_eq!(subscribers, 1);
+    // 30 fps for 3 s, less the time to subscribe: over a second's worth through the synced
+    // sink, nothing dropped.
+    let pushed = pushed.load(Ordering::Relaxed);
+    assert!(pushed >= 30, "{pushed} buffers; {stats}");
+    let stat = |n: &str| stats.get::<u64>(n).expect("field");
+    assert_eq!(stat("frames-dropped"), 0, "{stats}");
+    assert_eq!(stat("frames-dropped-late"), 0, "{stats}");
 }

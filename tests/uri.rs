@@ -71,12 +71,11 @@ fn test_uridecodebin_plays_a_videoip_uri_byte_exact() {
     init();
     // The receiver is made by uridecodebin from the URI, on a port of its own choosing
     // (port 0), read back once it is bound.
-    let pipeline = gst::parse::launch(
-        "uridecodebin name=dec uri=videoip://127.0.0.1:0 ! appsink name=sink sync=false",
-    )
-    .expect("parses")
-    .downcast::<gst::Pipeline>()
-    .expect("pipeline");
+    let pipeline =
+        gst::parse::launch("uridecodebin name=dec uri=videoip://:0 ! appsink name=sink sync=false")
+            .expect("parses")
+            .downcast::<gst::Pipeline>()
+            .expect("pipeline");
     let dec = pipeline.by_name("dec").expect("dec");
     let (tx_src, rx_src) = std::sync::mpsc::channel();
     dec.connect("source-setup", false, move |args| {

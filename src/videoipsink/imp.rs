@@ -13,7 +13,7 @@ use crate::pacer::{self, FrameSchedule};
 use crate::packetizer::{self, FrameMeta, Packetizer};
 use crate::protocol::{self, flags, reference_clock, SenderReport};
 use crate::ratecontrol::{self, Admit, RateControl};
-use crate::sender::{History, SenderSession, SentFrame};
+use crate::sender::{History, SenderSession, SentFrame, Subscribers};
 use crate::uri;
 use gst::glib;
 use gst::prelude::*;
@@ -71,6 +71,19 @@ struct Settings {
     /// Bits per second, 0: unlimited.
     max_bitrate: u64,
     fec_percentage: u32,
+    /// The name the stream is offered under.
+    source_name: Option<String>,
+    /// Whether `host` was set: a named sink without one sends to its subscribers.
+    host_set: bool,
+    /// Most subscribers at once (0: up to [`crate::sender::MAX_RECEIVERS`]).
+    max_receivers: u32,
+}
+
+impl Settings {
+    /// Subscription mode: named, and no `host` to send to.
+    fn subscription(&self) -> bool {
+        self.source_name.is_some() && !self.host_set
+    }
 }
 
 impl Default for Settings {
@@ -92,6 +105,9 @@ impl Default for Settings {
             pacing: Pacing::Frame,
             max_bitrate: 0,
             fec_percentage: 0,
+            source_name: None,
+            host_set: false,
+            max_receivers: 0,
         }
     }
 }
@@ -119,7 +135,14 @@ struct State {
     /// source) rather than waited for; found at the first frame after caps.
     live: Option<bool>,
     sender: Arc<UdpSocket>,
+    /// The destination (`host`:`port`), or in subscription mode the unspecified address (no
+    /// destination of its own; named in errors).
     dest: SocketAddr,
+    /// Where datagrams go now: `dest`, or the subscribers.
+    dests: Vec<SocketAddr>,
+    /// In subscription mode, the receivers that subscribed (shared with the report thread),
+    /// and the generation of the table `dests` was taken from.
+    subscribers: Option<(Arc<Mutex<Subscribers>>, u64)>,
     /// The `mtu` property, to name in errors.
     mtu: u32,
     /// Payload bytes per datagram.
@@ -150,6 +173,8 @@ pub struct VideoIpSink {
     /// it sends; the `stats` property and the report thread take only the last two).
     session: Mutex<Option<Arc<Mutex<SenderSession>>>>,
     reports: Mutex<Option<ReportThread>>,
+    /// In subscription mode, the subscribers (for the `stats` property).
+    subscribers: Mutex<Option<Arc<Mutex<Subscribers>>>>,
     counters: Counters,
 }
 
@@ -165,14 +190,6 @@ impl VideoIpSink {
                 ["port {} is out of range", s.port]
             )
         })?;
-        if s.host.trim().is_empty() {
-            return Err(gst::error_msg!(
-                gst::ResourceError::Settings,
-                ["no host set: set the host property to the receiver's address"]
-            ));
-        }
-        let dest = net::resolve(&s.host, port)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{}", e]))?;
         let bind = match s.bind_address.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(a) => Some(a.parse::<IpAddr>().map_err(|_| {
@@ -182,11 +199,43 @@ impl VideoIpSink {
                 )
             })?),
         };
+        // In subscription mode the sink listens on `port` for subscribers and has no
+        // destination of its own (an unspecified address of the family to use).
+        let dest = if s.subscription() {
+            let any = match bind {
+                Some(IpAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            };
+            SocketAddr::new(any, 0)
+        } else {
+            if s.host.trim().is_empty() {
+                return Err(gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    [
+                        "no host set: set the host property to the receiver's address, or \
+                         source-name to send to receivers that subscribe"
+                    ]
+                ));
+            }
+            if port == 0 {
+                return Err(gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    ["port 0: set port to the receiver's port"]
+                ));
+            }
+            net::resolve(&s.host, port)
+                .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{}", e]))?
+        };
+        let bind_port = if s.subscription() {
+            port
+        } else {
+            u16::try_from(s.bind_port).unwrap_or(0)
+        };
         let iface = net::interface_index(s.multicast_iface.as_deref().unwrap_or(""))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
         let cfg = SenderConfig {
             bind,
-            bind_port: u16::try_from(s.bind_port).unwrap_or(0),
+            bind_port,
             ttl: Some(s.ttl),
             ttl_mc: s.ttl_mc,
             multicast_iface: iface,
@@ -199,6 +248,24 @@ impl VideoIpSink {
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
         let frag = packetizer::fragment_size(s.mtu, dest.is_ipv6());
         Ok((sender, dest, frag))
+    }
+
+    /// In subscription mode, takes the current subscribers as the destinations; a new one
+    /// gets the stream info with the next frame.
+    fn refresh_subscribers(&self, state: &mut State, now: Instant) {
+        let Some((table, seen)) = state.subscribers.as_mut() else {
+            return;
+        };
+        let (current, generation) = lock(table).current(now);
+        if generation == *seen {
+            return;
+        }
+        *seen = generation;
+        if current.iter().any(|a| !state.dests.contains(a)) {
+            state.info_sent = None;
+        }
+        gst::debug!(CAT, imp = self, "subscribers now: {:?}", current);
+        state.dests = current;
     }
 
     /// Sends the stream info if it is due (first frame, caps change, or periodically).
@@ -217,23 +284,21 @@ impl VideoIpSink {
             .packetizer
             .info_datagrams(caps)
             .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
-        let report = state
-            .batch
-            .send(
-                &state.sender,
-                state.dest,
-                pieces.len(),
-                |k| match pieces.get(k) {
-                    Some((header, slice)) => [&header[..], slice],
-                    None => [&[][..], &[][..]],
-                },
-                &state.waker,
-            )
-            .map_err(send_failed)?;
-        self.count(&report);
-        too_large(state.dest, state.mtu, &report)?;
-        if report.interrupted {
-            return Err(Fail::Flushing);
+        for &dest in &state.dests {
+            let report = state
+                .batch
+                .send(
+                    &state.sender,
+                    dest,
+                    pieces.len(),
+                    |k| match pieces.get(k) {
+                        Some((header, slice)) => [&header[..], slice],
+                        None => [&[][..], &[][..]],
+                    },
+                    &state.waker,
+                )
+                .map_err(send_failed)?;
+            self.check_sent(&report, dest, state.mtu)?;
         }
         state.info_sent = Some(now);
         self.send_sender_report(state, now)
@@ -271,19 +336,26 @@ impl VideoIpSink {
             datagrams_sent: c.datagrams_sent.load(Ordering::Relaxed),
             frames_sent: c.frames_sent.load(Ordering::Relaxed) as u32,
         });
-        let report = state
-            .batch
-            .send(
-                &state.sender,
-                state.dest,
-                1,
-                |_| [&datagram[..]],
-                &state.waker,
-            )
-            .map_err(send_failed)?;
-        self.count(&report);
+        for &dest in &state.dests {
+            let report = state
+                .batch
+                .send(&state.sender, dest, 1, |_| [&datagram[..]], &state.waker)
+                .map_err(send_failed)?;
+            self.count(&report);
+        }
         if let Some(table) = lock(&self.session).as_ref() {
             lock(table).report_sent(seq, now);
+        }
+        Ok(())
+    }
+
+    /// Counts what a send to `dest` did; an error when the path refused datagrams as too
+    /// large (naming `mtu`), Flushing when the send was interrupted.
+    fn check_sent(&self, r: &net::SendReport, dest: SocketAddr, mtu: u32) -> Result<(), Fail> {
+        self.count(r);
+        too_large(dest, mtu, r)?;
+        if r.interrupted {
+            return Err(Fail::Flushing);
         }
         Ok(())
     }
@@ -308,6 +380,11 @@ impl VideoIpSink {
         data: &[u8],
     ) -> Result<Option<String>, Fail> {
         let mut now = Instant::now();
+        self.refresh_subscribers(state, now);
+        if state.dests.is_empty() {
+            // Nobody subscribed: nothing is sent (nor packetized).
+            return Ok(None);
+        }
         let duration = buffer
             .duration()
             .map(|d| Duration::from_nanos(d.nseconds()));
@@ -362,23 +439,22 @@ impl VideoIpSink {
             }
             prev = Some(Instant::now());
             let batch = plan.batch(data, b * batch_size, batch_size);
-            let report = state
-                .batch
-                .send(
-                    &state.sender,
-                    state.dest,
-                    batch.len(),
-                    |k| batch.parts(k),
-                    &state.waker,
-                )
-                .map_err(send_failed)?;
-            self.count(&report);
-            too_large(state.dest, state.mtu, &report)?;
-            if report.interrupted {
-                return Err(Fail::Flushing);
+            // One batch to each destination in turn (one, or each subscriber).
+            for &dest in &state.dests {
+                let report = state
+                    .batch
+                    .send(
+                        &state.sender,
+                        dest,
+                        batch.len(),
+                        |k| batch.parts(k),
+                        &state.waker,
+                    )
+                    .map_err(send_failed)?;
+                self.check_sent(&report, dest, state.mtu)?;
+                sent += report.sent;
+                refused = refused.or(report.first_error);
             }
-            sent += report.sent;
-            refused = refused.or(report.first_error);
             let last = (b * batch_size + batch.len()).saturating_sub(1) as u32;
             lock(&state.history).sent_through(first_seq.wrapping_add(last));
         }
@@ -487,7 +563,7 @@ impl VideoIpSink {
             packetizer,
             batch,
             sender,
-            dest,
+            dests,
             waker,
             ..
         } = state;
@@ -496,24 +572,26 @@ impl VideoIpSink {
             .filter_map(|i| fec.repair(i))
             .map(|(body, _)| packetizer.fec_header(&body))
             .collect();
-        let report = batch
-            .send(
-                sender,
-                *dest,
-                headers.len(),
-                |k| match (headers.get(k), fec.repair(k)) {
-                    (Some(h), Some((_, symbol))) => [&h[..], symbol],
-                    _ => [&[][..], &[][..]],
-                },
-                waker,
-            )
-            .map_err(send_failed)?;
-        self.count(&report);
-        self.counters
-            .fec_sent
-            .fetch_add(report.sent as u64, Ordering::Relaxed);
-        if report.interrupted {
-            return Err(Fail::Flushing);
+        for &dest in dests.iter() {
+            let report = batch
+                .send(
+                    sender,
+                    dest,
+                    headers.len(),
+                    |k| match (headers.get(k), fec.repair(k)) {
+                        (Some(h), Some((_, symbol))) => [&h[..], symbol],
+                        _ => [&[][..], &[][..]],
+                    },
+                    waker,
+                )
+                .map_err(send_failed)?;
+            self.count(&report);
+            self.counters
+                .fec_sent
+                .fetch_add(report.sent as u64, Ordering::Relaxed);
+            if report.interrupted {
+                return Err(Fail::Flushing);
+            }
         }
         Ok(())
     }
@@ -563,6 +641,12 @@ impl VideoIpSink {
             .field("rate-decreases", rate.2)
             .field("fec-datagrams-sent", c.fec_sent.load(Ordering::Relaxed))
             .field("receivers", receivers.len() as u64)
+            .field(
+                "subscribers",
+                lock(&self.subscribers)
+                    .as_ref()
+                    .map_or(0, |t| lock(t).current(now).0.len() as u64),
+            )
             .field("receiver-stats", gst::Array::from_values(per_receiver))
             .build()
     }
@@ -656,8 +740,8 @@ impl ObjectImpl for VideoIpSink {
                     .build(),
                 glib::ParamSpecInt::builder("port")
                     .nick("Port")
-                    .blurb("The UDP port to send to")
-                    .minimum(1)
+                    .blurb("The UDP port to send to; with source-name and no host, the port to listen on for subscribers (0: any free port, read back once started)")
+                    .minimum(0)
                     .maximum(65535)
                     .default_value(d.port as i32)
                     .mutable_ready()
@@ -753,6 +837,17 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(d.max_bitrate)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("source-name")
+                    .nick("Source Name")
+                    .blurb("The name the stream is offered under. Without host set, the sink sends to the receivers that subscribe to it (videoipsrc sender-address), each by unicast, and nothing when none does; it listens for them on port")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-receivers")
+                    .nick("Maximum Receivers")
+                    .blurb("Most receivers subscribed at once (0: up to 1024); more are refused")
+                    .maximum(crate::sender::MAX_RECEIVERS as u32)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("fec-percentage")
                     .nick("FEC Percentage")
                     .blurb("Forward error correction: repair datagrams sent per frame, in percent of its datagrams (at least one per block of up to 200); this much more bandwidth. 0: off")
@@ -774,7 +869,12 @@ impl ObjectImpl for VideoIpSink {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         match pspec.name() {
-            "host" => s.host = opt_string(value).unwrap_or_default(),
+            "host" => {
+                s.host = opt_string(value).unwrap_or_default();
+                s.host_set = true;
+            }
+            "source-name" => s.source_name = opt_string(value),
+            "max-receivers" => s.max_receivers = value.get().unwrap_or(0),
             "port" => s.port = value.get::<i32>().unwrap_or(5004).max(0) as u32,
             "bind-address" => s.bind_address = opt_string(value),
             "bind-port" => s.bind_port = value.get::<i32>().unwrap_or(0).max(0) as u32,
@@ -804,6 +904,8 @@ impl ObjectImpl for VideoIpSink {
         let s = lock(&self.settings);
         match pspec.name() {
             "host" => s.host.to_value(),
+            "source-name" => s.source_name.to_value(),
+            "max-receivers" => s.max_receivers.to_value(),
             "port" => (s.port as i32).to_value(),
             "bind-address" => s.bind_address.to_value(),
             "bind-port" => (s.bind_port as i32).to_value(),
@@ -835,11 +937,13 @@ impl URIHandlerImpl for VideoIpSink {
 
     fn uri(&self) -> Option<String> {
         let s = lock(&self.settings);
-        Some(uri::address_uri(&s.host, s.port as u16))
+        let host = if s.subscription() { "" } else { &s.host };
+        Some(uri::address_uri(host, s.port as u16))
     }
 
     /// `videoip://HOST:PORT?property=value&...`: send to HOST (unicast or a multicast
-    /// group) and PORT, as udpsink's `udp://` URIs do.
+    /// group) and PORT, as udpsink's `udp://` URIs do. With no host
+    /// (`videoip://:PORT?source-name=NAME`), send to the receivers that subscribe at PORT.
     fn set_uri(&self, text: &str) -> Result<(), glib::Error> {
         if self.obj().current_state() > gst::State::Ready {
             return Err(uri_while_running());
@@ -853,6 +957,24 @@ impl URIHandlerImpl for VideoIpSink {
             ));
         };
         let obj = self.obj();
+        if host.is_empty() {
+            let named = parsed.params.iter().any(|(k, _)| k == "source-name")
+                || lock(&self.settings).source_name.is_some();
+            if !named {
+                return Err(glib::Error::new(
+                    gst::URIError::BadUri,
+                    &format!(
+                        "'{text}' names no host: to send to receivers that subscribe, name the \
+                         stream (videoip://:PORT?source-name=NAME), else give videoip://HOST:PORT"
+                    ),
+                ));
+            }
+            apply_uri_params(&*obj, &parsed.params)?;
+            let mut s = lock(&self.settings);
+            s.host_set = false;
+            s.port = u32::from(port);
+            return Ok(());
+        }
         apply_uri_params(&*obj, &parsed.params)?;
         obj.set_property("host", host);
         obj.set_property("port", i32::from(port));
@@ -900,19 +1022,35 @@ impl BaseSinkImpl for VideoIpSink {
                 ["could not create a waker: {}", e]
             )
         })?);
-        gst::info!(
-            CAT,
-            imp = self,
-            "sending from {} to {}, {} payload bytes per datagram",
-            sender.local_addr(),
-            dest,
-            frag
-        );
+        if settings.subscription() {
+            gst::info!(
+                CAT,
+                imp = self,
+                "sending to receivers that subscribe at {}, {} payload bytes per datagram",
+                sender.local_addr(),
+                frag
+            );
+        } else {
+            gst::info!(
+                CAT,
+                imp = self,
+                "sending from {} to {}, {} payload bytes per datagram",
+                sender.local_addr(),
+                dest,
+                frag
+            );
+        }
         let gso_align = if sender.gso_supported() {
             net::gso_segments(protocol::MEDIA_HEADER_LEN + usize::from(frag))
         } else {
             1
         };
+        let bound = sender.local_addr().port();
+        if settings.subscription() && settings.port != u32::from(bound) {
+            // Port 0 took any free port: it reads back the one subscribers must use.
+            lock(&self.settings).port = u32::from(bound);
+            self.obj().notify("port");
+        }
         let sender = Arc::new(sender);
         let table = Arc::new(Mutex::new(SenderSession::new(
             packetizer::random_session_id(),
@@ -926,8 +1064,17 @@ impl BaseSinkImpl for VideoIpSink {
         let history = Arc::new(Mutex::new(History::new(
             settings.max_retransmission_percentage as usize,
         )));
+        let subscribers = settings.subscription().then(|| {
+            let max = match settings.max_receivers {
+                0 => crate::sender::MAX_RECEIVERS,
+                n => n as usize,
+            };
+            Arc::new(Mutex::new(Subscribers::new(max)))
+        });
+        *lock(&self.subscribers) = subscribers.clone();
         let resender = Resender {
             history: history.clone(),
+            subscribers: subscribers.clone(),
             dest,
             session: session_id,
             nacks_received: self.counters.nacks_received.clone(),
@@ -952,6 +1099,12 @@ impl BaseSinkImpl for VideoIpSink {
             frag,
             sender,
             dest,
+            dests: if subscribers.is_some() {
+                Vec::new()
+            } else {
+                vec![dest]
+            },
+            subscribers: subscribers.map(|s| (s, u64::MAX)),
             mtu: settings.mtu,
             send_warning: None,
             packetizer: Packetizer::new(session_id, 0, random_u32(), frag),
@@ -988,6 +1141,7 @@ impl BaseSinkImpl for VideoIpSink {
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *lock(&self.reports) = None;
         *lock(&self.session) = None;
+        *lock(&self.subscribers) = None;
         *lock(&self.state) = None;
         *lock(&self.waker) = None;
         Ok(())
@@ -1056,14 +1210,16 @@ impl BaseSinkImpl for VideoIpSink {
             if let Some(state) = guard.as_mut() {
                 for _ in 0..EOS_REPEAT {
                     let header = state.packetizer.eos_datagram();
-                    if let Ok(r) = state.batch.send(
-                        &state.sender,
-                        state.dest,
-                        1,
-                        |_| [&header[..]],
-                        &state.waker,
-                    ) {
-                        self.count(&r);
+                    for &dest in &state.dests {
+                        if let Ok(r) = state.batch.send(
+                            &state.sender,
+                            dest,
+                            1,
+                            |_| [&header[..]],
+                            &state.waker,
+                        ) {
+                            self.count(&r);
+                        }
                     }
                 }
                 gst::debug!(CAT, imp = self, "sent end of stream");

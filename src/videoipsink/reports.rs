@@ -8,7 +8,7 @@
 use crate::element::lock;
 use crate::net::{self, RecvBatch, SendBatch, UdpSocket, Waker};
 use crate::protocol::{self, Body, MEDIA_HEADER_LEN};
-use crate::sender::{History, SenderSession};
+use crate::sender::{History, SenderSession, Subscribers};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,8 @@ pub(super) type Kept = gst::MappedBuffer<gst::buffer::Readable>;
 /// What the thread needs to answer NACKs, and counts.
 pub(super) struct Resender {
     pub history: Arc<Mutex<History<Kept>>>,
+    /// In subscription mode, the table SUBSCRIBE messages fill.
+    pub subscribers: Option<Arc<Mutex<Subscribers>>>,
     /// The stream's destination: resends to a multicast group go there (one resend serves
     /// every receiver that missed it), unicast ones to whoever asked.
     pub dest: SocketAddr,
@@ -98,6 +100,15 @@ fn run(
                     continue;
                 };
                 match p.body {
+                    Body::Subscribe(sub) => {
+                        if let Some(table) = &resender.subscribers {
+                            // Session 0 asks for whatever this sender sends.
+                            if sub.session == 0 || sub.session == resender.session {
+                                let lease = std::time::Duration::from_millis(sub.lease_ms.into());
+                                lock(table).subscribe(meta.source, lease, now);
+                            }
+                        }
+                    }
                     Body::ReceiverReport(r) => {
                         lock(table).on_receiver_report(meta.source, p.header.session, &r, now);
                     }

@@ -28,7 +28,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -54,6 +54,11 @@ struct Settings {
     max_frame_size: u32,
     reuse: bool,
     timestamp_mode: TimestampMode,
+    /// A sender to subscribe to, and its port.
+    sender_address: Option<String>,
+    sender_port: u32,
+    /// Whether `port` was set (a subscriber that did not choose one takes any free port).
+    port_set: bool,
 }
 
 impl Default for Settings {
@@ -70,6 +75,9 @@ impl Default for Settings {
             max_frame_size: 128 << 20,
             reuse: true,
             timestamp_mode: TimestampMode::SenderClock,
+            sender_address: None,
+            sender_port: 5004,
+            port_set: false,
         }
     }
 }
@@ -201,12 +209,50 @@ impl VideoIpSrc {
         };
         let iface = net::interface_index(s.multicast_iface.as_deref().unwrap_or(""))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+        // A subscriber is sent to wherever it subscribes from: unless told otherwise it takes
+        // any free port (5004 may well be its sender's, on this very host), and an address
+        // of its sender's family.
+        let subscriber = s.sender_address.is_some();
+        let port = if subscriber && !s.port_set {
+            0
+        } else {
+            u16::try_from(s.port).unwrap_or(0)
+        };
+        let address = match (subscriber, address) {
+            (true, IpAddr::V4(a)) if a.is_unspecified() => match self.subscribe_target(&s)? {
+                Some(SocketAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                _ => address,
+            },
+            _ => address,
+        };
         Ok(ReceiverConfig {
             address,
-            port: u16::try_from(s.port).unwrap_or(0),
+            port,
             multicast_iface: iface,
             buffer_size: s.buffer_size as usize,
             reuse: s.reuse,
+        })
+    }
+
+    /// The sender to subscribe to (`sender-address`:`sender-port`), if one is set.
+    fn subscribe_target(&self, s: &Settings) -> Result<Option<SocketAddr>, gst::ErrorMessage> {
+        let Some(host) = s.sender_address.as_deref() else {
+            return Ok(None);
+        };
+        let port = u16::try_from(s.sender_port).map_err(|_| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["sender-port {} is out of range", s.sender_port]
+            )
+        })?;
+        net::resolve(host, port).map(Some).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                [
+                    "sender-address: {}; set it to the address of the sender to subscribe to",
+                    e
+                ]
+            )
         })
     }
 
@@ -553,6 +599,19 @@ impl ObjectImpl for VideoIpSrc {
                     .default_value(d.port as i32)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("sender-address")
+                    .nick("Sender Address")
+                    .blurb("Address or host name of a sender to subscribe to (a videoipsink with source-name and no host): it then sends this receiver the stream by unicast while it stays subscribed. With it set and port not, this receiver takes any free port")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("sender-port")
+                    .nick("Sender Port")
+                    .blurb("Port of the sender to subscribe to (its port property)")
+                    .minimum(0)
+                    .maximum(65535)
+                    .default_value(d.sender_port as i32)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("multicast-iface")
                     .nick("Multicast Interface")
                     .blurb("Network interface to join the multicast group on, by name (default: system's choice)")
@@ -626,7 +685,12 @@ impl ObjectImpl for VideoIpSrc {
         let mut s = lock(&self.settings);
         match pspec.name() {
             "address" => s.address = opt_string(value).unwrap_or_else(|| "0.0.0.0".into()),
-            "port" => s.port = value.get::<i32>().unwrap_or(5004).max(0) as u32,
+            "port" => {
+                s.port = value.get::<i32>().unwrap_or(5004).max(0) as u32;
+                s.port_set = true;
+            }
+            "sender-address" => s.sender_address = opt_string(value),
+            "sender-port" => s.sender_port = value.get::<i32>().unwrap_or(5004).max(0) as u32,
             "multicast-iface" => s.multicast_iface = opt_string(value),
             "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
             "batch-size" => s.batch_size = value.get().unwrap_or(64),
@@ -648,6 +712,8 @@ impl ObjectImpl for VideoIpSrc {
         match pspec.name() {
             "address" => s.address.to_value(),
             "port" => (s.port as i32).to_value(),
+            "sender-address" => s.sender_address.to_value(),
+            "sender-port" => (s.sender_port as i32).to_value(),
             "multicast-iface" => s.multicast_iface.to_value(),
             "buffer-size" => (s.buffer_size as i32).to_value(),
             "batch-size" => s.batch_size.to_value(),
@@ -681,11 +747,16 @@ impl URIHandlerImpl for VideoIpSrc {
 
     fn uri(&self) -> Option<String> {
         let s = lock(&self.settings);
-        Some(uri::address_uri(&s.address, s.port as u16))
+        Some(match s.sender_address.as_deref() {
+            Some(sender) => uri::address_uri(sender, s.sender_port as u16),
+            None if s.address == "0.0.0.0" => uri::address_uri("", s.port as u16),
+            None => uri::address_uri(&s.address, s.port as u16),
+        })
     }
 
-    /// `videoip://ADDRESS:PORT?property=value&...`: receive on ADDRESS (a local address, or
-    /// a multicast group to join) and PORT, as udpsrc's `udp://` URIs do.
+    /// `videoip://HOST:PORT?property=value&...`, as SRT's caller/listener URIs: no host (or
+    /// an unspecified address) listens on PORT, a multicast group is joined on PORT, and
+    /// any other host is a sender to subscribe to at PORT (see [`uri`]).
     fn set_uri(&self, text: &str) -> Result<(), glib::Error> {
         if self.obj().current_state() > gst::State::Ready {
             return Err(uri_while_running());
@@ -706,8 +777,23 @@ impl URIHandlerImpl for VideoIpSrc {
         };
         let obj = self.obj();
         apply_uri_params(&*obj, &parsed.params)?;
-        obj.set_property("address", host);
-        obj.set_property("port", i32::from(port));
+        match uri::receiver_role(&host) {
+            uri::Role::Listen => {
+                let any = if host.is_empty() { "0.0.0.0" } else { &host };
+                obj.set_property("address", any);
+                obj.set_property("port", i32::from(port));
+                obj.set_property("sender-address", None::<String>);
+            }
+            uri::Role::Join(group) => {
+                obj.set_property("address", group.to_string());
+                obj.set_property("port", i32::from(port));
+                obj.set_property("sender-address", None::<String>);
+            }
+            uri::Role::Subscribe(sender) => {
+                obj.set_property("sender-address", sender);
+                obj.set_property("sender-port", i32::from(port));
+            }
+        }
         Ok(())
     }
 }
@@ -835,6 +921,7 @@ impl BaseSrcImpl for VideoIpSrc {
             batch_size: s.batch_size as usize,
             max_age,
             warn: self.warner(s.latency_ms, s.max_frame_size),
+            subscribe_to: self.subscribe_target(&s)?,
         };
         let thread =
             receiver::Thread::spawn(receiver, waker, self.shared.clone(), cfg).map_err(|e| {

@@ -174,7 +174,15 @@ pub(super) struct Config {
     pub max_age: Duration,
     /// Posts a warning (called at most once per kind per [`HEALTH_INTERVAL`]).
     pub warn: Box<dyn Fn(Warning) + Send>,
+    /// A sender to subscribe to (it sends to this receiver only while subscribed).
+    pub subscribe_to: Option<SocketAddr>,
 }
+
+/// How often a subscriber renews its subscription...
+pub(super) const SUBSCRIBE_INTERVAL: Duration = Duration::from_secs(1);
+/// ...and for how long each renewal holds: a receiver that goes away without a word stops
+/// costing its sender within this.
+pub(super) const SUBSCRIBE_LEASE: Duration = Duration::from_secs(5);
 
 /// Output buffers: a pool for the stream's steady frame size, plain allocations otherwise.
 #[derive(Default)]
@@ -266,6 +274,8 @@ impl Thread {
             warn: cfg.warn,
             health_at: Instant::now(),
             health_prev: Stats::default(),
+            subscribe_to: cfg.subscribe_to,
+            subscribed_at: None,
             reporter: Reporter {
                 id: packetizer::random_session_id(),
                 seq: 0,
@@ -318,6 +328,9 @@ struct Rx {
     /// When the counters were last looked at, and what they were then.
     health_at: Instant,
     health_prev: Stats,
+    subscribe_to: Option<SocketAddr>,
+    /// When the subscription was last sent (renewed).
+    subscribed_at: Option<Instant>,
     reporter: Reporter,
 }
 
@@ -372,11 +385,19 @@ impl Rx {
             self.check_health(now);
             self.report_if_due(now);
             self.nack_if_due(now);
-            match self.waker.wait(
-                Some(self.receiver.fd()),
-                libc::POLLIN,
-                self.session.next_deadline(),
-            ) {
+            self.subscribe_if_due(now);
+            let renew = self
+                .subscribe_to
+                .and(self.subscribed_at)
+                .map(|t| t + SUBSCRIBE_INTERVAL);
+            let deadline = match (self.session.next_deadline(), renew) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match self
+                .waker
+                .wait(Some(self.receiver.fd()), libc::POLLIN, deadline)
+            {
                 // A wake is a one-shot here: stop (checked at the top of the loop, set before
                 // the wake) or a request such as reject_info.
                 Ok(net::Wait::Woken) => self.waker.reset(),
@@ -386,6 +407,10 @@ impl Rx {
                     return;
                 }
             }
+        }
+        // Stopping: the sender need not wait for the lease to lapse.
+        if let (Some(to), Some(_)) = (self.subscribe_to, self.subscribed_at) {
+            self.send_subscribe(to, Duration::ZERO);
         }
     }
 
@@ -459,6 +484,31 @@ impl Rx {
         if let Some(reassembly::NackRequest { to, nack, ranges }) = self.session.poll_nack(now) {
             self.send_control(to, nack.track, &Body::Nack(nack), &ranges, NACK_COPIES);
         }
+    }
+
+    /// Subscribes to (or renews the subscription with) the sender given, when due.
+    fn subscribe_if_due(&mut self, now: Instant) {
+        let Some(to) = self.subscribe_to else {
+            return;
+        };
+        if self
+            .subscribed_at
+            .is_some_and(|t| now.saturating_duration_since(t) < SUBSCRIBE_INTERVAL)
+        {
+            return;
+        }
+        self.subscribed_at = Some(now);
+        self.send_subscribe(to, SUBSCRIBE_LEASE);
+    }
+
+    /// Sends a SUBSCRIBE for a lease of `lease` (zero: unsubscribe) to `to`.
+    fn send_subscribe(&mut self, to: SocketAddr, lease: Duration) {
+        let body = Body::Subscribe(protocol::Subscribe {
+            session: 0,
+            lease_ms: lease.as_millis().min(u128::from(u32::MAX)) as u32,
+            flags: 0,
+        });
+        self.send_control(to, 0, &body, &[], 1);
     }
 
     /// Sends the sender a receiver report when one is due (and a sender is locked on to).

@@ -124,9 +124,14 @@ pub struct Tx {
 
 impl Tx {
     pub fn new(host: &str, port: u16, caps: &gst::Caps, props: &str) -> Tx {
+        Self::with_sink_props(caps, &format!("host={host} port={port} {props}"))
+    }
+
+    /// A sender whose `videoipsink` gets exactly `props`.
+    pub fn with_sink_props(caps: &gst::Caps, props: &str) -> Tx {
         init();
         let desc = format!(
-            "appsrc name=src format=time is-live=false ! videoipsink name=sink host={host} port={port} sync=false {props}"
+            "appsrc name=src format=time is-live=false ! videoipsink name=sink sync=false {props}"
         );
         let pipeline = gst::parse::launch(&desc)
             .expect("sender pipeline parses")
