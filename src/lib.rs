@@ -8,6 +8,7 @@
 
 use gst::glib;
 
+pub mod discovery;
 mod element;
 pub mod net;
 pub mod pacer;
