@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use super::announce::Announce;
 use super::reports::{Kept, ReportThread, Resender};
 use super::Pacing;
 
@@ -69,6 +70,8 @@ struct Settings {
     pacing: Pacing,
     /// Bits per second, 0: unlimited.
     max_bitrate: u64,
+    /// Name to announce by DNS-SD; None: no announcement.
+    source_name: Option<String>,
 }
 
 impl Default for Settings {
@@ -89,6 +92,7 @@ impl Default for Settings {
             max_retransmission_percentage: DEFAULT_MAX_RETRANSMISSION_PERCENTAGE,
             pacing: Pacing::Frame,
             max_bitrate: 0,
+            source_name: None,
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct VideoIpSink {
     session: Mutex<Option<Arc<Mutex<SenderSession>>>>,
     reports: Mutex<Option<ReportThread>>,
     counters: Counters,
+    /// The DNS-SD announcement (`source-name`); its lock is taken alone.
+    announce: Announce,
 }
 
 fn random_u32() -> u32 {
@@ -697,6 +703,11 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(d.max_bitrate)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("source-name")
+                    .nick("Source Name")
+                    .blurb("Name to announce the stream under by DNS-SD (multicast DNS), so receivers and device monitors find it (default: not announced)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent, send-errors, allowed-bitrate, frames-dropped and the receivers' reports")
@@ -728,6 +739,7 @@ impl ObjectImpl for VideoIpSink {
             }
             "pacing" => s.pacing = value.get().unwrap_or_default(),
             "max-bitrate" => s.max_bitrate = value.get().unwrap_or(0),
+            "source-name" => s.source_name = opt_string(value),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -753,6 +765,7 @@ impl ObjectImpl for VideoIpSink {
             "max-retransmission-percentage" => s.max_retransmission_percentage.to_value(),
             "pacing" => s.pacing.to_value(),
             "max-bitrate" => s.max_bitrate.to_value(),
+            "source-name" => s.source_name.to_value(),
             _ => pspec.default_value().clone(),
         }
     }
@@ -877,6 +890,7 @@ impl BaseSinkImpl for VideoIpSink {
                     ]
                 )
             })?;
+        let own_port = sender.local_addr().port();
         *lock(&self.session) = Some(table.clone());
         *lock(&self.reports) = Some(reports);
         let state = State {
@@ -913,10 +927,26 @@ impl BaseSinkImpl for VideoIpSink {
         ] {
             a.store(0, Ordering::Relaxed);
         }
+        if let Some(name) = settings.source_name.as_deref() {
+            match self.announce.start(name, session_id, own_port, dest) {
+                Ok(()) => gst::info!(
+                    CAT,
+                    imp = self,
+                    "announced as {:?}",
+                    self.announce.instance()
+                ),
+                Err(e) => gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::OpenWrite,
+                    ["could not announce source-name \"{}\": {}", name, e]
+                ),
+            }
+        }
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.announce.stop();
         *lock(&self.reports) = None;
         *lock(&self.session) = None;
         *lock(&self.state) = None;
@@ -953,6 +983,10 @@ impl BaseSinkImpl for VideoIpSink {
             state.caps = Some(caps_str);
             state.info_sent = None;
             state.live = None;
+        }
+        drop(guard);
+        if let Err(e) = self.announce.caps(caps) {
+            gst::warning!(CAT, imp = self, "could not announce the new caps: {e}");
         }
         Ok(())
     }
