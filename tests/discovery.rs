@@ -325,3 +325,261 @@ fn test_device_monitor_lists_two_senders_of_one_name_apart() {
     .join()
     .expect("the namespace thread finishes");
 }
+
+/// Builds DNS messages by hand, to send what no well-behaved responder would.
+mod dns {
+    pub const PTR: u16 = 12;
+    pub const TXT: u16 = 16;
+    pub const SRV: u16 = 33;
+    pub const A: u16 = 1;
+
+    pub fn name(out: &mut Vec<u8>, name: &str) {
+        for label in name.trim_end_matches('.').split('.') {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+    }
+
+    /// A response (flags 0x8400) holding these answers (name, type, rdata).
+    pub fn response(answers: &[(Vec<u8>, u16, Vec<u8>)]) -> Vec<u8> {
+        let mut m = vec![0, 0, 0x84, 0, 0, 0];
+        m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        for (n, ty, rdata) in answers {
+            m.extend_from_slice(n);
+            m.extend_from_slice(&ty.to_be_bytes());
+            m.extend_from_slice(&0x8001u16.to_be_bytes());
+            m.extend_from_slice(&120u32.to_be_bytes());
+            m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            m.extend_from_slice(rdata);
+        }
+        m
+    }
+
+    pub fn encoded(n: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        name(&mut v, n);
+        v
+    }
+
+    /// PTR, SRV, TXT and A answers announcing `instance` with this TXT rdata.
+    pub fn service(instance: &str, txt: Vec<u8>, port: u16) -> Vec<(Vec<u8>, u16, Vec<u8>)> {
+        let full = format!("{instance}._videoip._udp.local");
+        let mut srv = vec![0, 0, 0, 0];
+        srv.extend_from_slice(&port.to_be_bytes());
+        name(&mut srv, "evil.local");
+        vec![
+            (encoded("_videoip._udp.local"), PTR, encoded(&full)),
+            (encoded(&full), SRV, srv),
+            (encoded(&full), TXT, txt),
+            (encoded("evil.local"), A, vec![127, 0, 0, 1]),
+        ]
+    }
+
+    /// TXT rdata of these strings, each with its length byte.
+    pub fn txt(strings: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for s in strings {
+            v.push(s.len().min(255) as u8);
+            v.extend_from_slice(&s[..s.len().min(255)]);
+        }
+        v
+    }
+}
+
+/// Hand-crafted mDNS responses with garbage TXT records, broken names and random bytes,
+/// and a flood of 1100 instances, sent to 224.0.0.251:5353 inside the namespace: the browser
+/// and the device provider keep running, the table stays bounded, and a real sender is still
+/// found afterwards.
+#[test]
+fn test_discovery_survives_hostile_announcements() {
+    init();
+    let Some(ns) = NetNs::new("dns-evil") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let monitor = monitor();
+        let (browser, events) = browser();
+        std::thread::sleep(Duration::from_millis(300));
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
+        socket2::SockRef::from(&sock)
+            .set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
+            .expect("multicast interface");
+        let to = "224.0.0.251:5353";
+        let send = |m: &[u8]| {
+            let _ = sock.send_to(m, to);
+        };
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let long = vec![b'n'; 250];
+        let mut huge_name = b"name=".to_vec();
+        huge_name.extend_from_slice(&long);
+        let many: Vec<Vec<u8>> = (0..200).map(|i| format!("k{i}=v").into_bytes()).collect();
+        let many_refs: Vec<&[u8]> = many.iter().map(|v| &v[..]).collect();
+        let hostile_txts: Vec<Vec<u8>> = vec![
+            dns::txt(&[
+                b"v=2",
+                b"name=\xff\xfe\xfd",
+                b"width=99999999999999999999999",
+                b"framerate=1/0",
+            ]),
+            dns::txt(&[
+                b"v=2",
+                &huge_name,
+                b"mode=multicast",
+                b"group=not-an-ip",
+                b"port=-1",
+            ]),
+            dns::txt(&[b"v=2", b"=", b"==", b"", b"session=ffffffffffffffffffff"]),
+            dns::txt(&many_refs),
+            dns::txt(&[b"v=99"]),
+            vec![200, b'v', b'=', b'2'], // a string longer than the record
+            vec![0; 10],
+            (0..300).map(|_| next() as u8).collect(),
+        ];
+        for (i, t) in hostile_txts.into_iter().enumerate() {
+            send(&dns::response(&dns::service(&format!("evil{i}"), t, 5004)));
+        }
+        // Broken messages: a compression loop, a record running past the end, random bytes.
+        let mut looped = vec![0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        looped.extend_from_slice(&[0xc0, 12, 0, 12, 0, 1, 0, 0, 0, 120, 0, 2, 0xc0, 12]);
+        send(&looped);
+        let mut cut = dns::response(&dns::service("cut", dns::txt(&[b"v=2"]), 1));
+        cut.truncate(cut.len() - 7);
+        send(&cut);
+        for _ in 0..200 {
+            let len = (next() % 1400) as usize;
+            let mut m: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if m.len() > 3 {
+                m[2] = 0x84; // looks like a response
+            }
+            send(&m);
+        }
+        // A flood of well-formed instances, beyond what the table keeps.
+        for batch in 0..110 {
+            let mut answers = Vec::new();
+            for k in 0..10 {
+                let i = batch * 10 + k;
+                answers.extend(dns::service(
+                    &format!("flood{i}"),
+                    dns::txt(&[b"v=2", b"mode=subscribe"]),
+                    5004,
+                ));
+            }
+            send(&dns::response(&answers));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let known = browser.sources();
+        eprintln!(
+            "{} sources kept, {} ignored",
+            known.len(),
+            browser.ignored()
+        );
+        assert!(known.len() <= discovery::table::MAX_SOURCES);
+        for s in &known {
+            assert!(s.name.len() <= 255);
+            assert!(s.txt.name.as_ref().is_none_or(|n| n.len() <= 240));
+        }
+        // Still alive: a real sender is found by both.
+        while events.try_recv().is_ok() {}
+        let _tx = Tx::new(
+            "239.255.7.10",
+            free_port(),
+            &gray_caps(16, 16),
+            "multicast-iface=lo source-name=\"after the storm\"",
+        );
+        let found = wait_for(
+            &events,
+            Duration::from_secs(10),
+            |e| matches!(e, Event::Found(s) if s.name == "after the storm"),
+        );
+        assert!(found.is_some(), "the browser still finds a real sender");
+        let listed = wait_device(
+            &monitor,
+            gst::MessageType::DeviceAdded,
+            Duration::from_secs(10),
+            |d| prop(d, "videoip.source-name").as_deref() == Some("after the storm"),
+        );
+        assert!(listed.is_some(), "the device provider still lists one");
+        monitor.stop();
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}
+
+/// A sender that vanishes without a goodbye (its link cut, then stopped) is dropped within
+/// 5 s: browsers ask known sources to confirm themselves.
+#[test]
+fn test_discovery_drops_a_sender_that_vanished_without_goodbye() {
+    let (Some(a), Some(b)) = (NetNs::new("dns-va"), NetNs::new("dns-vb")) else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let ip = |args: &[&str]| {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ip {args:?}");
+    };
+    ip(&[
+        "-n", &a.name, "link", "add", "da", "type", "veth", "peer", "name", "db", "netns", &b.name,
+    ]);
+    ip(&["-n", &a.name, "addr", "add", "10.214.0.1/24", "dev", "da"]);
+    ip(&["-n", &b.name, "addr", "add", "10.214.0.2/24", "dev", "db"]);
+    ip(&["-n", &a.name, "link", "set", "da", "up"]);
+    ip(&["-n", &b.name, "link", "set", "db", "up"]);
+    // The sender in a, the browser in b: across the veth link only.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (cut_tx, cut_rx) = mpsc::channel::<()>();
+    let a_name = a.name.clone();
+    let sender = std::thread::spawn(move || {
+        enter_netns(&a_name);
+        let ann = Announcer::new(40000, &txt("CAM 9", 9)).expect("announces");
+        let _ = ready_tx.send(());
+        let _ = cut_rx.recv_timeout(Duration::from_secs(20));
+        drop(ann); // its goodbye goes nowhere
+    });
+    let b_name = b.name.clone();
+    let (found, lost_after) = std::thread::spawn(move || {
+        enter_netns(&b_name);
+        let (_browser, events) = browser();
+        let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+        let found = wait_for(
+            &events,
+            Duration::from_secs(10),
+            |e| matches!(e, Event::Found(s) if s.name == "CAM 9"),
+        );
+        // Cut the link first, so that no goodbye arrives.
+        let ok = std::process::Command::new("ip")
+            .args(["link", "set", "db", "down"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok);
+        let cut = Instant::now();
+        let _ = cut_tx.send(());
+        let lost = wait_for(&events, Duration::from_secs(10), |e| {
+            matches!(e, Event::Lost(_))
+        });
+        (found.is_some(), lost.map(|(at, _)| at - cut))
+    })
+    .join()
+    .expect("the browser thread finishes");
+    let _ = sender.join();
+    assert!(found, "the sender is found across the link");
+    eprintln!("lost {lost_after:?} after the link was cut");
+    let lost_after = lost_after.expect("the vanished sender is dropped");
+    assert!(lost_after < Duration::from_secs(5));
+}
