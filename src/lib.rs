@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
 //! videoip: live video and any timed media over plain UDP/IP.
 //!
-//! The plugin registers `videoipsink`, `videoipsrc` and `videoipdeviceprovider`. The modules below them are free of
-//! GStreamer: [`protocol`] (the wire format), [`packetizer`] (frame → datagrams), [`pacer`]
-//! (when batches leave), [`ratecontrol`] (how fast, and which frames go), [`reassembly`]
-//! (datagrams → frames), [`net`] (sockets) and [`discovery`] (finding sources by name).
+//! The plugin registers `videoipsink`, `videoipsrc` and `videoipdeviceprovider`. The
+//! modules below them are free of GStreamer: [`protocol`] (the wire format), [`packetizer`]
+//! (frame → datagrams), [`pacer`] (when batches leave), [`ratecontrol`] (how fast, and which
+//! frames go), [`reassembly`] (datagrams → frames), [`net`] (sockets) and [`discovery`]
+//! (finding sources by name).
 
 use gst::glib;
 
