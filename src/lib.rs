@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
 //! videoip: live video and any timed media over plain UDP/IP.
 //!
-//! The plugin registers `videoipsink` and `videoipsrc`. The modules below them are free of
-//! GStreamer: [`protocol`] (the wire format), [`packetizer`] (frame → datagrams), [`pacer`]
-//! (when batches leave), [`ratecontrol`] (how fast, and which frames go), [`reassembly`]
-//! (datagrams → frames) and [`net`] (sockets).
+//! The plugin registers `videoipsink`, `videoipsrc` and `videoipdeviceprovider`. The
+//! modules below them are free of GStreamer: [`protocol`] (the wire format), [`packetizer`]
+//! (frame → datagrams), [`pacer`] (when batches leave), [`ratecontrol`] (how fast, and which
+//! frames go), [`reassembly`] (datagrams → frames), [`net`] (sockets) and [`discovery`]
+//! (finding sources by name).
 
 use gst::glib;
 
+mod deviceprovider;
+pub mod discovery;
 mod element;
 pub mod fec;
 pub mod net;
@@ -24,6 +27,7 @@ pub mod uri;
 mod videoipsink;
 mod videoipsrc;
 
+pub use deviceprovider::{VideoIpDevice, VideoIpDeviceProvider};
 pub use videoipsink::{Pacing, VideoIpSink};
 pub use videoipsrc::{TimestampMode, VideoIpSrc};
 
@@ -42,5 +46,6 @@ gst::plugin_define!(
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     videoipsink::register(plugin)?;
     videoipsrc::register(plugin)?;
+    deviceprovider::register(plugin)?;
     Ok(())
 }

@@ -204,9 +204,10 @@ fn test_the_readme_subscription_lines_run_as_written() {
         .collect();
     assert_eq!(pairs.len(), 1, "a named sender and a subscriber: {pairs:?}");
     let (sender, receiver) = &pairs[0];
-    // The sender listens on a free port here rather than 5004; the receiver subscribes to
-    // it on this host.
-    let tx = launch(&format!("{sender} port=0"));
+    // The sender listens on a free port here rather than 5004, and is not announced
+    // (multicast DNS must not leave this machine's own namespace); the receiver subscribes
+    // to it on this host.
+    let tx = launch(&format!("{sender} port=0 announce=false"));
     tx.set_state(gst::State::Playing).expect("sender PLAYING");
     let sink = element_of(&tx, "videoipsink");
     let port = sink.property::<i32>("port");

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 /// A named sender with no host, on a port of its own choosing: (sender, its port).
 fn named_sender(caps: &gst::Caps) -> (Tx, u16) {
     init();
-    let tx = Tx::with_sink_props(caps, "source-name=CAM port=0");
+    // Not announced: multicast DNS must not leave this machine's own network namespace.
+    let tx = Tx::with_sink_props(caps, "source-name=CAM port=0 announce=false");
     let port = tx.sink.property::<i32>("port") as u16;
     assert_ne!(port, 0, "the sink reads back the port it listens on");
     (tx, port)

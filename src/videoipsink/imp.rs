@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use super::announce::Announce;
 use super::reports::{Kept, ReportThread, Resender};
 use super::Pacing;
 
@@ -77,6 +78,8 @@ struct Settings {
     host_set: bool,
     /// Most subscribers at once (0: up to [`crate::sender::MAX_RECEIVERS`]).
     max_receivers: u32,
+    /// Whether a named stream is announced by DNS-SD.
+    announce: bool,
 }
 
 impl Settings {
@@ -108,6 +111,7 @@ impl Default for Settings {
             source_name: None,
             host_set: false,
             max_receivers: 0,
+            announce: true,
         }
     }
 }
@@ -138,7 +142,9 @@ struct State {
     /// The destination (`host`:`port`), or in subscription mode the unspecified address (no
     /// destination of its own; named in errors).
     dest: SocketAddr,
-    /// Where datagrams go now: `dest`, or the subscribers.
+    /// The destination set by `host`, if any.
+    fixed: Option<SocketAddr>,
+    /// Where datagrams go now: the fixed destination and the subscribers.
     dests: Vec<SocketAddr>,
     /// In subscription mode, the receivers that subscribed (shared with the report thread),
     /// and the generation of the table `dests` was taken from.
@@ -176,6 +182,8 @@ pub struct VideoIpSink {
     /// In subscription mode, the subscribers (for the `stats` property).
     subscribers: Mutex<Option<Arc<Mutex<Subscribers>>>>,
     counters: Counters,
+    /// The DNS-SD announcement (`source-name`); its lock is taken alone.
+    announce: Announce,
 }
 
 fn random_u32() -> u32 {
@@ -250,17 +258,21 @@ impl VideoIpSink {
         Ok((sender, dest, frag))
     }
 
-    /// In subscription mode, takes the current subscribers as the destinations; a new one
-    /// gets the stream info with the next frame.
+    /// Takes the current subscribers (and the fixed destination) as the destinations; a new
+    /// one gets the stream info with the next frame.
     fn refresh_subscribers(&self, state: &mut State, now: Instant) {
         let Some((table, seen)) = state.subscribers.as_mut() else {
             return;
         };
-        let (current, generation) = lock(table).current(now);
+        let (mut current, generation) = lock(table).current(now);
         if generation == *seen {
             return;
         }
         *seen = generation;
+        if let Some(fixed) = state.fixed {
+            current.retain(|a| *a != fixed);
+            current.insert(0, fixed);
+        }
         if current.iter().any(|a| !state.dests.contains(a)) {
             state.info_sent = None;
         }
@@ -839,7 +851,13 @@ impl ObjectImpl for VideoIpSink {
                     .build(),
                 glib::ParamSpecString::builder("source-name")
                     .nick("Source Name")
-                    .blurb("The name the stream is offered under. Without host set, the sink sends to the receivers that subscribe to it (videoipsrc sender-address), each by unicast, and nothing when none does; it listens for them on port")
+                    .blurb("The name the stream is offered under, announced by DNS-SD (multicast DNS) so receivers and device monitors find it. Without host set, the sink sends to the receivers that subscribe to it (videoipsrc sender-address), each by unicast, and nothing when none does; it listens for them on port")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("announce")
+                    .nick("Announce")
+                    .blurb("Announce a named stream (source-name) by DNS-SD over multicast DNS; false keeps it off the network's multicast, for receivers that subscribe by address")
+                    .default_value(true)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("max-receivers")
@@ -875,6 +893,7 @@ impl ObjectImpl for VideoIpSink {
             }
             "source-name" => s.source_name = opt_string(value),
             "max-receivers" => s.max_receivers = value.get().unwrap_or(0),
+            "announce" => s.announce = value.get().unwrap_or(true),
             "port" => s.port = value.get::<i32>().unwrap_or(5004).max(0) as u32,
             "bind-address" => s.bind_address = opt_string(value),
             "bind-port" => s.bind_port = value.get::<i32>().unwrap_or(0).max(0) as u32,
@@ -906,6 +925,7 @@ impl ObjectImpl for VideoIpSink {
             "host" => s.host.to_value(),
             "source-name" => s.source_name.to_value(),
             "max-receivers" => s.max_receivers.to_value(),
+            "announce" => s.announce.to_value(),
             "port" => (s.port as i32).to_value(),
             "bind-address" => s.bind_address.to_value(),
             "bind-port" => (s.bind_port as i32).to_value(),
@@ -1064,13 +1084,16 @@ impl BaseSinkImpl for VideoIpSink {
         let history = Arc::new(Mutex::new(History::new(
             settings.max_retransmission_percentage as usize,
         )));
-        let subscribers = settings.subscription().then(|| {
-            let max = match settings.max_receivers {
-                0 => crate::sender::MAX_RECEIVERS,
-                n => n as usize,
-            };
-            Arc::new(Mutex::new(Subscribers::new(max)))
-        });
+        // A named stream takes subscribers (at the port it announces), besides its host if it
+        // has one; a multicast stream is joined instead.
+        let subscribers =
+            (settings.source_name.is_some() && !dest.ip().is_multicast()).then(|| {
+                let max = match settings.max_receivers {
+                    0 => crate::sender::MAX_RECEIVERS,
+                    n => n as usize,
+                };
+                Arc::new(Mutex::new(Subscribers::new(max)))
+            });
         *lock(&self.subscribers) = subscribers.clone();
         let resender = Resender {
             history: history.clone(),
@@ -1090,6 +1113,7 @@ impl BaseSinkImpl for VideoIpSink {
                     ]
                 )
             })?;
+        let own_port = sender.local_addr().port();
         *lock(&self.session) = Some(table.clone());
         *lock(&self.reports) = Some(reports);
         let state = State {
@@ -1099,7 +1123,8 @@ impl BaseSinkImpl for VideoIpSink {
             frag,
             sender,
             dest,
-            dests: if subscribers.is_some() {
+            fixed: (!settings.subscription()).then_some(dest),
+            dests: if settings.subscription() {
                 Vec::new()
             } else {
                 vec![dest]
@@ -1135,10 +1160,26 @@ impl BaseSinkImpl for VideoIpSink {
         ] {
             a.store(0, Ordering::Relaxed);
         }
+        if let (Some(name), true) = (settings.source_name.as_deref(), settings.announce) {
+            match self.announce.start(name, session_id, own_port, dest) {
+                Ok(()) => gst::info!(
+                    CAT,
+                    imp = self,
+                    "announced as {:?}",
+                    self.announce.instance()
+                ),
+                Err(e) => gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::OpenWrite,
+                    ["could not announce source-name \"{}\": {}", name, e]
+                ),
+            }
+        }
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.announce.stop();
         *lock(&self.reports) = None;
         *lock(&self.session) = None;
         *lock(&self.subscribers) = None;
@@ -1176,6 +1217,10 @@ impl BaseSinkImpl for VideoIpSink {
             state.caps = Some(caps_str);
             state.info_sent = None;
             state.live = None;
+        }
+        drop(guard);
+        if let Err(e) = self.announce.caps(caps) {
+            gst::warning!(CAT, imp = self, "could not announce the new caps: {e}");
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod announce;
 mod imp;
 mod reports;
 

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Finding sources by name: DNS-SD over multicast DNS (RFC 6763 over RFC 6762), service
+//! type [`SERVICE_TYPE`], with the `mdns-sd` crate (pure Rust, its own thread, no system
+//! daemon). No GStreamer here.
+//!
+//! - [`txt`]: what a source's TXT record carries (media, size, rate, how to receive), as a
+//!   pure encode/decode pair that never panics on what the network sends.
+//! - [`Announcer`]: a sender's announcement, updated when its caps change, withdrawn (with
+//!   goodbye packets) on drop.
+//! - [`Browser`]: the sources on the network, in a bounded [`table::Table`], with found,
+//!   updated and lost events.
+//!
+//! **Two senders of one name.** The DNS-SD instance name is the source name followed by the
+//! low 32 bits of the sender's session id, `CAM 1 [89abcdef]`, so two senders of one name
+//! never take the same instance (mDNS probing would otherwise rename one of them, and only
+//! after a conflict). The TXT record carries the name as the user wrote it (up to 240
+//! bytes; the instance label is cut to fit DNS's 63 bytes), and people are shown it with the
+//! sender's host and port: `CAM 1 (studio-pc:40123)` ([`table::Source::display_name`]).
+//!
+//! **Lost sources.** A sender that stops says goodbye (records with TTL 0), and browsers drop
+//! it at once. One that vanishes without a word is found out by asking: the browser asks
+//! every source it knows to confirm its records every [`VERIFY_PERIOD`], and drops it when
+//! no answer comes within [`VERIFY_TIMEOUT`] (RFC 6762 §10.4), so within about 4 s.
+//!
+//! **Interfaces.** The daemon uses every interface with an IPv4 or IPv6 address, loopback
+//! included, so that a sender and a receiver on one machine find each other even without a
+//! network (and in a network namespace whose only link is its loopback).
+
+pub mod table;
+pub mod txt;
+
+use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use table::{Event, Source, Table};
+pub use txt::{Mode, SourceTxt};
+
+/// The DNS-SD service type of videoip sources.
+pub const SERVICE_TYPE: &str = "_videoip._udp.local.";
+/// How often a browser asks each known source to confirm it is still there.
+pub const VERIFY_PERIOD: Duration = Duration::from_millis(1500);
+/// How long a source has to answer before it is dropped.
+pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most confirmations asked for per period, so that many sources cannot make a browser
+/// flood the network (beyond this many sources, losses without goodbye take longer).
+pub const MAX_VERIFY_PER_PERIOD: usize = 64;
+/// Longest part of the source name in the instance label, in bytes (a DNS label holds 63,
+/// the session suffix takes 11, and mdns-sd may escape a few characters).
+const MAX_LABEL_NAME_LEN: usize = 44;
+
+/// A discovery failure: the mDNS daemon could not start or refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryError(pub String);
+
+impl fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DiscoveryError {}
+
+fn derr(what: &str, e: impl fmt::Display) -> DiscoveryError {
+    DiscoveryError(format!("{what}: {e}"))
+}
+
+/// Starts an mDNS daemon on every interface, loopback included. Each [`Announcer`] and
+/// [`Browser`] has its own: its sockets live in the network namespace of the thread that
+/// makes it.
+fn daemon() -> Result<ServiceDaemon, DiscoveryError> {
+    let d = ServiceDaemon::new().map_err(|e| derr("cannot start multicast DNS", e))?;
+    let _ = d.enable_interface(IfKind::LoopbackV4);
+    Ok(d)
+}
+
+/// Stops a daemon, waiting a little for it (it sends goodbyes for what it announced).
+fn shutdown(d: &ServiceDaemon) {
+    if let Ok(status) = d.shutdown() {
+        let _ = status.recv_timeout(Duration::from_secs(1));
+    }
+}
+
+/// The DNS-SD instance label of a source: its name (cut to fit) and the session id's low
+/// 32 bits, `CAM 1 [89abcdef]`.
+pub fn instance_label(name: &str, session: u64) -> String {
+    format!(
+        "{} [{:08x}]",
+        txt::truncate(name.trim(), MAX_LABEL_NAME_LEN),
+        session as u32
+    )
+}
+
+/// This machine's host name for DNS-SD (`name.local.`), letters, digits and `-` only.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into the buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let raw = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let clean: String = raw
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(63)
+        .collect();
+    let clean = if clean.is_empty() {
+        "videoip".into()
+    } else {
+        clean
+    };
+    format!("{clean}.local.")
+}
+
+/// A sender's announcement on the network. Withdrawn, with goodbye packets, on drop.
+pub struct Announcer {
+    daemon: ServiceDaemon,
+    fullname: String,
+    label: String,
+    host: String,
+    port: u16,
+}
+
+impl Announcer {
+    /// Announces `txt` (whose `name` and `session` name the instance) at `port`, the
+    /// sender's own port, from every address of this machine.
+    pub fn new(port: u16, txt: &SourceTxt) -> Result<Announcer, DiscoveryError> {
+        let name = txt.name.as_deref().unwrap_or("videoip");
+        let label = instance_label(name, txt.session.unwrap_or(0));
+        let a = Announcer {
+            daemon: daemon()?,
+            fullname: String::new(),
+            label,
+            host: host_name(),
+            port,
+        };
+        let mut a = a;
+        a.fullname = a.register(txt)?;
+        Ok(a)
+    }
+
+    fn register(&self, txt: &SourceTxt) -> Result<String, DiscoveryError> {
+        let pairs = txt::encode(txt);
+        let props: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let info = ServiceInfo::new(
+            SERVICE_TYPE,
+            &self.label,
+            &self.host,
+            "",
+            self.port,
+            &props[..],
+        )
+        .map_err(|e| derr("cannot describe the service", e))?
+        .enable_addr_auto();
+        let fullname = info.get_fullname().to_string();
+        self.daemon
+            .register(info)
+            .map_err(|e| derr("cannot announce the service", e))?;
+        Ok(fullname)
+    }
+
+    /// Announces a new TXT record (the caps changed) under the same instance.
+    pub fn update(&self, txt: &SourceTxt) -> Result<(), DiscoveryError> {
+        self.register(txt).map(|_| ())
+    }
+
+    /// The DNS-SD instance's full name.
+    pub fn instance(&self) -> &str {
+        &self.fullname
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        if let Ok(status) = self.daemon.unregister(&self.fullname) {
+            let _ = status.recv_timeout(Duration::from_secs(1));
+        }
+        shutdown(&self.daemon);
+    }
+}
+
+/// The videoip sources on the network, browsed and resolved on a thread of its own.
+pub struct Browser {
+    daemon: ServiceDaemon,
+    table: Arc<Mutex<Table>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A resolved service as a [`Source`]; None when its TXT is not a videoip record.
+fn source_of(r: &mdns_sd::ResolvedService) -> Option<Source> {
+    let props = r.get_properties();
+    let txt = txt::decode(
+        props
+            .iter()
+            .take(txt::MAX_PAIRS)
+            .map(|p| (p.key(), p.val())),
+    )
+    .ok()?;
+    let name = txt
+        .name
+        .clone()
+        .unwrap_or_else(|| txt::truncate(&table::instance_label(&r.fullname), 255).into());
+    Some(Source {
+        instance: r.fullname.clone(),
+        name,
+        host: r.host.clone(),
+        addresses: table::sort_addresses(r.addresses.iter().map(|a| a.to_ip_addr())),
+        port: r.port,
+        txt,
+        last_seen: Instant::now(),
+    })
+}
+
+impl Browser {
+    /// Starts browsing. `on_event` is called on the browser's thread for each change, with
+    /// no lock held.
+    pub fn new(on_event: impl FnMut(Event) + Send + 'static) -> Result<Browser, DiscoveryError> {
+        let daemon = daemon()?;
+        let events = daemon
+            .browse(SERVICE_TYPE)
+            .map_err(|e| derr("cannot browse", e))?;
+        let table = Arc::new(Mutex::new(Table::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (d, t, s) = (daemon.clone(), table.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("videoip-browse".into())
+            .spawn(move || browse_thread(d, events, t, s, on_event))
+            .map_err(|e| derr("cannot start the browse thread", e))?;
+        Ok(Browser {
+            daemon,
+            table,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The sources known now.
+    pub fn sources(&self) -> Vec<Source> {
+        lock(&self.table).iter().cloned().collect()
+    }
+
+    /// Announcements ignored because the table was full or their names too long.
+    pub fn ignored(&self) -> u64 {
+        lock(&self.table).ignored
+    }
+}
+
+fn browse_thread(
+    daemon: ServiceDaemon,
+    mut events: mdns_sd::Receiver<ServiceEvent>,
+    table: Arc<Mutex<Table>>,
+    stop: Arc<AtomicBool>,
+    mut on_event: impl FnMut(Event),
+) {
+    let mut next_verify = Instant::now() + VERIFY_PERIOD;
+    // Where the round of confirmations goes on, so that each source is asked in turn.
+    let mut verify_from = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let ev = match events.recv_timeout(Duration::from_millis(100)) {
+            Ok(ev) => Some(ev),
+            Err(mdns_sd::RecvTimeoutError::Timeout) => None,
+            Err(_) => {
+                // The daemon ended the subscription (its queue to us filled): browse again.
+                std::thread::sleep(Duration::from_millis(100));
+                match daemon.browse(SERVICE_TYPE) {
+                    Ok(e) => events = e,
+                    Err(_) => std::thread::sleep(Duration::from_millis(400)),
+                }
+                None
+            }
+        };
+        let change = match ev {
+            Some(ServiceEvent::ServiceResolved(r)) => {
+                source_of(&r).and_then(|s| lock(&table).resolved(s))
+            }
+            Some(ServiceEvent::ServiceRemoved(_, fullname)) => lock(&table).removed(&fullname),
+            _ => None,
+        };
+        if let Some(change) = change {
+            on_event(change);
+        }
+        let now = Instant::now();
+        if now >= next_verify {
+            next_verify = now + VERIFY_PERIOD;
+            let names: Vec<String> = {
+                let t = lock(&table);
+                let mut all: Vec<&String> = t.iter().map(|s| &s.instance).collect();
+                all.sort();
+                let n = all.len();
+                if n > 0 {
+                    verify_from %= n;
+                }
+                all.iter()
+                    .cycle()
+                    .skip(verify_from)
+                    .take(n.min(MAX_VERIFY_PER_PERIOD))
+                    .map(|s| (*s).clone())
+                    .collect()
+            };
+            verify_from += names.len();
+            for name in names {
+                let _ = daemon.verify(name, VERIFY_TIMEOUT);
+            }
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        shutdown(&self.daemon);
+    }
+}

@@ -1,0 +1,613 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Finding sources by name, in network namespaces the tests make: multicast DNS runs on
+//! 224.0.0.251:5353 inside them and never leaves the machine. Each test skips when not root.
+
+// Each test binary uses only some of the shared helpers.
+#[allow(dead_code)]
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gstvideoip::discovery::{self, Announcer, Browser, Event, Mode, SourceTxt};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn txt(name: &str, session: u64) -> SourceTxt {
+    SourceTxt {
+        version: discovery::txt::VERSION,
+        name: Some(name.into()),
+        session: Some(session),
+        media: Some("video/x-raw".into()),
+        width: Some(640),
+        height: Some(480),
+        framerate: Some((25, 1)),
+        format: Some("GRAY8".into()),
+        mode: Some(Mode::Subscribe),
+        port: Some(40000),
+        ..Default::default()
+    }
+}
+
+/// Waits up to `timeout` for an event that `pick` accepts.
+fn wait_for(
+    rx: &mpsc::Receiver<(Instant, Event)>,
+    timeout: Duration,
+    pick: impl Fn(&Event) -> bool,
+) -> Option<(Instant, Event)> {
+    let end = Instant::now() + timeout;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((at, e)) if pick(&e) => return Some((at, e)),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+fn browser() -> (Browser, mpsc::Receiver<(Instant, Event)>) {
+    let (tx, rx) = mpsc::channel();
+    let b = Browser::new(move |e| {
+        let _ = tx.send((Instant::now(), e));
+    })
+    .expect("the browser starts");
+    (b, rx)
+}
+
+#[test]
+fn test_discovery_announced_source_is_found_updated_and_lost() {
+    let Some(ns) = NetNs::new("dns-sd") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let (browser, events) = browser();
+        let started = Instant::now();
+        let ann = Announcer::new(40000, &txt("CAM 1", 0x1234_5678_9abc_def0)).expect("announces");
+        let (at, found) = wait_for(&events, Duration::from_secs(5), |e| {
+            matches!(e, Event::Found(_))
+        })
+        .expect("the source is found");
+        let Event::Found(s) = found else {
+            unreachable!()
+        };
+        eprintln!("found after {:?}: {s:?}", at - started);
+        assert!(at - started < Duration::from_secs(2), "found within 2 s");
+        assert_eq!(s.name, "CAM 1");
+        assert_eq!(s.instance, ann.instance());
+        assert_eq!(s.port, 40000);
+        assert_eq!(s.txt, txt("CAM 1", 0x1234_5678_9abc_def0));
+        assert!(!s.addresses.is_empty());
+        assert_eq!(s.receive_at().map(|(_, p)| p), Some(40000));
+
+        // A caps change updates the TXT.
+        let mut t2 = txt("CAM 1", 0x1234_5678_9abc_def0);
+        t2.width = Some(1280);
+        t2.height = Some(720);
+        ann.update(&t2).expect("updates");
+        let (_, upd) = wait_for(
+            &events,
+            Duration::from_secs(5),
+            |e| matches!(e, Event::Updated(s) if s.txt.width == Some(1280)),
+        )
+        .expect("the update is seen");
+        let Event::Updated(s) = upd else {
+            unreachable!()
+        };
+        assert_eq!(s.txt, t2);
+
+        // Goodbye: lost at once.
+        let gone = Instant::now();
+        drop(ann);
+        let (at, _) = wait_for(&events, Duration::from_secs(6), |e| {
+            matches!(e, Event::Lost(_))
+        })
+        .expect("the source is lost");
+        eprintln!("lost {:?} after the goodbye", at - gone);
+        assert!(at - gone < Duration::from_secs(5));
+        assert!(browser.sources().is_empty());
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}
+
+/// A free UDP port in the calling thread's namespace.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A started device monitor for `Source/Network`, stopped on drop. GStreamer keeps one
+/// device provider per process, started in the namespace of the first monitor that starts
+/// it: the tests that use one take [`MONITOR`] so that each gets its own.
+struct Monitor {
+    m: gst::DeviceMonitor,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+static MONITOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl std::ops::Deref for Monitor {
+    type Target = gst::DeviceMonitor;
+    fn deref(&self) -> &gst::DeviceMonitor {
+        &self.m
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.m.stop();
+    }
+}
+
+fn monitor() -> Monitor {
+    let turn = MONITOR.lock().unwrap_or_else(|e| e.into_inner());
+    let m = gst::DeviceMonitor::new();
+    m.add_filter(Some("Source/Network"), None)
+        .expect("the filter is taken");
+    m.start().expect("the device monitor starts");
+    Monitor { m, _turn: turn }
+}
+
+/// Waits up to `timeout` for a device message of `kind` whose device `pick` accepts.
+fn wait_device(
+    m: &gst::DeviceMonitor,
+    kind: gst::MessageType,
+    timeout: Duration,
+    pick: impl Fn(&gst::Device) -> bool,
+) -> Option<(Instant, gst::Device)> {
+    let bus = m.bus();
+    let end = Instant::now() + timeout;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+            &[kind],
+        )?;
+        let device = match msg.view() {
+            gst::MessageView::DeviceAdded(d) => d.device(),
+            gst::MessageView::DeviceRemoved(d) => d.device(),
+            gst::MessageView::DeviceChanged(d) => d.device_changed().0,
+            _ => continue,
+        };
+        if pick(&device) {
+            return Some((Instant::now(), device));
+        }
+    }
+}
+
+fn is_videoip(d: &gst::Device) -> bool {
+    d.properties()
+        .and_then(|p| p.get::<String>("device.api").ok())
+        .as_deref()
+        == Some("videoip")
+}
+
+fn prop(d: &gst::Device, name: &str) -> Option<String> {
+    d.properties().and_then(|p| p.get::<String>(name).ok())
+}
+
+/// A named multicast sender is listed by the device monitor within 2 s, with its caps once
+/// they flow; the element the device makes receives its frames byte-exact; the device goes
+/// within 5 s of the sender's end.
+#[test]
+fn test_device_monitor_lists_receives_and_removes_a_named_sender() {
+    init();
+    let Some(ns) = NetNs::new("devmon") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let monitor = monitor();
+        let group = "239.255.7.7";
+        let port = free_port();
+        let caps = gray_caps(64, 48);
+        let started = Instant::now();
+        let mut tx = Tx::new(
+            group,
+            port,
+            &caps,
+            "multicast-iface=lo ttl-mc=1 source-name=\"CAM 1\"",
+        );
+        let (at, device) = wait_device(
+            &monitor,
+            gst::MessageType::DeviceAdded,
+            Duration::from_secs(5),
+            is_videoip,
+        )
+        .expect("the device monitor lists the sender");
+        eprintln!(
+            "listed after {:?} as {:?}, {:?}",
+            at - started,
+            device.display_name(),
+            device.properties()
+        );
+        assert!(at - started < Duration::from_secs(2), "listed within 2 s");
+        assert!(device.display_name().starts_with("CAM 1 ("));
+        assert!(device.has_classes("Source/Network"));
+        assert_eq!(
+            prop(&device, "videoip.source-name").as_deref(),
+            Some("CAM 1")
+        );
+        assert_eq!(prop(&device, "videoip.mode").as_deref(), Some("multicast"));
+        assert_eq!(prop(&device, "videoip.group").as_deref(), Some(group));
+
+        // The element it makes receives the stream.
+        let src = device.create_element(Some("src")).expect("an element");
+        assert_eq!(src.property::<String>("address"), group);
+        assert_eq!(src.property::<i32>("port"), i32::from(port));
+        src.set_property("multicast-iface", "lo");
+        let pipeline = gst::Pipeline::new();
+        let sink = gst_app::AppSink::builder().sync(false).build();
+        pipeline.add_many([&src, sink.upcast_ref()]).unwrap();
+        src.link(&sink).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let frames: Vec<Vec<u8>> = (0..5).map(|i| pattern(64 * 48, i + 7)).collect();
+        for f in &frames {
+            tx.push(f, gst::ClockTime::from_mseconds(40));
+        }
+        let rx = Rx {
+            pipeline: pipeline.clone(),
+            src: src.clone(),
+            sink: sink.clone(),
+            port,
+        };
+        let got: Vec<Vec<u8>> = rx
+            .pull(5, Duration::from_secs(10))
+            .iter()
+            .map(sample_bytes)
+            .collect();
+        assert!(got == frames, "5 frames byte-exact, got {}", got.len());
+
+        // The caps reach the device list.
+        let (_, changed) = wait_device(
+            &monitor,
+            gst::MessageType::DeviceChanged,
+            Duration::from_secs(5),
+            is_videoip,
+        )
+        .expect("the device changes with the caps");
+        let dcaps = changed.caps().expect("caps");
+        let s = dcaps.structure(0).expect("a structure");
+        assert_eq!(s.name(), "video/x-raw");
+        assert_eq!(s.get::<i32>("width").ok(), Some(64));
+        assert_eq!(s.get::<&str>("format").ok(), Some("GRAY8"));
+
+        // The sender stops: the device goes.
+        drop(rx);
+        let gone = Instant::now();
+        drop(tx);
+        let (at, _) = wait_device(
+            &monitor,
+            gst::MessageType::DeviceRemoved,
+            Duration::from_secs(8),
+            is_videoip,
+        )
+        .expect("the device is removed");
+        eprintln!("removed {:?} after the sender stopped", at - gone);
+        assert!(at - gone < Duration::from_secs(5), "removed within 5 s");
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}
+
+/// Two senders of one name are two devices, told apart by host and port in their display
+/// names and by session.
+#[test]
+fn test_device_monitor_lists_two_senders_of_one_name_apart() {
+    init();
+    let Some(ns) = NetNs::new("devdup") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let monitor = monitor();
+        let caps = gray_caps(32, 32);
+        let props = "multicast-iface=lo source-name=\"CAM 1\"";
+        let _a = Tx::new("239.255.7.8", free_port(), &caps, props);
+        let _b = Tx::new("239.255.7.9", free_port(), &caps, props);
+        let mut devices = Vec::new();
+        while devices.len() < 2 {
+            let Some((_, d)) = wait_device(
+                &monitor,
+                gst::MessageType::DeviceAdded,
+                Duration::from_secs(5),
+                is_videoip,
+            ) else {
+                break;
+            };
+            devices.push(d);
+        }
+        assert_eq!(devices.len(), 2, "two devices");
+        let names: Vec<String> = devices.iter().map(|d| d.display_name().into()).collect();
+        eprintln!("{names:?}");
+        assert_ne!(names[0], names[1]);
+        assert!(names.iter().all(|n| n.starts_with("CAM 1 (")));
+        assert_ne!(
+            prop(&devices[0], "videoip.session"),
+            prop(&devices[1], "videoip.session")
+        );
+        assert_ne!(
+            prop(&devices[0], "videoip.instance"),
+            prop(&devices[1], "videoip.instance")
+        );
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}
+
+/// Builds DNS messages by hand, to send what no well-behaved responder would.
+mod dns {
+    pub const PTR: u16 = 12;
+    pub const TXT: u16 = 16;
+    pub const SRV: u16 = 33;
+    pub const A: u16 = 1;
+
+    pub fn name(out: &mut Vec<u8>, name: &str) {
+        for label in name.trim_end_matches('.').split('.') {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+    }
+
+    /// A response (flags 0x8400) holding these answers (name, type, rdata).
+    pub fn response(answers: &[(Vec<u8>, u16, Vec<u8>)]) -> Vec<u8> {
+        let mut m = vec![0, 0, 0x84, 0, 0, 0];
+        m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        for (n, ty, rdata) in answers {
+            m.extend_from_slice(n);
+            m.extend_from_slice(&ty.to_be_bytes());
+            m.extend_from_slice(&0x8001u16.to_be_bytes());
+            m.extend_from_slice(&120u32.to_be_bytes());
+            m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            m.extend_from_slice(rdata);
+        }
+        m
+    }
+
+    pub fn encoded(n: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        name(&mut v, n);
+        v
+    }
+
+    /// PTR, SRV, TXT and A answers announcing `instance` with this TXT rdata.
+    pub fn service(instance: &str, txt: Vec<u8>, port: u16) -> Vec<(Vec<u8>, u16, Vec<u8>)> {
+        let full = format!("{instance}._videoip._udp.local");
+        let mut srv = vec![0, 0, 0, 0];
+        srv.extend_from_slice(&port.to_be_bytes());
+        name(&mut srv, "evil.local");
+        vec![
+            (encoded("_videoip._udp.local"), PTR, encoded(&full)),
+            (encoded(&full), SRV, srv),
+            (encoded(&full), TXT, txt),
+            (encoded("evil.local"), A, vec![127, 0, 0, 1]),
+        ]
+    }
+
+    /// TXT rdata of these strings, each with its length byte.
+    pub fn txt(strings: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for s in strings {
+            v.push(s.len().min(255) as u8);
+            v.extend_from_slice(&s[..s.len().min(255)]);
+        }
+        v
+    }
+}
+
+/// Hand-crafted mDNS responses with garbage TXT records, broken names and random bytes,
+/// and a flood of 1100 instances, sent to 224.0.0.251:5353 inside the namespace: the browser
+/// and the device provider keep running, the table stays bounded, the flood (which answers
+/// no confirmation query) drains away, and a real sender is found afterwards.
+#[test]
+fn test_discovery_survives_hostile_announcements() {
+    init();
+    let Some(ns) = NetNs::new("dns-evil") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let monitor = monitor();
+        let (browser, events) = browser();
+        std::thread::sleep(Duration::from_millis(300));
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
+        socket2::SockRef::from(&sock)
+            .set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
+            .expect("multicast interface");
+        let to = "224.0.0.251:5353";
+        let send = |m: &[u8]| {
+            let _ = sock.send_to(m, to);
+        };
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let long = vec![b'n'; 250];
+        let mut huge_name = b"name=".to_vec();
+        huge_name.extend_from_slice(&long);
+        let many: Vec<Vec<u8>> = (0..200).map(|i| format!("k{i}=v").into_bytes()).collect();
+        let many_refs: Vec<&[u8]> = many.iter().map(|v| &v[..]).collect();
+        let hostile_txts: Vec<Vec<u8>> = vec![
+            dns::txt(&[
+                b"v=2",
+                b"name=\xff\xfe\xfd",
+                b"width=99999999999999999999999",
+                b"framerate=1/0",
+            ]),
+            dns::txt(&[
+                b"v=2",
+                &huge_name,
+                b"mode=multicast",
+                b"group=not-an-ip",
+                b"port=-1",
+            ]),
+            dns::txt(&[b"v=2", b"=", b"==", b"", b"session=ffffffffffffffffffff"]),
+            dns::txt(&many_refs),
+            dns::txt(&[b"v=99"]),
+            vec![200, b'v', b'=', b'2'], // a string longer than the record
+            vec![0; 10],
+            (0..300).map(|_| next() as u8).collect(),
+        ];
+        for (i, t) in hostile_txts.into_iter().enumerate() {
+            send(&dns::response(&dns::service(&format!("evil{i}"), t, 5004)));
+        }
+        // Broken messages: a compression loop, a record running past the end, random bytes.
+        let mut looped = vec![0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        looped.extend_from_slice(&[0xc0, 12, 0, 12, 0, 1, 0, 0, 0, 120, 0, 2, 0xc0, 12]);
+        send(&looped);
+        let mut cut = dns::response(&dns::service("cut", dns::txt(&[b"v=2"]), 1));
+        cut.truncate(cut.len() - 7);
+        send(&cut);
+        for _ in 0..200 {
+            let len = (next() % 1400) as usize;
+            let mut m: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if m.len() > 3 {
+                m[2] = 0x84; // looks like a response
+            }
+            send(&m);
+        }
+        // A flood of well-formed instances, beyond what the table keeps.
+        for batch in 0..110 {
+            let mut answers = Vec::new();
+            for k in 0..10 {
+                let i = batch * 10 + k;
+                answers.extend(dns::service(
+                    &format!("flood{i}"),
+                    dns::txt(&[b"v=2", b"mode=subscribe"]),
+                    5004,
+                ));
+            }
+            send(&dns::response(&answers));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let known = browser.sources();
+        eprintln!(
+            "{} sources kept, {} ignored",
+            known.len(),
+            browser.ignored()
+        );
+        assert!(known.len() <= discovery::table::MAX_SOURCES);
+        for s in &known {
+            assert!(s.name.len() <= 255);
+            assert!(s.txt.name.as_ref().is_none_or(|n| n.len() <= 240));
+        }
+        // The flood does not answer when asked to confirm itself, so it goes, 64 sources
+        // each 1.5 s, and makes room again.
+        let end = Instant::now() + Duration::from_secs(40);
+        while browser.sources().len() > discovery::table::MAX_SOURCES - 64 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("{} sources left", browser.sources().len());
+        // Still alive: a real sender is found by both.
+        while events.try_recv().is_ok() {}
+        let _tx = Tx::new(
+            "239.255.7.10",
+            free_port(),
+            &gray_caps(16, 16),
+            "multicast-iface=lo source-name=\"after the storm\"",
+        );
+        let found = wait_for(
+            &events,
+            Duration::from_secs(10),
+            |e| matches!(e, Event::Found(s) if s.name == "after the storm"),
+        );
+        assert!(found.is_some(), "the browser still finds a real sender");
+        let listed = wait_device(
+            &monitor,
+            gst::MessageType::DeviceAdded,
+            Duration::from_secs(30),
+            |d| prop(d, "videoip.source-name").as_deref() == Some("after the storm"),
+        );
+        assert!(listed.is_some(), "the device provider still lists one");
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}
+
+/// A sender that vanishes without a goodbye (its link cut, then stopped) is dropped within
+/// 5 s: browsers ask known sources to confirm themselves.
+#[test]
+fn test_discovery_drops_a_sender_that_vanished_without_goodbye() {
+    let (Some(a), Some(b)) = (NetNs::new("dns-va"), NetNs::new("dns-vb")) else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let ip = |args: &[&str]| {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ip {args:?}");
+    };
+    ip(&[
+        "-n", &a.name, "link", "add", "da", "type", "veth", "peer", "name", "db", "netns", &b.name,
+    ]);
+    ip(&["-n", &a.name, "addr", "add", "10.214.0.1/24", "dev", "da"]);
+    ip(&["-n", &b.name, "addr", "add", "10.214.0.2/24", "dev", "db"]);
+    ip(&["-n", &a.name, "link", "set", "da", "up"]);
+    ip(&["-n", &b.name, "link", "set", "db", "up"]);
+    // The sender in a, the browser in b: across the veth link only.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (cut_tx, cut_rx) = mpsc::channel::<()>();
+    let a_name = a.name.clone();
+    let sender = std::thread::spawn(move || {
+        enter_netns(&a_name);
+        let ann = Announcer::new(40000, &txt("CAM 9", 9)).expect("announces");
+        let _ = ready_tx.send(());
+        let _ = cut_rx.recv_timeout(Duration::from_secs(20));
+        drop(ann); // its goodbye goes nowhere
+    });
+    let b_name = b.name.clone();
+    let (found, lost_after) = std::thread::spawn(move || {
+        enter_netns(&b_name);
+        let (_browser, events) = browser();
+        let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+        let found = wait_for(
+            &events,
+            Duration::from_secs(10),
+            |e| matches!(e, Event::Found(s) if s.name == "CAM 9"),
+        );
+        // Cut the link first, so that no goodbye arrives.
+        let ok = std::process::Command::new("ip")
+            .args(["link", "set", "db", "down"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok);
+        let cut = Instant::now();
+        let _ = cut_tx.send(());
+        let lost = wait_for(&events, Duration::from_secs(10), |e| {
+            matches!(e, Event::Lost(_))
+        });
+        (found.is_some(), lost.map(|(at, _)| at - cut))
+    })
+    .join()
+    .expect("the browser thread finishes");
+    let _ = sender.join();
+    assert!(found, "the sender is found across the link");
+    eprintln!("lost {lost_after:?} after the link was cut");
+    let lost_after = lost_after.expect("the vanished sender is dropped");
+    assert!(lost_after < Duration::from_secs(5));
+}
