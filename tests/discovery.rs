@@ -301,6 +301,63 @@ fn test_device_monitor_lists_receives_and_removes_a_named_sender() {
     .expect("the namespace thread finishes");
 }
 
+/// A named sender with no host (subscription mode) is listed as one to subscribe to, and
+/// the element its device makes subscribes and receives its frames byte-exact.
+#[test]
+fn test_device_monitor_element_subscribes_to_a_named_sender_without_host() {
+    init();
+    let Some(ns) = NetNs::new("devsub") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let monitor = monitor();
+        let caps = gray_caps(64, 48);
+        let mut tx = Tx::with_sink_props(&caps, "source-name=\"CAM 3\" port=0");
+        let port = tx.sink.property::<i32>("port");
+        let (_, device) = wait_device(
+            &monitor,
+            gst::MessageType::DeviceAdded,
+            Duration::from_secs(5),
+            is_videoip,
+        )
+        .expect("the device monitor lists the sender");
+        assert_eq!(prop(&device, "videoip.mode").as_deref(), Some("subscribe"));
+        let src = device.create_element(Some("src")).expect("an element");
+        assert_eq!(src.property::<i32>("sender-port"), port);
+        assert!(src.property::<Option<String>>("sender-address").is_some());
+        let pipeline = gst::Pipeline::new();
+        let sink = gst_app::AppSink::builder().sync(false).build();
+        pipeline.add_many([&src, sink.upcast_ref()]).unwrap();
+        src.link(&sink).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let end = Instant::now() + Duration::from_secs(3);
+        while tx.stats().get::<u64>("subscribers").unwrap_or(0) == 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let frames: Vec<Vec<u8>> = (0..5).map(|i| pattern(64 * 48, i + 3)).collect();
+        for f in &frames {
+            tx.push(f, gst::ClockTime::from_mseconds(40));
+        }
+        let rx = Rx {
+            pipeline: pipeline.clone(),
+            src: src.clone(),
+            sink: sink.clone(),
+            port: 0,
+        };
+        let got: Vec<Vec<u8>> = rx
+            .pull(5, Duration::from_secs(10))
+            .iter()
+            .map(sample_bytes)
+            .collect();
+        assert!(got == frames, "5 frames byte-exact, got {}", got.len());
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}
+
 /// Two senders of one name are two devices, told apart by host and port in their display
 /// names and by session.
 #[test]
