@@ -668,3 +668,124 @@ fn test_discovery_drops_a_sender_that_vanished_without_goodbye() {
     let lost_after = lost_after.expect("the vanished sender is dropped");
     assert!(lost_after < Duration::from_secs(5));
 }
+
+/// Waits up to `timeout` for an element message named `name` on `pipeline`'s bus.
+fn wait_element_message(
+    pipeline: &gst::Pipeline,
+    name: &str,
+    timeout: Duration,
+) -> Option<gst::Structure> {
+    let bus = pipeline.bus().expect("bus");
+    let end = Instant::now() + timeout;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+            &[gst::MessageType::Element],
+        )?;
+        if let Some(s) = msg.structure().filter(|s| s.name() == name) {
+            return Some(s.to_owned());
+        }
+    }
+}
+
+/// Waits until the sender counts one subscriber, then pushes `n` frames and checks that
+/// the receiver gets them byte-exact.
+fn frames_reach(tx: &mut Tx, sink: &gst_app::AppSink, n: u64, seed: u64) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while tx.stats().get::<u64>("subscribers").unwrap_or(0) == 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(tx.stats().get::<u64>("subscribers").ok(), Some(1));
+    let frames: Vec<Vec<u8>> = (0..n).map(|i| pattern(64 * 48, seed + i)).collect();
+    for f in &frames {
+        tx.push(f, gst::ClockTime::from_mseconds(40));
+    }
+    let mut got = Vec::new();
+    while got.len() < frames.len() && Instant::now() < end + Duration::from_secs(5) {
+        if let Some(s) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+            got.push(sample_bytes(&s));
+        }
+    }
+    assert!(got == frames, "{n} frames byte-exact, got {}", got.len());
+}
+
+/// `videoipsrc source-name=` finds the sender of that name, subscribes, and follows it when
+/// it restarts on another port; element messages say when it is found and lost.
+#[test]
+fn test_a_source_received_by_name_is_followed_when_it_restarts_elsewhere() {
+    init();
+    let Some(ns) = NetNs::new("byname") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let rx =
+            Rx::launch("videoipsrc name=src source-name=\"CAM 9\" ! appsink name=sink sync=false");
+        let caps = gray_caps(64, 48);
+        let mut a = Tx::with_sink_props(&caps, "source-name=\"CAM 9\" port=0");
+        let a_port = a.sink.property::<i32>("port");
+        let found =
+            wait_element_message(&rx.pipeline, "videoip-source-found", Duration::from_secs(5))
+                .expect("the source is found");
+        assert_eq!(found.get::<i32>("port").ok(), Some(a_port));
+        assert_eq!(found.get::<&str>("source-name").ok(), Some("CAM 9"));
+        frames_reach(&mut a, &rx.sink, 3, 1);
+
+        // The sender restarts on another port: lost, found again, followed.
+        drop(a);
+        wait_element_message(&rx.pipeline, "videoip-source-lost", Duration::from_secs(5))
+            .expect("the source is lost");
+        let mut b = Tx::with_sink_props(&caps, "source-name=\"CAM 9\" port=0");
+        let b_port = b.sink.property::<i32>("port");
+        assert_ne!(a_port, b_port);
+        let found =
+            wait_element_message(&rx.pipeline, "videoip-source-found", Duration::from_secs(5))
+                .expect("the source is found again");
+        assert_eq!(found.get::<i32>("port").ok(), Some(b_port));
+        frames_reach(&mut b, &rx.sink, 3, 11);
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}
+
+/// A by-name URI plays through uridecodebin; a name that matches nothing yet posts the
+/// timeout message and keeps looking until the sender appears.
+#[test]
+fn test_a_by_name_uri_times_out_keeps_looking_and_plays() {
+    init();
+    let Some(ns) = NetNs::new("byuri") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let pipeline = gst::parse::launch(
+            "uridecodebin uri=videoip:///LATER%20CAM?timeout=300000000 ! appsink name=sink sync=false",
+        )
+        .expect("parses")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+            .expect("appsink");
+        let _ = pipeline.set_state(gst::State::Playing);
+        wait_element_message(&pipeline, "GstVideoIpSrcTimeout", Duration::from_secs(5))
+            .expect("nothing of that name yet: the timeout message");
+        let caps = gray_caps(64, 48);
+        let mut tx = Tx::with_sink_props(&caps, "source-name=\"LATER CAM\" port=0");
+        wait_element_message(&pipeline, "videoip-source-found", Duration::from_secs(5))
+            .expect("found once it appears");
+        frames_reach(&mut tx, &sink, 3, 21);
+        let _ = pipeline.set_state(gst::State::Null);
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}

@@ -130,7 +130,11 @@ fn test_every_unicast_receiver_line_of_the_readme_runs_as_written() {
     init_headless();
     let pairs: Vec<_> = readme_pairs()
         .into_iter()
-        .filter(|(_, r)| !r.contains("multicast-iface") && !r.contains("sender-address"))
+        .filter(|(_, r)| {
+            !r.contains("multicast-iface")
+                && !r.contains("sender-address")
+                && !r.contains("source-name")
+        })
         .collect();
     assert_eq!(
         pairs.len(),
@@ -245,4 +249,49 @@ fn test_the_readme_subscription_lines_run_as_written() {
     let stat = |n: &str| stats.get::<u64>(n).expect("field");
     assert_eq!(stat("frames-dropped"), 0, "{stats}");
     assert_eq!(stat("frames-dropped-late"), 0, "{stats}");
+}
+
+#[test]
+fn test_the_readme_by_name_lines_run_in_a_private_namespace() {
+    let pairs: Vec<_> = readme_pairs()
+        .into_iter()
+        .filter(|(_, r)| r.contains("source-name"))
+        .collect();
+    assert_eq!(
+        pairs.len(),
+        1,
+        "a named sender and a by-name receiver: {pairs:?}"
+    );
+    let Some(ns) = NetNs::new("readme-name") else {
+        eprintln!("skipped: finding by name uses multicast DNS, which needs a namespace (root)");
+        return;
+    };
+    let (sender, receiver) = pairs[0].clone();
+    let (tx_line, rx_line) = (sender.clone(), receiver.clone());
+    let name = ns.name.clone();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        init_headless();
+        // Both lines as written, in a namespace whose multicast stays on its loopback.
+        let tx = launch(&tx_line);
+        tx.set_state(gst::State::Playing).expect("sender PLAYING");
+        let rx = launch(&rx_line);
+        let src = element_of(&rx, "videoipsrc");
+        let pushed = count_buffers(&src);
+        rx.set_state(gst::State::Playing).expect("receiver PLAYING");
+        std::thread::sleep(Duration::from_secs(4));
+        let errs = (errors(&tx), errors(&rx));
+        let stats = src.property::<gst::Structure>("stats");
+        let _ = rx.set_state(gst::State::Null);
+        let _ = tx.set_state(gst::State::Null);
+        let _ = done.send((pushed.load(Ordering::Relaxed), stats, errs));
+    });
+    let (pushed, stats, (tx_err, rx_err)) = result
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the by-name pair ran within a minute");
+    assert!(tx_err.is_empty(), "{sender}: {tx_err:?}");
+    assert!(rx_err.is_empty(), "{receiver}: {rx_err:?}");
+    // Found, subscribed to, and over a second's worth of the stream through the synced sink.
+    assert!(pushed >= 30, "{pushed} buffers; {stats}");
 }

@@ -1084,16 +1084,16 @@ impl BaseSinkImpl for VideoIpSink {
         let history = Arc::new(Mutex::new(History::new(
             settings.max_retransmission_percentage as usize,
         )));
-        // A named stream takes subscribers (at the port it announces), besides its host if it
-        // has one; a multicast stream is joined instead.
-        let subscribers =
-            (settings.source_name.is_some() && !dest.ip().is_multicast()).then(|| {
-                let max = match settings.max_receivers {
-                    0 => crate::sender::MAX_RECEIVERS,
-                    n => n as usize,
-                };
-                Arc::new(Mutex::new(Subscribers::new(max)))
-            });
+        // A named stream takes subscribers (at its own port, which it announces), besides its
+        // host if it has one: receivers that find it by name subscribe, also to a multicast
+        // stream (they get it by unicast; the group is for those that join it).
+        let subscribers = settings.source_name.is_some().then(|| {
+            let max = match settings.max_receivers {
+                0 => crate::sender::MAX_RECEIVERS,
+                n => n as usize,
+            };
+            Arc::new(Mutex::new(Subscribers::new(max)))
+        });
         *lock(&self.subscribers) = subscribers.clone();
         let resender = Resender {
             history: history.clone(),

@@ -12,6 +12,7 @@
 //! no other lock is held together with another, and nothing is posted, notified or negotiated
 //! while one is held.
 
+use super::byname::{self, Change};
 use super::receiver::{self, FrameBuf, Item, Origin, Shared};
 use super::TimestampMode;
 use crate::element::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
@@ -59,6 +60,8 @@ struct Settings {
     sender_port: u32,
     /// Whether `port` was set (a subscriber that did not choose one takes any free port).
     port_set: bool,
+    /// A sender to find by name and subscribe to.
+    source_name: Option<String>,
 }
 
 impl Default for Settings {
@@ -78,6 +81,7 @@ impl Default for Settings {
             sender_address: None,
             sender_port: 5004,
             port_set: false,
+            source_name: None,
         }
     }
 }
@@ -138,6 +142,10 @@ pub struct VideoIpSrc {
     rx: Mutex<Option<receiver::Thread>>,
     out: Mutex<Option<Out>>,
     caps_warnings: Mutex<RateLimit>,
+    /// The sender the receive thread subscribes to (set from sender-address, or by the
+    /// finder of a source named by source-name).
+    target: Arc<Mutex<Option<SocketAddr>>>,
+    finder: Mutex<Option<byname::Finder>>,
 }
 
 impl Default for VideoIpSrc {
@@ -149,6 +157,8 @@ impl Default for VideoIpSrc {
             rx: Default::default(),
             out: Default::default(),
             caps_warnings: Mutex::new(RateLimit::new(Duration::from_secs(2))),
+            target: Default::default(),
+            finder: Default::default(),
         }
     }
 }
@@ -212,7 +222,7 @@ impl VideoIpSrc {
         // A subscriber is sent to wherever it subscribes from: unless told otherwise it takes
         // any free port (5004 may well be its sender's, on this very host), and an address
         // of its sender's family.
-        let subscriber = s.sender_address.is_some();
+        let subscriber = s.sender_address.is_some() || s.source_name.is_some();
         let port = if subscriber && !s.port_set {
             0
         } else {
@@ -563,6 +573,48 @@ impl VideoIpSrc {
     }
 
     /// Stops the receive thread and forgets the queue.
+    /// Starts looking for the sender named `name`: each time one is picked or lost, the
+    /// receive thread is pointed at it and an element message says so.
+    fn find(&self, name: String) -> Result<(), gst::ErrorMessage> {
+        let weak = self.obj().downgrade();
+        let finder = byname::Finder::start(name.clone(), self.target.clone(), move |change| {
+            let Some(obj) = weak.upgrade() else {
+                return;
+            };
+            let imp = obj.imp();
+            if let Some(rx) = lock(&imp.rx).as_ref() {
+                rx.retarget();
+            }
+            let (kind, source) = match &change {
+                Change::Found(s) => ("videoip-source-found", s),
+                Change::Lost(s) => ("videoip-source-lost", s),
+            };
+            gst::info!(CAT, obj = obj, "{kind}: {:?}", source.display_name());
+            let address = source
+                .addresses
+                .first()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let structure = gst::Structure::builder(kind)
+                .field("source-name", &source.name)
+                .field("display-name", source.display_name())
+                .field("instance", &source.instance)
+                .field("address", address)
+                .field("port", i32::from(source.port))
+                .build();
+            let _ = obj.post_message(gst::message::Element::builder(structure).src(&obj).build());
+        })
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ["cannot look for source-name \"{}\": {}", name, e]
+            )
+        })?;
+        gst::info!(CAT, imp = self, "looking for a source named {name:?}");
+        *lock(&self.finder) = Some(finder);
+        Ok(())
+    }
+
     fn stop_thread(&self) {
         let thread = lock(&self.rx).take();
         drop(thread);
@@ -597,6 +649,11 @@ impl ObjectImpl for VideoIpSrc {
                     .minimum(0)
                     .maximum(65535)
                     .default_value(d.port as i32)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("source-name")
+                    .nick("Source Name")
+                    .blurb("Name of an announced sender (videoipsink source-name) to find by DNS-SD and subscribe to, following it if it moves; element messages videoip-source-found and videoip-source-lost say when. sender-address, if set, is used instead")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("sender-address")
@@ -690,6 +747,7 @@ impl ObjectImpl for VideoIpSrc {
                 s.port_set = true;
             }
             "sender-address" => s.sender_address = opt_string(value),
+            "source-name" => s.source_name = opt_string(value),
             "sender-port" => s.sender_port = value.get::<i32>().unwrap_or(5004).max(0) as u32,
             "multicast-iface" => s.multicast_iface = opt_string(value),
             "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
@@ -713,6 +771,7 @@ impl ObjectImpl for VideoIpSrc {
             "address" => s.address.to_value(),
             "port" => (s.port as i32).to_value(),
             "sender-address" => s.sender_address.to_value(),
+            "source-name" => s.source_name.to_value(),
             "sender-port" => (s.sender_port as i32).to_value(),
             "multicast-iface" => s.multicast_iface.to_value(),
             "buffer-size" => (s.buffer_size as i32).to_value(),
@@ -747,6 +806,9 @@ impl URIHandlerImpl for VideoIpSrc {
 
     fn uri(&self) -> Option<String> {
         let s = lock(&self.settings);
+        if let (Some(name), None) = (s.source_name.as_deref(), s.sender_address.as_ref()) {
+            return Some(uri::name_uri(name));
+        }
         Some(match s.sender_address.as_deref() {
             Some(sender) => uri::address_uri(sender, s.sender_port as u16),
             None if s.address == "0.0.0.0" => uri::address_uri("", s.port as u16),
@@ -766,13 +828,11 @@ impl URIHandlerImpl for VideoIpSrc {
         let (host, port) = match parsed.target {
             uri::Target::Address { host, port } => (host, port),
             uri::Target::Name(name) => {
-                return Err(glib::Error::new(
-                    gst::URIError::UnsupportedProtocol,
-                    &format!(
-                        "'{text}' names the source '{name}', and finding sources by name is not \
-                         built yet: use videoip://ADDRESS:PORT"
-                    ),
-                ))
+                let obj = self.obj();
+                apply_uri_params(&*obj, &parsed.params)?;
+                obj.set_property("sender-address", None::<String>);
+                obj.set_property("source-name", name);
+                return Ok(());
             }
         };
         let obj = self.obj();
@@ -783,11 +843,13 @@ impl URIHandlerImpl for VideoIpSrc {
                 obj.set_property("address", any);
                 obj.set_property("port", i32::from(port));
                 obj.set_property("sender-address", None::<String>);
+                obj.set_property("source-name", None::<String>);
             }
             uri::Role::Join(group) => {
                 obj.set_property("address", group.to_string());
                 obj.set_property("port", i32::from(port));
                 obj.set_property("sender-address", None::<String>);
+                obj.set_property("source-name", None::<String>);
             }
             uri::Role::Subscribe(sender) => {
                 obj.set_property("sender-address", sender);
@@ -921,7 +983,10 @@ impl BaseSrcImpl for VideoIpSrc {
             batch_size: s.batch_size as usize,
             max_age,
             warn: self.warner(s.latency_ms, s.max_frame_size),
-            subscribe_to: self.subscribe_target(&s)?,
+            subscribe_to: {
+                *lock(&self.target) = self.subscribe_target(&s)?;
+                self.target.clone()
+            },
         };
         let thread =
             receiver::Thread::spawn(receiver, waker, self.shared.clone(), cfg).map_err(|e| {
@@ -931,10 +996,14 @@ impl BaseSrcImpl for VideoIpSrc {
                 )
             })?;
         *lock(&self.rx) = Some(thread);
+        if let (Some(name), None) = (s.source_name.clone(), s.sender_address.as_ref()) {
+            self.find(name)?;
+        }
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.finder) = None;
         self.stop_thread();
         *lock(&self.out) = None;
         Ok(())

@@ -9,6 +9,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod byname;
 mod imp;
 mod receiver;
 

@@ -174,8 +174,9 @@ pub(super) struct Config {
     pub max_age: Duration,
     /// Posts a warning (called at most once per kind per [`HEALTH_INTERVAL`]).
     pub warn: Box<dyn Fn(Warning) + Send>,
-    /// A sender to subscribe to (it sends to this receiver only while subscribed).
-    pub subscribe_to: Option<SocketAddr>,
+    /// The sender to subscribe to (it sends to this receiver only while subscribed); the
+    /// element may change it while the thread runs (a source found by name moved).
+    pub subscribe_to: Arc<Mutex<Option<SocketAddr>>>,
 }
 
 /// How often a subscriber renews its subscription...
@@ -275,7 +276,7 @@ impl Thread {
             health_at: Instant::now(),
             health_prev: Stats::default(),
             subscribe_to: cfg.subscribe_to,
-            subscribed_at: None,
+            subscribed: None,
             reporter: Reporter {
                 id: packetizer::random_session_id(),
                 seq: 0,
@@ -295,6 +296,11 @@ impl Thread {
 }
 
 impl Thread {
+    /// Wakes the thread to act on a new subscription target at once.
+    pub fn retarget(&self) {
+        self.waker.wake();
+    }
+
     /// Tells the session that the current caps cannot be used (it lets go of the stream).
     pub fn reject_info(&self) {
         self.shared.reject_info.store(true, Ordering::SeqCst);
@@ -328,9 +334,9 @@ struct Rx {
     /// When the counters were last looked at, and what they were then.
     health_at: Instant,
     health_prev: Stats,
-    subscribe_to: Option<SocketAddr>,
-    /// When the subscription was last sent (renewed).
-    subscribed_at: Option<Instant>,
+    subscribe_to: Arc<Mutex<Option<SocketAddr>>>,
+    /// The sender subscribed to, and when the subscription was last sent (renewed).
+    subscribed: Option<(SocketAddr, Instant)>,
     reporter: Reporter,
 }
 
@@ -386,10 +392,7 @@ impl Rx {
             self.report_if_due(now);
             self.nack_if_due(now);
             self.subscribe_if_due(now);
-            let renew = self
-                .subscribe_to
-                .and(self.subscribed_at)
-                .map(|t| t + SUBSCRIBE_INTERVAL);
+            let renew = self.subscribed.map(|(_, t)| t + SUBSCRIBE_INTERVAL);
             let deadline = match (self.session.next_deadline(), renew) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -409,7 +412,7 @@ impl Rx {
             }
         }
         // Stopping: the sender need not wait for the lease to lapse.
-        if let (Some(to), Some(_)) = (self.subscribe_to, self.subscribed_at) {
+        if let Some((to, _)) = self.subscribed {
             self.send_subscribe(to, Duration::ZERO);
         }
     }
@@ -486,19 +489,24 @@ impl Rx {
         }
     }
 
-    /// Subscribes to (or renews the subscription with) the sender given, when due.
+    /// Subscribes to (or renews the subscription with) the sender given, when due; when
+    /// the sender changed, leaves the old one at once and subscribes to the new one.
     fn subscribe_if_due(&mut self, now: Instant) {
-        let Some(to) = self.subscribe_to else {
-            return;
-        };
-        if self
-            .subscribed_at
-            .is_some_and(|t| now.saturating_duration_since(t) < SUBSCRIBE_INTERVAL)
-        {
-            return;
+        let target = *lock(&self.subscribe_to);
+        match (self.subscribed, target) {
+            (Some((old, _)), new) if Some(old) != new => {
+                self.send_subscribe(old, Duration::ZERO);
+                self.subscribed = None;
+            }
+            (Some((_, t)), _) if now.saturating_duration_since(t) < SUBSCRIBE_INTERVAL => {
+                return;
+            }
+            _ => {}
         }
-        self.subscribed_at = Some(now);
-        self.send_subscribe(to, SUBSCRIBE_LEASE);
+        if let Some(to) = target {
+            self.subscribed = Some((to, now));
+            self.send_subscribe(to, SUBSCRIBE_LEASE);
+        }
     }
 
     /// Sends a SUBSCRIBE for a lease of `lease` (zero: unsubscribe) to `to`.
