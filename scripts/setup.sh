@@ -14,6 +14,9 @@ packages=(
   gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-base-apps
+  python3-gi
+  gir1.2-gstreamer-1.0
   iproute2
   procps
   gcc

@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The plugin library itself (target/debug/libgstvideoip.so): the Python example's test loads
+# it from GST_PLUGIN_PATH, as a user would.
+cargo build --lib
 cargo test "$@"
 # The portable socket backend (what other systems use): its unit tests and one end-to-end run.
 cargo test --features portable-net --lib --test roundtrip "$@"

@@ -789,3 +789,81 @@ fn test_a_by_name_uri_times_out_keeps_looking_and_plays() {
     .join()
     .expect("the namespace thread finishes");
 }
+
+/// The README's Python example lists the sources and plays the one picked by name: run as a
+/// user would, with the system's Python, the plugin on GST_PLUGIN_PATH, in a namespace.
+#[test]
+fn test_the_python_example_plays_a_source_picked_by_name() {
+    init();
+    let python = std::path::Path::new("/usr/bin/python3");
+    let has_gi = std::process::Command::new(python)
+        .args(["-c", "import gi; gi.require_version('Gst', '1.0')"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_gi {
+        eprintln!("skipped: /usr/bin/python3 has no PyGObject (apt-get install python3-gi)");
+        return;
+    }
+    // The plugin library cargo built beside this test (target/<profile>/).
+    let plugin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(|d| d.to_path_buf()))
+        .expect("target directory");
+    if !plugin_dir.join("libgstvideoip.so").exists() {
+        eprintln!("skipped: no libgstvideoip.so in {}", plugin_dir.display());
+        return;
+    }
+    let Some(ns) = NetNs::new("pyex") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let caps = gray_caps(64, 48);
+        let mut tx = Tx::with_sink_props(&caps, "source-name=\"PY CAM\" port=0");
+        let feeding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let f2 = feeding.clone();
+        let out = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut i = 0;
+                while f2.load(std::sync::atomic::Ordering::Relaxed) && i < 400 {
+                    tx.push(&pattern(64 * 48, i), gst::ClockTime::from_mseconds(20));
+                    std::thread::sleep(Duration::from_millis(20));
+                    i += 1;
+                }
+            });
+            let out = std::process::Command::new(python)
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/examples/pick_source.py"
+                ))
+                .args([
+                    "--name",
+                    "PY CAM",
+                    "--seconds",
+                    "2",
+                    "--sink",
+                    "fakesink sync=true",
+                ])
+                .env("GST_PLUGIN_PATH", &plugin_dir)
+                .output()
+                .expect("python runs");
+            feeding.store(false, std::sync::atomic::Ordering::Relaxed);
+            out
+        });
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("playing PY CAM ("), "{stdout}");
+        let frames: u64 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("frames-complete="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        // 50 frames a second for 2 s, less the time to subscribe.
+        assert!(frames >= 30, "{frames} frames\n{stdout}\n{stderr}");
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}
