@@ -790,6 +790,52 @@ fn test_a_by_name_uri_times_out_keeps_looking_and_plays() {
     .expect("the namespace thread finishes");
 }
 
+/// The plugin library cargo built beside this test (target/<profile>/), if it is there.
+fn plugin_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(|d| d.to_path_buf()))?;
+    dir.join("libgstvideoip.so").exists().then_some(dir)
+}
+
+/// `gst-device-monitor-1.0 Source/Network`, as the README gives it (no -f), lists a named
+/// sender with its name and caps.
+#[test]
+fn test_the_device_monitor_tool_lists_a_named_sender() {
+    init();
+    let tool_runs = std::process::Command::new("gst-device-monitor-1.0")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let (true, Some(plugins)) = (tool_runs, plugin_dir()) else {
+        eprintln!(
+            "skipped: no gst-device-monitor-1.0 (gstreamer1.0-plugins-base-apps) or plugin library"
+        );
+        return;
+    };
+    let Some(ns) = NetNs::new("devtool") else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let caps = gray_caps(64, 48);
+        let _tx = Tx::with_sink_props(&caps, "source-name=\"TOOL CAM\" port=0");
+        let out = std::process::Command::new("timeout")
+            .args(["20", "gst-device-monitor-1.0", "Source/Network"])
+            .env("GST_PLUGIN_PATH", &plugins)
+            .output()
+            .expect("the tool runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(stdout.contains("name  : TOOL CAM ("), "{stdout}");
+        assert!(stdout.contains("class : Source/Video/Network"), "{stdout}");
+        assert!(stdout.contains("videoip.mode = subscribe"), "{stdout}");
+    })
+    .join()
+    .expect("the namespace thread finishes");
+}
+
 /// The README's Python example lists the sources and plays the one picked by name: run as a
 /// user would, with the system's Python, the plugin on GST_PLUGIN_PATH, in a namespace.
 #[test]
@@ -804,15 +850,10 @@ fn test_the_python_example_plays_a_source_picked_by_name() {
         eprintln!("skipped: /usr/bin/python3 has no PyGObject (apt-get install python3-gi)");
         return;
     }
-    // The plugin library cargo built beside this test (target/<profile>/).
-    let plugin_dir = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent()?.parent().map(|d| d.to_path_buf()))
-        .expect("target directory");
-    if !plugin_dir.join("libgstvideoip.so").exists() {
-        eprintln!("skipped: no libgstvideoip.so in {}", plugin_dir.display());
+    let Some(plugin_dir) = plugin_dir() else {
+        eprintln!("skipped: no libgstvideoip.so beside the test (cargo build --lib)");
         return;
-    }
+    };
     let Some(ns) = NetNs::new("pyex") else {
         eprintln!("skipped: needs root and ip");
         return;

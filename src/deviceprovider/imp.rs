@@ -25,6 +25,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// How long `probe` browses when the provider is not started.
 const PROBE_TIME: Duration = Duration::from_millis(1500);
+/// How long starting waits for the sources on the network to answer.
+const START_TIME: Duration = Duration::from_millis(1200);
 
 #[derive(Default)]
 pub struct VideoIpDeviceProvider {
@@ -96,6 +98,10 @@ impl DeviceProviderImpl for VideoIpDeviceProvider {
         })
         .map_err(|e| gst::loggable_error!(CAT, "cannot browse for videoip sources: {}", e))?;
         *lock(&self.browser) = Some(browser);
+        // Sources answer within about a second: wait for them, so that a monitor that lists
+        // its devices right after starting (gst-device-monitor-1.0 without -f) shows them.
+        // They are added (device_add) as they answer, meanwhile and after.
+        std::thread::sleep(START_TIME);
         Ok(())
     }
 
