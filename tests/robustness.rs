@@ -497,3 +497,63 @@ fn test_a_sender_restarted_without_eos_is_followed_within_half_a_second() {
         "the new sender's first buffer is a DISCONT"
     );
 }
+
+/// A sender that is not live (`sync=false`, frames pushed as fast as upstream can: a file)
+/// is slowed to what its receiver takes, instead of overflowing it with datagrams lost at
+/// random across frames: nearly every frame it sends arrives whole, and none is dropped.
+#[test]
+fn test_a_non_live_sender_pushing_as_fast_as_it_can_is_slowed_not_lost() {
+    init();
+    const FRAMES: u64 = 240;
+    let (w, h) = (1920usize, 1080usize);
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "UYVY")
+        .field("width", w as i32)
+        .field("height", h as i32)
+        .field("framerate", gst::Fraction::new(60, 1))
+        .build();
+    // The default receive buffer: the receiver must keep up by being sent less, not by a
+    // big buffer.
+    let rx = Rx::new("buffer-size=0");
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    let ring: Vec<Vec<u8>> = (0..4).map(|i| pattern(w * h * 2, i + 1)).collect();
+    let exact = std::thread::scope(|s| {
+        let checker = s.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut exact = 0u64;
+            while Instant::now() < deadline {
+                let Some(sample) = rx.sink.try_pull_sample(gst::ClockTime::from_mseconds(500))
+                else {
+                    if rx.sink.is_eos() {
+                        break;
+                    }
+                    continue;
+                };
+                let b = sample_bytes(&sample);
+                exact += u64::from(ring.contains(&b));
+            }
+            exact
+        });
+        for k in 0..FRAMES {
+            tx.push(
+                &ring[(k % 4) as usize],
+                gst::ClockTime::from_nseconds(16_666_667),
+            );
+        }
+        tx.finish();
+        checker.join().expect("checker")
+    });
+    let stats = tx.stats();
+    let sent = stats.get::<u64>("frames-sent").expect("frames-sent");
+    let dropped = stats.get::<u64>("frames-dropped").expect("frames-dropped");
+    assert_eq!(
+        dropped, 0,
+        "a non-live sender waits, it does not drop: {stats}"
+    );
+    assert_eq!(sent, FRAMES, "{stats}");
+    assert!(
+        exact * 100 >= sent * 95,
+        "{exact} of {sent} frames whole\n{stats}\n{}",
+        rx.stats()
+    );
+}
