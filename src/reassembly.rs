@@ -1318,12 +1318,11 @@ impl<B: AsMut<[u8]>> Session<B> {
                 return Some(ev);
             }
         }
-        if self.eos {
-            self.reasm.drain();
-            if !self.eos_sent {
-                self.eos_sent = true;
-                return Some(Event::Eos);
-            }
+        // End of stream once the frames still being recovered are complete or given up:
+        // the sender's end-of-stream datagram overtakes the resends they wait for.
+        if self.eos && self.reasm.in_flight() == 0 && !self.eos_sent {
+            self.eos_sent = true;
+            return Some(Event::Eos);
         }
         None
     }

@@ -268,6 +268,40 @@ fn eos_ends_the_stream_after_complete_frames() {
 }
 
 #[test]
+fn end_of_stream_waits_for_the_last_frame_still_being_recovered() {
+    let fr = frames(2, 3000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    let alloc = |len: usize| Some(vec![0u8; len]);
+    // Everything but one datagram of the last frame, then the end of stream.
+    let (lost, rest) = (d.len() - 2, d.len());
+    for (i, x) in d.iter().enumerate().take(rest) {
+        if i != lost {
+            s.push_at(x, t0, alloc).unwrap();
+        }
+    }
+    let eos = dgram(77, 1000, Body::EndOfStream(EndOfStream::default()), &[]);
+    s.push_at(&eos, t0, alloc).unwrap();
+    let mut out = Vec::new();
+    while let Some(ev) = s.poll(t0 + Duration::from_millis(1)) {
+        out.push(matches!(ev, Event::Eos));
+    }
+    assert_eq!(
+        out,
+        vec![false],
+        "the first frame, and no end of stream yet"
+    );
+    // The resend comes: the last frame, then the end of stream.
+    s.push_at(&d[lost], t0 + Duration::from_millis(10), alloc)
+        .unwrap();
+    while let Some(ev) = s.poll(t0 + Duration::from_millis(11)) {
+        out.push(matches!(ev, Event::Eos));
+    }
+    assert_eq!(out, vec![false, false, true]);
+}
+
+#[test]
 fn frames_in_flight_are_capped_and_oversized_frames_rejected() {
     let cfg = Config {
         max_frame_size: 1 << 20,

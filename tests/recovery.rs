@@ -161,55 +161,82 @@ fn measure_frames_recovered_through_harder_paths() {
         fps: 60,
         frames: 0,
     };
-    for (name, stream, path, latency) in [
+    let only = std::env::var("MEASURE_ONLY").unwrap_or_default();
+    let bursts = |one_way| Mangle::BurstBoth(5_000, 10, one_way);
+    for (name, stream, path, latency, tx_props) in [
         (
             "720p25 5 % 5 ms",
             P720_25,
             Mangle::LoseBoth(50_000, ms(5)),
             50,
+            "",
         ),
         (
             "720p25 5 % 5 ms",
             P720_25,
             Mangle::LoseBoth(50_000, ms(5)),
             80,
+            "",
         ),
         (
             "720p25 bursts of 10, 0.5 %, 5 ms",
             P720_25,
-            Mangle::BurstBoth(5_000, 10, ms(5)),
+            bursts(ms(5)),
             50,
+            "",
         ),
         (
             "720p25 1 % 20 ms",
             P720_25,
             Mangle::LoseBoth(10_000, ms(20)),
             200,
+            "",
+        ),
+        (
+            "720p25 one-way 0.1 % fec",
+            P720_25,
+            Mangle::LoseOneWay(1_000),
+            50,
+            "fec-percentage=5",
         ),
         (
             "1080p60 1 % 5 ms",
             p1080,
             Mangle::LoseBoth(10_000, ms(5)),
             80,
+            "",
         ),
         (
             "1080p60 5 % 5 ms",
             p1080,
             Mangle::LoseBoth(50_000, ms(5)),
             80,
+            "",
         ),
         (
             "1080p60 bursts of 10, 0.5 %, 5 ms",
             p1080,
-            Mangle::BurstBoth(5_000, 10, ms(5)),
+            bursts(ms(5)),
             80,
+            "",
+        ),
+        (
+            "1080p60 one-way 0.1 % fec",
+            p1080,
+            Mangle::LoseOneWay(1_000),
+            80,
+            "fec-percentage=5",
         ),
     ] {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let stream = Stream {
             frames: secs * stream.fps as u64,
             ..stream
         };
-        let (exact, stats, tx_stats) = through(stream, path, &format!("latency={latency}"), "");
+        let (exact, stats, tx_stats) =
+            through(stream, path, &format!("latency={latency}"), tx_props);
         eprintln!(
             "{name}, latency {latency} ms: {exact}/{} exact ({:.2} %); requested {}, resent {}, resends received {}, rtt {} µs",
             stream.frames,
