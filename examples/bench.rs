@@ -2796,7 +2796,8 @@ fn print_loss_table(o: &BenchOpts, cells: &[(LossRow, Column, Vec<Cell>)]) {
                 Cell::Done(r) => {
                     println!(
                         "{tag}: sent {} intact {} damaged {}; CPU {:.2} s + {:.2} s; latency \
-                         p50 {:.1} ms p99 {:.1} ms; steal {:.2} s, machine busy {:.2} s",
+                         p50 {:.1} ms p99 {:.1} ms; kernel rcvbuf drops {}; steal {:.2} s, \
+                         machine busy {:.2} s",
                         r.sent,
                         r.intact,
                         r.damaged,
@@ -2804,6 +2805,7 @@ fn print_loss_table(o: &BenchOpts, cells: &[(LossRow, Column, Vec<Cell>)]) {
                         r.rx_cpu_s,
                         r.lat_us[0] / 1e3,
                         r.lat_us[2] / 1e3,
+                        r.kernel_drops.map_or("?".into(), |d| d.to_string()),
                         r.steal_s,
                         r.machine_busy_s,
                     );
