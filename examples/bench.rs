@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Performance benchmark: videoip against RTP (RFC 4175 raw video), and the socket layer
-//! alone, on this machine over 127.0.0.1.
+//! alone, on this machine over 127.0.0.1; and, with `--loss`, videoip against RTP, RTP with
+//! RFC 4588 retransmission and RIST through a relay that loses datagrams.
 //!
 //! ```text
 //! cargo run --release --example bench -- [--cases all|none|1080p-rt,1080p-rt-burst,1080p-max,2160p-rt,2160p-rt-burst,2160p-max]
 //!     [--transports videoip,rtp] [--frames 600] [--seconds 10] [--net-seconds 3]
+//! cargo run --release --example bench -- --loss all|0,0.01,0.1,1,5,burst [--runs 1]
+//!     [--transports videoip,videoip-default,rtp,rtp-rtx,rist] [--latency 80] [--delay 5]
 //! ```
 //!
-//! The whole default run takes about two minutes and prints a table at the end.
+//! The whole default run takes about two minutes and prints a table at the end; `--loss all`
+//! takes about 7 minutes per run of the table (30 cells of ~14 s).
 //!
 //! # 1. Transports through GStreamer
 //!
@@ -75,6 +79,38 @@
 //! the kernel coalesced. The received rate is what the kernel moves on this machine, the
 //! ceiling for the pipelines; CPU is per thread (CLOCK_THREAD_CPUTIME_ID).
 //!
+//! # 3. The loss table (`--loss`)
+//!
+//! 720p25 UYVY ([`LOSS_CASE`], 1,299 datagrams a frame, videoip paced as by default), the
+//! same children, frame checks and CPU accounting as in 1., but every datagram of every
+//! transport, both ways, goes through a [`Relay`] in the bench process (its CPU is charged to
+//! neither child). The relay loses datagrams at random, each direction with its own pattern:
+//! rows 0, 0.01, 0.1, 1 and 5 % of datagrams, and `burst` (runs of 10 starting at random,
+//! 0.5 % lost in all); it delays the rest by `--delay` ms (5) one way, so a round trip takes
+//! 10 ms. It reads with `recvmmsg` and sends with `sendmmsg` without GSO, so every receiver
+//! gets single datagrams as from a network (over loopback, GSO sends would reach videoipsrc
+//! whole). It reports what it relayed and lost, and how late (past its due time) it sent
+//! at worst: a busy machine delays it by a few ms.
+//!
+//! | column | sender | receiver |
+//! |--------|--------|----------|
+//! | videoip | `videoipsink pacing=frame` | `videoipsrc latency=<budget>` |
+//! | videoip-default | the same | `videoipsrc` (latency 50 ms) |
+//! | rtp | `rtpvrawpay ! udpsink` | `udpsrc ! rtpvrawdepay`: no jitterbuffer, no recovery |
+//! | rtp-rtx | `rtpvrawpay pt=96 ! rtpbin` with `rtprtxsend` (pt 97, 200 ms of history) | `rtpbin latency=<budget> do-retransmission=true` with `rtprtxreceive`, `! rtpvrawdepay` |
+//! | rist | `rtpvrawpay pt=96 ! ristsink` | `ristsrc receiver-buffer=<budget> ! rtpvrawdepay` |
+//!
+//! rtp-rtx uses the AVPF profile (early feedback) on both rtpbins, and RTCP goes both ways
+//! through the relay (sender reports ahead, receiver reports and NACKs back, each on a path
+//! of its own). RIST sends RTP to an even port and RTCP both ways on the next. The receiving
+//! rtpsession of both gets the stream's bandwidth, as an SDP `b=AS` would give it (see
+//! [`set_session_bandwidth`]). The budget (`--latency`, 80 ms: README's rule, 4 × RTT + 40 ms)
+//! means different things: for videoip how long an incomplete frame waits after its latest
+//! datagram, for rtpbin and ristsrc the jitterbuffer's whole latency. Senders stay up
+//! [`LINGER_MS`] after their end of stream, to answer requests about the last frames. The
+//! details list, per run, the relay's counts, each stack's retransmission counters, and
+//! which frames did not arrive. A transport whose elements are missing is "skipped".
+//!
 //! Every wait is bounded: children that overrun are killed, and a run that fails is reported
 //! as failed while the others go on. The kernel's UDP receive-buffer drop counter
 //! (`RcvbufErrors`, system-wide, one per packet: a GSO packet counts once) is shown per run.
@@ -90,7 +126,7 @@ use std::time::{Duration, Instant};
 
 /// Frames in the sender's ring: enough that a buffer is free again when its turn comes.
 const RING: usize = 8;
-/// Frame rate of every case.
+/// Frame rate of the throughput cases.
 const FPS: u64 = 60;
 /// IP MTU of both transports.
 const MTU: u32 = 1500;
@@ -221,7 +257,12 @@ fn frame_bytes(width: u32, height: u32) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Transport {
     VideoIp,
+    /// rtpvrawpay ! udpsink → udpsrc ! rtpvrawdepay: no recovery.
     Rtp,
+    /// rtpbin on both ends, RFC 4588 retransmission (rtprtxsend/rtprtxreceive), RTCP both ways.
+    RtpRtx,
+    /// ristsink → ristsrc (RIST simple profile, gst-plugins-bad).
+    Rist,
 }
 
 impl Transport {
@@ -229,6 +270,8 @@ impl Transport {
         match self {
             Transport::VideoIp => "videoip",
             Transport::Rtp => "rtp",
+            Transport::RtpRtx => "rtp-rtx",
+            Transport::Rist => "rist",
         }
     }
 
@@ -236,7 +279,29 @@ impl Transport {
         match s {
             "videoip" => Ok(Transport::VideoIp),
             "rtp" => Ok(Transport::Rtp),
-            _ => Err(format!("unknown transport \"{s}\" (videoip, rtp)")),
+            "rtp-rtx" => Ok(Transport::RtpRtx),
+            "rist" => Ok(Transport::Rist),
+            _ => Err(format!(
+                "unknown transport \"{s}\" (videoip, rtp; with --loss also rtp-rtx, rist)"
+            )),
+        }
+    }
+
+    /// The GStreamer elements a transport needs beyond the videoip plugin.
+    fn elements(self) -> &'static [&'static str] {
+        match self {
+            Transport::VideoIp => &[],
+            Transport::Rtp => &["rtpvrawpay", "rtpvrawdepay", "udpsink", "udpsrc"],
+            Transport::RtpRtx => &[
+                "rtpvrawpay",
+                "rtpvrawdepay",
+                "udpsink",
+                "udpsrc",
+                "rtpbin",
+                "rtprtxsend",
+                "rtprtxreceive",
+            ],
+            Transport::Rist => &["rtpvrawpay", "rtpvrawdepay", "ristsink", "ristsrc"],
         }
     }
 }
@@ -246,6 +311,7 @@ struct Case {
     name: &'static str,
     width: u32,
     height: u32,
+    fps: u64,
     realtime: bool,
     /// videoipsink pacing=frame (else none); rtpvrawpay never paces.
     paced: bool,
@@ -256,6 +322,7 @@ const CASES: [Case; 6] = [
         name: "1080p-rt",
         width: 1920,
         height: 1080,
+        fps: FPS,
         realtime: true,
         paced: true,
     },
@@ -263,6 +330,7 @@ const CASES: [Case; 6] = [
         name: "1080p-rt-burst",
         width: 1920,
         height: 1080,
+        fps: FPS,
         realtime: true,
         paced: false,
     },
@@ -270,6 +338,7 @@ const CASES: [Case; 6] = [
         name: "1080p-max",
         width: 1920,
         height: 1080,
+        fps: FPS,
         realtime: false,
         paced: false,
     },
@@ -277,6 +346,7 @@ const CASES: [Case; 6] = [
         name: "2160p-rt",
         width: 3840,
         height: 2160,
+        fps: FPS,
         realtime: true,
         paced: true,
     },
@@ -284,6 +354,7 @@ const CASES: [Case; 6] = [
         name: "2160p-rt-burst",
         width: 3840,
         height: 2160,
+        fps: FPS,
         realtime: true,
         paced: false,
     },
@@ -291,10 +362,105 @@ const CASES: [Case; 6] = [
         name: "2160p-max",
         width: 3840,
         height: 2160,
+        fps: FPS,
         realtime: false,
         paced: false,
     },
 ];
+
+/// The stream of the loss table: 720p25 UYVY in real time, videoip paced (its default).
+const LOSS_CASE: Case = Case {
+    name: "720p25",
+    width: 1280,
+    height: 720,
+    fps: 25,
+    realtime: true,
+    paced: true,
+};
+
+/// One row of the loss table: what the relay loses, in each direction on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LossRow {
+    /// Name on the command line.
+    key: &'static str,
+    /// Name in the table.
+    label: &'static str,
+    /// Datagrams lost per million.
+    per_million: u32,
+    /// Lost datagrams come in runs of this many.
+    burst: u32,
+}
+
+const LOSS_ROWS: [LossRow; 6] = [
+    LossRow {
+        key: "0",
+        label: "none",
+        per_million: 0,
+        burst: 1,
+    },
+    LossRow {
+        key: "0.01",
+        label: "0.01 %",
+        per_million: 100,
+        burst: 1,
+    },
+    LossRow {
+        key: "0.1",
+        label: "0.1 %",
+        per_million: 1_000,
+        burst: 1,
+    },
+    LossRow {
+        key: "1",
+        label: "1 %",
+        per_million: 10_000,
+        burst: 1,
+    },
+    LossRow {
+        key: "5",
+        label: "5 %",
+        per_million: 50_000,
+        burst: 1,
+    },
+    LossRow {
+        key: "burst",
+        label: "bursts of 10, 0.5 %",
+        per_million: 5_000,
+        burst: 10,
+    },
+];
+
+/// One column of the loss table: a transport, with the common recovery budget or, for
+/// videoip, also with its defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Column {
+    transport: Transport,
+    /// Receiver left at its default latency (videoip only).
+    default_latency: bool,
+}
+
+impl Column {
+    fn name(self) -> &'static str {
+        if self.default_latency {
+            "videoip-default"
+        } else {
+            self.transport.name()
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        if s == "videoip-default" {
+            return Ok(Column {
+                transport: Transport::VideoIp,
+                default_latency: true,
+            });
+        }
+        Ok(Column {
+            transport: Transport::parse(s)?,
+            default_latency: false,
+        })
+    }
+}
 
 /// The bench's own options.
 #[derive(Debug, Clone)]
@@ -304,6 +470,13 @@ struct BenchOpts {
     frames: u64,
     seconds: u64,
     net_seconds: u64,
+    /// The loss table: its rows and columns, runs of each cell, the receivers' budget.
+    loss: Vec<LossRow>,
+    loss_columns: Vec<Column>,
+    loss_frames: u64,
+    runs: u32,
+    latency_ms: u32,
+    delay_ms: u64,
 }
 
 /// Options of a sender or receiver child.
@@ -312,11 +485,21 @@ struct ChildOpts {
     transport: Transport,
     width: u32,
     height: u32,
+    fps: u64,
     realtime: bool,
     paced: bool,
     frames: u64,
     seconds: u64,
+    /// Sender: where to send; receiver: where to listen.
     port: u16,
+    /// rtp-rtx: the port this child receives RTCP on, and the one it sends RTCP to.
+    rtcp_port: u16,
+    rtcp_dest: u16,
+    /// Receiver's recovery budget in ms (videoip latency, rtpbin latency, ristsrc
+    /// receiver-buffer); None leaves the element's default.
+    latency_ms: Option<u32>,
+    /// Sender: how long to stay up after its end of stream, to answer late requests.
+    linger_ms: u64,
 }
 
 enum Role {
@@ -325,13 +508,21 @@ enum Role {
     Receiver(ChildOpts),
 }
 
-const USAGE: &str = "usage: bench [--cases all|none|LIST] [--transports videoip,rtp] \
+const USAGE: &str = "usage: bench [--cases all|none|LIST] [--transports LIST] \
 [--frames N] [--seconds S] [--net-seconds S]
+             [--loss all|none|LIST [--runs N] [--latency MS] [--delay MS]]
   --cases        comma-separated from 1080p-rt,1080p-rt-burst,1080p-max,2160p-rt,2160p-rt-burst,2160p-max (default all)
-  --transports   comma-separated from videoip,rtp (default both)
-  --frames       frames per run (default 600: 10 s in real time)
+  --transports   comma-separated from videoip,rtp (default both); with --loss also
+                 videoip-default,rtp-rtx,rist (default all five)
+  --frames       frames per run (default 600: 10 s at 60 fps; with --loss 250: 10 s at 25 fps)
   --seconds      cap on the sending time of each run (default 10)
-  --net-seconds  duration of each socket-layer test; 0 skips them (default 3)";
+  --net-seconds  duration of each socket-layer test; 0 skips them (default 3, with --loss 0)
+  --loss         the loss table, 720p25 through a lossy relay: comma-separated rows from
+                 0,0.01,0.1,1,5 (percent of datagrams lost at random) and burst (runs of 10,
+                 0.5 %), or all; unless --cases is given too, the throughput cases are skipped
+  --runs         runs of each loss-table cell (default 1)
+  --latency      every receiver's recovery budget in the loss table, ms (default 80)
+  --delay        the relay's one-way delay, ms (default 5)";
 
 fn parse_args(args: &[String]) -> Result<Role> {
     let mut bench = BenchOpts {
@@ -340,18 +531,37 @@ fn parse_args(args: &[String]) -> Result<Role> {
         frames: 600,
         seconds: 10,
         net_seconds: 3,
+        loss: Vec::new(),
+        loss_columns: vec![
+            Column::parse("videoip")?,
+            Column::parse("videoip-default")?,
+            Column::parse("rtp")?,
+            Column::parse("rtp-rtx")?,
+            Column::parse("rist")?,
+        ],
+        loss_frames: 250,
+        runs: 1,
+        latency_ms: 80,
+        delay_ms: 5,
     };
     let mut child = ChildOpts {
         transport: Transport::VideoIp,
         width: 1920,
         height: 1080,
+        fps: FPS,
         realtime: true,
         paced: true,
         frames: 600,
         seconds: 10,
         port: 0,
+        rtcp_port: 0,
+        rtcp_dest: 0,
+        latency_ms: None,
+        linger_ms: 0,
     };
     let mut role = None;
+    let (mut cases_given, mut net_given, mut frames_given) = (false, false, false);
+    let mut transports: Option<Vec<String>> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--help" || a == "-h" {
@@ -361,6 +571,7 @@ fn parse_args(args: &[String]) -> Result<Role> {
         let num = |v: &str| v.parse::<u64>().context(format!("{a}: not a number"));
         match a.as_str() {
             "--cases" => {
+                cases_given = true;
                 bench.cases = match v.as_str() {
                     "all" => CASES.to_vec(),
                     "none" => Vec::new(),
@@ -377,12 +588,10 @@ fn parse_args(args: &[String]) -> Result<Role> {
                 }
             }
             "--transports" => {
-                bench.transports = v
-                    .split(',')
-                    .map(|t| Transport::parse(t.trim()))
-                    .collect::<Result<_>>()?
+                transports = Some(v.split(',').map(|t| t.trim().to_owned()).collect());
             }
             "--frames" => {
+                frames_given = true;
                 bench.frames = num(v)?.max(1);
                 child.frames = bench.frames;
             }
@@ -390,12 +599,39 @@ fn parse_args(args: &[String]) -> Result<Role> {
                 bench.seconds = num(v)?.max(1);
                 child.seconds = bench.seconds;
             }
-            "--net-seconds" => bench.net_seconds = num(v)?,
+            "--net-seconds" => {
+                net_given = true;
+                bench.net_seconds = num(v)?;
+            }
+            "--loss" => {
+                bench.loss = match v.as_str() {
+                    "all" => LOSS_ROWS.to_vec(),
+                    "none" => Vec::new(),
+                    list => list
+                        .split(',')
+                        .map(|n| {
+                            LOSS_ROWS
+                                .iter()
+                                .find(|r| r.key == n.trim())
+                                .copied()
+                                .context(format!("unknown loss row \"{n}\"\n{USAGE}"))
+                        })
+                        .collect::<Result<_>>()?,
+                }
+            }
+            "--runs" => bench.runs = u32::try_from(num(v)?.max(1)).context("--runs")?,
+            "--latency" => {
+                let ms = u32::try_from(num(v)?.max(1)).context("--latency")?;
+                bench.latency_ms = ms;
+                child.latency_ms = Some(ms);
+            }
+            "--delay" => bench.delay_ms = num(v)?,
             // The options below are how the bench starts its children.
             "--role" => role = Some(v.clone()),
             "--transport" => child.transport = Transport::parse(v)?,
             "--width" => child.width = u32::try_from(num(v)?).context("--width")?,
             "--height" => child.height = u32::try_from(num(v)?).context("--height")?,
+            "--fps" => child.fps = num(v)?.max(1),
             "--mode" => {
                 child.realtime = match v.as_str() {
                     "rt" => true,
@@ -404,6 +640,9 @@ fn parse_args(args: &[String]) -> Result<Role> {
                 }
             }
             "--port" => child.port = u16::try_from(num(v)?).context("--port")?,
+            "--rtcp-port" => child.rtcp_port = u16::try_from(num(v)?).context("--rtcp-port")?,
+            "--rtcp-dest" => child.rtcp_dest = u16::try_from(num(v)?).context("--rtcp-dest")?,
+            "--linger" => child.linger_ms = num(v)?,
             "--pacing" => {
                 child.paced = match v.as_str() {
                     "frame" => true,
@@ -412,6 +651,40 @@ fn parse_args(args: &[String]) -> Result<Role> {
                 }
             }
             _ => return Err(format!("unknown option {a}\n{USAGE}")),
+        }
+    }
+    if !bench.loss.is_empty() {
+        if !cases_given {
+            bench.cases.clear();
+        }
+        if !net_given {
+            bench.net_seconds = 0;
+        }
+        if frames_given {
+            bench.loss_frames = bench.frames;
+        }
+    }
+    if let Some(list) = transports {
+        if bench.loss.is_empty() {
+            bench.transports = list
+                .iter()
+                .map(|t| match Transport::parse(t)? {
+                    t @ (Transport::VideoIp | Transport::Rtp) => Ok(t),
+                    _ => Err(format!("{t}: only with --loss\n{USAGE}")),
+                })
+                .collect::<Result<_>>()?;
+        } else {
+            bench.loss_columns = list
+                .iter()
+                .map(|t| Column::parse(t))
+                .collect::<Result<_>>()?;
+            bench.transports = bench
+                .loss_columns
+                .iter()
+                .map(|c| c.transport)
+                .filter(|t| matches!(t, Transport::VideoIp | Transport::Rtp))
+                .collect();
+            bench.transports.dedup();
         }
     }
     match role.as_deref() {
@@ -468,22 +741,279 @@ fn stat(s: &gst::Structure, name: &str) -> u64 {
     s.get::<u64>(name).unwrap_or(0)
 }
 
-fn video_caps(width: u32, height: u32) -> String {
+fn video_caps(width: u32, height: u32, fps: u64) -> String {
     format!(
-        "video/x-raw,format=UYVY,width={width},height={height},framerate={FPS}/1,\
+        "video/x-raw,format=UYVY,width={width},height={height},framerate={fps}/1,\
          pixel-aspect-ratio=1/1,interlace-mode=progressive,colorimetry=bt709"
     )
 }
 
 /// The caps rtpvrawpay puts on its output for [`video_caps`] (checked with
 /// `gst-launch-1.0 -v`), minus the random ssrc, timestamp-offset and seqnum-offset.
-fn rtp_caps(width: u32, height: u32) -> String {
+fn rtp_caps(width: u32, height: u32, fps: u64) -> String {
     format!(
         "application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)RAW,\
          sampling=(string)YCbCr-4:2:2,depth=(string)8,width=(string){width},\
          height=(string){height},colorimetry=(string)BT709-2,payload=(int)96,\
-         a-framerate=(string){FPS}"
+         a-framerate=(string){fps}"
     )
+}
+
+/// RTP payload type of the video, and of its RFC 4588 retransmissions (rtp-rtx).
+const RTP_PT: u32 = 96;
+const RTX_PT: u32 = 97;
+/// How long rtprtxsend keeps packets for retransmission, ms (videoipsink keeps 200 ms).
+const RTX_HISTORY_MS: u32 = 200;
+
+/// ` x_name=value` for each of `names` in `s`, for the bench's details (dashes become
+/// underscores; values without spaces).
+fn fields(s: &gst::Structure, names: &[&str]) -> String {
+    let mut out = String::new();
+    for name in names {
+        let v = s
+            .value(*name)
+            .ok()
+            .and_then(|v| v.serialize().ok())
+            .map_or_else(|| "?".to_owned(), |v| v.replace(' ', ""));
+        let _ = write!(out, " x_{}={v}", name.replace('-', "_"));
+    }
+    out
+}
+
+/// Gives every udpsrc and udpsink inside `bin` (ristsink and ristsrc make their own) the
+/// bench's socket buffer size, as the other transports get.
+fn set_socket_buffers(bin: &gst::Pipeline) {
+    for e in bin.iterate_recurse().into_iter().flatten() {
+        let factory = e
+            .factory()
+            .map(|f| f.name().to_string())
+            .unwrap_or_default();
+        if factory == "udpsrc" || factory == "udpsink" {
+            e.set_property("buffer-size", SOCKET_BUFFER as i32);
+        }
+    }
+}
+
+/// Tells the receiving rtpsession (of rtp-rtx, or inside ristsrc) the stream's bandwidth,
+/// as an SDP `b=AS` line would. A receiver that sends no RTP otherwise assumes 64 kbit/s,
+/// and its RTCP share of that (5 %) lets only a few NACK packets out per second: at 1 %
+/// loss both stacks then recover almost nothing.
+fn set_session_bandwidth(pipeline: &gst::Pipeline, o: &ChildOpts) -> Result<()> {
+    let session = pipeline
+        .by_name("rtpsession0")
+        .context("no rtpsession0 in the receiver")?;
+    let bytes_per_s = frame_bytes(o.width, o.height) as f64 * o.fps as f64;
+    session.set_property("bandwidth", bytes_per_s);
+    Ok(())
+}
+
+/// Retransmission counters of rtpbin's first session (rtp-rtx).
+fn session_stats(pipeline: &gst::Pipeline) -> String {
+    match pipeline.by_name("rtpsession0") {
+        Some(session) => fields(
+            &session.property::<gst::Structure>("stats"),
+            &[
+                "sent-nack-count",
+                "recv-nack-count",
+                "sent-rtx-req-count",
+                "recv-rtx-req-count",
+                "rtx-drop-count",
+            ],
+        ),
+        None => " x_rtpsession=none".into(),
+    }
+}
+
+fn make(factory: &str, props: &[(&str, &str)]) -> Result<gst::Element> {
+    let mut b = gst::ElementFactory::make(factory);
+    for (k, v) in props {
+        b = b.property_from_str(k, v);
+    }
+    b.build().context(format!("create {factory}"))
+}
+
+/// rtpbin's RFC 4588 element for one session (rtprtxsend or rtprtxreceive, original
+/// payload type mapped to the retransmission one), in a bin with the pads rtpbin expects.
+fn rtx_aux(
+    factory: &str,
+    session: u32,
+    keep: &Mutex<Option<gst::Element>>,
+) -> Option<gst::glib::Value> {
+    let map = gst::Structure::builder("application/x-rtp-pt-map")
+        .field(RTP_PT.to_string(), RTX_PT)
+        .build();
+    let rtx = gst::ElementFactory::make(factory)
+        .property("payload-type-map", map)
+        .build()
+        .ok()?;
+    if factory == "rtprtxsend" {
+        rtx.set_property("max-size-time", RTX_HISTORY_MS);
+        rtx.set_property("max-size-packets", 0u32);
+    }
+    let bin = gst::Bin::new();
+    bin.add(&rtx).ok()?;
+    for dir in ["src", "sink"] {
+        let pad = gst::GhostPad::builder_with_target(&rtx.static_pad(dir)?)
+            .ok()?
+            .name(format!("{dir}_{session}"))
+            .build();
+        bin.add_pad(&pad).ok()?;
+    }
+    if let Ok(mut k) = keep.lock() {
+        *k = Some(rtx);
+    }
+    Some(bin.upcast::<gst::Element>().to_value())
+}
+
+/// Sender of rtp-rtx: `appsrc ! rtpvrawpay ! rtpbin (rtprtxsend) ! udpsink`, RTCP out to
+/// `rtcp_dest` and in on `rtcp_port`, AVPF profile (early feedback: NACKs at once).
+fn rtx_sender_pipeline(
+    o: &ChildOpts,
+    keep: Arc<Mutex<Option<gst::Element>>>,
+) -> Result<gst::Pipeline> {
+    let pipeline = gst::Pipeline::new();
+    let rtpbin = make("rtpbin", &[("name", "rtpbin"), ("rtp-profile", "avpf")])?;
+    rtpbin.connect("request-aux-sender", false, move |args| {
+        let session = args.get(1)?.get::<u32>().ok()?;
+        rtx_aux("rtprtxsend", session, &keep)
+    });
+    let head = gst::parse::bin_from_description(
+        &format!("appsrc name=src ! rtpvrawpay mtu={MTU} pt={RTP_PT}"),
+        true,
+    )
+    .context("the sender's head")?;
+    let port = o.port.to_string();
+    let rtcp_dest = o.rtcp_dest.to_string();
+    let rtcp_port = o.rtcp_port.to_string();
+    let buffer = SOCKET_BUFFER.to_string();
+    let out = make(
+        "udpsink",
+        &[
+            ("name", "sink"),
+            ("host", "127.0.0.1"),
+            ("port", &port),
+            ("sync", "false"),
+            ("buffer-size", &buffer),
+        ],
+    )?;
+    let rtcp_out = make(
+        "udpsink",
+        &[
+            ("host", "127.0.0.1"),
+            ("port", &rtcp_dest),
+            ("sync", "false"),
+            ("async", "false"),
+        ],
+    )?;
+    let rtcp_in = make("udpsrc", &[("address", "127.0.0.1"), ("port", &rtcp_port)])?;
+    pipeline
+        .add_many([head.upcast_ref(), &rtpbin, &out, &rtcp_out, &rtcp_in])
+        .context("build the sender")?;
+    head.link_pads(Some("src"), &rtpbin, Some("send_rtp_sink_0"))
+        .context("link rtpvrawpay to rtpbin")?;
+    rtpbin
+        .link_pads(Some("send_rtp_src_0"), &out, Some("sink"))
+        .context("link rtpbin to udpsink")?;
+    rtpbin
+        .link_pads(Some("send_rtcp_src_0"), &rtcp_out, Some("sink"))
+        .context("link rtpbin's RTCP out")?;
+    rtcp_in
+        .link_pads(Some("src"), &rtpbin, Some("recv_rtcp_sink_0"))
+        .context("link rtpbin's RTCP in")?;
+    Ok(pipeline)
+}
+
+/// Receiver of rtp-rtx: `udpsrc ! rtpbin (rtprtxreceive, jitterbuffer with
+/// do-retransmission) ! rtpvrawdepay ! appsink`, RTCP in on `rtcp_port` and out to
+/// `rtcp_dest`. The jitterbuffer is kept in `jb` for its stats.
+fn rtx_receiver_pipeline(
+    o: &ChildOpts,
+    keep: Arc<Mutex<Option<gst::Element>>>,
+    jb: Arc<Mutex<Option<gst::Element>>>,
+) -> Result<gst::Pipeline> {
+    let pipeline = gst::Pipeline::new();
+    let mut props = vec![
+        ("name", "rtpbin".to_owned()),
+        ("rtp-profile", "avpf".to_owned()),
+        ("do-retransmission", "true".to_owned()),
+    ];
+    if let Some(ms) = o.latency_ms {
+        props.push(("latency", ms.to_string()));
+    }
+    let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rtpbin = make("rtpbin", &props)?;
+    let (w, h, fps) = (o.width, o.height, o.fps);
+    rtpbin.connect("request-pt-map", false, move |args| {
+        let pt = args.get(2)?.get::<u32>().ok()?;
+        let caps = match pt {
+            RTP_PT => rtp_caps(w, h, fps),
+            RTX_PT => format!(
+                "application/x-rtp,media=(string)video,clock-rate=(int)90000,\
+                 encoding-name=(string)RTX,apt=(int){RTP_PT},payload=(int){RTX_PT}"
+            ),
+            _ => return None,
+        };
+        caps.parse::<gst::Caps>().ok().map(|c| c.to_value())
+    });
+    rtpbin.connect("request-aux-receiver", false, move |args| {
+        let session = args.get(1)?.get::<u32>().ok()?;
+        rtx_aux("rtprtxreceive", session, &keep)
+    });
+    rtpbin.connect("new-jitterbuffer", false, move |args| {
+        if let (Some(Ok(e)), Ok(mut j)) = (args.get(1).map(|v| v.get::<gst::Element>()), jb.lock())
+        {
+            j.get_or_insert(e);
+        }
+        None
+    });
+    let port = o.port.to_string();
+    let rtcp_dest = o.rtcp_dest.to_string();
+    let rtcp_port = o.rtcp_port.to_string();
+    let buffer = SOCKET_BUFFER.to_string();
+    let caps = rtp_caps(o.width, o.height, o.fps);
+    let src = make(
+        "udpsrc",
+        &[
+            ("name", "src"),
+            ("address", "127.0.0.1"),
+            ("port", &port),
+            ("buffer-size", &buffer),
+            ("caps", &caps),
+        ],
+    )?;
+    let rtcp_in = make("udpsrc", &[("address", "127.0.0.1"), ("port", &rtcp_port)])?;
+    let rtcp_out = make(
+        "udpsink",
+        &[
+            ("host", "127.0.0.1"),
+            ("port", &rtcp_dest),
+            ("sync", "false"),
+            ("async", "false"),
+        ],
+    )?;
+    let tail = gst::parse::bin_from_description("rtpvrawdepay ! appsink name=sink", true)
+        .context("the receiver's tail")?;
+    pipeline
+        .add_many([&src, &rtcp_in, &rtpbin, &rtcp_out, tail.upcast_ref()])
+        .context("build the receiver")?;
+    src.link_pads(Some("src"), &rtpbin, Some("recv_rtp_sink_0"))
+        .context("link udpsrc to rtpbin")?;
+    rtcp_in
+        .link_pads(Some("src"), &rtpbin, Some("recv_rtcp_sink_0"))
+        .context("link rtpbin's RTCP in")?;
+    rtpbin
+        .link_pads(Some("send_rtcp_src_0"), &rtcp_out, Some("sink"))
+        .context("link rtpbin's RTCP out")?;
+    set_session_bandwidth(&pipeline, o)?;
+    let tail_sink = tail
+        .static_pad("sink")
+        .context("the tail has no sink pad")?;
+    rtpbin.connect_pad_added(move |_, pad| {
+        if pad.name().starts_with("recv_rtp_src_") && !tail_sink.is_linked() {
+            let _ = pad.link(&tail_sink);
+        }
+    });
+    Ok(pipeline)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -492,11 +1022,11 @@ fn rtp_caps(width: u32, height: u32) -> String {
 
 /// Stamps `buf` as frame `n`: number and CLOCK_MONOTONIC in the first 16 bytes, PTS and
 /// duration. Fails if the buffer or its memory is shared.
-fn stamp(buf: &mut gst::Buffer, n: u64) -> bool {
+fn stamp(buf: &mut gst::Buffer, n: u64, fps: u64) -> bool {
     let Some(b) = buf.get_mut() else {
         return false;
     };
-    let frame = 1_000_000_000 / FPS;
+    let frame = 1_000_000_000 / fps;
     b.set_pts(gst::ClockTime::from_nseconds(n * frame));
     b.set_duration(gst::ClockTime::from_nseconds(frame));
     let Ok(mut map) = b.map_writable() else {
@@ -510,26 +1040,37 @@ fn stamp(buf: &mut gst::Buffer, n: u64) -> bool {
 fn run_sender(o: &ChildOpts) -> Result<()> {
     gst_init()?;
     let len = frame_bytes(o.width, o.height);
-    let desc = match o.transport {
-        Transport::VideoIp => format!(
+    // rtp-rtx: the rtprtxsend that rtpbin asked for, to read its counters at the end.
+    let rtx: Arc<Mutex<Option<gst::Element>>> = Arc::default();
+    let pipeline = match o.transport {
+        Transport::VideoIp => launch(&format!(
             "appsrc name=src ! videoipsink name=sink host=127.0.0.1 port={} sync=false \
              mtu={MTU} pacing={} buffer-size={SOCKET_BUFFER}",
             o.port,
             if o.paced { "frame" } else { "none" }
-        ),
-        Transport::Rtp => format!(
+        ))?,
+        Transport::Rtp => launch(&format!(
             "appsrc name=src ! rtpvrawpay mtu={MTU} ! udpsink name=sink host=127.0.0.1 \
              port={} sync=false buffer-size={SOCKET_BUFFER}",
             o.port
-        ),
+        ))?,
+        Transport::RtpRtx => rtx_sender_pipeline(o, rtx.clone())?,
+        Transport::Rist => {
+            let p = launch(&format!(
+                "appsrc name=src ! rtpvrawpay mtu={MTU} pt={RTP_PT} ! ristsink name=sink \
+                 address=127.0.0.1 port={}",
+                o.port
+            ))?;
+            set_socket_buffers(&p);
+            p
+        }
     };
-    let pipeline = launch(&desc)?;
     let appsrc = pipeline
         .by_name("src")
         .context("no appsrc")?
         .downcast::<gst_app::AppSrc>()
         .map_err(|_| "src is not an appsrc")?;
-    let caps = video_caps(o.width, o.height)
+    let caps = video_caps(o.width, o.height, o.fps)
         .parse::<gst::Caps>()
         .context("video caps")?;
     appsrc.set_caps(Some(&caps));
@@ -561,7 +1102,7 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
     let cap = Duration::from_secs(o.seconds);
     let mut push_error = None;
     for n in 0..o.frames {
-        let due = Duration::from_nanos(n * 1_000_000_000 / FPS);
+        let due = Duration::from_nanos(n * 1_000_000_000 / o.fps);
         if (o.realtime && due >= cap) || start_at.elapsed() >= cap {
             break;
         }
@@ -571,13 +1112,13 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
             }
         }
         let slot = n as usize % RING;
-        if !stamp(&mut ring[slot], n) {
+        if !stamp(&mut ring[slot], n, o.fps) {
             // Still in use downstream: work on a copy (bench work, not transport work).
             let t0 = thread_cpu_ns();
             ring[slot] = ring[slot].copy_deep().context("copy a frame")?;
             copy_cpu_ns += thread_cpu_ns() - t0;
             copies += 1;
-            if !stamp(&mut ring[slot], n) {
+            if !stamp(&mut ring[slot], n, o.fps) {
                 return Err("a fresh copy of a frame is not writable".into());
             }
         }
@@ -593,26 +1134,72 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
         let _ = pipeline.set_state(gst::State::Null);
         return Err(format!("pushing frame {pushed} failed: {e:?} {detail}"));
     }
+    // ristsink never posts EOS (its RTCP sink does not get one): the end of stream reaching
+    // the sink's pad counts too, once a second has passed without the message.
+    let eos_at_pad = Arc::new(AtomicU64::new(0));
+    if let Some(pad) = pipeline.by_name("sink").and_then(|s| s.static_pad("sink")) {
+        let flag = eos_at_pad.clone();
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(e)) = &info.data {
+                if e.type_() == gst::EventType::Eos {
+                    flag.store(mono_ns(), Ordering::SeqCst);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     appsrc
         .end_of_stream()
         .map_err(|e| format!("end of stream refused: {e:?}"))?;
-    let msg = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(30),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
+    let eos_deadline = Instant::now() + Duration::from_secs(30);
+    let msg = loop {
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(50),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        let at_pad = eos_at_pad.load(Ordering::SeqCst);
+        if msg.is_some() || Instant::now() > eos_deadline {
+            break msg;
+        }
+        if at_pad != 0 && mono_ns().saturating_sub(at_pad) > 1_000_000_000 {
+            break Some(gst::message::Eos::new());
+        }
+    };
     let t_eos = mono_ns();
+    if o.linger_ms > 0 {
+        // Late requests for the last frames still get answers.
+        std::thread::sleep(Duration::from_millis(o.linger_ms));
+    }
     let sink = pipeline.by_name("sink").context("no sink")?;
     let extra = match o.transport {
         Transport::VideoIp => {
             let s = sink.property::<gst::Structure>("stats");
             format!(
-                " frames_sent={} datagrams_sent={} send_errors={}",
+                " frames_sent={} datagrams_sent={} send_errors={} x_retransmitted={} \
+                 x_nacks_received={}",
                 stat(&s, "frames-sent"),
                 stat(&s, "datagrams-sent"),
-                stat(&s, "send-errors")
+                stat(&s, "send-errors"),
+                stat(&s, "datagrams-retransmitted"),
+                stat(&s, "nacks-received"),
             )
         }
         Transport::Rtp => String::new(),
+        Transport::RtpRtx => {
+            let x = match rtx.lock().ok().and_then(|r| r.clone()) {
+                Some(r) => format!(
+                    " x_rtx_requests={} x_rtx_packets={}",
+                    r.property::<u32>("num-rtx-requests"),
+                    r.property::<u32>("num-rtx-packets")
+                ),
+                None => " x_rtprtxsend=none".into(),
+            };
+            x + &session_stats(&pipeline)
+        }
+        Transport::Rist => fields(
+            &sink.property::<gst::Structure>("stats"),
+            &["sent-original-packets", "sent-retransmitted-packets"],
+        ),
     };
     let _ = pipeline.set_state(gst::State::Null);
     match msg.as_ref().map(|m| m.view()) {
@@ -652,6 +1239,8 @@ struct RxState {
     pending: Option<gst::Buffer>,
     last_frame_no: Option<u64>,
     latencies_ns: Vec<u64>,
+    /// Numbers of the intact frames, in order.
+    intact_frames: Vec<u64>,
     first_ns: u64,
     last_ns: u64,
     /// CLOCK_MONOTONIC of the last buffer of any kind (for the idle stop).
@@ -680,6 +1269,7 @@ impl RxState {
             Some((n, sent_ns)) => {
                 self.intact += 1;
                 self.last_frame_no = Some(n);
+                self.intact_frames.push(n);
                 self.latencies_ns.push(now.saturating_sub(sent_ns));
                 if self.first_ns == 0 {
                     self.first_ns = now;
@@ -743,22 +1333,49 @@ fn percentile_us(sorted: &[u64], p: f64) -> f64 {
 
 fn run_receiver(o: &ChildOpts) -> Result<()> {
     gst_init()?;
-    let desc = match o.transport {
-        Transport::VideoIp => format!(
-            "videoipsrc name=src address=127.0.0.1 port={} buffer-size={SOCKET_BUFFER} \
+    let rtx: Arc<Mutex<Option<gst::Element>>> = Arc::default();
+    let jitterbuffer: Arc<Mutex<Option<gst::Element>>> = Arc::default();
+    let pipeline = match o.transport {
+        Transport::VideoIp => launch(&format!(
+            "videoipsrc name=src address=127.0.0.1 port={} buffer-size={SOCKET_BUFFER} {} \
              ! appsink name=sink",
-            o.port
-        ),
-        Transport::Rtp => format!(
+            o.port,
+            o.latency_ms
+                .map_or_else(String::new, |ms| format!("latency={ms}"))
+        ))?,
+        Transport::Rtp => launch(&format!(
             "udpsrc name=src address=127.0.0.1 port={} buffer-size={SOCKET_BUFFER} \
              ! rtpvrawdepay ! appsink name=sink",
             o.port
-        ),
+        ))?,
+        Transport::RtpRtx => rtx_receiver_pipeline(o, rtx.clone(), jitterbuffer.clone())?,
+        Transport::Rist => {
+            let p = launch(&format!(
+                "ristsrc name=src address=127.0.0.1 port={} {} ! rtpvrawdepay ! appsink name=sink",
+                o.port,
+                o.latency_ms
+                    .map_or_else(String::new, |ms| format!("receiver-buffer={ms}"))
+            ))?;
+            set_socket_buffers(&p);
+            set_session_bandwidth(&p, o)?;
+            // ristsrc maps only static payload types to caps; its rtpbin asks on.
+            let rtpbin = p
+                .by_name("rist_recv_rtpbin")
+                .context("ristsrc has no rist_recv_rtpbin")?;
+            let (w, h, fps) = (o.width, o.height, o.fps);
+            rtpbin.connect("request-pt-map", false, move |args| {
+                let pt = args.get(2)?.get::<u32>().ok()?;
+                (pt == RTP_PT)
+                    .then(|| rtp_caps(w, h, fps).parse::<gst::Caps>().ok())
+                    .flatten()
+                    .map(|c| c.to_value())
+            });
+            p
+        }
     };
-    let pipeline = launch(&desc)?;
     let src = pipeline.by_name("src").context("no src")?;
     if o.transport == Transport::Rtp {
-        let caps = rtp_caps(o.width, o.height)
+        let caps = rtp_caps(o.width, o.height, o.fps)
             .parse::<gst::Caps>()
             .context("RTP caps")?;
         src.set_property("caps", &caps);
@@ -796,7 +1413,7 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
         .map_err(|_| "the receiver cannot open its socket")?;
     let port = match o.transport {
         Transport::VideoIp => u16::try_from(src.property::<i32>("port")).unwrap_or(0),
-        Transport::Rtp => o.port,
+        _ => o.port,
     };
     start(&pipeline, "receiver")?;
     let setup_cpu_us = process_cpu_us();
@@ -855,13 +1472,77 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
                 stat(&s, "datagrams-received"),
                 stat(&s, "largest-burst"),
                 stat(&s, "datagrams-received") as f64 / stat(&s, "receives").max(1) as f64
+            ) + &fields(
+                &s,
+                &[
+                    "datagrams-lost",
+                    "datagrams-requested",
+                    "datagrams-retransmitted",
+                    "nacks-sent",
+                    "frames-recovered",
+                    "frames-dropped",
+                    "rtt",
+                ],
             )
         }
         Transport::Rtp => String::new(),
+        Transport::RtpRtx => {
+            let mut x = match rtx.lock().ok().and_then(|r| r.clone()) {
+                Some(r) => format!(
+                    " x_rtx_requests={} x_rtx_packets={} x_rtx_assoc_packets={}",
+                    r.property::<u32>("num-rtx-requests"),
+                    r.property::<u32>("num-rtx-packets"),
+                    r.property::<u32>("num-rtx-assoc-packets")
+                ),
+                None => " x_rtprtxreceive=none".into(),
+            };
+            x += &session_stats(&pipeline);
+            if let Some(j) = jitterbuffer.lock().ok().and_then(|j| j.clone()) {
+                x += &fields(
+                    &j.property::<gst::Structure>("stats"),
+                    &[
+                        "num-pushed",
+                        "num-lost",
+                        "num-late",
+                        "rtx-count",
+                        "rtx-success-count",
+                        "rtx-rtt",
+                    ],
+                );
+            }
+            x
+        }
+        Transport::Rist => fields(
+            &src.property::<gst::Structure>("stats"),
+            &[
+                "received",
+                "recovered",
+                "permanently-lost",
+                "dropped",
+                "duplicates",
+                "retransmission-requests-sent",
+                "rtx-roundtrip-time",
+            ],
+        ),
     };
     let _ = pipeline.set_state(gst::State::Null);
     let how = outcome?;
     let mut st = state.lock().map_err(|_| "receiver state poisoned")?;
+    // Which frames did not arrive intact (the first few), to tell start, middle and end apart.
+    let mut missing = Vec::new();
+    let mut next = st.intact_frames.iter().peekable();
+    for n in 0..o.frames {
+        if next.peek() == Some(&&n) {
+            next.next();
+        } else if missing.len() < 12 {
+            missing.push(n.to_string());
+        }
+    }
+    let extra = if missing.is_empty() || o.frames - st.intact > 100 {
+        extra
+    } else {
+        format!("{extra} x_missing_frames={}", missing.join(","))
+    };
     st.pending = None;
     st.latencies_ns.sort_unstable();
     let l = &st.latencies_ns;
@@ -1143,6 +1824,8 @@ struct Run {
     steal_s: f64,
     copies: u64,
     notes: String,
+    /// What the relay did, for a run through it.
+    relay: Option<RelayCount>,
 }
 
 impl Run {
@@ -1167,15 +1850,82 @@ impl Run {
     }
 }
 
-fn run_one(case: Case, transport: Transport, o: &BenchOpts) -> Result<Run> {
-    let port = match transport {
-        Transport::VideoIp => 0, // videoipsrc picks one and reports it
-        Transport::Rtp => {
-            let probe = std::net::UdpSocket::bind("127.0.0.1:0").context("find a free port")?;
-            probe.local_addr().context("find a free port")?.port()
+/// A run through the lossy relay: which row and column of the loss table.
+#[derive(Debug, Clone, Copy)]
+struct Lossy {
+    row: LossRow,
+    column: Column,
+    /// Seed of the relay's loss pattern.
+    seed: u64,
+}
+
+/// Extra arguments of the receiver and the sender, and the relay between them, for a run
+/// through the relay. Every port is chosen here, before either child starts: the receiver
+/// listens on free ports probed now, the sender sends to the relay.
+fn wire_relay(
+    transport: Transport,
+    l: &Lossy,
+    o: &BenchOpts,
+) -> Result<(Vec<String>, Vec<String>, Relay)> {
+    let budget = ["--latency".to_owned(), o.latency_ms.to_string()];
+    let linger = ["--linger".to_owned(), LINGER_MS.to_string()];
+    let arg = |k: &str, v: u16| [k.to_owned(), v.to_string()];
+    let (mut rx, mut tx) = (Vec::new(), Vec::new());
+    let mut links = Vec::new();
+    match transport {
+        Transport::VideoIp | Transport::Rtp => {
+            let q = free_port(false)?;
+            let f = relay_socket(0)?;
+            rx.extend(arg("--port", q));
+            tx.extend(arg("--port", f.local_addr().port()));
+            links.push((f, q));
+            if transport == Transport::VideoIp && !l.column.default_latency {
+                rx.extend(budget);
+            }
         }
+        Transport::RtpRtx => {
+            let (q, r, s) = (free_port(false)?, free_port(false)?, free_port(false)?);
+            let (f0, f1, f2) = (relay_socket(0)?, relay_socket(0)?, relay_socket(0)?);
+            rx.extend(arg("--port", q));
+            rx.extend(arg("--rtcp-port", r));
+            rx.extend(arg("--rtcp-dest", f2.local_addr().port()));
+            rx.extend(budget);
+            tx.extend(arg("--port", f0.local_addr().port()));
+            tx.extend(arg("--rtcp-port", s));
+            tx.extend(arg("--rtcp-dest", f1.local_addr().port()));
+            // RTP ahead; sender reports ahead; receiver reports and NACKs back.
+            links.extend([(f0, q), (f1, r), (f2, s)]);
+        }
+        Transport::Rist => {
+            // RTP on an even port, RTCP (both ways) on the next one, at both ends.
+            let q = free_port(true)?;
+            let (f0, f1) = relay_socket_pair()?;
+            rx.extend(arg("--port", q));
+            rx.extend(budget);
+            tx.extend(arg("--port", f0.local_addr().port()));
+            links.extend([(f0, q), (f1, q + 1)]);
+        }
+    }
+    if transport != Transport::Rtp {
+        tx.extend(linger);
+    }
+    let relay = Relay::start(
+        links,
+        l.row,
+        Duration::from_millis(o.delay_ms),
+        l.seed,
+        Duration::from_secs(o.seconds + 90),
+    )?;
+    Ok((rx, tx, relay))
+}
+
+fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy>) -> Result<Run> {
+    let frames = if lossy.is_some() {
+        o.loss_frames
+    } else {
+        o.frames
     };
-    let common = |role: &str, port: u16| -> Vec<String> {
+    let common = |role: &str| -> Vec<String> {
         [
             "--role",
             role,
@@ -1185,28 +1935,61 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts) -> Result<Run> {
             &case.width.to_string(),
             "--height",
             &case.height.to_string(),
+            "--fps",
+            &case.fps.to_string(),
             "--mode",
             if case.realtime { "rt" } else { "max" },
             "--pacing",
             if case.paced { "frame" } else { "none" },
             "--frames",
-            &o.frames.to_string(),
+            &frames.to_string(),
             "--seconds",
             &o.seconds.to_string(),
-            "--port",
-            &port.to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect()
     };
+    let (mut rx_args, mut tx_args) = (common("receiver"), common("sender"));
+    // The sender's port comes from the receiver's "ready" line unless set here.
+    let mut tx_port_given = true;
+    let mut relay = None;
+    match lossy {
+        Some(l) => {
+            let (rx_extra, tx_extra, r) = wire_relay(transport, l, o)?;
+            rx_args.extend(rx_extra);
+            tx_args.extend(tx_extra);
+            relay = Some(r);
+        }
+        None => match transport {
+            // videoipsrc picks a port and reports it.
+            Transport::VideoIp => {
+                rx_args.extend(["--port".to_owned(), "0".to_owned()]);
+                tx_port_given = false;
+            }
+            Transport::Rtp => {
+                let port = free_port(false)?.to_string();
+                rx_args.extend(["--port".to_owned(), port.clone()]);
+                tx_args.extend(["--port".to_owned(), port]);
+            }
+            _ => {
+                return Err(format!(
+                    "{} runs only through the relay (--loss)",
+                    transport.name()
+                ))
+            }
+        },
+    }
     let drops_before = udp_rcvbuf_errors();
     let softirqd_before = ksoftirqd_cpu_s();
     let machine_before = machine_cpu_s();
-    let mut rx = Proc::spawn("receiver", &common("receiver", port))?;
+    let mut rx = Proc::spawn("receiver", &rx_args)?;
     let ready = rx.wait_line("ready ", Duration::from_secs(30))?;
-    let port: u16 = get(&ready, "port", "receiver")?;
-    let mut tx = Proc::spawn("sender", &common("sender", port))?;
+    if !tx_port_given {
+        let port: u16 = get(&ready, "port", "receiver")?;
+        tx_args.extend(["--port".to_owned(), port.to_string()]);
+    }
+    let mut tx = Proc::spawn("sender", &tx_args)?;
     let tx_exit = tx.wait(Duration::from_secs(o.seconds + 60))?;
     let tx_res = if tx_exit.success {
         tx.wait_line("result ", Duration::from_secs(5))
@@ -1215,6 +1998,7 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts) -> Result<Run> {
     };
     rx.tell_stop();
     let rx_exit = rx.wait(Duration::from_secs(30))?;
+    let relay = relay.map(Relay::stop);
     let tx_res = tx_res?;
     if !rx_exit.success {
         return Err(format!("the receiver failed ({})", rx_exit.detail));
@@ -1247,22 +2031,30 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts) -> Result<Run> {
     let t_last: u64 = get(&rx_res, "t_last_any_ns", "receiver")?;
     let wall_s = t_last.max(t_eos).saturating_sub(t_first).max(1) as f64 / 1e9;
     let mut notes = String::new();
-    match transport {
-        Transport::VideoIp => {
-            let _ = write!(
-                notes,
-                "sink frames-sent {} send-errors {}; src frames-dropped {} datagrams-late {} \
-                 datagrams-lost {}; datagrams found queued per receive: mean {}, largest {}",
-                tx_res.get("frames_sent").map_or("?", |s| s.as_str()),
-                tx_res.get("send_errors").map_or("?", |s| s.as_str()),
-                rx_res.get("frames_dropped").map_or("?", |s| s.as_str()),
-                rx_res.get("datagrams_late").map_or("?", |s| s.as_str()),
-                rx_res.get("datagrams_lost").map_or("?", |s| s.as_str()),
-                rx_res.get("mean_burst").map_or("?", |s| s.as_str()),
-                rx_res.get("largest_burst").map_or("?", |s| s.as_str()),
-            );
+    if transport == Transport::VideoIp {
+        let _ = write!(
+            notes,
+            "sink frames-sent {} send-errors {}; src frames-dropped {} datagrams-late {} \
+             datagrams-lost {}; datagrams found queued per receive: mean {}, largest {}",
+            tx_res.get("frames_sent").map_or("?", |s| s.as_str()),
+            tx_res.get("send_errors").map_or("?", |s| s.as_str()),
+            rx_res.get("frames_dropped").map_or("?", |s| s.as_str()),
+            rx_res.get("datagrams_late").map_or("?", |s| s.as_str()),
+            rx_res.get("datagrams_lost").map_or("?", |s| s.as_str()),
+            rx_res.get("mean_burst").map_or("?", |s| s.as_str()),
+            rx_res.get("largest_burst").map_or("?", |s| s.as_str()),
+        );
+    }
+    for (who, res) in [("sender", &tx_res), ("receiver", &rx_res)] {
+        let mut x: Vec<String> = res
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("x_").map(|k| format!("{k}={v}")))
+            .collect();
+        if !x.is_empty() {
+            x.sort();
+            let sep = if notes.is_empty() { "" } else { "\n      " };
+            let _ = write!(notes, "{sep}{who}: {}", x.join(" "));
         }
-        Transport::Rtp => {}
     }
     let unpoisoned: u64 = get(&rx_res, "unpoisoned", "receiver")?;
     if unpoisoned > 0 {
@@ -1296,7 +2088,301 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts) -> Result<Run> {
         steal_s,
         copies: get(&tx_res, "copies", "sender")?,
         notes,
+        relay,
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// Bench: the lossy relay
+// ---------------------------------------------------------------------------------------
+
+/// How long a sender stays up after its end of stream in the loss table, ms: long enough
+/// for requests about the last frames within any receiver's budget.
+const LINGER_MS: u64 = 500;
+
+/// A free UDP port on 127.0.0.1 (bound, then let go), even with the next one free too if
+/// `pair` (RIST: RTP on an even port, RTCP on the next).
+fn free_port(pair: bool) -> Result<u16> {
+    for _ in 0..200 {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").context("find a free port")?;
+        let port = probe.local_addr().context("find a free port")?.port();
+        if !pair {
+            return Ok(port);
+        }
+        if port % 2 == 0
+            && port < u16::MAX
+            && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+        {
+            return Ok(port);
+        }
+    }
+    Err("no free pair of UDP ports".into())
+}
+
+/// A socket of the relay on 127.0.0.1 (`port` 0: any), with a receive buffer that holds
+/// whole frames: the relay must not lose what it was not told to.
+fn relay_socket(port: u16) -> Result<gstvideoip::net::UdpSocket> {
+    gstvideoip::net::UdpSocket::open_receiver(&gstvideoip::net::ReceiverConfig {
+        address: std::net::Ipv4Addr::LOCALHOST.into(),
+        port,
+        multicast_iface: 0,
+        buffer_size: SOCKET_BUFFER,
+        reuse: false,
+    })
+    .context(format!("open a relay socket on port {port}"))
+}
+
+/// Two relay sockets on an even port and the next.
+fn relay_socket_pair() -> Result<(gstvideoip::net::UdpSocket, gstvideoip::net::UdpSocket)> {
+    for _ in 0..200 {
+        let a = relay_socket(0)?;
+        let port = a.local_addr().port();
+        if port % 2 == 0 && port < u16::MAX {
+            if let Ok(b) = relay_socket(port + 1) {
+                return Ok((a, b));
+            }
+        }
+    }
+    Err("no free pair of UDP ports for the relay".into())
+}
+
+/// Decides which datagrams a path loses: runs of `burst` start at random, so that
+/// `per_million` of all datagrams are lost (xorshift64; the same as tests/common's).
+struct Loss {
+    rng: u64,
+    left: u32,
+}
+
+impl Loss {
+    fn new(seed: u64) -> Loss {
+        Loss {
+            rng: seed | 1,
+            left: 0,
+        }
+    }
+
+    fn lose(&mut self, row: LossRow) -> bool {
+        if self.left > 0 {
+            self.left -= 1;
+            return true;
+        }
+        if row.per_million == 0 {
+            return false;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let burst = row.burst.max(1);
+        if (self.rng % 1_000_000) * u64::from(burst) < u64::from(row.per_million) {
+            self.left = burst - 1;
+            return true;
+        }
+        false
+    }
+}
+
+/// What the relay did, summed over its links: datagrams seen and lost in each direction,
+/// and how late (past its due time) the latest datagram left.
+#[derive(Debug, Default, Clone, Copy)]
+struct RelayCount {
+    ahead: u64,
+    ahead_lost: u64,
+    back: u64,
+    back_lost: u64,
+    max_late_us: u64,
+    /// The relay thread ran with real-time priority (SCHED_FIFO).
+    realtime: bool,
+}
+
+type Delayed = std::collections::VecDeque<(Instant, Vec<u8>)>;
+
+/// One path of the relay: what the sending side sends to `front` leaves `out` for `dest`;
+/// what comes back to `out` leaves `front` for whoever last sent to `front`. Both ways lose
+/// datagrams (each with its own pattern) and delay the rest.
+struct Link {
+    front: gstvideoip::net::UdpSocket,
+    out: gstvideoip::net::UdpSocket,
+    dest: std::net::SocketAddr,
+    source: Option<std::net::SocketAddr>,
+    ahead: Delayed,
+    back: Delayed,
+    loss_ahead: Loss,
+    loss_back: Loss,
+}
+
+/// A lossy, delaying UDP relay on loopback, in a thread of the bench (so its CPU is
+/// counted in neither child). It moves datagrams in batches (`recvmmsg`, and `sendmmsg`
+/// without GSO, so that every receiver gets single datagrams as from a network) and runs
+/// until stopped, or `limit` at most.
+struct Relay {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<RelayCount>>,
+}
+
+impl Relay {
+    /// Starts relaying: `links` are each a front socket and the port on 127.0.0.1 that what
+    /// arrives there goes to.
+    fn start(
+        links: Vec<(gstvideoip::net::UdpSocket, u16)>,
+        row: LossRow,
+        delay: Duration,
+        seed: u64,
+        limit: Duration,
+    ) -> Result<Relay> {
+        let mut paths = Vec::new();
+        for (i, (front, port)) in links.into_iter().enumerate() {
+            let k = i as u64 + 1;
+            paths.push(Link {
+                front,
+                out: relay_socket(0)?,
+                dest: (std::net::Ipv4Addr::LOCALHOST, port).into(),
+                source: None,
+                ahead: Delayed::new(),
+                back: Delayed::new(),
+                loss_ahead: Loss::new(seed ^ k.wrapping_mul(0x2545_F491_4F6C_DD1D)),
+                loss_back: Loss::new(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("relay".into())
+            .spawn(move || relay_loop(paths, row, delay, &stop2, limit))
+            .context("start the relay")?;
+        Ok(Relay {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the relay and says what it did.
+    fn stop(mut self) -> RelayCount {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn relay_loop(
+    mut links: Vec<Link>,
+    row: LossRow,
+    delay: Duration,
+    stop: &AtomicBool,
+    limit: Duration,
+) -> RelayCount {
+    use gstvideoip::net::{RecvBatch, SendBatch, Waker};
+    let mut count = RelayCount::default();
+    // A network does not wait for the endpoints' CPU: the relay preempts them (real-time
+    // priority, where allowed), so that a busy machine delays datagrams as little as it can.
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sets the scheduling policy of the calling thread from a sched_param we own.
+    count.realtime =
+        unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) } == 0;
+    let Ok(waker) = Waker::new() else {
+        return count;
+    };
+    let mut rx = RecvBatch::new(64, 65536);
+    let mut tx = SendBatch::without_gso();
+    let mut fds: Vec<libc::pollfd> = links
+        .iter()
+        .flat_map(|l| [l.front.fd(), l.out.fd()])
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // Sends what is due in `q` from `from` to `dest`, in one batch.
+    let mut flush = |q: &mut Delayed,
+                     from: &gstvideoip::net::UdpSocket,
+                     dest: std::net::SocketAddr,
+                     max_late_us: &mut u64| {
+        let now = Instant::now();
+        let due = q.iter().take_while(|(at, _)| *at <= now).count();
+        if due > 0 {
+            let late = now.saturating_duration_since(q[0].0).as_micros() as u64;
+            *max_late_us = (*max_late_us).max(late);
+            let _ = tx.send(from, dest, due, |i| [&q[i].1[..]], &waker);
+            q.drain(..due);
+        }
+    };
+    let end = Instant::now() + limit;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+        let mut got = 0;
+        for l in links.iter_mut() {
+            let n = rx.recv(&l.front).unwrap_or(0);
+            let now = Instant::now();
+            for i in 0..rx.len() {
+                if let Some(m) = rx.meta(i) {
+                    l.source = Some(m.source);
+                }
+                let Some(d) = rx.get(i) else { continue };
+                count.ahead += 1;
+                if l.loss_ahead.lose(row) {
+                    count.ahead_lost += 1;
+                } else {
+                    l.ahead.push_back((now + delay, d.to_vec()));
+                }
+            }
+            let m = rx.recv(&l.out).unwrap_or(0);
+            for i in 0..rx.len() {
+                let Some(d) = rx.get(i) else { continue };
+                count.back += 1;
+                if l.loss_back.lose(row) {
+                    count.back_lost += 1;
+                } else {
+                    l.back.push_back((now + delay, d.to_vec()));
+                }
+            }
+            got += n + m;
+        }
+        for l in links.iter_mut() {
+            flush(&mut l.ahead, &l.out, l.dest, &mut count.max_late_us);
+            if let Some(src) = l.source {
+                flush(&mut l.back, &l.front, src, &mut count.max_late_us);
+            }
+        }
+        if got == 0 {
+            let now = Instant::now();
+            let next = links
+                .iter()
+                .flat_map(|l| [l.ahead.front(), l.back.front()])
+                .flatten()
+                .map(|(at, _)| *at)
+                .min();
+            let wait = next.map_or(Duration::from_millis(50), |t| {
+                t.saturating_duration_since(now)
+                    .min(Duration::from_millis(50))
+            });
+            if wait > Duration::ZERO {
+                let ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: wait.as_nanos() as libc::c_long,
+                };
+                // SAFETY: ppoll reads `fds.len()` pollfds we own and a timespec on the stack.
+                unsafe {
+                    libc::ppoll(
+                        fds.as_mut_ptr(),
+                        fds.len() as libc::nfds_t,
+                        &ts,
+                        std::ptr::null(),
+                    )
+                };
+            }
+        }
+    }
+    count
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1525,6 +2611,231 @@ fn net_std(seconds: u64) -> Result<NetRun> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Bench: the loss table
+// ---------------------------------------------------------------------------------------
+
+/// One cell's run of the loss table: its result, or why it failed or was skipped.
+enum Cell {
+    Done(Box<Run>),
+    Failed(String),
+    Skipped(String),
+}
+
+/// Runs every cell of the loss table `o.runs` times, runs of one cell spread over the
+/// whole table (so that a busy minute of the machine does not hit one cell only).
+fn run_loss_table(o: &BenchOpts) -> Vec<(LossRow, Column, Vec<Cell>)> {
+    let mut cells: Vec<(LossRow, Column, Vec<Cell>)> = Vec::new();
+    for &row in &o.loss {
+        for &col in &o.loss_columns {
+            cells.push((row, col, Vec::new()));
+        }
+    }
+    for run in 0..o.runs {
+        for (i, (row, col, out)) in cells.iter_mut().enumerate() {
+            let missing: Vec<&str> = col
+                .transport
+                .elements()
+                .iter()
+                .copied()
+                .filter(|e| gst::ElementFactory::find(e).is_none())
+                .collect();
+            if !missing.is_empty() {
+                out.push(Cell::Skipped(format!("no {}", missing.join(", "))));
+                continue;
+            }
+            eprintln!(
+                "bench: loss {} over {} (run {}/{}) ...",
+                row.label,
+                col.name(),
+                run + 1,
+                o.runs
+            );
+            let lossy = Lossy {
+                row: *row,
+                column: *col,
+                seed: 0x5EED_0000 + u64::from(run) * 1_000 + i as u64,
+            };
+            out.push(match run_one(LOSS_CASE, col.transport, o, Some(&lossy)) {
+                Ok(r) => Cell::Done(Box::new(r)),
+                Err(e) => Cell::Failed(e),
+            });
+        }
+    }
+    cells
+}
+
+/// "a" or "a–b" of the values, formatted by `f`.
+fn range<T: PartialOrd + Copy>(v: &[T], f: impl Fn(T) -> String) -> String {
+    let mut lo = v[0];
+    let mut hi = v[0];
+    for &x in v {
+        if x < lo {
+            lo = x;
+        }
+        if x > hi {
+            hi = x;
+        }
+    }
+    let (a, b) = (f(lo), f(hi));
+    if a == b {
+        a
+    } else {
+        format!("{a}–{b}")
+    }
+}
+
+fn pct(v: f64) -> String {
+    if (99.95..100.0).contains(&v) {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1}").trim_end_matches(".0").to_owned()
+    }
+}
+
+fn print_loss_table(o: &BenchOpts, cells: &[(LossRow, Column, Vec<Cell>)]) {
+    println!();
+    println!(
+        "loss table: {}x{} UYVY at {} fps, {} frames per run, {} run(s) per cell; relay on \
+         loopback loses datagrams both ways (each way its own pattern) and delays the rest by \
+         {} ms one way; recovery budget {ms} ms: videoip latency={ms}, rtpbin latency={ms} \
+         (rtp-rtx), ristsrc receiver-buffer={ms} (rist); videoip-default: videoipsrc's own \
+         latency; rtp: no jitterbuffer, no recovery",
+        LOSS_CASE.width,
+        LOSS_CASE.height,
+        LOSS_CASE.fps,
+        o.loss_frames,
+        o.runs,
+        o.delay_ms,
+        ms = o.latency_ms,
+    );
+    let cols: Vec<Column> = o.loss_columns.clone();
+    let header = |what: &str| {
+        let mut h = format!("| {what} |");
+        let mut sep = "|---|".to_owned();
+        for c in &cols {
+            let _ = write!(h, " {} |", c.name());
+            sep.push_str("---|");
+        }
+        println!("{h}\n{sep}");
+    };
+    let cell_of = |row: LossRow, col: Column| {
+        cells
+            .iter()
+            .find(|(r, c, _)| *r == row && *c == col)
+            .map(|(_, _, v)| v.as_slice())
+    };
+    let done = |v: &[Cell]| -> Vec<Run> {
+        v.iter()
+            .filter_map(|c| match c {
+                Cell::Done(r) => Some((**r).clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let other = |v: &[Cell]| -> Option<String> {
+        v.iter().find_map(|c| match c {
+            Cell::Skipped(e) => Some(format!("skipped ({e})")),
+            Cell::Failed(e) => Some(format!("FAILED: {e}")),
+            Cell::Done(_) => None,
+        })
+    };
+    println!();
+    println!("frames delivered intact (+ damaged frames output):");
+    header("datagram loss");
+    for &row in &o.loss {
+        let mut line = format!("| {} |", row.label);
+        for &col in &cols {
+            let v = cell_of(row, col).unwrap_or(&[][..]);
+            let runs = done(v);
+            let text = if runs.is_empty() {
+                other(v).unwrap_or_default()
+            } else {
+                let p: Vec<f64> = runs
+                    .iter()
+                    .map(|r| 100.0 * r.intact as f64 / r.sent.max(1) as f64)
+                    .collect();
+                let d: Vec<u64> = runs.iter().map(|r| r.damaged).collect();
+                let mut t = format!("{} %", range(&p, pct));
+                if d.iter().any(|&x| x > 0) {
+                    let _ = write!(t, " (+{})", range(&d, |x| x.to_string()));
+                }
+                if let Some(e) = other(v) {
+                    let _ = write!(t, " [also {e}]");
+                }
+                t
+            };
+            let _ = write!(line, " {text} |");
+        }
+        println!("{line}");
+    }
+    println!();
+    println!("CPU ms per delivered frame, sender + receiver (mean over runs):");
+    header("datagram loss");
+    for &row in &o.loss {
+        let mut line = format!("| {} |", row.label);
+        for &col in &cols {
+            let runs = done(cell_of(row, col).unwrap_or(&[][..]));
+            let intact: u64 = runs.iter().map(|r| r.intact).sum();
+            let text = if intact == 0 {
+                "-".to_owned()
+            } else {
+                let tx: f64 = runs.iter().map(|r| r.tx_cpu_s).sum::<f64>() * 1e3 / intact as f64;
+                let rx: f64 = runs.iter().map(|r| r.rx_cpu_s).sum::<f64>() * 1e3 / intact as f64;
+                format!("{tx:.2} + {rx:.2} = {:.2}", tx + rx)
+            };
+            let _ = write!(line, " {text} |");
+        }
+        println!("{line}");
+    }
+    println!();
+    println!("loss table details:");
+    for (row, col, v) in cells {
+        for (i, c) in v.iter().enumerate() {
+            let tag = format!("  {} {} #{}", row.label, col.name(), i + 1);
+            match c {
+                Cell::Done(r) => {
+                    println!(
+                        "{tag}: sent {} intact {} damaged {}; CPU {:.2} s + {:.2} s; latency \
+                         p50 {:.1} ms p99 {:.1} ms; kernel rcvbuf drops {}; steal {:.2} s, \
+                         machine busy {:.2} s",
+                        r.sent,
+                        r.intact,
+                        r.damaged,
+                        r.tx_cpu_s,
+                        r.rx_cpu_s,
+                        r.lat_us[0] / 1e3,
+                        r.lat_us[2] / 1e3,
+                        r.kernel_drops.map_or("?".into(), |d| d.to_string()),
+                        r.steal_s,
+                        r.machine_busy_s,
+                    );
+                    if let Some(rc) = r.relay {
+                        println!(
+                            "      relay: ahead {} lost {}, back {} lost {}, at most {} µs late{}",
+                            rc.ahead,
+                            rc.ahead_lost,
+                            rc.back,
+                            rc.back_lost,
+                            rc.max_late_us,
+                            if rc.realtime {
+                                ""
+                            } else {
+                                " (no real-time priority)"
+                            }
+                        );
+                    }
+                    if !r.notes.is_empty() {
+                        println!("      {}", r.notes);
+                    }
+                }
+                Cell::Failed(e) => println!("{tag}: FAILED: {e}"),
+                Cell::Skipped(e) => println!("{tag}: skipped ({e})"),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Bench: report
 // ---------------------------------------------------------------------------------------
 
@@ -1600,7 +2911,7 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
                         .iter()
                         .find(|v| v.case == r.case && v.transport == Transport::VideoIp)
                         .map(|v| r.total_ms() / v.total_ms()),
-                    Transport::VideoIp => None,
+                    _ => None,
                 };
                 println!(
                     "{:<10} {:<9} {:>5} {:>6} ({:>5.1}%) {:>7} {:>6.0} {:>8} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>8}",
@@ -1717,19 +3028,26 @@ fn run_bench(o: &BenchOpts, args: &[String]) -> Result<()> {
         args.join(" ")
     );
     println!(
-        "settings: {} frames per run, sending capped at {} s, mtu {MTU}, UYVY @ {FPS} fps, \
-         socket buffers {} MiB",
+        "settings: {} frames per run ({} in the loss table), sending capped at {} s, mtu {MTU}, \
+         UYVY @ {FPS} fps ({} in the loss table), socket buffers {} MiB",
         o.frames,
+        o.loss_frames,
         o.seconds,
+        LOSS_CASE.fps,
         SOCKET_BUFFER >> 20
     );
     let mut runs = Vec::new();
     for &case in &o.cases {
         for &t in &o.transports {
             eprintln!("bench: {} over {} ...", case.name, t.name());
-            runs.push(run_one(case, t, o).map_err(|e| (case, t, e)));
+            runs.push(run_one(case, t, o, None).map_err(|e| (case, t, e)));
         }
     }
+    let loss = if o.loss.is_empty() {
+        Vec::new()
+    } else {
+        run_loss_table(o)
+    };
     let mut net = Vec::new();
     if o.net_seconds > 0 {
         eprintln!("bench: socket layer, gstvideoip::net with GSO/GRO ...");
@@ -1745,6 +3063,9 @@ fn run_bench(o: &BenchOpts, args: &[String]) -> Result<()> {
     if !net.is_empty() {
         print_net(&net);
     }
+    if !loss.is_empty() {
+        print_loss_table(o, &loss);
+    }
     println!();
     println!(
         "delivered: intact frames (stamp, check words, full comparison of every 10th); \
@@ -1756,8 +3077,13 @@ fn run_bench(o: &BenchOpts, args: &[String]) -> Result<()> {
          latency: sender's stamp before appsrc to appsink; rtp/vip: total CPU per frame, rtp \
          over videoip"
     );
-    let failed =
-        runs.iter().filter(|r| r.is_err()).count() + net.iter().filter(|r| r.is_err()).count();
+    let failed = runs.iter().filter(|r| r.is_err()).count()
+        + net.iter().filter(|r| r.is_err()).count()
+        + loss
+            .iter()
+            .flat_map(|(_, _, v)| v)
+            .filter(|c| matches!(c, Cell::Failed(_)))
+            .count();
     if failed > 0 {
         return Err(format!("{failed} run(s) failed"));
     }
