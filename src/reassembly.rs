@@ -55,7 +55,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_frame_size: 128 << 20,
-            max_in_flight: 4,
+            max_in_flight: 32,
             window: Duration::from_millis(50),
             max_bytes_in_flight: 256 << 20,
         }

@@ -214,6 +214,13 @@ fn measure_frames_recovered_through_harder_paths() {
             "",
         ),
         (
+            "1080p60 1 % 20 ms",
+            p1080,
+            Mangle::LoseBoth(10_000, ms(20)),
+            200,
+            "",
+        ),
+        (
             "1080p60 bursts of 10, 0.5 %, 5 ms",
             p1080,
             bursts(ms(5)),

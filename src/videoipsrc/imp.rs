@@ -973,11 +973,13 @@ impl BaseSrcImpl for VideoIpSrc {
                 reassembly::Config {
                     max_frame_size: s.max_frame_size as usize,
                     window: s.window(),
+                    // Every frame of the window may still be waiting for a resend: at up to
+                    // 120 fps that is one per 8.3 ms (the byte budget bounds the memory).
+                    max_in_flight: (s.latency_ms as usize / 8).clamp(defaults.max_in_flight, 1024),
                     // Room for two of the largest frames, so raising max-frame-size still works.
                     max_bytes_in_flight: defaults
                         .max_bytes_in_flight
                         .max((s.max_frame_size as usize).saturating_mul(2)),
-                    ..defaults
                 }
             },
             batch_size: s.batch_size as usize,
