@@ -56,13 +56,7 @@ fn browser() -> (Browser, mpsc::Receiver<(Instant, Event)>) {
 
 #[test]
 fn test_discovery_announced_source_is_found_updated_and_lost() {
-    let Some(ns) = NetNs::new("dns-sd") else {
-        eprintln!("skipped: needs root and ip");
-        return;
-    };
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        enter_netns(&name);
+    in_netns("dns-sd", move || {
         let (browser, events) = browser();
         let started = Instant::now();
         let ann = Announcer::new(40000, &txt("CAM 1", 0x1234_5678_9abc_def0)).expect("announces");
@@ -108,9 +102,7 @@ fn test_discovery_announced_source_is_found_updated_and_lost() {
         eprintln!("lost {:?} after the goodbye", at - gone);
         assert!(at - gone < Duration::from_secs(5));
         assert!(browser.sources().is_empty());
-    })
-    .join()
-    .expect("the namespace thread finishes");
+    });
 }
 
 /// A free UDP port in the calling thread's namespace.
@@ -200,13 +192,7 @@ fn prop(d: &gst::Device, name: &str) -> Option<String> {
 #[test]
 fn test_device_monitor_lists_receives_and_removes_a_named_sender() {
     init();
-    let Some(ns) = NetNs::new("devmon") else {
-        eprintln!("skipped: needs root and ip");
-        return;
-    };
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        enter_netns(&name);
+    in_netns("devmon", move || {
         let monitor = monitor();
         let group = "239.255.7.7";
         let port = free_port();
@@ -296,9 +282,7 @@ fn test_device_monitor_lists_receives_and_removes_a_named_sender() {
         .expect("the device is removed");
         eprintln!("removed {:?} after the sender stopped", at - gone);
         assert!(at - gone < Duration::from_secs(5), "removed within 5 s");
-    })
-    .join()
-    .expect("the namespace thread finishes");
+    });
 }
 
 /// A named sender with no host (subscription mode) is listed as one to subscribe to, and
@@ -306,13 +290,7 @@ fn test_device_monitor_lists_receives_and_removes_a_named_sender() {
 #[test]
 fn test_device_monitor_element_subscribes_to_a_named_sender_without_host() {
     init();
-    let Some(ns) = NetNs::new("devsub") else {
-        eprintln!("skipped: needs root and ip");
-        return;
-    };
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        enter_netns(&name);
+    in_netns("devsub", move || {
         let monitor = monitor();
         let caps = gray_caps(64, 48);
         let mut tx = Tx::with_sink_props(&caps, "source-name=\"CAM 3\" port=0");
@@ -353,9 +331,7 @@ fn test_device_monitor_element_subscribes_to_a_named_sender_without_host() {
             .map(sample_bytes)
             .collect();
         assert!(got == frames, "5 frames byte-exact, got {}", got.len());
-    })
-    .join()
-    .expect("the namespace thread finishes");
+    });
 }
 
 /// Two senders of one name are two devices, told apart by host and port in their display
@@ -363,13 +339,7 @@ fn test_device_monitor_element_subscribes_to_a_named_sender_without_host() {
 #[test]
 fn test_device_monitor_lists_two_senders_of_one_name_apart() {
     init();
-    let Some(ns) = NetNs::new("devdup") else {
-        eprintln!("skipped: needs root and ip");
-        return;
-    };
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        enter_netns(&name);
+    in_netns("devdup", move || {
         let monitor = monitor();
         let caps = gray_caps(32, 32);
         let props = "multicast-iface=lo source-name=\"CAM 1\"";
@@ -400,9 +370,7 @@ fn test_device_monitor_lists_two_senders_of_one_name_apart() {
             prop(&devices[0], "videoip.instance"),
             prop(&devices[1], "videoip.instance")
         );
-    })
-    .join()
-    .expect("the namespace thread finishes");
+    });
 }
 
 /// Builds DNS messages by hand, to send what no well-behaved responder would.
@@ -474,13 +442,7 @@ mod dns {
 #[test]
 fn test_discovery_survives_hostile_announcements() {
     init();
-    let Some(ns) = NetNs::new("dns-evil") else {
-        eprintln!("skipped: needs root and ip");
-        return;
-    };
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        enter_netns(&name);
+    in_netns("dns-evil", move || {
         let monitor = monitor();
         let (browser, events) = browser();
         std::thread::sleep(Duration::from_millis(300));
@@ -597,9 +559,7 @@ fn test_discovery_survives_hostile_announcements() {
             |d| prop(d, "videoip.source-name").as_deref() == Some("after the storm"),
         );
         assert!(listed.is_some(), "the device provider still lists one");
-    })
-    .join()
-    .expect("the namespace thread finishes");
+    });
 }
 
 /// A sender that vanishes without a goodbye (its link cut, then stopped) is dropped within
@@ -718,13 +678,7 @@ fn frames_reach(tx: &mut Tx, sink: &gst_app::AppSink, n: u64, seed: u64) {
 #[test]
 fn test_a_source_received_by_name_is_followed_when_it_restarts_elsewhere() {
     init();
-    let Some(ns) = NetNs::new("byname") else {
-        eprintln!("skipped: needs root and ip");
-        return;
-    };
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        enter_netns(&name);
+    in_netns("byname", move || {
         let rx =
             Rx::launch("videoipsrc name=src source-name=\"CAM 9\" ! appsink name=sink sync=false");
         let caps = gray_caps(64, 48);
@@ -749,9 +703,7 @@ fn test_a_source_received_by_name_is_followed_when_it_restarts_elsewhere() {
                 .expect("the source is found again");
         assert_eq!(found.get::<i32>("port").ok(), Some(b_port));
         frames_reach(&mut b, &rx.sink, 3, 11);
-    })
-    .join()
-    .expect("the namespace thread finishes");
+    });
 }
 
 /// A by-name URI plays through uridecodebin; a name that matches nothing yet posts the
@@ -759,13 +711,7 @@ fn test_a_source_received_by_name_is_followed_when_it_restarts_elsewhere() {
 #[test]
 fn test_a_by_name_uri_times_out_keeps_looking_and_plays() {
     init();
-    let Some(ns) = NetNs::new("byuri") else {
-        eprintln!("skipped: needs root and ip");
-        return;
-    };
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        enter_netns(&name);
+    in_netns("byuri", move || {
         let pipeline = gst::parse::launch(
             "uridecodebin uri=videoip:///LATER%20CAM?timeout=300000000 ! appsink name=sink sync=false",
         )
@@ -785,9 +731,7 @@ fn test_a_by_name_uri_times_out_keeps_looking_and_plays() {
             .expect("found once it appears");
         frames_reach(&mut tx, &sink, 3, 21);
         let _ = pipeline.set_state(gst::State::Null);
-    })
-    .join()
-    .expect("the namespace thread finishes");
+    });
 }
 
 /// The plugin library cargo built beside this test (target/<profile>/), if it is there.
@@ -813,13 +757,7 @@ fn test_the_device_monitor_tool_lists_a_named_sender() {
         );
         return;
     };
-    let Some(ns) = NetNs::new("devtool") else {
-        eprintln!("skipped: needs root and ip");
-        return;
-    };
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        enter_netns(&name);
+    in_netns("devtool", move || {
         let caps = gray_caps(64, 48);
         let _tx = Tx::with_sink_props(&caps, "source-name=\"TOOL CAM\" port=0");
         let out = std::process::Command::new("timeout")
@@ -831,9 +769,7 @@ fn test_the_device_monitor_tool_lists_a_named_sender() {
         assert!(stdout.contains("name  : TOOL CAM ("), "{stdout}");
         assert!(stdout.contains("class : Source/Video/Network"), "{stdout}");
         assert!(stdout.contains("videoip.mode = subscribe"), "{stdout}");
-    })
-    .join()
-    .expect("the namespace thread finishes");
+    });
 }
 
 /// The README's Python example lists the sources and plays the one picked by name: run as a
@@ -854,13 +790,7 @@ fn test_the_python_example_plays_a_source_picked_by_name() {
         eprintln!("skipped: no libgstvideoip.so beside the test (cargo build --lib)");
         return;
     };
-    let Some(ns) = NetNs::new("pyex") else {
-        eprintln!("skipped: needs root and ip");
-        return;
-    };
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        enter_netns(&name);
+    in_netns("pyex", move || {
         let caps = gray_caps(64, 48);
         let mut tx = Tx::with_sink_props(&caps, "source-name=\"PY CAM\" port=0");
         let feeding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -904,7 +834,5 @@ fn test_the_python_example_plays_a_source_picked_by_name() {
             .unwrap_or(0);
         // 50 frames a second for 2 s, less the time to subscribe.
         assert!(frames >= 30, "{frames} frames\n{stdout}\n{stderr}");
-    })
-    .join()
-    .expect("the namespace thread finishes");
+    });
 }

@@ -608,6 +608,24 @@ impl NetNs {
 /// Moves the calling thread into the named namespace (sockets it opens then live there).
 /// Threads take the name, not the
 /// [`NetNs`], so that the test's own thread deletes the namespace even if they panic.
+/// Runs `f` on a thread inside a network namespace the test makes (and deletes after).
+/// Without one (not root, no `ip`) it prints "skipped" and does not run `f`.
+pub fn in_netns(tag: &str, f: impl FnOnce() + Send + 'static) {
+    init();
+    let Some(ns) = NetNs::new(tag) else {
+        eprintln!("skipped: {tag} needs a network namespace of its own (root and ip)");
+        return;
+    };
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        f()
+    })
+    .join()
+    .expect("the namespace thread finishes");
+    drop(ns);
+}
+
 pub fn enter_netns(name: &str) {
     {
         let path = format!("/var/run/netns/{name}");
