@@ -150,3 +150,21 @@ fn test_a_subscribe_uri_receives_from_a_named_sender() {
     let _ = pipeline.set_state(gst::State::Null);
     assert_eq!(got, frames);
 }
+
+#[test]
+fn test_subscribers_over_max_receivers_are_refused_and_counted() {
+    init();
+    let caps = gray_caps(64, 48);
+    let tx = Tx::with_sink_props(
+        &caps,
+        "source-name=CAM port=0 announce=false max-receivers=1",
+    );
+    let port = tx.sink.property::<i32>("port") as u16;
+    let (_a, _b) = (subscriber(port), subscriber(port));
+    let start = Instant::now();
+    while stat(&tx, "subscribers-refused") == 0 && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stat(&tx, "subscribers"), 1);
+    assert!(stat(&tx, "subscribers-refused") >= 1, "{}", tx.stats());
+}

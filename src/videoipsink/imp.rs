@@ -625,6 +625,11 @@ impl VideoIpSink {
                 (t.receivers(now), rate)
             })
             .unwrap_or_default();
+        // (Taken apart from the builder below: a guard there would live to its end.)
+        let subscribers = lock(&self.subscribers).as_ref().map_or((0, 0), |t| {
+            let mut t = lock(t);
+            (t.current(now).0.len() as u64, t.refused)
+        });
         let per_receiver: Vec<glib::SendValue> = receivers
             .iter()
             .map(|r| {
@@ -653,12 +658,8 @@ impl VideoIpSink {
             .field("rate-decreases", rate.2)
             .field("fec-datagrams-sent", c.fec_sent.load(Ordering::Relaxed))
             .field("receivers", receivers.len() as u64)
-            .field(
-                "subscribers",
-                lock(&self.subscribers)
-                    .as_ref()
-                    .map_or(0, |t| lock(t).current(now).0.len() as u64),
-            )
+            .field("subscribers", subscribers.0)
+            .field("subscribers-refused", subscribers.1)
             .field("receiver-stats", gst::Array::from_values(per_receiver))
             .build()
     }
