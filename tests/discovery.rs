@@ -232,11 +232,7 @@ fn test_device_monitor_lists_receives_and_removes_a_named_sender() {
         assert_eq!(src.property::<String>("address"), group);
         assert_eq!(src.property::<i32>("port"), i32::from(port));
         src.set_property("multicast-iface", "lo");
-        let pipeline = gst::Pipeline::new();
-        let sink = gst_app::AppSink::builder().sync(false).build();
-        pipeline.add_many([&src, sink.upcast_ref()]).unwrap();
-        src.link(&sink).unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
+        let (pipeline, sink) = play(&src);
         std::thread::sleep(Duration::from_millis(300));
         let frames: Vec<Vec<u8>> = (0..5).map(|i| pattern(64 * 48, i + 7)).collect();
         for f in &frames {
@@ -306,31 +302,9 @@ fn test_device_monitor_element_subscribes_to_a_named_sender_without_host() {
         let src = device.create_element(Some("src")).expect("an element");
         assert_eq!(src.property::<i32>("sender-port"), port);
         assert!(src.property::<Option<String>>("sender-address").is_some());
-        let pipeline = gst::Pipeline::new();
-        let sink = gst_app::AppSink::builder().sync(false).build();
-        pipeline.add_many([&src, sink.upcast_ref()]).unwrap();
-        src.link(&sink).unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
-        let end = Instant::now() + Duration::from_secs(3);
-        while tx.stats().get::<u64>("subscribers").unwrap_or(0) == 0 && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let frames: Vec<Vec<u8>> = (0..5).map(|i| pattern(64 * 48, i + 3)).collect();
-        for f in &frames {
-            tx.push(f, gst::ClockTime::from_mseconds(40));
-        }
-        let rx = Rx {
-            pipeline: pipeline.clone(),
-            src: src.clone(),
-            sink: sink.clone(),
-            port: 0,
-        };
-        let got: Vec<Vec<u8>> = rx
-            .pull(5, Duration::from_secs(10))
-            .iter()
-            .map(sample_bytes)
-            .collect();
-        assert!(got == frames, "5 frames byte-exact, got {}", got.len());
+        let (pipeline, sink) = play(&src);
+        frames_reach(&mut tx, &sink, 5, 3);
+        let _ = pipeline.set_state(gst::State::Null);
     });
 }
 
@@ -627,6 +601,16 @@ fn test_discovery_drops_a_sender_that_vanished_without_goodbye() {
     eprintln!("lost {lost_after:?} after the link was cut");
     let lost_after = lost_after.expect("the vanished sender is dropped");
     assert!(lost_after < Duration::from_secs(5));
+}
+
+/// `src ! appsink`, playing: the pipeline and its sink.
+fn play(src: &gst::Element) -> (gst::Pipeline, gst_app::AppSink) {
+    let pipeline = gst::Pipeline::new();
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    pipeline.add_many([src, sink.upcast_ref()]).expect("added");
+    src.link(&sink).expect("linked");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    (pipeline, sink)
 }
 
 /// Waits up to `timeout` for an element message named `name` on `pipeline`'s bus.
