@@ -47,7 +47,7 @@
 //! are lost ("damaged"), videoipsrc drops them. **Latency**: receiver's CLOCK_MONOTONIC at
 //! appsink minus the sender's stamp (one clock for both processes). videoip's rt latency is
 //! by design at least the pacing spread (`pacing=frame` spreads each frame over part of its
-//! duration, see `src/pacer.rs`); rt-burst shows the latency without pacing.
+//! duration, see `src/send/schedule.rs`); rt-burst shows the latency without pacing.
 //! In max mode latency is mostly time queued behind earlier frames.
 //!
 //! **CPU** of each process comes from `wait4()` (user + system). Subtracted from it is what

@@ -1,35 +1,28 @@
 // SPDX-License-Identifier: MPL-2.0
 //! videoip: live video and any timed media over plain UDP/IP.
 //!
-//! The plugin registers `videoipsink`, `videoipsrc` and `videoipdeviceprovider`. The
-//! modules below them are free of GStreamer: [`protocol`] (the wire format), [`packetizer`]
-//! (frame → datagrams), [`pacer`] (when batches leave), [`ratecontrol`] (how fast, and which
-//! frames go), [`reassembly`] (datagrams → frames), [`net`] (sockets) and [`discovery`]
-//! (finding sources by name).
+//! The plugin registers `videoipsink`, `videoipsrc` and `videoipdeviceprovider` (all in
+//! `elements/`, GStreamer glue only). The modules below them are free of GStreamer:
+//! [`protocol`] (the wire format), [`send`] (the sender: packetizing, pacing, rate control,
+//! resends, receivers and subscribers), [`reassembly`] (datagrams → frames), [`net`]
+//! (sockets) and [`discovery`] (finding sources by name).
 
 use gst::glib;
 
-mod deviceprovider;
 pub mod discovery;
-mod element;
-pub mod fec;
+mod elements;
 pub mod net;
-pub mod pacer;
-pub mod packetizer;
 pub mod protocol;
-pub mod ratecontrol;
 pub mod ratelimit;
 pub mod reassembly;
 pub mod recovery;
-pub mod sender;
+pub mod send;
 pub mod timestamps;
-pub mod uri;
-mod videoipsink;
-mod videoipsrc;
 
-pub use deviceprovider::{VideoIpDevice, VideoIpDeviceProvider};
-pub use videoipsink::{Pacing, VideoIpSink};
-pub use videoipsrc::{TimestampMode, VideoIpSrc};
+pub use elements::deviceprovider::{VideoIpDevice, VideoIpDeviceProvider};
+pub use elements::uri;
+pub use elements::videoipsink::{Pacing, VideoIpSink};
+pub use elements::videoipsrc::{TimestampMode, VideoIpSrc};
 
 gst::plugin_define!(
     videoip,
@@ -44,8 +37,8 @@ gst::plugin_define!(
 );
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    videoipsink::register(plugin)?;
-    videoipsrc::register(plugin)?;
-    deviceprovider::register(plugin)?;
+    elements::videoipsink::register(plugin)?;
+    elements::videoipsrc::register(plugin)?;
+    elements::deviceprovider::register(plugin)?;
     Ok(())
 }

@@ -12,7 +12,7 @@
 //! bookkeeping is bounded by [`MAX_FRAGMENTS`]; at most one stream info generation is being
 //! assembled (at most [`protocol::MAX_CAPS_LEN`] bytes) besides the current one.
 
-use crate::fec::{self, FrameFec, Layout};
+use crate::protocol::fec::{self, FrameFec, Layout};
 use crate::protocol::{
     self, fec_scheme, header_flags, seq_diff, Body, DecodeError, Fec, Media, Nack, ReceiverReport,
     SenderReport, StreamInfo, MAX_CAPS_LEN, NO_DELAY,
@@ -125,7 +125,7 @@ pub struct NackRequest {
 
 /// Copies sent of each NACK: a lost request costs a whole retry interval, a second copy
 /// (a few hundred bytes) makes that rare; the sender answers a request once per
-/// [`crate::sender::RESEND_INTERVAL`], so the copy adds no resend.
+/// [`crate::send::history::RESEND_INTERVAL`], so the copy adds no resend.
 pub const NACK_COPIES: usize = 2;
 
 /// How often a receiver reports to the sender it is locked on to.

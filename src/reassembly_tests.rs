@@ -2,8 +2,8 @@
 //! Unit tests of `reassembly.rs`.
 
 use super::*;
-use crate::packetizer::{FrameMeta, Packetizer};
 use crate::protocol::{CommonHeader, EndOfStream, MEDIA_HEADER_LEN};
+use crate::send::packetizer::{FrameMeta, Packetizer};
 
 /// The address the test sender sends from.
 fn src() -> SocketAddr {
@@ -791,7 +791,7 @@ fn reports_are_due_every_250ms_once_locked_and_echo_the_sender_report() {
     // Nothing to report to before a session is locked on to, and no deadline for it.
     assert!(s.poll_report(t0).is_none());
     assert_eq!(s.next_deadline(), None);
-    let mut p = crate::packetizer::Packetizer::new(11, 0, 100, 1400);
+    let mut p = crate::send::packetizer::Packetizer::new(11, 0, 100, 1400);
     for (h, piece) in p.info_datagrams("video/x-raw").unwrap() {
         let _ = s.push(&[&h[..], piece].concat(), from, t0, |n| Some(vec![0; n]));
     }
@@ -814,11 +814,11 @@ fn only_datagrams_really_missing_are_asked_for_not_stream_info_repeats() {
     let t0 = Instant::now();
     let mut s: Session<Vec<u8>> = Session::new(Config::default());
     let from: SocketAddr = "192.0.2.7:4000".parse().unwrap();
-    let mut p = crate::packetizer::Packetizer::new(11, 0, 100, 100);
+    let mut p = crate::send::packetizer::Packetizer::new(11, 0, 100, 100);
     let mut push = |d: &[u8], at| {
         let _ = s.push(d, from, at, |n| Some(vec![0; n]));
     };
-    let info = |p: &mut crate::packetizer::Packetizer| -> Vec<Vec<u8>> {
+    let info = |p: &mut crate::send::packetizer::Packetizer| -> Vec<Vec<u8>> {
         p.info_datagrams("video/x-raw")
             .unwrap()
             .iter()
@@ -860,7 +860,7 @@ fn stream_fec(
     percent: u32,
 ) -> (Vec<Vec<u8>>, Vec<Vec<usize>>) {
     let mut p = Packetizer::new(77, 0, first_seq, frag);
-    let mut enc = crate::fec::Encoder::new();
+    let mut enc = crate::protocol::fec::Encoder::new();
     let mut out = Vec::new();
     for (h, piece) in p.info_datagrams("application/x-test").unwrap() {
         out.push([&h[..], piece].concat());

@@ -410,7 +410,7 @@ fn test_deeply_nested_caps_are_refused_and_the_receiver_survives() {
     // Caps that would overflow GStreamer's parser stack, in stream info pieces, then a
     // complete frame of that stream info generation.
     let hostile = format!("video/x-raw, a={}", "{".repeat(30_000));
-    let mut p = gstvideoip::packetizer::Packetizer::new(9, 0, 0, 1400);
+    let mut p = gstvideoip::send::packetizer::Packetizer::new(9, 0, 0, 1400);
     let mut datagrams: Vec<Vec<u8>> = p
         .info_datagrams(&hostile)
         .unwrap()
@@ -420,7 +420,10 @@ fn test_deeply_nested_caps_are_refused_and_the_receiver_survives() {
     assert!(datagrams.len() > 1);
     let frame = [7u8; 100];
     let mut plan = p
-        .frame(frame.len(), gstvideoip::packetizer::FrameMeta::default())
+        .frame(
+            frame.len(),
+            gstvideoip::send::packetizer::FrameMeta::default(),
+        )
         .unwrap();
     datagrams.push(plan.batch(&frame, 0, 1).parts(0).concat());
     survives_then_receives(&datagrams);
@@ -439,7 +442,7 @@ fn test_eos_datagrams_of_every_other_session_do_not_end_the_stream() {
     let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = format!("127.0.0.1:{}", rx.port);
     for id in 1..=65_536u64 {
-        let eos = gstvideoip::packetizer::Packetizer::new(id, 0, 0, 1400).eos_datagram();
+        let eos = gstvideoip::send::packetizer::Packetizer::new(id, 0, 0, 1400).eos_datagram();
         let _ = bad.send_to(&eos, &to);
         if id % 4096 == 0 {
             // Keep the real stream going meanwhile.

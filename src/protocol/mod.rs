@@ -29,6 +29,7 @@
 //! ```
 
 mod body;
+pub mod fec;
 
 pub use body::{
     fec_scheme, reference_clock, tally, Body, EndOfStream, Fec, KeyframeRequest, Media, Metadata,

@@ -512,7 +512,7 @@ fn vector_packets() -> Vec<(&'static str, Vec<u8>)> {
             // 4 bytes as seq 1000..1002, computed by the sender's own encoder; it takes
             // seq 1004, after the first repair.
             let frame: Vec<u8> = (0..10).collect();
-            let mut enc = crate::fec::Encoder::new();
+            let mut enc = crate::protocol::fec::Encoder::new();
             assert_eq!(enc.encode(&frame, 4, 1000, 50), 2);
             let (body, symbol) = enc.repair(1).unwrap();
             datagram(&hdr(1004), &[], &Body::Fec(body), symbol)

@@ -1,5 +1,12 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Small pieces both elements' glue uses: lock handling, property values and pad templates.
+//! The GStreamer elements: glue between GStreamer and the sessions in [`crate::send`] and
+//! [`crate::reassembly`]. One folder per element; this file holds the small pieces they share
+//! (lock handling, property values, pad templates, URI parameters).
+
+pub mod deviceprovider;
+pub mod uri;
+pub mod videoipsink;
+pub mod videoipsrc;
 
 use gst::glib;
 use gst::prelude::*;

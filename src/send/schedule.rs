@@ -111,5 +111,5 @@ impl FrameSchedule {
 }
 
 #[cfg(test)]
-#[path = "pacer_tests.rs"]
+#[path = "schedule_tests.rs"]
 mod tests;

@@ -15,13 +15,13 @@
 use super::byname::{self, Change};
 use super::receiver::{self, FrameBuf, Item, Origin, Shared};
 use super::TimestampMode;
-use crate::element::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
+use crate::elements::uri;
+use crate::elements::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
 use crate::net::{self, ReceiverConfig, UdpSocket, Waker};
-use crate::pacer;
 use crate::ratelimit::RateLimit;
 use crate::reassembly;
+use crate::send::schedule;
 use crate::timestamps::{self, OffsetEstimator, TimeMapper};
-use crate::uri;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -96,7 +96,7 @@ impl Settings {
     /// frame over (a frame's last datagram may come that much after its first, whose arrival
     /// the frame is stamped with).
     fn min_latency(&self) -> Duration {
-        self.window() + pacer::MAX_SPREAD
+        self.window() + schedule::MAX_SPREAD
     }
 
     /// The most the source can hold a frame for downstream: one window more. Frames queued

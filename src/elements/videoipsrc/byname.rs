@@ -4,7 +4,7 @@
 //! following it when it comes back at another address or port.
 
 use crate::discovery::{Browser, DiscoveryError, Event, Source};
-use crate::element::lock;
+use crate::elements::lock;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! withdrawn at stop. Apart from the send path: only `start`, `set_caps` and `stop` call in.
 
 use crate::discovery::{txt, Announcer, DiscoveryError, Mode, SourceTxt};
-use crate::element::lock;
+use crate::elements::lock;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 

@@ -5,10 +5,12 @@
 //! [`History`] of sent frames. It shares only those two (each behind its own lock) with the
 //! streaming thread.
 
-use crate::element::lock;
+use crate::elements::lock;
 use crate::net::{self, RecvBatch, SendBatch, UdpSocket, Waker};
 use crate::protocol::{self, Body, MEDIA_HEADER_LEN};
-use crate::sender::{History, SenderSession, Subscribers};
+use crate::send::history::History;
+use crate::send::receivers::SenderSession;
+use crate::send::subscribers::Subscribers;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -12,11 +12,11 @@
 //! Locks: `queue` and `stats` are each taken briefly and never together; the thread owns its
 //! session, socket batch and buffer pool outright.
 
-use crate::element::lock;
+use crate::elements::lock;
 use crate::net::{self, RecvBatch, SendBatch, UdpSocket, Waker};
-use crate::packetizer;
 use crate::protocol::{self, Body, CommonHeader};
 use crate::reassembly::{self, Event, Session, Stats, NACK_COPIES};
+use crate::send::packetizer;
 use gst::prelude::*;
 use std::collections::VecDeque;
 use std::net::SocketAddr;

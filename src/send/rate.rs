@@ -260,5 +260,5 @@ impl RateControl {
 }
 
 #[cfg(test)]
-#[path = "ratecontrol_tests.rs"]
+#[path = "rate_tests.rs"]
 mod tests;

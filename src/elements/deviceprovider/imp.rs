@@ -7,7 +7,7 @@
 //! the browser's held; `stop` drops the browser (joining that thread) outside `browser`'s lock.
 
 use crate::discovery::{Browser, Event, Mode, Source};
-use crate::element::lock;
+use crate::elements::lock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;

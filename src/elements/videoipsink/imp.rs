@@ -6,15 +6,17 @@
 //! `waker` (only to reach the waker from `unlock`). Never more than one at a time, and no
 //! message is posted and no property notified while one is held.
 
-use crate::element::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
-use crate::fec;
+use crate::elements::uri;
+use crate::elements::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
 use crate::net::{self, SendBatch, SenderConfig, UdpSocket, Waker};
-use crate::pacer::{self, FrameSchedule};
-use crate::packetizer::{self, FrameMeta, Packetizer};
+use crate::protocol::fec;
 use crate::protocol::{self, flags, reference_clock, SenderReport};
-use crate::ratecontrol::{self, Admit, RateControl};
-use crate::sender::{History, SenderSession, SentFrame, Subscribers};
-use crate::uri;
+use crate::send::history::{History, SentFrame};
+use crate::send::packetizer::{self, FrameMeta, Packetizer};
+use crate::send::rate::{self, Admit, RateControl};
+use crate::send::receivers::SenderSession;
+use crate::send::schedule::{self, FrameSchedule};
+use crate::send::subscribers::Subscribers;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -76,7 +78,7 @@ struct Settings {
     source_name: Option<String>,
     /// Whether `host` was set: a named sink without one sends to its subscribers.
     host_set: bool,
-    /// Most subscribers at once (0: up to [`crate::sender::MAX_RECEIVERS`]).
+    /// Most subscribers at once (0: up to [`crate::send::receivers::MAX_RECEIVERS`]).
     max_receivers: u32,
     /// Whether a named stream is announced by DNS-SD.
     announce: bool,
@@ -161,7 +163,7 @@ struct State {
     batch_size: usize,
     /// Datagrams per GSO send (1 without GSO): batches are whole multiples of it.
     gso_align: usize,
-    pacing: pacer::Pacing,
+    pacing: schedule::Pacing,
     caps: Option<String>,
     info_sent: Option<Instant>,
     /// Repair symbols per block, in percent of its datagrams (0: no FEC).
@@ -864,7 +866,7 @@ impl ObjectImpl for VideoIpSink {
                 glib::ParamSpecUInt::builder("max-receivers")
                     .nick("Maximum Receivers")
                     .blurb("Most receivers subscribed at once (0: up to 1024); more are refused")
-                    .maximum(crate::sender::MAX_RECEIVERS as u32)
+                    .maximum(crate::send::receivers::MAX_RECEIVERS as u32)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("fec-percentage")
@@ -1026,13 +1028,13 @@ impl ElementImpl for VideoIpSink {
 impl BaseSinkImpl for VideoIpSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        if settings.max_bitrate != 0 && settings.max_bitrate < ratecontrol::MIN_RATE {
+        if settings.max_bitrate != 0 && settings.max_bitrate < rate::MIN_RATE {
             return Err(gst::error_msg!(
                 gst::ResourceError::Settings,
                 [
                     "max-bitrate={} is below the least usable {} bits per second; set 0 for no limit",
                     settings.max_bitrate,
-                    ratecontrol::MIN_RATE
+                    rate::MIN_RATE
                 ]
             ));
         }
@@ -1090,7 +1092,7 @@ impl BaseSinkImpl for VideoIpSink {
         // stream (they get it by unicast; the group is for those that join it).
         let subscribers = settings.source_name.is_some().then(|| {
             let max = match settings.max_receivers {
-                0 => crate::sender::MAX_RECEIVERS,
+                0 => crate::send::receivers::MAX_RECEIVERS,
                 n => n as usize,
             };
             Arc::new(Mutex::new(Subscribers::new(max)))
@@ -1139,8 +1141,8 @@ impl BaseSinkImpl for VideoIpSink {
             batch_size: settings.batch_size.max(1) as usize,
             gso_align,
             pacing: match settings.pacing {
-                Pacing::None => pacer::Pacing::None,
-                Pacing::Frame => pacer::Pacing::Frame,
+                Pacing::None => schedule::Pacing::None,
+                Pacing::Frame => schedule::Pacing::Frame,
             },
             caps: None,
             info_sent: None,

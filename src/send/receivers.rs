@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What a sender knows of its receivers, from their reports: an I/O-free table driven by
+//! `now`. The sender records the sender reports it sends ([`SenderSession::report_sent`]);
+//! each receiver report that echoes one gives that receiver's round trip. Receivers not heard
+//! from for [`RECEIVER_TIMEOUT`] are no longer listed, and the table is bounded
+//! ([`MAX_RECEIVERS`]), so forged reports cannot grow it. What each report says happened
+//! since the previous one of the same receiver drives the [`RateControl`] it holds.
+
+use crate::protocol::{seq_diff, ReceiverReport, NO_DELAY};
+use crate::send::rate::{RateControl, ReportDelta};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A receiver not heard from for this long is no longer listed.
+pub const RECEIVER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most receivers tracked at once; a report from one more evicts the longest silent.
+pub const MAX_RECEIVERS: usize = 1024;
+/// Sender reports remembered for round-trip measurement.
+const REPORTS_KEPT: usize = 32;
+
+/// One receiver, as its latest report describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverInfo {
+    /// Where its reports come from.
+    pub addr: SocketAddr,
+    /// Its own random id.
+    pub id: u64,
+    /// Round trip, from the latest report that echoed a sender report we remember.
+    pub rtt: Option<Duration>,
+    /// Datagrams it received.
+    pub datagrams_received: u64,
+    /// Datagrams it found missing.
+    pub datagrams_lost: u64,
+    /// Frames it completed.
+    pub frames_complete: u32,
+    /// Frames it dropped.
+    pub frames_dropped: u32,
+    /// When its latest report came.
+    pub last_heard: Instant,
+}
+
+/// The sender's side of the two-way session.
+#[derive(Debug)]
+pub struct SenderSession {
+    session: u64,
+    track: u16,
+    /// Sender reports sent: sequence number and when.
+    reports: VecDeque<(u32, Instant)>,
+    receivers: HashMap<(SocketAddr, u64), ReceiverInfo>,
+    /// Sequence number of the latest datagram sent ([`on_sent`](Self::on_sent)): how far
+    /// a receiver's highest sequence number lags behind it is its backlog.
+    last_sent: Option<u32>,
+    rate: RateControl,
+}
+
+impl SenderSession {
+    /// The table of session `session`, track `track`.
+    pub fn new(session: u64, track: u16) -> Self {
+        SenderSession {
+            session,
+            track,
+            reports: VecDeque::with_capacity(REPORTS_KEPT),
+            receivers: HashMap::new(),
+            last_sent: None,
+            rate: RateControl::new(None, 1500),
+        }
+    }
+
+    /// Replaces the rate controller (by default unlimited).
+    pub fn set_rate_control(&mut self, rate: RateControl) {
+        self.rate = rate;
+    }
+
+    /// The rate controller, which the sender asks before each frame.
+    pub fn rate_control(&mut self) -> &mut RateControl {
+        &mut self.rate
+    }
+
+    /// Records that datagrams up to sequence number `last_seq` were sent.
+    pub fn on_sent(&mut self, last_seq: u32) {
+        self.last_sent = Some(last_seq);
+    }
+
+    /// The session id.
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    /// Records a sender report sent with sequence number `seq`.
+    pub fn report_sent(&mut self, seq: u32, now: Instant) {
+        if self.reports.len() >= REPORTS_KEPT {
+            self.reports.pop_front();
+        }
+        self.reports.push_back((seq, now));
+    }
+
+    /// Takes a receiver report from `from`, whose sender calls itself `id`. False (and
+    /// ignored) when it reports on another session or track.
+    pub fn on_receiver_report(
+        &mut self,
+        from: SocketAddr,
+        id: u64,
+        r: &ReceiverReport,
+        now: Instant,
+    ) -> bool {
+        if r.session != self.session || r.track != self.track {
+            return false;
+        }
+        let rtt = (r.delay_us != NO_DELAY)
+            .then(|| {
+                self.reports
+                    .iter()
+                    .find(|(seq, _)| seq_diff(*seq, r.echoed_report_seq) == 0)
+                    .and_then(|(_, sent)| {
+                        now.saturating_duration_since(*sent)
+                            .checked_sub(Duration::from_micros(u64::from(r.delay_us)))
+                    })
+            })
+            .flatten();
+        let key = (from, id);
+        if !self.receivers.contains_key(&key) && self.receivers.len() >= MAX_RECEIVERS {
+            self.expire(now);
+            if self.receivers.len() >= MAX_RECEIVERS {
+                let oldest = self
+                    .receivers
+                    .iter()
+                    .min_by_key(|(_, v)| v.last_heard)
+                    .map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    self.receivers.remove(&k);
+                }
+            }
+        }
+        let entry = self.receivers.entry(key).or_insert(ReceiverInfo {
+            addr: from,
+            id,
+            rtt: None,
+            datagrams_received: 0,
+            datagrams_lost: 0,
+            frames_complete: 0,
+            frames_dropped: 0,
+            last_heard: now,
+        });
+        // What happened since its previous report. Counters that went back (a receiver
+        // restarted under the same id) or a first report give no delta.
+        if entry.last_heard < now && r.datagrams_received >= entry.datagrams_received {
+            let backlog = self
+                .last_sent
+                .map_or(0, |s| seq_diff(s, r.highest_seq).max(0) as u64);
+            let delta = ReportDelta {
+                elapsed: now.saturating_duration_since(entry.last_heard),
+                received: r.datagrams_received - entry.datagrams_received,
+                frames_dropped: r.frames_dropped.wrapping_sub(entry.frames_dropped),
+                backlog,
+                rtt: rtt.or(entry.rtt),
+            };
+            // A wrapped or forged frame counter jumping by more than any report interval
+            // holds is not believed.
+            if delta.frames_dropped < 1 << 20 {
+                self.rate.on_report(&delta, now);
+            }
+        }
+        entry.rtt = rtt.or(entry.rtt);
+        entry.datagrams_received = r.datagrams_received;
+        entry.datagrams_lost = r.datagrams_lost;
+        entry.frames_complete = r.frames_complete;
+        entry.frames_dropped = r.frames_dropped;
+        entry.last_heard = now;
+        true
+    }
+
+    /// Forgets receivers silent for [`RECEIVER_TIMEOUT`].
+    pub fn expire(&mut self, now: Instant) {
+        self.receivers
+            .retain(|_, v| now.saturating_duration_since(v.last_heard) < RECEIVER_TIMEOUT);
+    }
+
+    /// The receivers heard from within [`RECEIVER_TIMEOUT`] of `now`, by address.
+    pub fn receivers(&self, now: Instant) -> Vec<ReceiverInfo> {
+        let mut v: Vec<ReceiverInfo> = self
+            .receivers
+            .values()
+            .filter(|r| now.saturating_duration_since(r.last_heard) < RECEIVER_TIMEOUT)
+            .copied()
+            .collect();
+        v.sort_by_key(|r| (r.addr, r.id));
+        v
+    }
+}
+
+#[cfg(test)]
+#[path = "receivers_tests.rs"]
+mod tests;
