@@ -50,6 +50,16 @@
 //! duration, see `src/send/schedule.rs`); rt-burst shows the latency without pacing.
 //! In max mode latency is mostly time queued behind earlier frames.
 //!
+//! **Lateness** (rt cases, a table of its own): a pad probe in the sender on videoipsink's
+//! sink pad (rtp: udpsink's) takes, for every buffer, the pipeline's running time when it
+//! reaches the pad (clock time − base time) minus its PTS as running time. A sender that keeps
+//! real time stays near its start-up offset; one that falls behind grows from frame to frame.
+//! The table gives the last frame's lateness, the worst, p50 and p99 over frames, in ms (an RTP
+//! frame is many packets: its lateness is its last packet's). Beside it, what the receiver
+//! got: **rx fps**, delivered frames over the span from the first to the last of them (frame
+//! intervals / time), the longest time between two delivered frames, and how often frames
+//! were missing between two delivered ones. The loss table's details show the same per run.
+//!
 //! **CPU** of each process comes from `wait4()` (user + system). Subtracted from it is what
 //! the child measures as not transport work: its CPU before streaming starts (GStreamer
 //! init, pipelines, filling the ring) and the bench's own work while streaming (the
@@ -1020,6 +1030,122 @@ fn rtx_receiver_pipeline(
 // Sender child
 // ---------------------------------------------------------------------------------------
 
+/// What the probe on the sender's sink pad saw (videoipsink's, or for RTP udpsink's): how
+/// late each frame reached it. Lateness of a buffer is the pipeline's running time when it
+/// reaches the pad (clock time minus base time) minus its PTS as running time. One entry per
+/// frame (run of buffers with one PTS): an RTP frame is many packets, and its entry is its
+/// latest packet's, so the last and worst entries are the last and worst buffer's.
+#[derive(Debug, Default)]
+struct Lateness {
+    /// The sink's clock and base time, taken at the first buffer (the pipeline is PLAYING).
+    clock: Option<(gst::Clock, gst::ClockTime)>,
+    segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    /// Per frame, ns (negative: early).
+    late_ns: Vec<i64>,
+    last_pts: Option<gst::ClockTime>,
+    /// Buffers that reached the pad (every RTP packet counts), and those not measured (no
+    /// PTS, segment or clock).
+    buffers: u64,
+    unmeasured: u64,
+    /// CLOCK_MONOTONIC of the first and last buffer at the pad.
+    first_ns: u64,
+    last_ns: u64,
+}
+
+impl Lateness {
+    /// The running time now, ns, from `sink`'s clock.
+    fn running_time_ns(&mut self, sink: &gst::glib::WeakRef<gst::Element>) -> Option<i64> {
+        if self.clock.is_none() {
+            let sink = sink.upgrade()?;
+            self.clock = Some((sink.clock()?, sink.base_time()?));
+        }
+        let (clock, base) = self.clock.as_ref()?;
+        Some(clock.time().nseconds() as i64 - base.nseconds() as i64)
+    }
+
+    /// One buffer with `pts` reached the pad at running time `now` (ns).
+    fn record(&mut self, now: Option<i64>, pts: Option<gst::ClockTime>, mono: u64) {
+        self.buffers += 1;
+        if self.first_ns == 0 {
+            self.first_ns = mono;
+        }
+        self.last_ns = mono;
+        let running = pts.and_then(|p| self.segment.as_ref()?.to_running_time(p));
+        let (Some(now), Some(pts), Some(running)) = (now, pts, running) else {
+            self.unmeasured += 1;
+            return;
+        };
+        let late = now - running.nseconds() as i64;
+        match self.late_ns.last_mut() {
+            Some(l) if self.last_pts == Some(pts) => *l = (*l).max(late),
+            _ => {
+                self.late_ns.push(late);
+                self.last_pts = Some(pts);
+            }
+        }
+    }
+
+    /// ` late_*=` fields of the sender's result line, µs.
+    fn fields(&self) -> String {
+        let mut sorted = self.late_ns.clone();
+        sorted.sort_unstable();
+        let us = |ns: Option<&i64>| ns.map_or(f64::NAN, |&v| v as f64 / 1e3);
+        let pct = |p: f64| {
+            let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+            us(sorted.get(rank.clamp(1, sorted.len().max(1)) - 1))
+        };
+        format!(
+            " late_frames={} late_buffers={} late_unmeasured={} late_last_us={:.0} \
+             late_max_us={:.0} late_p50_us={:.0} late_p99_us={:.0}",
+            self.late_ns.len(),
+            self.buffers,
+            self.unmeasured,
+            us(self.late_ns.last()),
+            us(sorted.last()),
+            pct(50.0),
+            pct(99.0),
+        )
+    }
+}
+
+/// Measures, from now on, how late buffers reach `pad` of `sink` (see [`Lateness`]).
+fn probe_lateness(sink: &gst::Element, pad: &gst::Pad) -> Arc<Mutex<Lateness>> {
+    let state = Arc::new(Mutex::new(Lateness::default()));
+    let st = state.clone();
+    let sink = sink.downgrade();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER
+            | gst::PadProbeType::BUFFER_LIST
+            | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let Ok(mut s) = st.lock() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => {
+                    let now = s.running_time_ns(&sink);
+                    s.record(now, b.pts(), mono_ns());
+                }
+                Some(gst::PadProbeData::BufferList(list)) => {
+                    let now = s.running_time_ns(&sink);
+                    let mono = mono_ns();
+                    for b in list.iter() {
+                        s.record(now, b.pts(), mono);
+                    }
+                }
+                Some(gst::PadProbeData::Event(e)) => {
+                    if let gst::EventView::Segment(seg) = e.view() {
+                        s.segment = seg.segment().downcast_ref::<gst::ClockTime>().cloned();
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    state
+}
+
 /// Stamps `buf` as frame `n`: number and CLOCK_MONOTONIC in the first 16 bytes, PTS and
 /// duration. Fails if the buffer or its memory is shared.
 fn stamp(buf: &mut gst::Buffer, n: u64, fps: u64) -> bool {
@@ -1090,6 +1216,11 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
         }
         ring.push(buf);
     }
+    let sink = pipeline.by_name("sink").context("no sink")?;
+    let late = probe_lateness(
+        &sink,
+        &sink.static_pad("sink").context("the sink has no pad")?,
+    );
     start(&pipeline, "sender")?;
     let bus = pipeline.bus().context("no bus")?;
 
@@ -1170,8 +1301,7 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
         // Late requests for the last frames still get answers.
         std::thread::sleep(Duration::from_millis(o.linger_ms));
     }
-    let sink = pipeline.by_name("sink").context("no sink")?;
-    let extra = match o.transport {
+    let mut extra = match o.transport {
         Transport::VideoIp => {
             let s = sink.property::<gst::Structure>("stats");
             format!(
@@ -1201,6 +1331,7 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
             &["sent-original-packets", "sent-retransmitted-packets"],
         ),
     };
+    extra += &late.lock().map_err(|_| "lateness poisoned")?.fields();
     let _ = pipeline.set_state(gst::State::Null);
     match msg.as_ref().map(|m| m.view()) {
         Some(gst::MessageView::Eos(_)) => {}
@@ -1243,6 +1374,10 @@ struct RxState {
     intact_frames: Vec<u64>,
     first_ns: u64,
     last_ns: u64,
+    /// Longest time between two delivered frames, ns, and how often the sequence of
+    /// delivered frames skipped (frames missing between two delivered ones).
+    max_gap_ns: u64,
+    gaps: u64,
     /// CLOCK_MONOTONIC of the last buffer of any kind (for the idle stop).
     last_activity_ns: u64,
     /// CPU spent checking frames (bench work, excluded from the receiver's CPU).
@@ -1267,18 +1402,26 @@ impl RxState {
         self.pending = Some(buffer);
         match verdict {
             Some((n, sent_ns)) => {
-                self.intact += 1;
+                self.delivered(now, self.last_frame_no.is_some_and(|l| n > l + 1));
                 self.last_frame_no = Some(n);
                 self.intact_frames.push(n);
                 self.latencies_ns.push(now.saturating_sub(sent_ns));
-                if self.first_ns == 0 {
-                    self.first_ns = now;
-                }
-                self.last_ns = now;
             }
             None => self.damaged += 1,
         }
         self.check_cpu_ns += thread_cpu_ns() - t0;
+    }
+
+    /// Counts one delivered frame at `now`, after a gap in the sequence if `skipped`.
+    fn delivered(&mut self, now: u64, skipped: bool) {
+        self.intact += 1;
+        if self.first_ns == 0 {
+            self.first_ns = now;
+        } else {
+            self.max_gap_ns = self.max_gap_ns.max(now.saturating_sub(self.last_ns));
+        }
+        self.gaps += u64::from(skipped);
+        self.last_ns = now;
     }
 
     /// Overwrites the stamp and check words of a buffer with the poison pattern, so that if
@@ -1549,8 +1692,8 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
     println!(
         "result end={how} buffers={} intact={} damaged={} verified={} mismatched={} \
          unpoisoned={} lat_p50_us={:.0} lat_p90_us={:.0} lat_p99_us={:.0} lat_max_us={:.0} \
-         t_first_ns={} t_last_ns={} t_last_any_ns={} setup_cpu_us={setup_cpu_us} \
-         excluded_cpu_us={}{extra}",
+         t_first_ns={} t_last_ns={} t_last_any_ns={} max_gap_us={} gaps={} \
+         setup_cpu_us={setup_cpu_us} excluded_cpu_us={}{extra}",
         st.buffers,
         st.intact,
         st.damaged,
@@ -1564,6 +1707,8 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
         st.first_ns,
         st.last_ns,
         st.last_activity_ns,
+        st.max_gap_ns / 1000,
+        st.gaps,
         st.check_cpu_ns / 1000
     );
     Ok(())
@@ -1816,6 +1961,14 @@ struct Run {
     /// CPU the receiver spent checking frames (not counted in `rx_cpu_s`).
     rx_check_s: f64,
     wall_s: f64,
+    /// Delivered frames per second at the receiver: frame intervals over the span from the
+    /// first to the last delivered frame.
+    rx_fps: f64,
+    /// Longest time between two delivered frames, ms; skips in their sequence.
+    max_gap_ms: f64,
+    gaps: u64,
+    /// The sender's lateness at its sink pad, if it measured any.
+    late: Option<Late>,
     lat_us: [f64; 4],
     kernel_drops: Option<u64>,
     softirqd_s: f64,
@@ -1847,6 +2000,31 @@ impl Run {
     }
     fn cores(&self) -> f64 {
         (self.tx_cpu_s + self.rx_cpu_s) / self.wall_s
+    }
+}
+
+/// How late frames reached the sender's sink pad (see [`Lateness`]), ms.
+#[derive(Debug, Clone, Copy)]
+struct Late {
+    frames: u64,
+    last: f64,
+    max: f64,
+    p50: f64,
+    p99: f64,
+}
+
+impl Late {
+    /// From the sender's result line; None if it measured nothing.
+    fn parse(res: &HashMap<String, String>) -> Option<Late> {
+        let ms = |k: &str| get::<f64>(res, k, "sender").map_or(f64::NAN, |v| v / 1e3);
+        let frames: u64 = get(res, "late_frames", "sender").ok()?;
+        (frames > 0).then(|| Late {
+            frames,
+            last: ms("late_last_us"),
+            max: ms("late_max_us"),
+            p50: ms("late_p50_us"),
+            p99: ms("late_p99_us"),
+        })
     }
 }
 
@@ -2030,6 +2208,14 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
     let tx_fps = sent as f64 / (t_eos.saturating_sub(t_first).max(1) as f64 / 1e9);
     let t_last: u64 = get(&rx_res, "t_last_any_ns", "receiver")?;
     let wall_s = t_last.max(t_eos).saturating_sub(t_first).max(1) as f64 / 1e9;
+    let intact: u64 = get(&rx_res, "intact", "receiver")?;
+    let rx_first: u64 = get(&rx_res, "t_first_ns", "receiver")?;
+    let rx_last: u64 = get(&rx_res, "t_last_ns", "receiver")?;
+    let rx_fps = if intact > 1 && rx_last > rx_first {
+        (intact - 1) as f64 * 1e9 / (rx_last - rx_first) as f64
+    } else {
+        f64::NAN
+    };
     let mut notes = String::new();
     if transport == Transport::VideoIp {
         let _ = write!(
@@ -2067,7 +2253,11 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
         tx_fps,
         rx_check_s,
         buffers: get(&rx_res, "buffers", "receiver")?,
-        intact: get(&rx_res, "intact", "receiver")?,
+        intact,
+        rx_fps,
+        max_gap_ms: get::<f64>(&rx_res, "max_gap_us", "receiver")? / 1e3,
+        gaps: get(&rx_res, "gaps", "receiver")?,
+        late: Late::parse(&tx_res),
         damaged: get(&rx_res, "damaged", "receiver")?,
         verified: get(&rx_res, "verified", "receiver")?,
         mismatched: get(&rx_res, "mismatched", "receiver")?,
@@ -2809,6 +2999,17 @@ fn print_loss_table(o: &BenchOpts, cells: &[(LossRow, Column, Vec<Cell>)]) {
                         r.steal_s,
                         r.machine_busy_s,
                     );
+                    println!(
+                        "      sender's lateness at its sink pad: last {} ms, max {} ms, p50 {} \
+                         ms, p99 {} ms; receiver: {} fps, longest gap {} ms, {} gaps",
+                        ms(r.late.map(|l| l.last)),
+                        ms(r.late.map(|l| l.max)),
+                        ms(r.late.map(|l| l.p50)),
+                        ms(r.late.map(|l| l.p99)),
+                        fmt_f(r.rx_fps, 1),
+                        fmt_f(r.max_gap_ms, 1),
+                        r.gaps,
+                    );
                     if let Some(rc) = r.relay {
                         println!(
                             "      relay: ahead {} lost {}, back {} lost {}, at most {} µs late{}",
@@ -2935,6 +3136,7 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
             Err((case, t, e)) => println!("{:<10} {:<9} FAILED: {e}", case.name, t.name()),
         }
     }
+    print_realtime(&ok);
     println!();
     println!("details:");
     for r in ok {
@@ -2973,6 +3175,54 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
         if !r.notes.is_empty() {
             println!("      {}", r.notes);
         }
+    }
+}
+
+/// A value in ms with one decimal, or `-` for none.
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| fmt_f(v, 1))
+}
+
+/// The real-time runs: how late frames reached the sender's sink pad, and the rate the
+/// receiver got them at.
+fn print_realtime(runs: &[&Run]) {
+    let rt: Vec<&&Run> = runs.iter().filter(|r| r.case.realtime).collect();
+    if rt.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "real time: the sender's lateness at its sink pad (videoipsink's; rtp: udpsink's), ms: \
+         running time at arrival minus PTS, over frames; rx fps: delivered frames at the receiver"
+    );
+    println!(
+        "{:<14} {:<9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>5}",
+        "case",
+        "transport",
+        "frames",
+        "late last",
+        "late max",
+        "late p50",
+        "late p99",
+        "rx fps",
+        "max gap",
+        "gaps"
+    );
+    for r in rt {
+        let l = r.late;
+        println!(
+            "{:<14} {:<9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>5}",
+            r.case.name,
+            r.transport.name(),
+            l.map_or("-".into(), |l| l.frames.to_string()),
+            ms(l.map(|l| l.last)),
+            ms(l.map(|l| l.max)),
+            ms(l.map(|l| l.p50)),
+            ms(l.map(|l| l.p99)),
+            fmt_f(r.rx_fps, 1),
+            fmt_f(r.max_gap_ms, 1),
+            r.gaps,
+        );
     }
 }
 
@@ -3075,7 +3325,12 @@ fn run_bench(o: &BenchOpts, args: &[String]) -> Result<()> {
          ms/f: CPU ms per delivered frame, GStreamer set-up and the bench's checks excluded; \
          cores: CPU of both processes / wall\n\
          latency: sender's stamp before appsrc to appsink; rtp/vip: total CPU per frame, rtp \
-         over videoip"
+         over videoip\n\
+         late: pipeline running time when a frame's (last) buffer reaches the sender's sink pad \
+         minus its PTS; rx fps: frame intervals / time from the first to the last delivered \
+         frame\n\
+         max gap: longest time between two delivered frames; gaps: frames missing between two \
+         delivered ones"
     );
     let failed = runs.iter().filter(|r| r.is_err()).count()
         + net.iter().filter(|r| r.is_err()).count()
