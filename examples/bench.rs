@@ -4,7 +4,8 @@
 //! RFC 4588 retransmission and RIST through a relay that loses datagrams.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--cases all|none|1080p-rt,1080p-rt-burst,1080p-max,2160p-rt,2160p-rt-burst,2160p-max]
+//! cargo run --release --example bench -- [--cases all|none|720p-rt,1080p-rt,1080p-rt-burst,1080p-max,
+//!         2160p30-rt,2160p-rt,2160p-rt-burst,2160p-max]
 //!     [--transports videoip,rtp] [--frames 600] [--seconds 10] [--net-seconds 3]
 //! cargo run --release --example bench -- --loss all|0,0.01,0.1,1,5,burst [--runs 1]
 //!     [--transports videoip,videoip-default,rtp,rtp-rtx,rist] [--latency 80] [--delay 5]
@@ -15,8 +16,9 @@
 //!
 //! # 1. Transports through GStreamer
 //!
-//! For each case (1080p60 or 2160p60 UYVY; sent in real time, "rt", or as fast as possible,
-//! "max") and each transport, the bench starts itself again twice: a receiver process, then a
+//! For each case (720p60, 1080p60, 2160p30 or 2160p60 UYVY; sent in real time, "rt", or as
+//! fast as possible, "max"; 720p-rt is 720p60, 2160p30-rt 2160p at 30 fps, every other case
+//! 60 fps) and each transport, the bench starts itself again twice: a receiver process, then a
 //! sender process. Both register the plugin statically (the one built into the bench;
 //! GST_PLUGIN_PATH is removed from their environment). The pipelines are:
 //!
@@ -35,8 +37,8 @@
 //! of [`RING`] frames, each filled once with a pattern that depends on its ring index
 //! ([`pattern_word`]). Just before frame n is pushed, its ring buffer gets the frame number
 //! and CLOCK_MONOTONIC in its first 16 bytes (if the buffer is still in use downstream, a
-//! copy is stamped instead, and counted). In rt mode frame n is pushed at start + n/60 s; in
-//! max mode at once, so the sender runs as fast as back-pressure lets it. PTS is n/60 s.
+//! copy is stamped instead, and counted). In rt mode frame n is pushed at start + n/fps s; in
+//! max mode at once, so the sender runs as fast as back-pressure lets it. PTS is n/fps s.
 //!
 //! **Delivered.** The receiver's appsink checks every frame: the stamp must name a frame
 //! later than the last intact one, and one 8-byte word in every KiB must be the pattern's.
@@ -136,7 +138,7 @@ use std::time::{Duration, Instant};
 
 /// Frames in the sender's ring: enough that a buffer is free again when its turn comes.
 const RING: usize = 8;
-/// Frame rate of the throughput cases.
+/// Frame rate of the throughput cases, except 2160p30-rt.
 const FPS: u64 = 60;
 /// IP MTU of both transports.
 const MTU: u32 = 1500;
@@ -327,7 +329,15 @@ struct Case {
     paced: bool,
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 8] = [
+    Case {
+        name: "720p-rt",
+        width: 1280,
+        height: 720,
+        fps: FPS,
+        realtime: true,
+        paced: true,
+    },
     Case {
         name: "1080p-rt",
         width: 1920,
@@ -351,6 +361,14 @@ const CASES: [Case; 6] = [
         fps: FPS,
         realtime: false,
         paced: false,
+    },
+    Case {
+        name: "2160p30-rt",
+        width: 3840,
+        height: 2160,
+        fps: 30,
+        realtime: true,
+        paced: true,
     },
     Case {
         name: "2160p-rt",
@@ -479,6 +497,8 @@ struct BenchOpts {
     transports: Vec<Transport>,
     frames: u64,
     seconds: u64,
+    /// --seconds was given: it caps every run, else a run may take as long as its frames.
+    seconds_given: bool,
     net_seconds: u64,
     /// The loss table: its rows and columns, runs of each cell, the receivers' budget.
     loss: Vec<LossRow>,
@@ -521,11 +541,15 @@ enum Role {
 const USAGE: &str = "usage: bench [--cases all|none|LIST] [--transports LIST] \
 [--frames N] [--seconds S] [--net-seconds S]
              [--loss all|none|LIST [--runs N] [--latency MS] [--delay MS]]
-  --cases        comma-separated from 1080p-rt,1080p-rt-burst,1080p-max,2160p-rt,2160p-rt-burst,2160p-max (default all)
+  --cases        comma-separated from 720p-rt,1080p-rt,1080p-rt-burst,1080p-max,2160p30-rt,
+                 2160p-rt,2160p-rt-burst,2160p-max (default all; 2160p30-rt at 30 fps, the
+                 others at 60)
   --transports   comma-separated from videoip,rtp (default both); with --loss also
                  videoip-default,rtp-rtx,rist (default all five)
-  --frames       frames per run (default 600: 10 s at 60 fps; with --loss 250: 10 s at 25 fps)
-  --seconds      cap on the sending time of each run (default 10)
+  --frames       frames per run (default 600: 10 s at 60 fps; with --loss 250: 10 s at 25 fps;
+                 a given --seconds caps it)
+  --seconds      cap on the sending time of each run (default 10, or for an rt case as long
+                 as its --frames take if longer)
   --net-seconds  duration of each socket-layer test; 0 skips them (default 3, with --loss 0)
   --loss         the loss table, 720p25 through a lossy relay: comma-separated rows from
                  0,0.01,0.1,1,5 (percent of datagrams lost at random) and burst (runs of 10,
@@ -540,6 +564,7 @@ fn parse_args(args: &[String]) -> Result<Role> {
         transports: vec![Transport::VideoIp, Transport::Rtp],
         frames: 600,
         seconds: 10,
+        seconds_given: false,
         net_seconds: 3,
         loss: Vec::new(),
         loss_columns: vec![
@@ -607,6 +632,7 @@ fn parse_args(args: &[String]) -> Result<Role> {
             }
             "--seconds" => {
                 bench.seconds = num(v)?.max(1);
+                bench.seconds_given = true;
                 child.seconds = bench.seconds;
             }
             "--net-seconds" => {
@@ -2044,6 +2070,7 @@ fn wire_relay(
     transport: Transport,
     l: &Lossy,
     o: &BenchOpts,
+    seconds: u64,
 ) -> Result<(Vec<String>, Vec<String>, Relay)> {
     let budget = ["--latency".to_owned(), o.latency_ms.to_string()];
     let linger = ["--linger".to_owned(), LINGER_MS.to_string()];
@@ -2092,7 +2119,7 @@ fn wire_relay(
         l.row,
         Duration::from_millis(o.delay_ms),
         l.seed,
-        Duration::from_secs(o.seconds + 90),
+        Duration::from_secs(seconds + 90),
     )?;
     Ok((rx, tx, relay))
 }
@@ -2102,6 +2129,13 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
         o.loss_frames
     } else {
         o.frames
+    };
+    // Unless capped on the command line, a real-time run takes as long as its frames do
+    // (600 at 2160p30: 20 s).
+    let seconds = if o.seconds_given || !case.realtime {
+        o.seconds
+    } else {
+        o.seconds.max(frames.div_ceil(case.fps))
     };
     let common = |role: &str| -> Vec<String> {
         [
@@ -2122,7 +2156,7 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
             "--frames",
             &frames.to_string(),
             "--seconds",
-            &o.seconds.to_string(),
+            &seconds.to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -2134,7 +2168,7 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
     let mut relay = None;
     match lossy {
         Some(l) => {
-            let (rx_extra, tx_extra, r) = wire_relay(transport, l, o)?;
+            let (rx_extra, tx_extra, r) = wire_relay(transport, l, o, seconds)?;
             rx_args.extend(rx_extra);
             tx_args.extend(tx_extra);
             relay = Some(r);
@@ -2168,7 +2202,7 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
         tx_args.extend(["--port".to_owned(), port.to_string()]);
     }
     let mut tx = Proc::spawn("sender", &tx_args)?;
-    let tx_exit = tx.wait(Duration::from_secs(o.seconds + 60))?;
+    let tx_exit = tx.wait(Duration::from_secs(seconds + 60))?;
     let tx_res = if tx_exit.success {
         tx.wait_line("result ", Duration::from_secs(5))
     } else {
@@ -3080,7 +3114,7 @@ fn fmt_f(v: f64, prec: usize) -> String {
 fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
     println!();
     println!(
-        "{:<10} {:<9} {:>5} {:>15} {:>7} {:>6} {:>8} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>8}",
+        "{:<14} {:<9} {:>5} {:>15} {:>7} {:>6} {:>8} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>8}",
         "case",
         "transport",
         "sent",
@@ -3115,7 +3149,7 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
                     _ => None,
                 };
                 println!(
-                    "{:<10} {:<9} {:>5} {:>6} ({:>5.1}%) {:>7} {:>6.0} {:>8} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>8}",
+                    "{:<14} {:<9} {:>5} {:>6} ({:>5.1}%) {:>7} {:>6.0} {:>8} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>8}",
                     r.case.name,
                     r.transport.name(),
                     r.sent,
@@ -3133,7 +3167,7 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
                     ratio.map_or(String::new(), |x| format!("{}x", fmt_f(x, 2))),
                 );
             }
-            Err((case, t, e)) => println!("{:<10} {:<9} FAILED: {e}", case.name, t.name()),
+            Err((case, t, e)) => println!("{:<14} {:<9} FAILED: {e}", case.name, t.name()),
         }
     }
     print_realtime(&ok);
@@ -3278,11 +3312,16 @@ fn run_bench(o: &BenchOpts, args: &[String]) -> Result<()> {
         args.join(" ")
     );
     println!(
-        "settings: {} frames per run ({} in the loss table), sending capped at {} s, mtu {MTU}, \
-         UYVY @ {FPS} fps ({} in the loss table), socket buffers {} MiB",
+        "settings: {} frames per run ({} in the loss table), sending capped at {} s{}, mtu {MTU}, \
+         UYVY @ {FPS} fps (2160p30-rt 30, {} in the loss table), socket buffers {} MiB",
         o.frames,
         o.loss_frames,
         o.seconds,
+        if o.seconds_given {
+            ""
+        } else {
+            " (rt: or as long as the frames take)"
+        },
         LOSS_CASE.fps,
         SOCKET_BUFFER >> 20
     );
