@@ -5,13 +5,13 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--cases all|none|720p-rt,1080p-rt,1080p-rt-burst,1080p-max,
-//!         2160p30-rt,2160p-rt,2160p-rt-burst,2160p-max]
+//!         2160p30-rt,2160p-rt,2160p-rt-burst,2160p-max,live-720p60,live-1080p60,live-2160p30]
 //!     [--transports videoip,rtp] [--frames 600] [--seconds 10] [--net-seconds 3]
 //! cargo run --release --example bench -- --loss all|0,0.01,0.1,1,5,burst [--runs 1]
 //!     [--transports videoip,videoip-default,rtp,rtp-rtx,rist] [--latency 80] [--delay 5]
 //! ```
 //!
-//! The whole default run takes about two minutes and prints a table at the end; `--loss all`
+//! The whole default run takes about four minutes and prints its tables at the end; `--loss all`
 //! takes about 7 minutes per run of the table (30 cells of ~14 s).
 //!
 //! # 1. Transports through GStreamer
@@ -73,6 +73,23 @@
 //! **Wall** runs from the first frame pushed to the last buffer received (or the sender's end
 //! of stream, if later); **fps** and **Gbit/s** (frame bytes only, no headers) count delivered
 //! frames over it; **cores** is the CPU of both processes over it.
+//!
+//! **Live** (`live-720p60`, `live-1080p60`, `live-2160p30`; videoip only): what a new user
+//! runs, one process each, nothing of the bench's in the pipelines:
+//!
+//! ```text
+//! sender:   videotestsrc is-live=true num-buffers=N ! video/x-raw,format=UYVY,width=W,height=H,framerate=F/1
+//!               ! videoipsink host=127.0.0.1 port=P
+//! receiver: videoipsrc port=P ! fakesink sync=true
+//! ```
+//!
+//! with N = `--frames` (600), the element's defaults (pacing, mtu, sync, socket buffers) and
+//! P a port free at the time. The same children, started the same way, add only pad probes:
+//! the lateness probe on videoipsink's sink pad, and on fakesink's sink pad one that counts
+//! buffers; a step in PTS of more than 1.5 frame intervals counts as a gap. There is no
+//! stamp, so no frame checks and no latency; the sender's CPU includes videotestsrc drawing
+//! its pattern (on the same streaming thread), the receiver's fakesink's. The sender's frames
+//! are those that reached videoipsink; wall runs from the first of them.
 //!
 //! **Loopback flatters GSO.** The loopback device takes 64 KiB packets, so a GSO send is never
 //! cut into 1500-byte datagrams, and with GRO the receiver gets it whole: videoip moves ~44
@@ -327,9 +344,12 @@ struct Case {
     realtime: bool,
     /// videoipsink pacing=frame (else none); rtpvrawpay never paces.
     paced: bool,
+    /// What a new user runs: `videotestsrc is-live=true ! videoipsink` with the element's
+    /// defaults, `videoipsrc ! fakesink sync=true`; no frame checks (videoip only).
+    live: bool,
 }
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 11] = [
     Case {
         name: "720p-rt",
         width: 1280,
@@ -337,6 +357,7 @@ const CASES: [Case; 8] = [
         fps: FPS,
         realtime: true,
         paced: true,
+        live: false,
     },
     Case {
         name: "1080p-rt",
@@ -345,6 +366,7 @@ const CASES: [Case; 8] = [
         fps: FPS,
         realtime: true,
         paced: true,
+        live: false,
     },
     Case {
         name: "1080p-rt-burst",
@@ -353,6 +375,7 @@ const CASES: [Case; 8] = [
         fps: FPS,
         realtime: true,
         paced: false,
+        live: false,
     },
     Case {
         name: "1080p-max",
@@ -361,6 +384,7 @@ const CASES: [Case; 8] = [
         fps: FPS,
         realtime: false,
         paced: false,
+        live: false,
     },
     Case {
         name: "2160p30-rt",
@@ -369,6 +393,7 @@ const CASES: [Case; 8] = [
         fps: 30,
         realtime: true,
         paced: true,
+        live: false,
     },
     Case {
         name: "2160p-rt",
@@ -377,6 +402,7 @@ const CASES: [Case; 8] = [
         fps: FPS,
         realtime: true,
         paced: true,
+        live: false,
     },
     Case {
         name: "2160p-rt-burst",
@@ -385,6 +411,7 @@ const CASES: [Case; 8] = [
         fps: FPS,
         realtime: true,
         paced: false,
+        live: false,
     },
     Case {
         name: "2160p-max",
@@ -393,6 +420,34 @@ const CASES: [Case; 8] = [
         fps: FPS,
         realtime: false,
         paced: false,
+        live: false,
+    },
+    Case {
+        name: "live-720p60",
+        width: 1280,
+        height: 720,
+        fps: 60,
+        realtime: true,
+        paced: true,
+        live: true,
+    },
+    Case {
+        name: "live-1080p60",
+        width: 1920,
+        height: 1080,
+        fps: 60,
+        realtime: true,
+        paced: true,
+        live: true,
+    },
+    Case {
+        name: "live-2160p30",
+        width: 3840,
+        height: 2160,
+        fps: 30,
+        realtime: true,
+        paced: true,
+        live: true,
     },
 ];
 
@@ -404,6 +459,7 @@ const LOSS_CASE: Case = Case {
     fps: 25,
     realtime: true,
     paced: true,
+    live: false,
 };
 
 /// One row of the loss table: what the relay loses, in each direction on its own.
@@ -518,6 +574,8 @@ struct ChildOpts {
     fps: u64,
     realtime: bool,
     paced: bool,
+    /// A live videotestsrc and fakesink, as a new user runs them (see [`Case::live`]).
+    live: bool,
     frames: u64,
     seconds: u64,
     /// Sender: where to send; receiver: where to listen.
@@ -542,8 +600,11 @@ const USAGE: &str = "usage: bench [--cases all|none|LIST] [--transports LIST] \
 [--frames N] [--seconds S] [--net-seconds S]
              [--loss all|none|LIST [--runs N] [--latency MS] [--delay MS]]
   --cases        comma-separated from 720p-rt,1080p-rt,1080p-rt-burst,1080p-max,2160p30-rt,
-                 2160p-rt,2160p-rt-burst,2160p-max (default all; 2160p30-rt at 30 fps, the
-                 others at 60)
+                 2160p-rt,2160p-rt-burst,2160p-max (appsrc, checked frames), and
+                 live-720p60,live-1080p60,live-2160p30 (videoip only: `videotestsrc is-live=true
+                 num-buffers=N ! UYVY caps ! videoipsink host=127.0.0.1 port=P` and
+                 `videoipsrc port=P ! fakesink sync=true`, element defaults); default all;
+                 2160p30-rt and live-2160p30 at 30 fps, the others at 60
   --transports   comma-separated from videoip,rtp (default both); with --loss also
                  videoip-default,rtp-rtx,rist (default all five)
   --frames       frames per run (default 600: 10 s at 60 fps; with --loss 250: 10 s at 25 fps;
@@ -586,6 +647,7 @@ fn parse_args(args: &[String]) -> Result<Role> {
         fps: FPS,
         realtime: true,
         paced: true,
+        live: false,
         frames: 600,
         seconds: 10,
         port: 0,
@@ -679,6 +741,13 @@ fn parse_args(args: &[String]) -> Result<Role> {
             "--rtcp-port" => child.rtcp_port = u16::try_from(num(v)?).context("--rtcp-port")?,
             "--rtcp-dest" => child.rtcp_dest = u16::try_from(num(v)?).context("--rtcp-dest")?,
             "--linger" => child.linger_ms = num(v)?,
+            "--source" => {
+                child.live = match v.as_str() {
+                    "live" => true,
+                    "appsrc" => false,
+                    _ => return Err(format!("--source: live or appsrc, not {v}")),
+                }
+            }
             "--pacing" => {
                 child.paced = match v.as_str() {
                     "frame" => true,
@@ -1189,18 +1258,55 @@ fn stamp(buf: &mut gst::Buffer, n: u64, fps: u64) -> bool {
     true
 }
 
+/// What a new user runs (README): a live test source, the default pacing and sync.
+fn live_sender_line(width: u32, height: u32, fps: u64, port: impl Display, frames: u64) -> String {
+    format!(
+        "videotestsrc is-live=true num-buffers={frames} ! \
+         video/x-raw,format=UYVY,width={width},height={height},framerate={fps}/1 ! \
+         videoipsink host=127.0.0.1 port={port}"
+    )
+}
+
+/// The first element of `pipeline` made by `factory`.
+fn by_factory(pipeline: &gst::Pipeline, factory: &str) -> Option<gst::Element> {
+    pipeline
+        .iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().is_some_and(|f| f.name() == factory))
+}
+
+/// What the sender did up to its end of stream.
+struct Sent {
+    pushed: u64,
+    copies: u64,
+    t_first: u64,
+    t_last_push: u64,
+    setup_cpu_us: u64,
+    excluded_cpu_us: u64,
+}
+
 fn run_sender(o: &ChildOpts) -> Result<()> {
     gst_init()?;
-    let len = frame_bytes(o.width, o.height);
     // rtp-rtx: the rtprtxsend that rtpbin asked for, to read its counters at the end.
     let rtx: Arc<Mutex<Option<gst::Element>>> = Arc::default();
+    // A live source sends no more than the cap allows, as appsrc in rt mode.
+    let live_frames = o.frames.min(o.seconds * o.fps);
     let pipeline = match o.transport {
+        Transport::VideoIp if o.live => launch(&live_sender_line(
+            o.width,
+            o.height,
+            o.fps,
+            o.port,
+            live_frames,
+        ))?,
         Transport::VideoIp => launch(&format!(
             "appsrc name=src ! videoipsink name=sink host=127.0.0.1 port={} sync=false \
              mtu={MTU} pacing={} buffer-size={SOCKET_BUFFER}",
             o.port,
             if o.paced { "frame" } else { "none" }
         ))?,
+        _ if o.live => return Err("a live source only with videoip".into()),
         Transport::Rtp => launch(&format!(
             "appsrc name=src ! rtpvrawpay mtu={MTU} ! udpsink name=sink host=127.0.0.1 \
              port={} sync=false buffer-size={SOCKET_BUFFER}",
@@ -1217,86 +1323,19 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
             p
         }
     };
-    let appsrc = pipeline
-        .by_name("src")
-        .context("no appsrc")?
-        .downcast::<gst_app::AppSrc>()
-        .map_err(|_| "src is not an appsrc")?;
-    let caps = video_caps(o.width, o.height, o.fps)
-        .parse::<gst::Caps>()
-        .context("video caps")?;
-    appsrc.set_caps(Some(&caps));
-    appsrc.set_format(gst::Format::Time);
-    appsrc.set_is_live(true);
-    appsrc.set_block(true);
-    appsrc.set_max_buffers(2);
-    appsrc.set_max_bytes(0);
-
-    let mut ring = Vec::with_capacity(RING);
-    for r in 0..RING {
-        let mut buf = gst::Buffer::with_size(len).context("allocate a frame")?;
-        {
-            let b = buf.get_mut().context("a new buffer is writable")?;
-            let mut map = b.map_writable().context("map a new frame")?;
-            fill_pattern(&mut map, r);
-        }
-        ring.push(buf);
-    }
-    let sink = pipeline.by_name("sink").context("no sink")?;
-    let late = probe_lateness(
-        &sink,
-        &sink.static_pad("sink").context("the sink has no pad")?,
-    );
-    start(&pipeline, "sender")?;
-    let bus = pipeline.bus().context("no bus")?;
-
-    let setup_cpu_us = process_cpu_us();
-    let mut copies = 0u64;
-    let mut copy_cpu_ns = 0u64;
-    let mut pushed = 0u64;
-    let t_first = mono_ns();
-    let start_at = Instant::now();
-    let cap = Duration::from_secs(o.seconds);
-    let mut push_error = None;
-    for n in 0..o.frames {
-        let due = Duration::from_nanos(n * 1_000_000_000 / o.fps);
-        if (o.realtime && due >= cap) || start_at.elapsed() >= cap {
-            break;
-        }
-        if o.realtime {
-            if let Some(wait) = due.checked_sub(start_at.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        let slot = n as usize % RING;
-        if !stamp(&mut ring[slot], n, o.fps) {
-            // Still in use downstream: work on a copy (bench work, not transport work).
-            let t0 = thread_cpu_ns();
-            ring[slot] = ring[slot].copy_deep().context("copy a frame")?;
-            copy_cpu_ns += thread_cpu_ns() - t0;
-            copies += 1;
-            if !stamp(&mut ring[slot], n, o.fps) {
-                return Err("a fresh copy of a frame is not writable".into());
-            }
-        }
-        if let Err(e) = appsrc.push_buffer(ring[slot].clone()) {
-            push_error = Some(e);
-            break;
-        }
-        pushed += 1;
-    }
-    let t_last_push = mono_ns();
-    if let Some(e) = push_error {
-        let detail = bus_error(&pipeline).unwrap_or_default();
-        let _ = pipeline.set_state(gst::State::Null);
-        return Err(format!("pushing frame {pushed} failed: {e:?} {detail}"));
-    }
+    let sink = if o.live {
+        by_factory(&pipeline, "videoipsink").context("no videoipsink")?
+    } else {
+        pipeline.by_name("sink").context("no sink")?
+    };
+    let sink_pad = sink.static_pad("sink").context("the sink has no pad")?;
+    let late = probe_lateness(&sink, &sink_pad);
     // ristsink never posts EOS (its RTCP sink does not get one): the end of stream reaching
     // the sink's pad counts too, once a second has passed without the message.
     let eos_at_pad = Arc::new(AtomicU64::new(0));
-    if let Some(pad) = pipeline.by_name("sink").and_then(|s| s.static_pad("sink")) {
+    {
         let flag = eos_at_pad.clone();
-        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        sink_pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
             if let Some(gst::PadProbeData::Event(e)) = &info.data {
                 if e.type_() == gst::EventType::Eos {
                     flag.store(mono_ns(), Ordering::SeqCst);
@@ -1305,10 +1344,26 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
             gst::PadProbeReturn::Ok
         });
     }
-    appsrc
-        .end_of_stream()
-        .map_err(|e| format!("end of stream refused: {e:?}"))?;
-    let eos_deadline = Instant::now() + Duration::from_secs(30);
+    let bus = pipeline.bus().context("no bus")?;
+    let (sent, eos_deadline) = if o.live {
+        start(&pipeline, "sender")?;
+        let setup_cpu_us = process_cpu_us();
+        // The source ends the stream itself; a sender that falls behind takes longer than
+        // its frames, and the bench kills it after --seconds + 60 s.
+        let deadline = Instant::now() + Duration::from_secs(o.seconds + 50);
+        let sent = Sent {
+            pushed: 0,
+            copies: 0,
+            t_first: 0,
+            t_last_push: 0,
+            setup_cpu_us,
+            excluded_cpu_us: 0,
+        };
+        (sent, deadline)
+    } else {
+        let sent = push_frames(o, &pipeline)?;
+        (sent, Instant::now() + Duration::from_secs(30))
+    };
     let msg = loop {
         let msg = bus.timed_pop_filtered(
             gst::ClockTime::from_mseconds(50),
@@ -1357,19 +1412,121 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
             &["sent-original-packets", "sent-retransmitted-packets"],
         ),
     };
-    extra += &late.lock().map_err(|_| "lateness poisoned")?.fields();
+    let late = late.lock().map_err(|_| "lateness poisoned")?;
+    extra += &late.fields();
+    let sent = if o.live {
+        // Frames count from the first to reach the sink.
+        Sent {
+            pushed: late.buffers,
+            t_first: late.first_ns,
+            t_last_push: late.last_ns,
+            ..sent
+        }
+    } else {
+        sent
+    };
+    drop(late);
     let _ = pipeline.set_state(gst::State::Null);
     match msg.as_ref().map(|m| m.view()) {
         Some(gst::MessageView::Eos(_)) => {}
         Some(gst::MessageView::Error(e)) => return Err(format!("sender: {}", e.error())),
-        _ => return Err("sender: no end of stream within 30 s".into()),
+        _ => return Err("sender: no end of stream in time".into()),
     }
     println!(
-        "result pushed={pushed} copies={copies} t_first_ns={t_first} t_last_push_ns={t_last_push} \
-         t_eos_ns={t_eos} setup_cpu_us={setup_cpu_us} excluded_cpu_us={}{extra}",
-        copy_cpu_ns / 1000
+        "result pushed={} copies={} t_first_ns={} t_last_push_ns={} t_eos_ns={t_eos} \
+         setup_cpu_us={} excluded_cpu_us={}{extra}",
+        sent.pushed,
+        sent.copies,
+        sent.t_first,
+        sent.t_last_push,
+        sent.setup_cpu_us,
+        sent.excluded_cpu_us,
     );
     Ok(())
+}
+
+/// Starts `pipeline` and feeds its appsrc from the ring, then ends the stream.
+fn push_frames(o: &ChildOpts, pipeline: &gst::Pipeline) -> Result<Sent> {
+    let len = frame_bytes(o.width, o.height);
+    let appsrc = pipeline
+        .by_name("src")
+        .context("no appsrc")?
+        .downcast::<gst_app::AppSrc>()
+        .map_err(|_| "src is not an appsrc")?;
+    let caps = video_caps(o.width, o.height, o.fps)
+        .parse::<gst::Caps>()
+        .context("video caps")?;
+    appsrc.set_caps(Some(&caps));
+    appsrc.set_format(gst::Format::Time);
+    appsrc.set_is_live(true);
+    appsrc.set_block(true);
+    appsrc.set_max_buffers(2);
+    appsrc.set_max_bytes(0);
+
+    let mut ring = Vec::with_capacity(RING);
+    for r in 0..RING {
+        let mut buf = gst::Buffer::with_size(len).context("allocate a frame")?;
+        {
+            let b = buf.get_mut().context("a new buffer is writable")?;
+            let mut map = b.map_writable().context("map a new frame")?;
+            fill_pattern(&mut map, r);
+        }
+        ring.push(buf);
+    }
+    start(pipeline, "sender")?;
+
+    let setup_cpu_us = process_cpu_us();
+    let mut copies = 0u64;
+    let mut copy_cpu_ns = 0u64;
+    let mut pushed = 0u64;
+    let t_first = mono_ns();
+    let start_at = Instant::now();
+    let cap = Duration::from_secs(o.seconds);
+    let mut push_error = None;
+    for n in 0..o.frames {
+        let due = Duration::from_nanos(n * 1_000_000_000 / o.fps);
+        if (o.realtime && due >= cap) || start_at.elapsed() >= cap {
+            break;
+        }
+        if o.realtime {
+            if let Some(wait) = due.checked_sub(start_at.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let slot = n as usize % RING;
+        if !stamp(&mut ring[slot], n, o.fps) {
+            // Still in use downstream: work on a copy (bench work, not transport work).
+            let t0 = thread_cpu_ns();
+            ring[slot] = ring[slot].copy_deep().context("copy a frame")?;
+            copy_cpu_ns += thread_cpu_ns() - t0;
+            copies += 1;
+            if !stamp(&mut ring[slot], n, o.fps) {
+                return Err("a fresh copy of a frame is not writable".into());
+            }
+        }
+        if let Err(e) = appsrc.push_buffer(ring[slot].clone()) {
+            push_error = Some(e);
+            break;
+        }
+        pushed += 1;
+    }
+    let t_last_push = mono_ns();
+    if let Some(e) = push_error {
+        let detail = bus_error(pipeline).unwrap_or_default();
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(format!("pushing frame {pushed} failed: {e:?} {detail}"));
+    }
+    appsrc
+        .end_of_stream()
+        .map_err(|e| format!("end of stream refused: {e:?}"))?;
+    Ok(Sent {
+        pushed,
+        copies,
+        t_first,
+        t_last_push,
+        setup_cpu_us,
+        excluded_cpu_us: copy_cpu_ns / 1000,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1404,6 +1561,8 @@ struct RxState {
     /// delivered frames skipped (frames missing between two delivered ones).
     max_gap_ns: u64,
     gaps: u64,
+    /// PTS of the last buffer (live receiver), ns.
+    last_pts_ns: Option<u64>,
     /// CLOCK_MONOTONIC of the last buffer of any kind (for the idle stop).
     last_activity_ns: u64,
     /// CPU spent checking frames (bench work, excluded from the receiver's CPU).
@@ -1492,9 +1651,16 @@ impl RxState {
     }
 }
 
+/// What a new user runs to receive (README), on `port`.
+fn live_receiver_line(port: impl Display) -> String {
+    format!("videoipsrc port={port} ! fakesink sync=true")
+}
+
+/// The `p`th percentile of `sorted` in µs; NaN if there is none (a live receiver has no
+/// stamps to take latency from).
 fn percentile_us(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
-        return 0.0;
+        return f64::NAN;
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
@@ -1504,7 +1670,16 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
     gst_init()?;
     let rtx: Arc<Mutex<Option<gst::Element>>> = Arc::default();
     let jitterbuffer: Arc<Mutex<Option<gst::Element>>> = Arc::default();
+    // A live receiver is what a new user runs, on a port that is free now.
+    let live_port = if o.live && o.port == 0 {
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").context("find a free port")?;
+        probe.local_addr().context("find a free port")?.port()
+    } else {
+        o.port
+    };
     let pipeline = match o.transport {
+        Transport::VideoIp if o.live => launch(&live_receiver_line(live_port))?,
+        _ if o.live => return Err("a live receiver only with videoip".into()),
         Transport::VideoIp => launch(&format!(
             "videoipsrc name=src address=127.0.0.1 port={} buffer-size={SOCKET_BUFFER} {} \
              ! appsink name=sink",
@@ -1542,20 +1717,17 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
             p
         }
     };
-    let src = pipeline.by_name("src").context("no src")?;
+    let src = if o.live {
+        by_factory(&pipeline, "videoipsrc").context("no videoipsrc")?
+    } else {
+        pipeline.by_name("src").context("no src")?
+    };
     if o.transport == Transport::Rtp {
         let caps = rtp_caps(o.width, o.height, o.fps)
             .parse::<gst::Caps>()
             .context("RTP caps")?;
         src.set_property("caps", &caps);
     }
-    let appsink = pipeline
-        .by_name("sink")
-        .context("no appsink")?
-        .downcast::<gst_app::AppSink>()
-        .map_err(|_| "sink is not an appsink")?;
-    appsink.set_property("sync", false);
-    appsink.set_property("enable-last-sample", false);
     let state = Arc::new(Mutex::new(RxState {
         frame_len: frame_bytes(o.width, o.height),
         total_frames: o.frames,
@@ -1563,19 +1735,49 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
         ..RxState::default()
     }));
     let cb_state = state.clone();
-    appsink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let now = mono_ns();
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
-                let buffer = sample.buffer_owned().ok_or(gst::FlowError::Error)?;
-                drop(sample);
-                let mut st = cb_state.lock().map_err(|_| gst::FlowError::Error)?;
-                st.on_buffer(buffer, now);
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    if o.live {
+        // No stamps to check: every buffer at fakesink's pad counts, and a step in PTS of
+        // more than 1.5 frame intervals is a gap.
+        let sink = by_factory(&pipeline, "fakesink").context("no fakesink")?;
+        let pad = sink.static_pad("sink").context("fakesink has no pad")?;
+        let interval = 1_000_000_000 / o.fps;
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let now = mono_ns();
+            if let (Some(gst::PadProbeData::Buffer(b)), Ok(mut st)) = (&info.data, cb_state.lock())
+            {
+                let pts = b.pts().map(|p| p.nseconds());
+                let skipped = matches!(
+                    (st.last_pts_ns, pts), (Some(l), Some(p)) if p > l + interval * 3 / 2
+                );
+                st.last_pts_ns = pts.or(st.last_pts_ns);
+                st.buffers += 1;
+                st.last_activity_ns = now;
+                st.delivered(now, skipped);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    } else {
+        let appsink = pipeline
+            .by_name("sink")
+            .context("no appsink")?
+            .downcast::<gst_app::AppSink>()
+            .map_err(|_| "sink is not an appsink")?;
+        appsink.set_property("sync", false);
+        appsink.set_property("enable-last-sample", false);
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let now = mono_ns();
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                    let buffer = sample.buffer_owned().ok_or(gst::FlowError::Error)?;
+                    drop(sample);
+                    let mut st = cb_state.lock().map_err(|_| gst::FlowError::Error)?;
+                    st.on_buffer(buffer, now);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
 
     pipeline
         .set_state(gst::State::Ready)
@@ -1707,7 +1909,7 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
             missing.push(n.to_string());
         }
     }
-    let extra = if missing.is_empty() || o.frames - st.intact > 100 {
+    let extra = if missing.is_empty() || o.frames - st.intact > 100 || o.live {
         extra
     } else {
         format!("{extra} x_missing_frames={}", missing.join(","))
@@ -2153,6 +2355,8 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
             if case.realtime { "rt" } else { "max" },
             "--pacing",
             if case.paced { "frame" } else { "none" },
+            "--source",
+            if case.live { "live" } else { "appsrc" },
             "--frames",
             &frames.to_string(),
             "--seconds",
@@ -2275,6 +2479,21 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
             let sep = if notes.is_empty() { "" } else { "\n      " };
             let _ = write!(notes, "{sep}{who}: {}", x.join(" "));
         }
+    }
+    if case.live {
+        let sep = if notes.is_empty() { "" } else { "\n      " };
+        let _ = write!(
+            notes,
+            "{sep}no frame checks; sender `{}`, receiver `{}`",
+            live_sender_line(
+                case.width,
+                case.height,
+                case.fps,
+                "P",
+                frames.min(seconds * case.fps)
+            ),
+            live_receiver_line("P"),
+        );
     }
     let unpoisoned: u64 = get(&rx_res, "unpoisoned", "receiver")?;
     if unpoisoned > 0 {
@@ -3132,7 +3351,7 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
     );
     let ok: Vec<&Run> = runs.iter().filter_map(|r| r.as_ref().ok()).collect();
     let us = |r: &Run, v: f64| {
-        if r.intact > 0 {
+        if r.intact > 0 && v.is_finite() {
             format!("{v:.0} µs")
         } else {
             "-".into()
@@ -3188,13 +3407,13 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
             r.rx_check_s * 1000.0 / r.buffers.max(1) as f64,
         );
         println!(
-            "      buffers out {}, compared in full {} (mismatched {}); latency p90 {:.0} µs, \
-             max {:.0} µs; kernel rcvbuf drops {}; ksoftirqd {:.2} s; ring copies {}",
+            "      buffers out {}, compared in full {} (mismatched {}); latency p90 {} µs, \
+             max {} µs; kernel rcvbuf drops {}; ksoftirqd {:.2} s; ring copies {}",
             r.buffers,
             r.verified,
             r.mismatched,
-            r.lat_us[1],
-            r.lat_us[3],
+            fmt_f(r.lat_us[1], 0),
+            fmt_f(r.lat_us[3], 0),
             r.kernel_drops.map_or("?".into(), |d| d.to_string()),
             r.softirqd_s,
             r.copies,
@@ -3313,7 +3532,8 @@ fn run_bench(o: &BenchOpts, args: &[String]) -> Result<()> {
     );
     println!(
         "settings: {} frames per run ({} in the loss table), sending capped at {} s{}, mtu {MTU}, \
-         UYVY @ {FPS} fps (2160p30-rt 30, {} in the loss table), socket buffers {} MiB",
+         UYVY @ {FPS} fps (2160p30 30, {} in the loss table), socket buffers {} MiB (live: \
+         videoip's defaults)",
         o.frames,
         o.loss_frames,
         o.seconds,
@@ -3328,6 +3548,9 @@ fn run_bench(o: &BenchOpts, args: &[String]) -> Result<()> {
     let mut runs = Vec::new();
     for &case in &o.cases {
         for &t in &o.transports {
+            if case.live && t != Transport::VideoIp {
+                continue; // what a new user runs is videoip's
+            }
             eprintln!("bench: {} over {} ...", case.name, t.name());
             runs.push(run_one(case, t, o, None).map_err(|e| (case, t, e)));
         }
