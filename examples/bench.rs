@@ -1835,9 +1835,10 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
         Transport::VideoIp => {
             let s = src.property::<gst::Structure>("stats");
             format!(
-                " frames_dropped={} datagrams_late={} datagrams_lost={} datagrams_received={} \
-                 largest_burst={} mean_burst={:.1}",
+                " frames_dropped={} frames_dropped_late={} datagrams_late={} datagrams_lost={} \
+                 datagrams_received={} largest_burst={} mean_burst={:.1}",
                 stat(&s, "frames-dropped"),
+                stat(&s, "frames-dropped-late"),
                 stat(&s, "datagrams-late"),
                 stat(&s, "datagrams-lost"),
                 stat(&s, "datagrams-received"),
@@ -2458,11 +2459,15 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
     if transport == Transport::VideoIp {
         let _ = write!(
             notes,
-            "sink frames-sent {} send-errors {}; src frames-dropped {} datagrams-late {} \
-             datagrams-lost {}; datagrams found queued per receive: mean {}, largest {}",
+            "sink frames-sent {} send-errors {}; src frames-dropped {} frames-dropped-late {} \
+             datagrams-late {} datagrams-lost {}; datagrams found queued per receive: mean {}, \
+             largest {}",
             tx_res.get("frames_sent").map_or("?", |s| s.as_str()),
             tx_res.get("send_errors").map_or("?", |s| s.as_str()),
             rx_res.get("frames_dropped").map_or("?", |s| s.as_str()),
+            rx_res
+                .get("frames_dropped_late")
+                .map_or("?", |s| s.as_str()),
             rx_res.get("datagrams_late").map_or("?", |s| s.as_str()),
             rx_res.get("datagrams_lost").map_or("?", |s| s.as_str()),
             rx_res.get("mean_burst").map_or("?", |s| s.as_str()),
