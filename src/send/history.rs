@@ -120,6 +120,37 @@ impl<B: AsRef<[u8]>> History<B> {
         Some(header)
     }
 
+    /// The first sequence number of the kept frame datagram `seq` belongs to.
+    pub fn frame_first_seq(&self, seq: u32) -> Option<u32> {
+        self.frame_of(seq).map(|f| f.first_seq)
+    }
+
+    /// The bytes of the kept frame whose first datagram is `first_seq` (the newest frames
+    /// are looked at first: the one being sent is the last).
+    pub fn frame_data(&self, first_seq: u32) -> Option<&[u8]> {
+        self.frames
+            .iter()
+            .rev()
+            .find(|f| f.first_seq == first_seq)
+            .map(|f| f.data.as_ref())
+    }
+
+    /// Frames kept.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True when no frame is kept.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Forgets every kept frame (their buffers go back upstream).
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.resent.clear();
+    }
+
     /// The kept frame datagram `seq` belongs to.
     fn frame_of(&self, seq: u32) -> Option<&SentFrame<B>> {
         self.frames

@@ -1,13 +1,36 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The sender: everything `videoipsink` decides about what goes out and when, free of
-//! GStreamer, sockets and clocks.
+//! The sender session: everything `videoipsink` decides about what goes out and when, as a
+//! state machine free of GStreamer, sockets and clocks (in the shape of quinn-proto's
+//! `Connection`).
 //!
-//! - [`packetizer`]: frame → datagrams (headers; payloads stay in the caller's buffer)
-//! - [`schedule`]: when each batch of a frame may leave (pacing)
-//! - [`rate`]: how fast, and which frames go (rate control, admission)
-//! - [`history`]: sent frames kept for resending, and the resend budget
-//! - [`receivers`]: what receivers report (round trip, loss), feeding the rate control
-//! - [`subscribers`]: receivers that subscribed, and their leases
+//! It is handed `now` with everything that happens: caps ([`Session::handle_caps`]), a frame
+//! ([`Session::handle_frame`]), the end of the stream ([`Session::handle_eos`]), a datagram
+//! from a receiver ([`Session::handle_datagram`]). It answers through
+//! [`Session::poll_transmit`] (datagrams, their destinations, and whether they are due yet:
+//! pacing is policy here, not sleeping), [`Session::poll_timeout`] (when to ask again) and
+//! [`Session::poll_event`] (warnings for the user, the end of the stream sent). The driver
+//! thread of the element does the I/O around it (`elements/videoipsink/driver.rs`).
+//!
+//! What it decides:
+//! - **the frame schedule** ([`schedule`]): each frame's batches leave at instants fixed
+//!   when the frame arrived, spread over part of its duration. The instants are deadlines,
+//!   not sleeps after the previous send: a driver that wakes late sends what is due at once,
+//!   and a live frame still being paced out when the next one arrives is sent out at once,
+//!   so lateness never carries over from one frame to the next;
+//! - **admission and rate control** ([`rate`]), per destination: a destination that is a
+//!   unicast subscriber has a rate of its own, driven by its own reports, so a slow receiver
+//!   loses whole frames alone while the others get every frame. A live sender drops frames;
+//!   it is never slowed. The `host` destination (unicast or a multicast group: one stream
+//!   for every receiver there) follows the majority of the receivers that report on it:
+//!   one receiver falling behind among several does not lower the rate for all. A non-live
+//!   sender waits for the slowest destination instead;
+//! - stream info and sender reports (with the first frame, on a caps change, for a new
+//!   subscriber, and every [`INFO_INTERVAL`]), end of stream ([`EOS_REPEAT`] times), FEC
+//!   repairs after each frame, resends from the [`history`] within its budget, receivers
+//!   ([`receivers`]) and subscribers ([`subscribers`]) with their leases.
+//!
+//! Payloads are never copied: a [`Transmit`] borrows the frame's bytes (any `B:
+//! AsRef<[u8]>`, a mapped GStreamer buffer in the element) and the FEC encoder's symbols.
 
 pub mod history;
 pub mod packetizer;
@@ -15,3 +38,1023 @@ pub mod rate;
 pub mod receivers;
 pub mod schedule;
 pub mod subscribers;
+
+use crate::protocol::{
+    self, fec, Body, SenderReport, EOS_HEADER_LEN, FEC_HEADER_LEN, INFO_HEADER_LEN,
+    MEDIA_HEADER_LEN,
+};
+use crate::ratelimit::RateLimit;
+use history::{History, SentFrame};
+use packetizer::{FrameMeta, PacketizeError, Packetizer};
+use rate::{Admit, RateControl};
+use receivers::{ReceiverInfo, Receivers};
+use schedule::{FrameSchedule, Pacing};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use subscribers::Subscribers;
+
+/// How often the stream info is repeated so that late receivers get the caps, and a
+/// restarted sender is followed quickly (receivers let a new session take over a port after
+/// 200 ms of silence, but only with its complete stream info).
+pub const INFO_INTERVAL: Duration = Duration::from_millis(250);
+/// How many times the end-of-stream datagram is sent.
+pub const EOS_REPEAT: usize = 3;
+/// Most datagrams one NACK gets resent.
+pub const MAX_RESEND_PER_NACK: u32 = 4096;
+/// Most datagrams of a frame in one [`Transmit`]: what is due beyond goes in the next.
+pub const MAX_TRANSMIT: usize = 1024;
+/// Bytes each datagram adds to its payload on the wire: the media header, UDP and IPv4 (the
+/// rate control counts what the link carries; IPv6 adds 20 more, a rounding error).
+pub const WIRE_OVERHEAD: usize = MEDIA_HEADER_LEN + 8 + 20;
+/// Least time between two warnings about frames dropped for a receiver that cannot keep up.
+pub const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(5);
+/// A receiver counts as falling behind for this long after a report that says so, when the
+/// majority of the `host` destination's receivers is counted.
+pub const OVERLOAD_MEMORY: Duration = Duration::from_secs(2);
+/// Slack a `max-bitrate` ceiling allows a late batch: it may leave this much before the
+/// ceiling would let it, so a wake-up a little late does not push every later one back.
+const CEILING_SLACK: Duration = Duration::from_millis(1);
+
+/// What a session is set up with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The random session id.
+    pub session: u64,
+    /// The track sent.
+    pub track: u16,
+    /// Sequence number of the first datagram (random).
+    pub first_seq: u32,
+    /// Payload bytes per datagram.
+    pub frag: u16,
+    /// Where every frame goes (`host`: unicast or a multicast group), if anywhere.
+    pub dest: Option<SocketAddr>,
+    /// Whether receivers may subscribe, and at most how many at once.
+    pub max_subscribers: Option<usize>,
+    /// How each frame's batches are spread in time.
+    pub pacing: Pacing,
+    /// Least datagrams per batch.
+    pub batch_size: usize,
+    /// Datagrams one GSO send carries (1 without GSO): batches are whole multiples of it.
+    pub gso_align: usize,
+    /// `max-bitrate` in bits per second (None: unlimited).
+    pub max_bitrate: Option<u64>,
+    /// FEC repair symbols per block, in percent of its datagrams (0: no FEC).
+    pub fec_percentage: u32,
+    /// Resends may take at most this share of the bytes sent, in percent.
+    pub max_retransmission_percentage: u32,
+}
+
+/// A frame handed to the session.
+#[derive(Debug)]
+pub struct Frame<B> {
+    /// Its bytes.
+    pub data: B,
+    /// Timestamps and flags as they go on the wire.
+    pub meta: FrameMeta,
+    /// Its duration, if known: the window its datagrams are spread over derives from it.
+    pub duration: Option<Duration>,
+    /// Not a delta frame: the last to be dropped.
+    pub key: bool,
+    /// From a live source into a clock-synchronised sink: over the rate it is dropped, never
+    /// waited for; its schedule starts when it arrived.
+    pub live: bool,
+    /// When it was handed over.
+    pub arrived: Instant,
+}
+
+/// The sender pipeline's clock at one instant, for sender reports: its running time, and
+/// the same instant on a clock all streams of the host share (see `docs/PROTOCOL.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockSample {
+    /// When it was read.
+    pub at: Instant,
+    /// Pipeline running time, ns.
+    pub running_time: u64,
+    /// The reference clock, ns.
+    pub reference_time: u64,
+    /// Which reference clock ([`protocol::reference_clock`]).
+    pub clock: u8,
+}
+
+/// What the session tells the element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Something a user should act on (already rate-limited).
+    Warning(String),
+    /// The end-of-stream datagrams went out: everything before them was sent.
+    EndOfStreamSent,
+}
+
+/// What a [`Transmit`] carries, for the driver's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Datagrams of a frame.
+    Media,
+    /// Stream info (the caps), in pieces.
+    StreamInfo,
+    /// A sender report.
+    SenderReport,
+    /// FEC repair symbols of a frame.
+    Fec,
+    /// Datagrams resent on a NACK.
+    Resend,
+    /// End of stream.
+    EndOfStream,
+}
+
+/// Where a datagram's payload is.
+#[derive(Debug, Clone, Copy)]
+enum Payload {
+    None,
+    /// Bytes of the transmit's frame.
+    Frame {
+        start: u32,
+        len: u32,
+    },
+    /// Repair symbol `i` of the FEC encoder.
+    Fec(usize),
+    /// Owned bytes `i` of the group.
+    Owned(usize),
+}
+
+/// One datagram: a header (up to a media header's length) and its payload.
+#[derive(Debug, Clone, Copy)]
+struct Datagram {
+    header: [u8; MEDIA_HEADER_LEN],
+    header_len: u8,
+    payload: Payload,
+}
+
+impl Datagram {
+    fn new(header: &[u8], payload: Payload) -> Self {
+        let mut h = [0u8; MEDIA_HEADER_LEN];
+        let n = header.len().min(MEDIA_HEADER_LEN);
+        h[..n].copy_from_slice(&header[..n]);
+        Datagram {
+            header: h,
+            header_len: n as u8,
+            payload,
+        }
+    }
+}
+
+/// Datagrams to send to the same destinations.
+#[derive(Debug)]
+struct Group {
+    dests: Vec<SocketAddr>,
+    kind: Kind,
+    datagrams: Vec<Datagram>,
+    owned: Vec<Vec<u8>>,
+    /// The kept frame (by its first sequence number) that `Payload::Frame` refers to.
+    frame: Option<u32>,
+}
+
+impl Group {
+    fn new(kind: Kind, dests: Vec<SocketAddr>) -> Self {
+        Group {
+            dests,
+            kind,
+            datagrams: Vec::new(),
+            owned: Vec::new(),
+            frame: None,
+        }
+    }
+}
+
+/// Datagrams to send now, to one or more destinations, each datagram to each destination.
+/// Borrows the session until it is dropped.
+#[derive(Debug)]
+pub struct Transmit<'a> {
+    /// Where each datagram goes.
+    pub dests: &'a [SocketAddr],
+    /// What the datagrams are.
+    pub kind: Kind,
+    datagrams: &'a [Datagram],
+    owned: &'a [Vec<u8>],
+    frame: &'a [u8],
+    fec: &'a fec::Encoder,
+}
+
+impl<'a> Transmit<'a> {
+    /// Number of datagrams (each sent to every destination).
+    pub fn len(&self) -> usize {
+        self.datagrams.len()
+    }
+
+    /// True when there is no datagram.
+    pub fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+
+    /// Datagram `k` as `[header, payload]`, the payload borrowed where it lives.
+    pub fn parts(&self, k: usize) -> [&'a [u8]; 2] {
+        let Some(d) = self.datagrams.get(k) else {
+            return [&[], &[]];
+        };
+        let header = &d.header[..usize::from(d.header_len)];
+        let payload: &'a [u8] = match d.payload {
+            Payload::None => &[],
+            Payload::Frame { start, len } => {
+                let start = (start as usize).min(self.frame.len());
+                let end = (start + len as usize).min(self.frame.len());
+                &self.frame[start..end]
+            }
+            Payload::Fec(i) => self.fec.repair(i).map_or(&[][..], |(_, s)| s),
+            Payload::Owned(i) => self.owned.get(i).map_or(&[][..], |v| &v[..]),
+        };
+        [header, payload]
+    }
+
+    /// Bytes of all datagrams, once (headers included).
+    pub fn bytes(&self) -> usize {
+        (0..self.len())
+            .map(|k| self.parts(k).iter().map(|p| p.len()).sum::<usize>())
+            .sum()
+    }
+}
+
+/// What the session counts, for the `stats` property.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Datagrams emitted, each destination counted.
+    pub datagrams_sent: u64,
+    /// Bytes emitted, each destination counted.
+    pub bytes_sent: u64,
+    /// Frames sent to at least one destination.
+    pub frames_sent: u64,
+    /// Frames some destination did not get because it could not keep up, or that nobody got
+    /// because a live sender fell a frame behind ([`frames_behind`](Self::frames_behind)).
+    pub frames_dropped: u64,
+    /// Live frames dropped because the next one came before they could start.
+    pub frames_behind: u64,
+    /// NACKs received.
+    pub nacks_received: u64,
+    /// Datagrams resent.
+    pub datagrams_retransmitted: u64,
+    /// FEC repair datagrams emitted.
+    pub fec_datagrams_sent: u64,
+    /// The lowest allowed rate of any destination, bits per second (None: unlimited).
+    pub allowed_bitrate: Option<u64>,
+    /// Times a destination's rate was lowered.
+    pub rate_decreases: u64,
+    /// Subscribers now.
+    pub subscribers: u64,
+    /// Subscriptions refused (table full).
+    pub subscribers_refused: u64,
+    /// The receivers heard from, with what the sender did not send them.
+    pub receivers: Vec<ReceiverStats>,
+}
+
+/// One receiver, as the sender sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverStats {
+    /// What its reports say.
+    pub info: ReceiverInfo,
+    /// Frames not sent to it because it could not keep up (subscribers: their own count;
+    /// receivers of the `host` destination: that destination's).
+    pub frames_not_sent: u64,
+    /// The rate allowed to it, bits per second (None: unlimited).
+    pub allowed_bitrate: Option<u64>,
+}
+
+/// One destination's rate control and what it was not sent.
+#[derive(Debug)]
+struct Dest {
+    rate: RateControl,
+    frames_not_sent: u64,
+    /// The receiver whose report last lowered its rate.
+    slowed_by: Option<SocketAddr>,
+    warning: RateLimit,
+}
+
+/// What waits to be sent, in order.
+#[derive(Debug)]
+enum Incoming<B> {
+    Caps(String),
+    Frame(Frame<B>),
+    Eos,
+}
+
+/// The frame being sent.
+#[derive(Debug)]
+struct Active {
+    first_seq: u32,
+    count: usize,
+    frag: usize,
+    len: usize,
+    template: [u8; MEDIA_HEADER_LEN],
+    schedule: FrameSchedule,
+    next_batch: usize,
+    dests: Vec<SocketAddr>,
+    fec_pending: bool,
+}
+
+/// The sender session. `B` is a frame's bytes.
+#[derive(Debug)]
+pub struct Session<B> {
+    cfg: Config,
+    packetizer: Packetizer,
+    history: History<B>,
+    receivers: Receivers,
+    subscribers: Option<Subscribers>,
+    subscribers_seen: u64,
+    dests: HashMap<SocketAddr, Dest>,
+    fec: fec::Encoder,
+    caps: Option<String>,
+    info_sent: Option<Instant>,
+    clock: Option<ClockSample>,
+    incoming: VecDeque<Incoming<B>>,
+    active: Option<Active>,
+    outbox: VecDeque<Group>,
+    /// The group the last [`Transmit`] borrowed.
+    out: Group,
+    /// When what is pending is due (or a non-live frame may go).
+    wake_at: Option<Instant>,
+    /// `max-bitrate`: when the bits emitted so far have left at the ceiling.
+    ceiling_free_at: Option<Instant>,
+    events: VecDeque<Event>,
+    behind_warning: RateLimit,
+    stats: Stats,
+}
+
+impl<B: AsRef<[u8]>> Session<B> {
+    /// A session set up with `cfg`.
+    pub fn new(cfg: Config) -> Self {
+        let mut s = Session {
+            packetizer: Packetizer::new(cfg.session, cfg.track, cfg.first_seq, cfg.frag),
+            history: History::new(cfg.max_retransmission_percentage as usize),
+            receivers: Receivers::new(cfg.session, cfg.track),
+            subscribers: cfg.max_subscribers.map(Subscribers::new),
+            subscribers_seen: u64::MAX,
+            dests: HashMap::new(),
+            fec: fec::Encoder::new(),
+            caps: None,
+            info_sent: None,
+            clock: None,
+            incoming: VecDeque::new(),
+            active: None,
+            outbox: VecDeque::new(),
+            out: Group::new(Kind::Media, Vec::new()),
+            wake_at: None,
+            ceiling_free_at: None,
+            events: VecDeque::new(),
+            behind_warning: RateLimit::new(DROP_WARNING_INTERVAL),
+            stats: Stats::default(),
+            cfg,
+        };
+        if let Some(d) = s.cfg.dest {
+            s.dests.insert(d, s.new_dest());
+        }
+        s
+    }
+
+    fn new_dest(&self) -> Dest {
+        Dest {
+            rate: RateControl::new(
+                self.cfg.max_bitrate,
+                usize::from(self.cfg.frag) + WIRE_OVERHEAD,
+            ),
+            frames_not_sent: 0,
+            slowed_by: None,
+            warning: RateLimit::new(DROP_WARNING_INTERVAL),
+        }
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> u64 {
+        self.cfg.session
+    }
+
+    /// True when the session takes another item now: nothing waits before it. A driver
+    /// hands over the next item only then, so that what waits stays in its bounded queue
+    /// (and a non-live upstream is slowed by it).
+    pub fn wants_input(&self) -> bool {
+        // Live frames are always taken: a newer one replaces one still waiting.
+        self.incoming
+            .iter()
+            .all(|i| matches!(i, Incoming::Frame(f) if f.live))
+    }
+
+    /// The caps of the frames that follow (the caps string, as announced in stream info).
+    pub fn handle_caps(&mut self, caps: String) {
+        self.incoming.push_back(Incoming::Caps(caps));
+    }
+
+    /// A frame to send, after what was handed over before it. A live frame replaces a live
+    /// one that is still waiting to start: that one is a frame interval late already, and
+    /// a live sender never falls behind real time (the drop is counted and warned of).
+    pub fn handle_frame(&mut self, frame: Frame<B>) {
+        if frame.live {
+            let before = self.incoming.len();
+            self.incoming
+                .retain(|i| !matches!(i, Incoming::Frame(f) if f.live));
+            let dropped = (before - self.incoming.len()) as u64;
+            if dropped > 0 {
+                self.stats.frames_dropped += dropped;
+                self.stats.frames_behind += dropped;
+                if let Some(held) = self.behind_warning.check(frame.arrived) {
+                    self.events.push_back(Event::Warning(format!(
+                        "the sender cannot send frames as fast as they come: {} frames                          dropped so far; lower the resolution or frame rate, or raise the mtu                          (mtu=9000 on a network with jumbo frames){}",
+                        self.stats.frames_behind,
+                        held_note(held)
+                    )));
+                }
+            }
+        }
+        self.incoming.push_back(Incoming::Frame(frame));
+    }
+
+    /// The end of the stream: sent once everything before it is.
+    pub fn handle_eos(&mut self) {
+        self.incoming.push_back(Incoming::Eos);
+    }
+
+    /// The pipeline's clock, for the sender reports that follow.
+    pub fn handle_clock(&mut self, sample: ClockSample) {
+        self.clock = Some(sample);
+    }
+
+    /// Forgets everything waiting to be sent and the frames kept for resending (flushing:
+    /// their buffers go back upstream). The stream goes on from the next frame.
+    pub fn flush(&mut self) {
+        self.incoming.retain(|i| matches!(i, Incoming::Caps(_)));
+        self.active = None;
+        self.outbox.clear();
+        self.history.clear();
+        self.wake_at = None;
+    }
+
+    /// A datagram from a receiver (a report, a NACK, a subscription), from `from`. Anything
+    /// else, or anything malformed, is ignored.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Ok(p) = protocol::decode(bytes) else {
+            return;
+        };
+        match p.body {
+            Body::Subscribe(sub) => {
+                let Some(table) = self.subscribers.as_mut() else {
+                    return;
+                };
+                // Session 0 asks for whatever this sender sends.
+                if sub.session == 0 || sub.session == self.cfg.session {
+                    let lease = Duration::from_millis(sub.lease_ms.into());
+                    table.subscribe(from, lease, now);
+                }
+            }
+            Body::ReceiverReport(r) => {
+                if let Ok(Some(delta)) =
+                    self.receivers
+                        .on_receiver_report(from, p.header.session, &r, now)
+                {
+                    self.on_report_delta(from, p.header.session, &delta, now);
+                }
+            }
+            Body::Nack(nack) if nack.session == self.cfg.session => {
+                self.stats.nacks_received += 1;
+                let to = match self.cfg.dest {
+                    // One resend to the group serves every receiver that missed it.
+                    Some(d) if d.ip().is_multicast() => d,
+                    _ => from,
+                };
+                self.queue_resends(protocol::nack_entries(p.payload), to, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Routes what a receiver reported to the rate control of its destination.
+    fn on_report_delta(
+        &mut self,
+        from: SocketAddr,
+        id: u64,
+        delta: &rate::ReportDelta,
+        now: Instant,
+    ) {
+        let subscribed = self.cfg.dest != Some(from) && self.dests.contains_key(&from);
+        if subscribed {
+            if let Some(d) = self.dests.get_mut(&from) {
+                if d.rate.overload(delta).is_some() {
+                    d.slowed_by = Some(from);
+                }
+                d.rate.on_report(delta, now);
+            }
+            return;
+        }
+        let Some(host) = self.cfg.dest else {
+            return;
+        };
+        let Some(d) = self.dests.get(&host) else {
+            return;
+        };
+        if d.rate.overload(delta).is_none() {
+            return;
+        }
+        self.receivers.mark_overloaded(from, id, now);
+        // One stream serves every receiver of the host destination: follow the majority of
+        // them, never one outlier (it loses what it cannot take, alone).
+        let dests = &self.dests;
+        let (over, all) = self.receivers.overloaded_share(now, OVERLOAD_MEMORY, |r| {
+            r.addr == host || !dests.contains_key(&r.addr)
+        });
+        if let Some(d) = self.dests.get_mut(&host) {
+            if over * 2 > all {
+                d.slowed_by = Some(from);
+                d.rate.on_report(delta, now);
+            } else if let Some(held) = d.warning.check(now) {
+                self.events.push_back(Event::Warning(format!(
+                    "the receiver at {from} cannot keep up with the stream to {host} \
+                     ({over} of {all} receivers report falling behind): it loses frames, \
+                     the stream goes on at its rate for the others{}",
+                    held_note(held)
+                )));
+            }
+        }
+    }
+
+    /// Queues resends of what a NACK asks for, to `to`, within the budget.
+    fn queue_resends(
+        &mut self,
+        ranges: impl Iterator<Item = (u32, u32)>,
+        to: SocketAddr,
+        now: Instant,
+    ) {
+        let mut left = MAX_RESEND_PER_NACK;
+        let mut group: Option<Group> = None;
+        for (first, count) in ranges {
+            for k in 0..count.min(left) {
+                let seq = first.wrapping_add(k);
+                let Some(frame) = self.history.frame_first_seq(seq) else {
+                    continue;
+                };
+                let Some(header) = self.history.resend(seq, now) else {
+                    continue;
+                };
+                let payload = self.history.payload(seq).map_or(0, <[u8]>::len);
+                if group.as_ref().is_some_and(|g| g.frame != Some(frame)) {
+                    self.outbox.extend(group.take());
+                }
+                let g = group.get_or_insert_with(|| {
+                    let mut g = Group::new(Kind::Resend, vec![to]);
+                    g.frame = Some(frame);
+                    g
+                });
+                let start = u32::from_be_bytes([header[24], header[25], header[26], header[27]]);
+                g.datagrams.push(Datagram::new(
+                    &header,
+                    Payload::Frame {
+                        start,
+                        len: payload as u32,
+                    },
+                ));
+            }
+            left = left.saturating_sub(count);
+            if left == 0 {
+                break;
+            }
+        }
+        self.outbox.extend(group);
+    }
+
+    /// What to send now, if anything: call until None, then wait until
+    /// [`poll_timeout`](Self::poll_timeout) (or the next input).
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit<'_>> {
+        self.wake_at = None;
+        if !self.fill(now) {
+            return None;
+        }
+        let g = &self.out;
+        let count = g.datagrams.len() as u64 * g.dests.len() as u64;
+        self.stats.datagrams_sent += count;
+        match g.kind {
+            Kind::Resend => self.stats.datagrams_retransmitted += count,
+            Kind::Fec => self.stats.fec_datagrams_sent += count,
+            _ => {}
+        }
+        let frame = g
+            .frame
+            .and_then(|f| self.history.frame_data(f))
+            .unwrap_or(&[]);
+        let t = Transmit {
+            dests: &g.dests,
+            kind: g.kind,
+            datagrams: &g.datagrams,
+            owned: &g.owned,
+            frame,
+            fec: &self.fec,
+        };
+        let bytes = t.bytes() as u64;
+        self.stats.bytes_sent += bytes * g.dests.len() as u64;
+        if let (Some(max), Kind::Media | Kind::Fec) = (self.cfg.max_bitrate, g.kind) {
+            let free = self.ceiling_free_at.map_or(now, |t| t.max(now));
+            self.ceiling_free_at =
+                Some(free + Duration::from_secs_f64((bytes * 8) as f64 / max.max(1) as f64));
+        }
+        Some(t)
+    }
+
+    /// When to call [`poll_transmit`](Self::poll_transmit) again, if nothing else happens
+    /// before: what is pending is due then. Valid after `poll_transmit` returned None.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wake_at
+    }
+
+    /// The next thing the element should know.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Puts the next group to send in `self.out`; false when nothing is due.
+    fn fill(&mut self, now: Instant) -> bool {
+        loop {
+            if let Some(g) = self.outbox.pop_front() {
+                self.out = g;
+                return true;
+            }
+            if self.active.is_none() {
+                if !self.start_next(now) {
+                    return false;
+                }
+                // Caps taken, a frame started (its stream info first), dropped, or the end
+                // of stream queued: go on.
+                continue;
+            }
+            return self.next_batches(now);
+        }
+    }
+
+    /// Takes the next item waiting: caps, a frame to start, or the end of stream. False when
+    /// there is none, or a non-live frame must wait for the rate.
+    fn start_next(&mut self, now: Instant) -> bool {
+        let Some(item) = self.incoming.pop_front() else {
+            return false;
+        };
+        match item {
+            Incoming::Caps(caps) => {
+                if self.caps.as_deref() != Some(caps.as_str()) {
+                    if self.caps.is_some() {
+                        self.packetizer.next_info_gen();
+                    }
+                    self.caps = Some(caps);
+                    self.info_sent = None;
+                }
+            }
+            Incoming::Eos => {
+                let dests = self.all_dests(now);
+                let mut g = Group::new(Kind::EndOfStream, dests);
+                for _ in 0..EOS_REPEAT {
+                    let h: [u8; EOS_HEADER_LEN] = self.packetizer.eos_datagram();
+                    g.datagrams.push(Datagram::new(&h, Payload::None));
+                }
+                if !g.dests.is_empty() {
+                    self.outbox.push_back(g);
+                }
+                self.events.push_back(Event::EndOfStreamSent);
+            }
+            Incoming::Frame(frame) => {
+                if let Err(frame) = self.start_frame(frame, now) {
+                    self.incoming.push_front(Incoming::Frame(frame));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The destinations now: `host`, then the subscribers (after their leases are checked).
+    /// A new subscriber gets the stream info with the next frame.
+    fn all_dests(&mut self, now: Instant) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = self.cfg.dest.into_iter().collect();
+        let Some(table) = self.subscribers.as_mut() else {
+            return out;
+        };
+        let (current, generation) = table.current(now);
+        if generation != self.subscribers_seen {
+            self.subscribers_seen = generation;
+            if current.iter().any(|a| !self.dests.contains_key(a)) {
+                self.info_sent = None;
+            }
+            let host = self.cfg.dest;
+            self.dests
+                .retain(|a, _| Some(*a) == host || current.contains(a));
+            for a in &current {
+                if !self.dests.contains_key(a) {
+                    let d = self.new_dest();
+                    self.dests.insert(*a, d);
+                }
+            }
+        }
+        out.extend(current.into_iter().filter(|a| Some(*a) != self.cfg.dest));
+        out
+    }
+
+    /// Starts sending `frame`: admission per destination, stream info if due, packetizing.
+    /// Gives the frame back when it must wait (a non-live sender over its rate).
+    fn start_frame(&mut self, frame: Frame<B>, now: Instant) -> Result<(), Frame<B>> {
+        let all = self.all_dests(now);
+        if all.is_empty() {
+            // Nobody to send to: nothing is sent (nor packetized).
+            return Ok(());
+        }
+        let len = frame.data.as_ref().len();
+        let datagrams = len.div_ceil(usize::from(self.cfg.frag.max(1))).max(1);
+        let bits = ((len + datagrams * WIRE_OVERHEAD) * 8) as u64;
+        let mut dests = Vec::with_capacity(all.len());
+        let mut min_spread = Duration::ZERO;
+        if frame.live {
+            for &a in &all {
+                let Some(d) = self.dests.get_mut(&a) else {
+                    continue;
+                };
+                match d.rate.admit(now, bits, frame.key, true) {
+                    Admit::Now => dests.push(a),
+                    _ => {
+                        d.frames_not_sent += 1;
+                        if let Some(held) = d.warning.check(now) {
+                            let who = d.slowed_by.map_or(String::new(), |r| {
+                                format!(", as the receiver at {r} reported falling behind")
+                            });
+                            let rate = d.rate.rate().map_or("unlimited".into(), |r| {
+                                format!("{:.0} Mbit/s", r as f64 / 1e6)
+                            });
+                            self.events.push_back(Event::Warning(format!(
+                                "dropping frames to {a}: it is allowed {rate}{who}; \
+                                 {} frames not sent to it so far{}",
+                                d.frames_not_sent,
+                                held_note(held)
+                            )));
+                        }
+                    }
+                }
+            }
+            // A live frame's spread is bounded by its interval (the next frame comes then);
+            // only `max-bitrate` spreads it wider.
+            if let Some(max) = self.cfg.max_bitrate {
+                min_spread = Duration::from_secs_f64(bits as f64 / max.max(1) as f64);
+            }
+        } else {
+            // A non-live sender waits for its slowest destination, then sends to all.
+            let slowest = all
+                .iter()
+                .filter_map(|a| self.dests.get(a).map(|d| (a, d.rate.rate())))
+                .min_by_key(|(_, r)| r.unwrap_or(u64::MAX))
+                .map(|(a, _)| *a);
+            if let Some(d) = slowest.and_then(|a| self.dests.get_mut(&a)) {
+                if let Some(dur) = frame.duration.filter(|d| !d.is_zero()) {
+                    d.rate
+                        .start_at((bits as f64 / dur.as_secs_f64()) as u64, now);
+                }
+                match d.rate.admit(now, bits, frame.key, false) {
+                    Admit::At(at) => {
+                        self.wake_at = Some(at);
+                        return Err(frame);
+                    }
+                    _ => min_spread = d.rate.min_spread(bits),
+                }
+            }
+            dests = all.clone();
+        }
+        if dests.len() < all.len() {
+            self.stats.frames_dropped += 1;
+        }
+        if dests.is_empty() {
+            return Ok(());
+        }
+        if check_frame(len, self.cfg.frag).is_err() {
+            // Too large for the protocol at this MTU: the element refuses such frames
+            // before they get here.
+            return Ok(());
+        }
+        let info_due = self
+            .info_sent
+            .is_none_or(|t| now.saturating_duration_since(t) >= INFO_INTERVAL);
+        // The stream info (with the sequence numbers before the frame's) goes to every
+        // destination, also one whose frame was dropped: it must not wait for a frame to
+        // learn the caps.
+        if info_due {
+            self.queue_info(&all, now);
+        }
+        let Ok(plan) = self.packetizer.frame(len, frame.meta) else {
+            return Ok(());
+        };
+        let count = plan.count();
+        let (template, first_seq, frag) = plan.template();
+        let start = if frame.live {
+            frame.arrived.min(now)
+        } else {
+            now
+        };
+        let schedule = FrameSchedule::new(
+            self.cfg.pacing,
+            start,
+            frame.duration,
+            min_spread,
+            count,
+            self.cfg.batch_size,
+            self.cfg.gso_align,
+        );
+        self.history.push(
+            SentFrame {
+                first_seq,
+                count: count as u32,
+                frag,
+                header: template,
+                data: frame.data,
+                at: now,
+            },
+            now,
+        );
+        self.active = Some(Active {
+            first_seq,
+            count,
+            frag,
+            len,
+            template,
+            schedule,
+            next_batch: 0,
+            dests,
+            fec_pending: self.cfg.fec_percentage > 0,
+        });
+        Ok(())
+    }
+
+    /// Queues the stream info and a sender report to `dests`.
+    fn queue_info(&mut self, dests: &[SocketAddr], now: Instant) {
+        let Some(caps) = self.caps.as_deref() else {
+            return;
+        };
+        let Ok(pieces) = self.packetizer.info_datagrams(caps) else {
+            return;
+        };
+        let mut g = Group::new(Kind::StreamInfo, dests.to_vec());
+        for (k, (header, slice)) in pieces.iter().enumerate() {
+            let h: &[u8; INFO_HEADER_LEN] = header;
+            g.owned.push(slice.to_vec());
+            g.datagrams.push(Datagram::new(h, Payload::Owned(k)));
+        }
+        self.outbox.push_back(g);
+        self.info_sent = Some(now);
+        if let Some(c) = self.clock {
+            // The clock as of now, from the latest sample (both clocks run at one rate).
+            let since = now.saturating_duration_since(c.at).as_nanos() as u64;
+            let (seq, datagram) = self.packetizer.sender_report(SenderReport {
+                running_time: c.running_time.saturating_add(since),
+                reference_time: c.reference_time.saturating_add(since),
+                clock: c.clock,
+                datagrams_sent: self.stats.datagrams_sent,
+                frames_sent: self.stats.frames_sent as u32,
+            });
+            self.receivers.report_sent(seq, now);
+            let mut g = Group::new(Kind::SenderReport, dests.to_vec());
+            g.owned.push(datagram);
+            g.datagrams.push(Datagram::new(&[], Payload::Owned(0)));
+            self.outbox.push_back(g);
+        }
+    }
+
+    /// Puts the active frame's batches that are due in `self.out` (all that are left when a
+    /// live frame waits behind it), or its FEC repairs once they are all out; finishes it.
+    fn next_batches(&mut self, now: Instant) -> bool {
+        let Some(a) = self.active.as_mut() else {
+            return false;
+        };
+        let behind = self
+            .incoming
+            .iter()
+            .any(|i| matches!(i, Incoming::Frame(f) if f.live));
+        if a.next_batch < a.schedule.batches() {
+            // Behind a live frame, what is left is due at once; `max-bitrate` still holds.
+            let mut due = if behind {
+                now
+            } else {
+                a.schedule.send_at(a.next_batch)
+            };
+            if let Some(free) = self.ceiling_free_at {
+                due = due.max(free.checked_sub(CEILING_SLACK).unwrap_or(free));
+            }
+            if due > now {
+                self.wake_at = Some(due);
+                return false;
+            }
+            let batch_len = a.schedule.batch_len();
+            let first = a.next_batch * batch_len;
+            let mut end = first;
+            while a.next_batch < a.schedule.batches()
+                && end - first < MAX_TRANSMIT
+                && (behind || a.schedule.send_at(a.next_batch) <= now)
+            {
+                end = ((a.next_batch + 1) * batch_len).min(a.count);
+                a.next_batch += 1;
+                if self.cfg.max_bitrate.is_some() {
+                    // Under a ceiling, one batch at a time.
+                    break;
+                }
+            }
+            let g = &mut self.out;
+            g.kind = Kind::Media;
+            g.dests.clone_from(&a.dests);
+            g.owned.clear();
+            g.frame = Some(a.first_seq);
+            g.datagrams.clear();
+            for i in first..end {
+                let mut h = a.template;
+                let start = i * a.frag;
+                protocol::patch_seq_offset(
+                    &mut h,
+                    a.first_seq.wrapping_add(i as u32),
+                    start as u32,
+                );
+                g.datagrams.push(Datagram {
+                    header: h,
+                    header_len: MEDIA_HEADER_LEN as u8,
+                    payload: Payload::Frame {
+                        start: start as u32,
+                        len: a.frag.min(a.len.saturating_sub(start)) as u32,
+                    },
+                });
+            }
+            self.history
+                .sent_through(a.first_seq.wrapping_add(end as u32).wrapping_sub(1));
+            return true;
+        }
+        if std::mem::take(&mut a.fec_pending) {
+            let data = self.history.frame_data(a.first_seq).unwrap_or(&[]);
+            let n = self
+                .fec
+                .encode(data, a.frag as u16, a.first_seq, self.cfg.fec_percentage);
+            if n > 0 {
+                let g = &mut self.out;
+                g.kind = Kind::Fec;
+                g.dests.clone_from(&a.dests);
+                g.owned.clear();
+                g.frame = None;
+                g.datagrams.clear();
+                for i in 0..n {
+                    if let Some((body, _)) = self.fec.repair(i) {
+                        let h: [u8; FEC_HEADER_LEN] = self.packetizer.fec_header(&body);
+                        g.datagrams.push(Datagram::new(&h, Payload::Fec(i)));
+                    }
+                }
+                return true;
+            }
+        }
+        // Every datagram of the frame is out.
+        let last = a.first_seq.wrapping_add(a.count as u32).wrapping_sub(1);
+        self.receivers.on_sent(last);
+        self.stats.frames_sent += 1;
+        self.active = None;
+        self.fill(now)
+    }
+
+    /// What the session counts, as of `now`.
+    pub fn stats(&mut self, now: Instant) -> Stats {
+        let mut s = self.stats.clone();
+        let host = self.cfg.dest;
+        s.allowed_bitrate = self.dests.values().filter_map(|d| d.rate.rate()).min();
+        s.rate_decreases = self.dests.values().map(|d| d.rate.decreases()).sum();
+        if let Some(t) = self.subscribers.as_mut() {
+            s.subscribers = t.current(now).0.len() as u64;
+            s.subscribers_refused = t.refused;
+        }
+        s.receivers = self
+            .receivers
+            .receivers(now)
+            .into_iter()
+            .map(|info| {
+                let d = if host != Some(info.addr) && self.dests.contains_key(&info.addr) {
+                    self.dests.get(&info.addr)
+                } else {
+                    host.and_then(|h| self.dests.get(&h))
+                };
+                ReceiverStats {
+                    info,
+                    frames_not_sent: d.map_or(0, |d| d.frames_not_sent),
+                    allowed_bitrate: d.and_then(|d| d.rate.rate()),
+                }
+            })
+            .collect();
+        s
+    }
+}
+
+/// Checks that a frame of `len` bytes can be sent at `frag` payload bytes per datagram.
+pub fn check_frame(len: usize, frag: u16) -> Result<(), PacketizeError> {
+    let frame_len = u32::try_from(len).map_err(|_| PacketizeError::FrameTooLarge(len))?;
+    if protocol::fragment_count(frame_len, frag) > protocol::MAX_FRAGMENTS {
+        return Err(PacketizeError::TooManyFragments(len));
+    }
+    Ok(())
+}
+
+/// ", N more held back" for a rate-limited warning.
+fn held_note(held: u64) -> String {
+    if held == 0 {
+        String::new()
+    } else {
+        format!(" ({held} more such warnings held back)")
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

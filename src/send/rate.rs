@@ -101,6 +101,9 @@ pub struct RateControl {
     started: bool,
     /// A key frame was dropped: its delta frames are dropped too, until the next key frame.
     key_dropped: bool,
+    /// A delta frame was seen: only then are key frames rare enough to borrow from the
+    /// bucket (in raw video every frame is a key frame, and none may borrow).
+    deltas_seen: bool,
     decreases: u64,
     frames_dropped: u64,
 }
@@ -121,6 +124,7 @@ impl RateControl {
             overloaded_once: false,
             started: false,
             key_dropped: false,
+            deltas_seen: false,
             decreases: 0,
             frames_dropped: 0,
         }
@@ -169,6 +173,7 @@ impl RateControl {
     /// drop rather than wait. A frame admitted is charged to the bucket.
     pub fn admit(&mut self, now: Instant, bits: u64, key: bool, live: bool) -> Admit {
         self.maybe_increase(now);
+        self.deltas_seen |= !key;
         if key {
             self.key_dropped = false;
         } else if live && self.key_dropped {
@@ -187,8 +192,14 @@ impl RateControl {
             None => depth,
         };
         self.refilled = Some(now);
-        // A key frame of a live stream may borrow one bucket's depth.
-        let need = if live && key { bits - depth } else { bits };
+        // A key frame of a live stream with delta frames may borrow one bucket's depth. (Not
+        // in a stream of key frames only, raw video: every frame would borrow, and none
+        // would ever be dropped however far over the rate the stream is.)
+        let need = if live && key && self.deltas_seen {
+            bits - depth
+        } else {
+            bits
+        };
         // Within a microsecond's worth: a wait shorter than that never comes out even.
         if self.tokens + rate * 1e-6 >= need {
             self.tokens -= bits;
@@ -204,18 +215,25 @@ impl RateControl {
         }
     }
 
-    /// Takes what one receiver reported since its previous report, received at `now`.
-    pub fn on_report(&mut self, d: &ReportDelta, now: Instant) {
+    /// The rate one receiver took over a report interval, in bits per second, when the
+    /// report shows it falling behind (frames dropped, or a backlog beyond
+    /// [`BACKLOG_LIMIT`]); None when it keeps up, or the report says too little.
+    pub fn overload(&self, d: &ReportDelta) -> Option<f64> {
         // Too short an interval, or nothing received, says nothing about the rate it takes.
         if d.elapsed < Duration::from_millis(50) || d.received == 0 {
-            return;
+            return None;
         }
         let took = d.received as f64 * self.datagram_bits / d.elapsed.as_secs_f64();
         let backlog_time = Duration::from_secs_f64(d.backlog as f64 * self.datagram_bits / took)
             .saturating_sub(d.rtt.unwrap_or_default());
-        if d.frames_dropped == 0 && backlog_time <= BACKLOG_LIMIT {
+        (d.frames_dropped > 0 || backlog_time > BACKLOG_LIMIT).then_some(took)
+    }
+
+    /// Takes what one receiver reported since its previous report, received at `now`.
+    pub fn on_report(&mut self, d: &ReportDelta, now: Instant) {
+        let Some(took) = self.overload(d) else {
             return;
-        }
+        };
         if self.held_until.is_some_and(|t| now < t) {
             return;
         }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Unit tests of `ratecontrol.rs`, on a virtual clock.
+//! Unit tests of `rate.rs`, on a virtual clock.
 
 use super::*;
 
@@ -106,7 +106,10 @@ fn key_frames_are_the_last_to_go_and_their_deltas_follow_them() {
 
     // A key frame that cannot go takes its deltas with it, until the next key frame.
     let mut rc = RateControl::new(Some(MIN_RATE), DATAGRAM);
-    let t = Instant::now();
+    let t0 = Instant::now();
+    // A stream with delta frames (only there do key frames borrow).
+    assert_eq!(rc.admit(t0, 1, false, true), Admit::Now);
+    let t = t0 + 60_000 * MS;
     // The first fills the bucket, the second borrows its depth, the third cannot go.
     assert_eq!(rc.admit(t, 10_000_000, true, true), Admit::Now);
     assert_eq!(rc.admit(t, 10_000_000, true, true), Admit::Now);
@@ -219,4 +222,21 @@ fn reports_over_too_short_an_interval_or_of_nothing_received_are_ignored() {
     d.received = 0;
     rc.on_report(&d, t0);
     assert_eq!(rc.rate(), None);
+}
+
+#[test]
+fn a_live_stream_of_key_frames_only_is_cut_to_the_lowered_rate_by_dropping_frames() {
+    // Raw video: every frame is a key frame. A receiver that took 880 Mbit/s and dropped
+    // frames lowers the rate to 748 Mbit/s; a 2 Gbit/s live stream must then lose frames
+    // (not be stretched in time), about 5 of every 8.
+    let mut rc = RateControl::new(None, DATAGRAM);
+    let mut t = Instant::now();
+    offer_live(&mut rc, &mut t, 10, FRAME_60);
+    rc.on_report(&took(0.88, 3, 0), t);
+    let rate = rc.rate().expect("lowered") as f64;
+    assert!((740e6..760e6).contains(&rate), "{rate}");
+    let sent = offer_live(&mut rc, &mut t, 120, FRAME_60);
+    // 2 s at 748 Mbit/s carries 45 frames of 33 Mbit, the bucket about one more; whole
+    // frames fit the rate less closely (one in three here).
+    assert!((38..=46).contains(&sent), "{sent} of 120 sent");
 }

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MPL-2.0
 //! What a sender knows of its receivers, from their reports: an I/O-free table driven by
-//! `now`. The sender records the sender reports it sends ([`SenderSession::report_sent`]);
+//! `now`. The sender records the sender reports it sends ([`Receivers::report_sent`]);
 //! each receiver report that echoes one gives that receiver's round trip. Receivers not heard
 //! from for [`RECEIVER_TIMEOUT`] are no longer listed, and the table is bounded
 //! ([`MAX_RECEIVERS`]), so forged reports cannot grow it. What each report says happened
-//! since the previous one of the same receiver drives the [`RateControl`] it holds.
+//! since the previous one of the same receiver ([`ReportDelta`]) is handed back to the
+//! session, which feeds it to the rate control of that receiver's destination.
 
 use crate::protocol::{seq_diff, ReceiverReport, NO_DELAY};
-use crate::send::rate::{RateControl, ReportDelta};
+use crate::send::rate::ReportDelta;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -38,11 +39,17 @@ pub struct ReceiverInfo {
     pub frames_dropped: u32,
     /// When its latest report came.
     pub last_heard: Instant,
+    /// When it last reported falling behind.
+    pub overloaded: Option<Instant>,
 }
 
-/// The sender's side of the two-way session.
+/// A report that was not about this sender's session and track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Foreign;
+
+/// The receivers a sender heard from.
 #[derive(Debug)]
-pub struct SenderSession {
+pub struct Receivers {
     session: u64,
     track: u16,
     /// Sender reports sent: sequence number and when.
@@ -51,30 +58,18 @@ pub struct SenderSession {
     /// Sequence number of the latest datagram sent ([`on_sent`](Self::on_sent)): how far
     /// a receiver's highest sequence number lags behind it is its backlog.
     last_sent: Option<u32>,
-    rate: RateControl,
 }
 
-impl SenderSession {
+impl Receivers {
     /// The table of session `session`, track `track`.
     pub fn new(session: u64, track: u16) -> Self {
-        SenderSession {
+        Receivers {
             session,
             track,
             reports: VecDeque::with_capacity(REPORTS_KEPT),
             receivers: HashMap::new(),
             last_sent: None,
-            rate: RateControl::new(None, 1500),
         }
-    }
-
-    /// Replaces the rate controller (by default unlimited).
-    pub fn set_rate_control(&mut self, rate: RateControl) {
-        self.rate = rate;
-    }
-
-    /// The rate controller, which the sender asks before each frame.
-    pub fn rate_control(&mut self) -> &mut RateControl {
-        &mut self.rate
     }
 
     /// Records that datagrams up to sequence number `last_seq` were sent.
@@ -95,17 +90,19 @@ impl SenderSession {
         self.reports.push_back((seq, now));
     }
 
-    /// Takes a receiver report from `from`, whose sender calls itself `id`. False (and
-    /// ignored) when it reports on another session or track.
+    /// Takes a receiver report from `from`, whose sender calls itself `id`, and returns
+    /// what happened since that receiver's previous report (None for a first report, or one
+    /// whose counters went back or jumped beyond belief). [`Foreign`] (and ignored) when it
+    /// reports on another session or track.
     pub fn on_receiver_report(
         &mut self,
         from: SocketAddr,
         id: u64,
         r: &ReceiverReport,
         now: Instant,
-    ) -> bool {
+    ) -> Result<Option<ReportDelta>, Foreign> {
         if r.session != self.session || r.track != self.track {
-            return false;
+            return Err(Foreign);
         }
         let rtt = (r.delay_us != NO_DELAY)
             .then(|| {
@@ -141,9 +138,11 @@ impl SenderSession {
             frames_complete: 0,
             frames_dropped: 0,
             last_heard: now,
+            overloaded: None,
         });
         // What happened since its previous report. Counters that went back (a receiver
         // restarted under the same id) or a first report give no delta.
+        let mut out = None;
         if entry.last_heard < now && r.datagrams_received >= entry.datagrams_received {
             let backlog = self
                 .last_sent
@@ -158,7 +157,7 @@ impl SenderSession {
             // A wrapped or forged frame counter jumping by more than any report interval
             // holds is not believed.
             if delta.frames_dropped < 1 << 20 {
-                self.rate.on_report(&delta, now);
+                out = Some(delta);
             }
         }
         entry.rtt = rtt.or(entry.rtt);
@@ -167,7 +166,38 @@ impl SenderSession {
         entry.frames_complete = r.frames_complete;
         entry.frames_dropped = r.frames_dropped;
         entry.last_heard = now;
-        true
+        Ok(out)
+    }
+
+    /// Records that receiver (`from`, `id`) reported falling behind at `now`.
+    pub fn mark_overloaded(&mut self, from: SocketAddr, id: u64, now: Instant) {
+        if let Some(e) = self.receivers.get_mut(&(from, id)) {
+            e.overloaded = Some(now);
+        }
+    }
+
+    /// Of the receivers listed at `now` that `count` selects, how many reported falling
+    /// behind within `within`, and how many there are.
+    pub fn overloaded_share(
+        &self,
+        now: Instant,
+        within: Duration,
+        count: impl Fn(&ReceiverInfo) -> bool,
+    ) -> (usize, usize) {
+        let listed = self
+            .receivers
+            .values()
+            .filter(|r| now.saturating_duration_since(r.last_heard) < RECEIVER_TIMEOUT && count(r));
+        let (mut over, mut all) = (0, 0);
+        for r in listed {
+            all += 1;
+            if r.overloaded
+                .is_some_and(|t| now.saturating_duration_since(t) < within)
+            {
+                over += 1;
+            }
+        }
+        (over, all)
     }
 
     /// Forgets receivers silent for [`RECEIVER_TIMEOUT`].

@@ -1,22 +1,20 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The `videoipsink` element: a BaseSink that packetizes each buffer and sends it in paced
-//! `sendmmsg` batches, straight from the mapped buffer.
+//! The `videoipsink` element: glue between GStreamer and the sender session
+//! ([`crate::send::Session`]), which its driver thread ([`super::driver`]) runs. `render()`
+//! maps each buffer (no copy) and hands it over with its timestamps and flags; it never
+//! waits for the network, so pacing never holds the streaming thread.
 //!
-//! Locks: `settings` (properties), `state` (held by the streaming thread while it renders),
-//! `waker` (only to reach the waker from `unlock`). Never more than one at a time, and no
-//! message is posted and no property notified while one is held.
+//! Locks: `settings` (properties), `driver` (the running driver, taken briefly to reach
+//! it), `stream` (what the streaming thread found out about the stream), the driver's
+//! `queue` and `stats`, and the announcement's own. Never two at a time, never across a
+//! system call, and no message is posted and no property notified while one is held.
 
 use crate::elements::uri;
 use crate::elements::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
-use crate::net::{self, SendBatch, SenderConfig, UdpSocket, Waker};
-use crate::protocol::fec;
-use crate::protocol::{self, flags, reference_clock, SenderReport};
-use crate::send::history::{History, SentFrame};
-use crate::send::packetizer::{self, FrameMeta, Packetizer};
-use crate::send::rate::{self, Admit, RateControl};
-use crate::send::receivers::SenderSession;
-use crate::send::schedule::{self, FrameSchedule};
-use crate::send::subscribers::Subscribers;
+use crate::net::{self, SenderConfig, UdpSocket};
+use crate::protocol::{self, fec, flags, reference_clock};
+use crate::send::packetizer::{self, FrameMeta};
+use crate::send::{self, rate, schedule, ClockSample, Frame, Session};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -24,12 +22,11 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use super::announce::Announce;
-use super::reports::{Kept, ReportThread, Resender};
+use super::driver::{Driver, Item, Published, Setup, Shared};
 use super::Pacing;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -40,20 +37,11 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// How often the stream info is repeated so that late receivers get the caps, and a
-/// restarted sender is followed quickly (receivers let a new session take over a port after
-/// 200 ms of silence, but only with its complete stream info).
-const INFO_INTERVAL: Duration = Duration::from_millis(250);
-/// How many times the end-of-stream datagram is sent.
-const EOS_REPEAT: usize = 3;
 /// Resends may take at most this share of the bytes sent, so that a broken link cannot make
 /// the sender flood it.
 const DEFAULT_MAX_RETRANSMISSION_PERCENTAGE: u32 = 50;
-/// Least time between two warnings about frames the network refused.
-const SEND_WARNING_INTERVAL: Duration = Duration::from_secs(2);
-/// Bytes each datagram adds to its payload on the wire: the media header, UDP and IPv4 (the
-/// rate control counts what the link carries; IPv6 adds 20 more, a rounding error).
-const WIRE_OVERHEAD: usize = protocol::MEDIA_HEADER_LEN + 8 + 20;
+/// How long a live frame waits for room in the driver's queue when its duration is unknown.
+const DEFAULT_FRAME_WAIT: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -118,72 +106,30 @@ impl Default for Settings {
     }
 }
 
-/// Counters read by the `stats` property without taking the streaming lock.
-#[derive(Debug, Default)]
-struct Counters {
-    datagrams_sent: AtomicU64,
-    bytes_sent: AtomicU64,
-    frames_sent: AtomicU64,
-    send_errors: AtomicU64,
-    /// Shared with the report thread, which counts these.
-    nacks_received: Arc<AtomicU64>,
-    retransmitted: Arc<AtomicU64>,
-    fec_sent: AtomicU64,
+/// The running driver, and what the streaming thread needs to hand it buffers.
+struct Running {
+    driver: Driver,
+    /// Payload bytes per datagram.
+    frag: u16,
 }
 
-struct State {
-    /// Frames kept for resending, shared with the report thread.
-    history: Arc<Mutex<History<Kept>>>,
-    /// What receivers report, and the rate control it drives; shared with the report
-    /// thread and the `stats` property.
-    table: Arc<Mutex<SenderSession>>,
+/// What the streaming thread found out about the stream.
+#[derive(Debug, Default)]
+struct Stream {
     /// Whether frames over the rate are dropped (a clock-synchronised sink with a live
     /// source) rather than waited for; found at the first frame after caps.
     live: Option<bool>,
-    sender: Arc<UdpSocket>,
-    /// The destination (`host`:`port`), or in subscription mode the unspecified address (no
-    /// destination of its own; named in errors).
-    dest: SocketAddr,
-    /// The destination set by `host`, if any.
-    fixed: Option<SocketAddr>,
-    /// Where datagrams go now: the fixed destination and the subscribers.
-    dests: Vec<SocketAddr>,
-    /// In subscription mode, the receivers that subscribed (shared with the report thread),
-    /// and the generation of the table `dests` was taken from.
-    subscribers: Option<(Arc<Mutex<Subscribers>>, u64)>,
-    /// The `mtu` property, to name in errors.
-    mtu: u32,
-    /// Payload bytes per datagram.
-    frag: u16,
-    /// When a warning about refused frames was last posted.
-    send_warning: Option<Instant>,
-    packetizer: Packetizer,
-    batch: SendBatch,
-    waker: Arc<Waker>,
-    batch_size: usize,
-    /// Datagrams per GSO send (1 without GSO): batches are whole multiples of it.
-    gso_align: usize,
-    pacing: schedule::Pacing,
-    caps: Option<String>,
-    info_sent: Option<Instant>,
-    /// Repair symbols per block, in percent of its datagrams (0: no FEC).
-    fec_percentage: u32,
-    fec: fec::Encoder,
+    /// End-of-stream items handed over.
+    eos: u64,
 }
 
 #[derive(Default)]
 pub struct VideoIpSink {
     settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
-    waker: Mutex<Option<Arc<Waker>>>,
-    /// What receivers report, filled by the report thread. Lock order: `state`, then
-    /// `session`, then the table inside it (the streaming thread records the sender reports
-    /// it sends; the `stats` property and the report thread take only the last two).
-    session: Mutex<Option<Arc<Mutex<SenderSession>>>>,
-    reports: Mutex<Option<ReportThread>>,
-    /// In subscription mode, the subscribers (for the `stats` property).
-    subscribers: Mutex<Option<Arc<Mutex<Subscribers>>>>,
-    counters: Counters,
+    running: Mutex<Option<Running>>,
+    stream: Mutex<Stream>,
+    /// The driver's counters, kept after it stops (for the `stats` property).
+    last_stats: Mutex<Option<Arc<Shared>>>,
     /// The DNS-SD announcement (`source-name`); its lock is taken alone.
     announce: Announce,
 }
@@ -260,78 +206,40 @@ impl VideoIpSink {
         Ok((sender, dest, frag))
     }
 
-    /// Takes the current subscribers (and the fixed destination) as the destinations; a new
-    /// one gets the stream info with the next frame.
-    fn refresh_subscribers(&self, state: &mut State, now: Instant) {
-        let Some((table, seen)) = state.subscribers.as_mut() else {
-            return;
-        };
-        let (mut current, generation) = lock(table).current(now);
-        if generation == *seen {
-            return;
-        }
-        *seen = generation;
-        if let Some(fixed) = state.fixed {
-            current.retain(|a| *a != fixed);
-            current.insert(0, fixed);
-        }
-        if current.iter().any(|a| !state.dests.contains(a)) {
-            state.info_sent = None;
-        }
-        gst::debug!(CAT, imp = self, "subscribers now: {:?}", current);
-        state.dests = current;
+    /// The driver's shared half, while running.
+    fn shared(&self) -> Option<(Arc<Shared>, u16)> {
+        lock(&self.running)
+            .as_ref()
+            .map(|r| (r.driver.shared.clone(), r.frag))
     }
 
-    /// Sends the stream info if it is due (first frame, caps change, or periodically).
-    fn send_info_if_due(&self, state: &mut State, now: Instant) -> Result<(), Fail> {
-        let due = state
-            .info_sent
-            .is_none_or(|t| now.saturating_duration_since(t) >= INFO_INTERVAL);
-        let Some(caps) = state.caps.as_deref() else {
-            return Ok(());
-        };
-        if !due {
-            return Ok(());
+    /// Whether this sink drops frames over the rate (live) or waits: found once per caps.
+    fn live(&self) -> bool {
+        if let Some(live) = lock(&self.stream).live {
+            return live;
         }
-        // Caps longer than one datagram go out in several pieces.
-        let pieces = state
-            .packetizer
-            .info_datagrams(caps)
-            .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
-        for &dest in &state.dests {
-            let report = state
-                .batch
-                .send(
-                    &state.sender,
-                    dest,
-                    pieces.len(),
-                    |k| match pieces.get(k) {
-                        Some((header, slice)) => [&header[..], slice],
-                        None => [&[][..], &[][..]],
-                    },
-                    &state.waker,
-                )
-                .map_err(send_failed)?;
-            self.check_sent(&report, dest, state.mtu)?;
-        }
-        state.info_sent = Some(now);
-        self.send_sender_report(state, now)
-    }
-
-    /// Sends a sender report: the pipeline's running time now, and the same instant on a
-    /// clock that all streams of this host share: the pipeline's own clock when it is a
-    /// network clock (PTP, NTP), else the system's real-time clock.
-    fn send_sender_report(&self, state: &mut State, now: Instant) -> Result<(), Fail> {
         let obj = self.obj();
-        let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
-            return Ok(());
-        };
+        let upstream_live = obj.query_latency().is_ok_and(|(_, up, _, _)| up);
+        let live = obj.is_sync() && upstream_live;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "{} frames over the rate",
+            if live { "dropping" } else { "waiting for" }
+        );
+        lock(&self.stream).live = Some(live);
+        live
+    }
+
+    /// The pipeline's clock now, for sender reports: its running time, and the same instant
+    /// on a clock that all streams of this host share: the pipeline's own clock when it is
+    /// a network clock (PTP, NTP), else the system's real-time clock.
+    fn clock_sample(&self) -> Option<ClockSample> {
+        let obj = self.obj();
+        let (clock, base) = (obj.clock()?, obj.base_time()?);
         let clock_time = clock.time();
-        let Some(running_time) = clock_time.checked_sub(base) else {
-            return Ok(());
-        };
-        // A pipeline on a network clock shares it with other hosts: report its time. Any
-        // other clock is this host's: report the real-time clock at the same instant.
+        let at = Instant::now();
+        let running_time = clock_time.checked_sub(base)?;
         let (reference_time, kind) = match clock.type_().name() {
             "GstPtpClock" => (clock_time.nseconds(), reference_clock::PTP),
             "GstNetClientClock" | "GstNtpClock" => (clock_time.nseconds(), reference_clock::NTP),
@@ -342,272 +250,12 @@ impl VideoIpSink {
                 reference_clock::REALTIME,
             ),
         };
-        let c = &self.counters;
-        let (seq, datagram) = state.packetizer.sender_report(SenderReport {
+        Some(ClockSample {
+            at,
             running_time: running_time.nseconds(),
             reference_time,
             clock: kind,
-            datagrams_sent: c.datagrams_sent.load(Ordering::Relaxed),
-            frames_sent: c.frames_sent.load(Ordering::Relaxed) as u32,
-        });
-        for &dest in &state.dests {
-            let report = state
-                .batch
-                .send(&state.sender, dest, 1, |_| [&datagram[..]], &state.waker)
-                .map_err(send_failed)?;
-            self.count(&report);
-        }
-        if let Some(table) = lock(&self.session).as_ref() {
-            lock(table).report_sent(seq, now);
-        }
-        Ok(())
-    }
-
-    /// Counts what a send to `dest` did; an error when the path refused datagrams as too
-    /// large (naming `mtu`), Flushing when the send was interrupted.
-    fn check_sent(&self, r: &net::SendReport, dest: SocketAddr, mtu: u32) -> Result<(), Fail> {
-        self.count(r);
-        too_large(dest, mtu, r)?;
-        if r.interrupted {
-            return Err(Fail::Flushing);
-        }
-        Ok(())
-    }
-
-    fn count(&self, r: &net::SendReport) {
-        let c = &self.counters;
-        c.datagrams_sent.fetch_add(r.sent as u64, Ordering::Relaxed);
-        c.bytes_sent.fetch_add(r.bytes as u64, Ordering::Relaxed);
-        c.send_errors.fetch_add(r.errors as u64, Ordering::Relaxed);
-        if let Some(kind) = r.first_error {
-            gst::debug!(CAT, imp = self, "{} datagrams refused: {}", r.errors, kind);
-        }
-    }
-
-    /// Sends one frame: stream info if due, then the frame's datagrams in paced batches.
-    /// Returns a warning to post (once no lock is held) when the network refused every
-    /// datagram of the frame, at most one per [`SEND_WARNING_INTERVAL`].
-    fn send_frame(
-        &self,
-        state: &mut State,
-        buffer: &gst::Buffer,
-        data: &[u8],
-    ) -> Result<Option<String>, Fail> {
-        let mut now = Instant::now();
-        self.refresh_subscribers(state, now);
-        if state.dests.is_empty() {
-            // Nobody subscribed: nothing is sent (nor packetized).
-            return Ok(None);
-        }
-        let duration = buffer
-            .duration()
-            .map(|d| Duration::from_nanos(d.nseconds()));
-        let Some(min_spread) = self.admit(state, buffer, data.len(), duration, &mut now)? else {
-            return Ok(None);
-        };
-        self.send_info_if_due(state, now)?;
-        let mut plan = state
-            .packetizer
-            .frame(data.len(), frame_meta(buffer, &self.obj().segment()))
-            .map_err(|e| Fail::Error(gst::error_msg!(gst::StreamError::Format, ["{}", e])))?;
-        let count = plan.count();
-        let (header, first_seq, frag) = plan.template();
-        // Kept (a reference, no copy) before its datagrams leave: a receiver may ask for an
-        // early one again while the frame is still being paced out.
-        if let Ok(kept) = buffer.clone().into_mapped_buffer_readable() {
-            let frame = SentFrame {
-                first_seq,
-                count: count as u32,
-                frag,
-                header,
-                data: kept,
-                at: now,
-            };
-            lock(&state.history).push(frame, now);
-        }
-        let schedule = FrameSchedule::new(
-            state.pacing,
-            now,
-            duration,
-            min_spread,
-            count,
-            state.batch_size,
-            state.gso_align,
-        );
-        let batch_size = schedule.batch_len();
-        let (mut sent, mut refused) = (0usize, None);
-        // After a stall (the thread was not scheduled in time) the batches due catch up at
-        // twice the paced rate, not in one burst that would overflow a bottleneck's queue.
-        let catch_up = schedule.spread() / (2 * schedule.batches().max(1)) as u32;
-        let mut prev: Option<Instant> = None;
-        for b in 0..schedule.batches() {
-            let at = prev.map_or(schedule.send_at(b), |p| {
-                schedule.send_at(b).max(p + catch_up)
-            });
-            if at > Instant::now() {
-                match state.waker.wait(None, 0, Some(at)) {
-                    Ok(net::Wait::Woken) => return Err(Fail::Flushing),
-                    Ok(_) => {}
-                    Err(e) => return Err(send_failed(e)),
-                }
-            }
-            prev = Some(Instant::now());
-            let batch = plan.batch(data, b * batch_size, batch_size);
-            // One batch to each destination in turn (one, or each subscriber).
-            for &dest in &state.dests {
-                let report = state
-                    .batch
-                    .send(
-                        &state.sender,
-                        dest,
-                        batch.len(),
-                        |k| batch.parts(k),
-                        &state.waker,
-                    )
-                    .map_err(send_failed)?;
-                self.check_sent(&report, dest, state.mtu)?;
-                sent += report.sent;
-                refused = refused.or(report.first_error);
-            }
-            let last = (b * batch_size + batch.len()).saturating_sub(1) as u32;
-            lock(&state.history).sent_through(first_seq.wrapping_add(last));
-        }
-        if state.fec_percentage > 0 {
-            self.send_fec(state, data, first_seq, frag)?;
-        }
-        let mut warning = None;
-        if let (0, Some(kind)) = (sent, refused) {
-            if state
-                .send_warning
-                .is_none_or(|t| now.saturating_duration_since(t) >= SEND_WARNING_INTERVAL)
-            {
-                state.send_warning = Some(now);
-                warning = Some(format!(
-                    "could not send to {}: {}; frames are being lost",
-                    state.dest,
-                    std::io::Error::from(kind)
-                ));
-            }
-        }
-        lock(&state.table).on_sent(first_seq.wrapping_add(count as u32).wrapping_sub(1));
-        self.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
-        gst::trace!(
-            CAT,
-            imp = self,
-            "sent frame of {} bytes in {} datagrams in {} µs",
-            data.len(),
-            count,
-            now.elapsed().as_micros()
-        );
-        Ok(warning)
-    }
-
-    /// Asks the rate control whether the frame may go: waits (cancellably) while a non-live
-    /// sender is over its rate, and answers None when a live one drops the frame whole.
-    /// Otherwise the least spread the rate asks of the frame; `now` is when it may start.
-    fn admit(
-        &self,
-        state: &mut State,
-        buffer: &gst::BufferRef,
-        len: usize,
-        duration: Option<Duration>,
-        now: &mut Instant,
-    ) -> Result<Option<Duration>, Fail> {
-        let live = match state.live {
-            Some(live) => live,
-            None => {
-                let obj = self.obj();
-                let upstream_live = obj.query_latency().is_ok_and(|(_, up, _, _)| up);
-                let live = obj.is_sync() && upstream_live;
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "{} frames over the rate",
-                    if live { "dropping" } else { "waiting for" }
-                );
-                state.live = Some(live);
-                live
-            }
-        };
-        let datagrams = len.div_ceil(usize::from(state.frag)).max(1);
-        let bits = ((len + datagrams * WIRE_OVERHEAD) * 8) as u64;
-        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        loop {
-            let (admit, spread) = {
-                let mut table = lock(&state.table);
-                let rc = table.rate_control();
-                if let (false, Some(d)) = (live, duration.filter(|d| !d.is_zero())) {
-                    rc.start_at((bits as f64 / d.as_secs_f64()) as u64, *now);
-                }
-                (rc.admit(*now, bits, key, live), rc.min_spread(bits))
-            };
-            match admit {
-                Admit::Now => return Ok(Some(spread)),
-                Admit::Drop => {
-                    gst::log!(
-                        CAT,
-                        imp = self,
-                        "over the rate: dropping a frame of {len} bytes"
-                    );
-                    return Ok(None);
-                }
-                Admit::At(at) => {
-                    match state.waker.wait(None, 0, Some(at)) {
-                        Ok(net::Wait::Woken) => return Err(Fail::Flushing),
-                        Ok(_) => {}
-                        Err(e) => return Err(send_failed(e)),
-                    }
-                    *now = Instant::now();
-                }
-            }
-        }
-    }
-
-    /// Sends the FEC repair symbols of the frame `data`, whose datagrams took sequence
-    /// numbers from `first_seq` on, right after them (§5.7).
-    fn send_fec(
-        &self,
-        state: &mut State,
-        data: &[u8],
-        first_seq: u32,
-        frag: usize,
-    ) -> Result<(), Fail> {
-        let State {
-            fec,
-            packetizer,
-            batch,
-            sender,
-            dests,
-            waker,
-            ..
-        } = state;
-        let n = fec.encode(data, frag as u16, first_seq, state.fec_percentage);
-        let headers: Vec<_> = (0..n)
-            .filter_map(|i| fec.repair(i))
-            .map(|(body, _)| packetizer.fec_header(&body))
-            .collect();
-        for &dest in dests.iter() {
-            let report = batch
-                .send(
-                    sender,
-                    dest,
-                    headers.len(),
-                    |k| match (headers.get(k), fec.repair(k)) {
-                        (Some(h), Some((_, symbol))) => [&h[..], symbol],
-                        _ => [&[][..], &[][..]],
-                    },
-                    waker,
-                )
-                .map_err(send_failed)?;
-            self.count(&report);
-            self.counters
-                .fec_sent
-                .fetch_add(report.sent as u64, Ordering::Relaxed);
-            if report.interrupted {
-                return Err(Fail::Flushing);
-            }
-        }
-        Ok(())
+        })
     }
 
     fn stats(&self) -> gst::Structure {
@@ -616,87 +264,57 @@ impl VideoIpSink {
         for (name, value) in base.iter() {
             s = s.field(name.as_str(), value.clone());
         }
-        let c = &self.counters;
-        let now = Instant::now();
-        let (receivers, rate) = lock(&self.session)
-            .as_ref()
-            .map(|t| {
-                let mut t = lock(t);
-                let rc = t.rate_control();
-                let rate = (rc.rate(), rc.frames_dropped(), rc.decreases());
-                (t.receivers(now), rate)
-            })
-            .unwrap_or_default();
-        // (Taken apart from the builder below: a guard there would live to its end.)
-        let subscribers = lock(&self.subscribers).as_ref().map_or((0, 0), |t| {
-            let mut t = lock(t);
-            (t.current(now).0.len() as u64, t.refused)
+        let shared = lock(&self.last_stats).clone();
+        let (p, queue_dropped) = shared.map_or((Published::default(), 0), |sh| {
+            let p = lock(&sh.stats).clone();
+            let dropped = lock(&sh.queue).dropped;
+            (p, dropped)
         });
-        let per_receiver: Vec<glib::SendValue> = receivers
+        let st = &p.session;
+        let per_receiver: Vec<glib::SendValue> = st
+            .receivers
             .iter()
             .map(|r| {
+                let i = &r.info;
                 gst::Structure::builder("videoipsink-receiver")
-                    .field("address", r.addr.to_string())
-                    .field("rtt", r.rtt.map_or(-1i64, |d| d.as_micros() as i64))
-                    .field("datagrams-received", r.datagrams_received)
-                    .field("datagrams-lost", r.datagrams_lost)
-                    .field("frames-complete", u64::from(r.frames_complete))
-                    .field("frames-dropped", u64::from(r.frames_dropped))
+                    .field("address", i.addr.to_string())
+                    .field("rtt", i.rtt.map_or(-1i64, |d| d.as_micros() as i64))
+                    .field("datagrams-received", i.datagrams_received)
+                    .field("datagrams-lost", i.datagrams_lost)
+                    .field("frames-complete", u64::from(i.frames_complete))
+                    .field("frames-dropped", u64::from(i.frames_dropped))
+                    .field("frames-not-sent", r.frames_not_sent)
+                    .field("allowed-bitrate", r.allowed_bitrate.unwrap_or(0))
                     .build()
                     .to_send_value()
             })
             .collect();
-        s.field("datagrams-sent", c.datagrams_sent.load(Ordering::Relaxed))
-            .field("bytes-sent", c.bytes_sent.load(Ordering::Relaxed))
-            .field("frames-sent", c.frames_sent.load(Ordering::Relaxed))
-            .field("send-errors", c.send_errors.load(Ordering::Relaxed))
-            .field("nacks-received", c.nacks_received.load(Ordering::Relaxed))
-            .field(
-                "datagrams-retransmitted",
-                c.retransmitted.load(Ordering::Relaxed),
-            )
-            .field("allowed-bitrate", rate.0.unwrap_or(0))
-            .field("frames-dropped", rate.1)
-            .field("rate-decreases", rate.2)
-            .field("fec-datagrams-sent", c.fec_sent.load(Ordering::Relaxed))
-            .field("receivers", receivers.len() as u64)
-            .field("subscribers", subscribers.0)
-            .field("subscribers-refused", subscribers.1)
+        s.field("datagrams-sent", st.datagrams_sent)
+            .field("bytes-sent", st.bytes_sent)
+            .field("frames-sent", st.frames_sent)
+            .field("send-errors", p.send_errors)
+            .field("nacks-received", st.nacks_received)
+            .field("datagrams-retransmitted", st.datagrams_retransmitted)
+            .field("allowed-bitrate", st.allowed_bitrate.unwrap_or(0))
+            .field("frames-dropped", st.frames_dropped + queue_dropped)
+            .field("rate-decreases", st.rate_decreases)
+            .field("fec-datagrams-sent", st.fec_datagrams_sent)
+            .field("receivers", st.receivers.len() as u64)
+            .field("subscribers", st.subscribers)
+            .field("subscribers-refused", st.subscribers_refused)
             .field("receiver-stats", gst::Array::from_values(per_receiver))
             .build()
     }
 }
 
-/// Why a frame was not sent.
-enum Fail {
-    /// The element is flushing (unlock was called).
-    Flushing,
-    /// A fatal error, to be posted once no lock is held.
-    Error(gst::ErrorMessage),
-}
-
-/// The fatal error for datagrams too large for the path (the socket does not fragment).
-fn too_large(dest: SocketAddr, mtu: u32, report: &net::SendReport) -> Result<(), Fail> {
-    match report.path_mtu {
-        Some(path_mtu) => Err(Fail::Error(gst::error_msg!(
-            gst::ResourceError::Write,
-            [
-                "the path to {} carries at most {} bytes per datagram, less than mtu={}; set mtu={} or lower",
-                dest,
-                path_mtu,
-                mtu,
-                path_mtu
-            ]
-        ))),
-        None => Ok(()),
+/// Maps a refused hand-over to the flow return: flushing, or the driver's error (posted
+/// by the driver).
+fn handover_failed(flushing: bool) -> gst::FlowError {
+    if flushing {
+        gst::FlowError::Flushing
+    } else {
+        gst::FlowError::Error
     }
-}
-
-fn send_failed(e: std::io::Error) -> Fail {
-    Fail::Error(gst::error_msg!(
-        gst::ResourceError::Write,
-        ["sending to the network failed: {}", e]
-    ))
 }
 
 /// The frame's flags, and its timestamps in running time: streams of one sender pipeline
@@ -1038,19 +656,13 @@ impl BaseSinkImpl for VideoIpSink {
                 ]
             ));
         }
-        let (sender, dest, frag) = self.open(&settings)?;
-        let waker = Arc::new(Waker::new().map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenWrite,
-                ["could not create a waker: {}", e]
-            )
-        })?);
+        let (socket, dest, frag) = self.open(&settings)?;
         if settings.subscription() {
             gst::info!(
                 CAT,
                 imp = self,
                 "sending to receivers that subscribe at {}, {} payload bytes per datagram",
-                sender.local_addr(),
+                socket.local_addr(),
                 frag
             );
         } else {
@@ -1058,111 +670,68 @@ impl BaseSinkImpl for VideoIpSink {
                 CAT,
                 imp = self,
                 "sending from {} to {}, {} payload bytes per datagram",
-                sender.local_addr(),
+                socket.local_addr(),
                 dest,
                 frag
             );
         }
-        let gso_align = if sender.gso_supported() {
+        let gso_align = if socket.gso_supported() {
             net::gso_segments(protocol::MEDIA_HEADER_LEN + usize::from(frag))
         } else {
             1
         };
-        let bound = sender.local_addr().port();
-        if settings.subscription() && settings.port != u32::from(bound) {
+        let own_port = socket.local_addr().port();
+        if settings.subscription() && settings.port != u32::from(own_port) {
             // Port 0 took any free port: it reads back the one subscribers must use.
-            lock(&self.settings).port = u32::from(bound);
+            lock(&self.settings).port = u32::from(own_port);
             self.obj().notify("port");
         }
-        let sender = Arc::new(sender);
-        let table = Arc::new(Mutex::new(SenderSession::new(
-            packetizer::random_session_id(),
-            0,
-        )));
-        lock(&table).set_rate_control(RateControl::new(
-            (settings.max_bitrate != 0).then_some(settings.max_bitrate),
-            usize::from(frag) + WIRE_OVERHEAD,
-        ));
-        let session_id = lock(&table).session();
-        let history = Arc::new(Mutex::new(History::new(
-            settings.max_retransmission_percentage as usize,
-        )));
+        let session_id = packetizer::random_session_id();
         // A named stream takes subscribers (at its own port, which it announces), besides its
         // host if it has one: receivers that find it by name subscribe, also to a multicast
         // stream (they get it by unicast; the group is for those that join it).
-        let subscribers = settings.source_name.is_some().then(|| {
-            let max = match settings.max_receivers {
-                0 => crate::send::receivers::MAX_RECEIVERS,
-                n => n as usize,
-            };
-            Arc::new(Mutex::new(Subscribers::new(max)))
-        });
-        *lock(&self.subscribers) = subscribers.clone();
-        let resender = Resender {
-            history: history.clone(),
-            subscribers: subscribers.clone(),
-            dest,
+        let max_subscribers =
+            settings
+                .source_name
+                .is_some()
+                .then_some(match settings.max_receivers {
+                    0 => send::receivers::MAX_RECEIVERS,
+                    n => n as usize,
+                });
+        let session = Session::new(send::Config {
             session: session_id,
-            nacks_received: self.counters.nacks_received.clone(),
-            retransmitted: self.counters.retransmitted.clone(),
-        };
-        let reports =
-            ReportThread::spawn(sender.clone(), table.clone(), resender).map_err(|e| {
-                gst::error_msg!(
-                    gst::ResourceError::OpenWrite,
-                    [
-                        "could not start the thread that reads receiver reports: {}",
-                        e
-                    ]
-                )
-            })?;
-        let own_port = sender.local_addr().port();
-        *lock(&self.session) = Some(table.clone());
-        *lock(&self.reports) = Some(reports);
-        let state = State {
-            history,
-            table,
-            live: None,
+            track: 0,
+            first_seq: random_u32(),
             frag,
-            sender,
-            dest,
-            fixed: (!settings.subscription()).then_some(dest),
-            dests: if settings.subscription() {
-                Vec::new()
-            } else {
-                vec![dest]
-            },
-            subscribers: subscribers.map(|s| (s, u64::MAX)),
-            mtu: settings.mtu,
-            send_warning: None,
-            packetizer: Packetizer::new(session_id, 0, random_u32(), frag),
-            batch: SendBatch::new(),
-            waker: waker.clone(),
-            batch_size: settings.batch_size.max(1) as usize,
-            gso_align,
+            dest: (!settings.subscription()).then_some(dest),
+            max_subscribers,
             pacing: match settings.pacing {
                 Pacing::None => schedule::Pacing::None,
                 Pacing::Frame => schedule::Pacing::Frame,
             },
-            caps: None,
-            info_sent: None,
+            batch_size: settings.batch_size.max(1) as usize,
+            gso_align,
+            max_bitrate: (settings.max_bitrate != 0).then_some(settings.max_bitrate),
             fec_percentage: settings.fec_percentage,
-            fec: fec::Encoder::new(),
-        };
-        *lock(&self.waker) = Some(waker);
-        *lock(&self.state) = Some(state);
-        let c = &self.counters;
-        for a in [
-            &c.datagrams_sent,
-            &c.bytes_sent,
-            &c.frames_sent,
-            &c.send_errors,
-            &*c.nacks_received,
-            &*c.retransmitted,
-            &c.fec_sent,
-        ] {
-            a.store(0, Ordering::Relaxed);
-        }
+            max_retransmission_percentage: settings.max_retransmission_percentage,
+        });
+        let driver = Driver::spawn(
+            session,
+            Setup {
+                socket,
+                mtu: settings.mtu,
+                element: self.obj().downgrade(),
+            },
+        )
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenWrite,
+                ["could not start the thread that sends: {}", e]
+            )
+        })?;
+        *lock(&self.last_stats) = Some(driver.shared.clone());
+        *lock(&self.running) = Some(Running { driver, frag });
+        *lock(&self.stream) = Stream::default();
         if let (Some(name), true) = (settings.source_name.as_deref(), settings.announce) {
             match self.announce.start(name, session_id, own_port, dest) {
                 Ok(()) => gst::info!(
@@ -1183,45 +752,38 @@ impl BaseSinkImpl for VideoIpSink {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         self.announce.stop();
-        *lock(&self.reports) = None;
-        *lock(&self.session) = None;
-        *lock(&self.subscribers) = None;
-        *lock(&self.state) = None;
-        *lock(&self.waker) = None;
+        // Dropping the driver stops and joins its thread (outside the lock).
+        let running = lock(&self.running).take();
+        drop(running);
         Ok(())
     }
 
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let caps_str = caps.to_string();
-        let mut guard = lock(&self.state);
-        let Some(state) = guard.as_mut() else {
-            return Err(gst::loggable_error!(CAT, "caps set while stopped"));
-        };
         // Caps longer than one datagram are sent in pieces; only the protocol's limit applies.
         if caps_str.len() > protocol::MAX_CAPS_LEN {
-            let len = caps_str.len();
-            drop(guard);
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
                 [
                     "caps of {} bytes are longer than the protocol's {} bytes",
-                    len,
+                    caps_str.len(),
                     protocol::MAX_CAPS_LEN
                 ]
             );
             return Err(gst::loggable_error!(CAT, "caps too large"));
         }
-        if state.caps.as_deref() != Some(caps_str.as_str()) {
-            if state.caps.is_some() {
-                state.packetizer.next_info_gen();
-            }
-            gst::debug!(CAT, imp = self, "new caps: {caps_str}");
-            state.caps = Some(caps_str);
-            state.info_sent = None;
-            state.live = None;
+        let Some((shared, _)) = self.shared() else {
+            return Err(gst::loggable_error!(CAT, "caps set while stopped"));
+        };
+        gst::debug!(CAT, imp = self, "new caps: {caps_str}");
+        lock(&self.stream).live = None;
+        if shared
+            .push(Item::Caps(caps_str), false, Duration::ZERO)
+            .is_err()
+        {
+            return Err(gst::loggable_error!(CAT, "the sender has stopped"));
         }
-        drop(guard);
         if let Err(e) = self.announce.caps(caps) {
             gst::warning!(CAT, imp = self, "could not announce the new caps: {e}");
         }
@@ -1229,63 +791,81 @@ impl BaseSinkImpl for VideoIpSink {
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let map = buffer.map_readable().map_err(|_| {
+        let Some((shared, frag)) = self.shared() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let len = buffer.size();
+        if let Err(e) = send::check_frame(len, frag) {
+            gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+            return Err(gst::FlowError::Error);
+        }
+        let data = buffer.clone().into_mapped_buffer_readable().map_err(|_| {
             gst::element_imp_error!(self, gst::CoreError::Failed, ["could not map the buffer"]);
             gst::FlowError::Error
         })?;
-        let result = match lock(&self.state).as_mut() {
-            Some(state) => self.send_frame(state, buffer, map.as_slice()),
-            None => Err(Fail::Flushing),
-        };
-        match result {
-            Ok(warning) => {
-                if let Some(w) = warning {
-                    gst::element_imp_warning!(self, gst::ResourceError::Write, ["{}", w]);
-                }
-                Ok(gst::FlowSuccess::Ok)
-            }
-            Err(Fail::Flushing) => Err(gst::FlowError::Flushing),
-            Err(Fail::Error(msg)) => {
-                self.post_error_message(msg);
-                Err(gst::FlowError::Error)
-            }
+        let live = self.live();
+        let duration = buffer
+            .duration()
+            .map(|d| Duration::from_nanos(d.nseconds()));
+        if let Some(c) = self.clock_sample() {
+            shared
+                .push(Item::Clock(c), live, Duration::ZERO)
+                .map_err(handover_failed)?;
         }
+        let frame = Frame {
+            data,
+            meta: frame_meta(buffer, &self.obj().segment()),
+            duration,
+            key: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+            live,
+            arrived: Instant::now(),
+        };
+        // A live frame waits for room at most its own duration: the next one comes then.
+        let wait = duration.unwrap_or(DEFAULT_FRAME_WAIT);
+        shared
+            .push(Item::Frame(frame), live, wait)
+            .map_err(handover_failed)?;
+        Ok(gst::FlowSuccess::Ok)
     }
 
     fn event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            let mut guard = lock(&self.state);
-            if let Some(state) = guard.as_mut() {
-                for _ in 0..EOS_REPEAT {
-                    let header = state.packetizer.eos_datagram();
-                    for &dest in &state.dests {
-                        if let Ok(r) = state.batch.send(
-                            &state.sender,
-                            dest,
-                            1,
-                            |_| [&header[..]],
-                            &state.waker,
-                        ) {
-                            self.count(&r);
-                        }
+        match event.view() {
+            gst::EventView::Eos(_) => {
+                if let Some((shared, _)) = self.shared() {
+                    let eos = {
+                        let mut st = lock(&self.stream);
+                        st.eos += 1;
+                        st.eos
+                    };
+                    // Everything before the end of stream goes out before it is done.
+                    if shared.push(Item::Eos, false, Duration::ZERO).is_ok()
+                        && !shared.wait_eos_sent(eos)
+                    {
+                        gst::debug!(CAT, imp = self, "end of stream not confirmed sent");
                     }
+                    gst::debug!(CAT, imp = self, "sent end of stream");
                 }
-                gst::debug!(CAT, imp = self, "sent end of stream");
             }
+            gst::EventView::FlushStop(_) => {
+                if let Some((shared, _)) = self.shared() {
+                    shared.flush();
+                }
+            }
+            _ => {}
         }
         self.parent_event(event)
     }
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(w) = lock(&self.waker).as_ref() {
-            w.wake();
+        if let Some((shared, _)) = self.shared() {
+            shared.set_flushing(true);
         }
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(w) = lock(&self.waker).as_ref() {
-            w.reset();
+        if let Some((shared, _)) = self.shared() {
+            shared.set_flushing(false);
         }
         Ok(())
     }

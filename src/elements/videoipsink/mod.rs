@@ -10,8 +10,8 @@ use gst::glib;
 use gst::prelude::*;
 
 mod announce;
+mod driver;
 mod imp;
-mod reports;
 
 /// How a frame's datagrams are spread in time.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]

@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Unit tests of the sender session, on a virtual clock: a driver loop in the test hands in
+//! frames and datagrams at virtual instants and takes out what the session transmits,
+//! decoding every datagram.
+
+use super::*;
+use crate::protocol::{
+    decode, header_flags, push_nack_entry, CommonHeader, Nack, ReceiverReport, Subscribe,
+};
+
+const MS: Duration = Duration::from_millis(1);
+const US: Duration = Duration::from_micros(1);
+/// 1080p UYVY.
+const FRAME_1080: usize = 1920 * 1080 * 2;
+const FRAME_60: Duration = Duration::from_micros(16_667);
+const FRAG: u16 = 1408;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 1], port))
+}
+
+fn config(dest: Option<SocketAddr>, subscribers: Option<usize>) -> Config {
+    Config {
+        session: 0x5e55,
+        track: 0,
+        first_seq: 1000,
+        frag: FRAG,
+        dest,
+        max_subscribers: subscribers,
+        pacing: Pacing::Frame,
+        batch_size: 64,
+        gso_align: 44,
+        max_bitrate: None,
+        fec_percentage: 0,
+        max_retransmission_percentage: 50,
+    }
+}
+
+fn frame(len: usize, k: u64, arrived: Instant, live: bool) -> Frame<Vec<u8>> {
+    Frame {
+        data: vec![(k % 251) as u8; len],
+        meta: FrameMeta {
+            pts: k * FRAME_60.as_nanos() as u64,
+            ..FrameMeta::default()
+        },
+        duration: Some(FRAME_60),
+        key: true,
+        live,
+        arrived,
+    }
+}
+
+/// A deterministic generator of wake-up overshoots like those measured on a 2-core machine:
+/// 100 µs on average, now and then 3.3 ms.
+struct Overshoot(u64);
+
+impl Overshoot {
+    fn next(&mut self) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        match self.0 % 100 {
+            0 => 3300 * US,
+            1..=10 => 400 * US,
+            _ => US * (self.0 % 120) as u32,
+        }
+    }
+}
+
+/// What one destination got: media datagrams as (seq, frame index by PTS, instant), and
+/// how many of the other kinds.
+#[derive(Debug, Default)]
+struct Seen {
+    media: Vec<(u32, u32, Instant)>,
+    info: usize,
+    reports: usize,
+    eos: usize,
+}
+
+/// Takes everything the session transmits at `now`, charging `cost_per_datagram` of
+/// virtual time per datagram sent (the system calls); returns the instant after.
+fn drain(
+    s: &mut Session<Vec<u8>>,
+    mut now: Instant,
+    cost_per_datagram: Duration,
+    seen: &mut HashMap<SocketAddr, Seen>,
+) -> Instant {
+    let start = now;
+    while let Some(t) = s.poll_transmit(start) {
+        for &d in t.dests {
+            let e = seen.entry(d).or_default();
+            for k in 0..t.len() {
+                let [h, p] = t.parts(k);
+                let bytes = [h, p].concat();
+                let packet = decode(&bytes).expect("every datagram decodes");
+                match packet.body {
+                    // Frames are told apart by their PTS (frame k at k intervals): dropped
+                    // frames take no frame number.
+                    Body::Media(m) => e.media.push((
+                        packet.header.seq,
+                        (m.pts / FRAME_60.as_nanos() as u64) as u32,
+                        now,
+                    )),
+                    Body::StreamInfo(_) => e.info += 1,
+                    Body::SenderReport(_) => e.reports += 1,
+                    Body::EndOfStream(_) => e.eos += 1,
+                    _ => {}
+                }
+            }
+            now += cost_per_datagram * t.len() as u32;
+        }
+    }
+    now
+}
+
+/// Runs `frames` live 1080p60 frames through a session with overshooting wake-ups and
+/// returns, per frame sent, how long after its arrival its last datagram left, and the
+/// session's counters.
+fn live_run(frames: u64, overshoot: &mut Overshoot, cost: Duration) -> (Vec<Duration>, Stats) {
+    let dest = addr(5004);
+    let mut s = Session::new(config(Some(dest), None));
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut seen = HashMap::new();
+    s.handle_caps("video/x-raw".into());
+    let mut next_frame = 0u64;
+    let arrival = |k: u64| t0 + FRAME_60 * k as u32;
+    while next_frame < frames || s.poll_timeout().is_some() {
+        // Frames arrive on time, whatever the driver does.
+        while next_frame < frames && arrival(next_frame) <= now && s.wants_input() {
+            s.handle_frame(frame(FRAME_1080, next_frame, arrival(next_frame), true));
+            next_frame += 1;
+        }
+        now = drain(&mut s, now, cost, &mut seen);
+        let mut wake = s.poll_timeout();
+        if next_frame < frames {
+            let a = arrival(next_frame);
+            wake = Some(wake.map_or(a, |w| w.min(a)));
+        }
+        let Some(w) = wake else {
+            break;
+        };
+        now = now.max(w) + overshoot.next();
+    }
+    let media = &seen[&dest].media;
+    let done = (0..frames as u32)
+        .filter_map(|f| {
+            let last = media.iter().filter(|m| m.1 == f).map(|m| m.2).max()?;
+            Some(last.saturating_duration_since(arrival(u64::from(f))))
+        })
+        .collect();
+    (done, s.stats(now))
+}
+
+fn average(d: &[Duration]) -> Duration {
+    d.iter().sum::<Duration>() / d.len().max(1) as u32
+}
+
+#[test]
+fn paced_frames_leave_within_their_interval_however_late_the_wakeups() {
+    // 600 frames of 1080p60, each wake-up late by up to 3.3 ms, 1 µs per datagram sent.
+    let (done, stats) = live_run(600, &mut Overshoot(0x9e37_79b9), US);
+    assert_eq!(done.len(), 600, "every frame is sent");
+    assert_eq!(stats.frames_dropped, 0);
+    let worst = done.iter().max().copied().unwrap_or_default();
+    assert!(worst < FRAME_60, "a frame took {worst:?} to leave");
+    // No drift: the last 100 frames leave no later than the first 100 did.
+    let (first, last) = (average(&done[..100]), average(&done[500..]));
+    assert!(last <= first + MS, "first {first:?}, last {last:?}");
+}
+
+#[test]
+fn a_frame_still_being_paced_when_the_next_live_one_arrives_goes_out_at_once() {
+    // Sending costs 4 µs per datagram: 12 ms of a frame's 16.7 ms interval, so with the
+    // overshoots the driver is often still sending when the next frame arrives; lateness
+    // must not carry over.
+    let (done, stats) = live_run(600, &mut Overshoot(7), 4 * US);
+    assert_eq!(done.len(), 600, "every frame is sent");
+    assert_eq!(stats.frames_dropped, 0);
+    let late: Vec<_> = done.iter().filter(|d| **d > 2 * FRAME_60).collect();
+    assert!(late.is_empty(), "frames over two intervals late: {late:?}");
+    assert!(average(&done[500..]) <= average(&done[..100]) + 2 * MS);
+}
+
+#[test]
+fn a_live_sender_slower_than_its_frames_drops_frames_and_never_falls_behind() {
+    // 8 µs per datagram: a frame takes 24 ms to send, its interval is 16.7 ms. A third of
+    // the frames must go, and those sent leave no later at the end than at the start.
+    let (done, stats) = live_run(600, &mut Overshoot(11), 8 * US);
+    assert!(
+        (150..=450).contains(&done.len()),
+        "{} of 600 sent",
+        done.len()
+    );
+    assert_eq!(stats.frames_dropped, 600 - done.len() as u64);
+    assert_eq!(stats.frames_behind, stats.frames_dropped);
+    let worst = done.iter().max().copied().unwrap_or_default();
+    assert!(worst < 4 * FRAME_60, "a frame took {worst:?} to leave");
+    assert!(average(&done[done.len() - 50..]) <= average(&done[..50]) + 5 * MS);
+}
+
+#[test]
+fn the_stream_info_and_a_sender_report_precede_the_first_frame_and_repeat() {
+    let dest = addr(5004);
+    let mut s = Session::new(config(Some(dest), None));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw,format=GRAY8,width=8,height=8".into());
+    s.handle_clock(ClockSample {
+        at: t0,
+        running_time: 0,
+        reference_time: 0,
+        clock: 0,
+    });
+    let mut order = Vec::new();
+    for k in 0..40u64 {
+        let now = t0 + 10 * MS * k as u32;
+        s.handle_frame(frame(64, k, now, true));
+        while let Some(t) = s.poll_transmit(now) {
+            for i in 0..t.len() {
+                let bytes = t.parts(i).concat();
+                let p = decode(&bytes).expect("decodes");
+                order.push((p.header.seq, p.body.packet_type()));
+            }
+        }
+    }
+    use crate::protocol::PacketType;
+    assert_eq!(order[0].1, PacketType::StreamInfo);
+    assert_eq!(order[1].1, PacketType::SenderReport);
+    assert_eq!(order[2].1, PacketType::Media);
+    // Sequence numbers go up in the order datagrams leave.
+    assert!(order.windows(2).all(|w| seq_diff(w[1].0, w[0].0) == 1));
+    // 400 ms of frames: the info went out at 0 and again at 250 ms.
+    let infos = order
+        .iter()
+        .filter(|o| o.1 == PacketType::StreamInfo)
+        .count();
+    assert_eq!(infos, 2);
+}
+
+fn datagram(body: Body, payload: &[u8]) -> Vec<u8> {
+    let common = CommonHeader {
+        flags: 0,
+        track: 0,
+        session: 0xabc,
+        seq: 0,
+    };
+    let mut out = Vec::new();
+    protocol::encode(&common, &[], &body, &mut out).expect("encodes");
+    out.extend_from_slice(payload);
+    out
+}
+
+fn subscribe(lease_ms: u32) -> Vec<u8> {
+    datagram(
+        Body::Subscribe(Subscribe {
+            session: 0,
+            lease_ms,
+            flags: 0,
+        }),
+        &[],
+    )
+}
+
+fn report(highest_seq: u32, received: u64, dropped: u32) -> Vec<u8> {
+    datagram(
+        Body::ReceiverReport(ReceiverReport {
+            session: 0x5e55,
+            track: 0,
+            highest_seq,
+            datagrams_received: received,
+            datagrams_lost: 0,
+            frames_complete: 0,
+            frames_dropped: dropped,
+            echoed_report_seq: 0,
+            delay_us: NO_DELAY,
+        }),
+        &[],
+    )
+}
+
+use crate::protocol::{seq_diff, NO_DELAY};
+
+#[test]
+fn a_slow_subscriber_loses_frames_alone_and_is_named_in_a_warning() {
+    let (fast, slow) = (addr(6000), addr(6001));
+    let mut s = Session::new(config(None, Some(8)));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    s.handle_datagram(t0, fast, &subscribe(5000));
+    s.handle_datagram(t0, slow, &subscribe(5000));
+    let mut seen = HashMap::new();
+    let per_frame = FRAME_1080.div_ceil(usize::from(FRAG)) as u64;
+    let mut slow_rx = 0u64;
+    for k in 0..600u64 {
+        let now = t0 + FRAME_60 * k as u32;
+        s.handle_frame(frame(FRAME_1080, k, now, true));
+        drain(&mut s, now, Duration::ZERO, &mut seen);
+        // Every 250 ms both report. The slow one takes 800 Mbit/s and drops frames.
+        if k % 15 == 14 {
+            let later = now + MS;
+            s.handle_datagram(later, fast, &subscribe(5000));
+            s.handle_datagram(later, slow, &subscribe(5000));
+            let fast_rx = seen[&fast].media.len() as u64;
+            let fast_seq = seen[&fast].media.last().map_or(0, |m| m.0);
+            s.handle_datagram(later, fast, &report(fast_seq, fast_rx, 0));
+            slow_rx += (800e6 * 0.25 / (1500.0 * 8.0)) as u64;
+            let slow_seq = seen[&slow].media.last().map_or(0, |m| m.0);
+            s.handle_datagram(later, slow, &report(slow_seq, slow_rx, (k / 15) as u32 * 3));
+        }
+    }
+    // The last frame's pacing runs out.
+    let end = t0 + FRAME_60 * 600;
+    drain(&mut s, end, Duration::ZERO, &mut seen);
+    let frames = |a: &SocketAddr| {
+        let mut f: Vec<u32> = seen[a].media.iter().map(|m| m.1).collect();
+        f.dedup();
+        f.len() as u64
+    };
+    let st = s.stats(t0 + 10_000 * MS);
+    assert_eq!(
+        frames(&fast),
+        600,
+        "the healthy subscriber gets every frame: {st:?}"
+    );
+    assert_eq!(seen[&fast].media.len() as u64, 600 * per_frame);
+    let slow_frames = frames(&slow);
+    assert!(slow_frames < 400, "the slow one gets {slow_frames} of 600");
+    let st = s.stats(t0 + 10_000 * MS);
+    let slow_stats = st
+        .receivers
+        .iter()
+        .find(|r| r.info.addr == slow)
+        .expect("the slow receiver is listed");
+    assert_eq!(slow_stats.frames_not_sent, 600 - slow_frames);
+    let fast_stats = st
+        .receivers
+        .iter()
+        .find(|r| r.info.addr == fast)
+        .expect("listed");
+    assert_eq!(fast_stats.frames_not_sent, 0);
+    assert!(st.frames_dropped > 0);
+    let warnings: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| matches!(w, Event::Warning(t) if t.contains(&slow.to_string()))),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn one_slow_receiver_of_a_multicast_stream_does_not_slow_it_for_the_others() {
+    let group = SocketAddr::from(([239, 1, 1, 1], 5004));
+    let mut s = Session::new(config(Some(group), None));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    let mut seen = HashMap::new();
+    let (a, b, slow) = (addr(7000), addr(7001), addr(7002));
+    let mut received = [0u64; 3];
+    for k in 0..300u64 {
+        let now = t0 + FRAME_60 * k as u32;
+        s.handle_frame(frame(FRAME_1080, k, now, true));
+        drain(&mut s, now, Duration::ZERO, &mut seen);
+        if k % 15 == 14 {
+            let got = seen[&group].media.len() as u64;
+            let seq = seen[&group].media.last().map_or(0, |m| m.0);
+            received[0] = got;
+            received[1] = got;
+            received[2] += (800e6 * 0.25 / (1500.0 * 8.0)) as u64;
+            s.handle_datagram(now + MS, a, &report(seq, received[0], 0));
+            s.handle_datagram(now + MS, b, &report(seq, received[1], 0));
+            s.handle_datagram(now + MS, slow, &report(seq, received[2], (k / 15) as u32));
+        }
+    }
+    let mut frames: Vec<u32> = seen[&group].media.iter().map(|m| m.1).collect();
+    frames.dedup();
+    assert_eq!(frames.len(), 300, "the group gets every frame");
+    assert_eq!(s.stats(t0 + 5000 * MS).allowed_bitrate, None);
+    let warned = std::iter::from_fn(|| s.poll_event())
+        .any(|e| matches!(e, Event::Warning(t) if t.contains(&slow.to_string())));
+    assert!(warned, "the outlier is named");
+}
+
+#[test]
+fn a_nack_is_answered_with_the_original_bytes_flagged_as_resent() {
+    let dest = addr(5004);
+    let mut s = Session::new(config(Some(dest), None));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+    s.handle_frame(Frame {
+        data: data.clone(),
+        ..frame(0, 0, t0, true)
+    });
+    let mut seen = HashMap::new();
+    drain(&mut s, t0, Duration::ZERO, &mut seen);
+    let second = seen[&dest].media[1].0;
+    let mut entries = Vec::new();
+    push_nack_entry(&mut entries, second, 2);
+    let nack = datagram(
+        Body::Nack(Nack {
+            session: 0x5e55,
+            track: 0,
+        }),
+        &entries,
+    );
+    let from = addr(9000);
+    s.handle_datagram(t0 + MS, from, &nack);
+    let t = s.poll_transmit(t0 + MS).expect("the resends go out");
+    assert_eq!(t.kind, Kind::Resend);
+    assert_eq!(t.dests, [from]);
+    assert_eq!(t.len(), 2);
+    for k in 0..2 {
+        let [h, p] = t.parts(k);
+        let bytes = [h, p].concat();
+        let packet = decode(&bytes).expect("decodes");
+        assert_ne!(packet.header.flags & header_flags::RETRANSMISSION, 0);
+        let Body::Media(m) = packet.body else {
+            panic!("a media datagram");
+        };
+        let start = m.offset as usize;
+        assert_eq!(p, &data[start..(start + usize::from(FRAG)).min(data.len())]);
+    }
+    assert_eq!(s.stats(t0).datagrams_retransmitted, 2);
+}
+
+#[test]
+fn the_end_of_stream_follows_the_last_frame_and_nobody_subscribed_gets_nothing() {
+    let mut s = Session::new(config(None, Some(4)));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    s.handle_frame(frame(FRAME_1080, 0, t0, true));
+    assert!(
+        s.poll_transmit(t0).is_none(),
+        "nobody subscribed: nothing sent"
+    );
+    let sub = addr(6000);
+    s.handle_datagram(t0, sub, &subscribe(5000));
+    s.handle_frame(frame(FRAME_1080, 1, t0 + FRAME_60, true));
+    s.handle_eos();
+    let mut seen = HashMap::new();
+    let mut now = t0 + FRAME_60;
+    for _ in 0..1000 {
+        now = drain(&mut s, now, Duration::ZERO, &mut seen);
+        match s.poll_timeout() {
+            Some(t) => now = t,
+            None => break,
+        }
+    }
+    let e = &seen[&sub];
+    assert_eq!(e.eos, EOS_REPEAT);
+    assert_eq!(
+        e.media.len(),
+        FRAME_1080.div_ceil(usize::from(FRAG)),
+        "one frame"
+    );
+    assert!(std::iter::from_fn(|| s.poll_event()).any(|e| e == Event::EndOfStreamSent));
+    // Unsubscribing (a zero lease) stops the stream to it.
+    s.handle_datagram(now, sub, &subscribe(0));
+    s.handle_frame(frame(64, 2, now, true));
+    assert!(s.poll_transmit(now).is_none());
+}
+
+#[test]
+fn a_subscriber_that_goes_silent_is_dropped_when_its_lease_lapses() {
+    let mut s = Session::new(config(None, Some(4)));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    let sub = addr(6000);
+    s.handle_datagram(t0, sub, &subscribe(1000));
+    let mut seen = HashMap::new();
+    for k in 0..120u64 {
+        let now = t0 + 20 * MS * k as u32;
+        s.handle_frame(frame(64, k, now, true));
+        drain(&mut s, now, Duration::ZERO, &mut seen);
+    }
+    // 50 frames in its 1 s lease, none after it.
+    let mut frames: Vec<u32> = seen[&sub].media.iter().map(|m| m.1).collect();
+    frames.dedup();
+    assert_eq!(frames.len(), 50);
+    assert_eq!(s.stats(t0 + 2400 * MS).subscribers, 0);
+}
+
+#[test]
+fn a_non_live_sender_over_max_bitrate_waits_and_keeps_the_ceiling() {
+    let dest = addr(5004);
+    let mut cfg = config(Some(dest), None);
+    cfg.max_bitrate = Some(100_000_000);
+    let mut s = Session::new(cfg);
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    let mut seen = HashMap::new();
+    let mut now = t0;
+    let mut handed = 0u64;
+    // Frames of 1 ms: their pacing spread is below what the ceiling asks.
+    // 100 frames of 100 kB, as fast as the session takes them: 80 Mbit at 100 Mbit/s.
+    for _ in 0..100_000 {
+        while handed < 100 && s.wants_input() {
+            s.handle_frame(Frame {
+                duration: Some(MS),
+                ..frame(100_000, handed, now, false)
+            });
+            handed += 1;
+        }
+        now = drain(&mut s, now, Duration::ZERO, &mut seen);
+        match s.poll_timeout() {
+            Some(t) => now = now.max(t),
+            None if handed == 100 => break,
+            None => {}
+        }
+    }
+    let media = &seen[&dest].media;
+    assert_eq!(media.len(), 100 * 100_000usize.div_ceil(usize::from(FRAG)));
+    let span = media.last().map(|m| m.2).unwrap_or(t0) - t0;
+    let bits = 100.0 * (100_000.0 + 72.0 * (WIRE_OVERHEAD as f64)) * 8.0;
+    let rate = bits / span.as_secs_f64();
+    assert!(rate < 105e6, "{rate} bit/s over {span:?}");
+    assert!(rate > 80e6, "{rate} bit/s over {span:?}");
+}
