@@ -517,7 +517,16 @@ impl<B: AsRef<[u8]>> Session<B> {
                     Some(d) if d.ip().is_multicast() => d,
                     _ => from,
                 };
-                self.queue_resends(protocol::nack_entries(p.payload), to, now);
+                // A destination held to a lowered rate gets resends within it too: resending
+                // a whole frame to a receiver that cannot take frames helps nobody.
+                let max = self.dests.get(&to).and_then(|d| d.rate.rate()).map_or(
+                    MAX_RESEND_PER_NACK,
+                    |r| {
+                        let bits = (usize::from(self.cfg.frag) + WIRE_OVERHEAD) as f64 * 8.0;
+                        (r as f64 * rate::BUCKET_DEPTH.as_secs_f64() / bits) as u32
+                    },
+                );
+                self.queue_resends(protocol::nack_entries(p.payload), to, max, now);
             }
             _ => {}
         }
@@ -572,14 +581,18 @@ impl<B: AsRef<[u8]>> Session<B> {
         }
     }
 
-    /// Queues resends of what a NACK asks for, to `to`, within the budget.
+    /// Queues resends of what a NACK asks for, to `to`, at most `max`, within the budget.
     fn queue_resends(
         &mut self,
         ranges: impl Iterator<Item = (u32, u32)>,
         to: SocketAddr,
+        max: u32,
         now: Instant,
     ) {
-        let mut left = MAX_RESEND_PER_NACK;
+        let mut left = max.min(MAX_RESEND_PER_NACK);
+        if left == 0 {
+            return;
+        }
         let mut group: Option<Group> = None;
         for (first, count) in ranges {
             for k in 0..count.min(left) {

@@ -36,6 +36,8 @@ const RECV_SLOT: usize = 2048;
 const RECV_BATCH: usize = 16;
 /// Most receives per wake-up, so that a flood of datagrams cannot starve the sending.
 const MAX_RECEIVES: usize = 64;
+/// How often the counters are published for the `stats` property while sending.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
 /// Longest wait without a deadline: the counters are published at least this often.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 /// Least time between two warnings about datagrams the network refused.
@@ -237,6 +239,7 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
     let mut out = SendBatch::new();
     let mut errors = 0u64;
     let mut refused = RateLimit::new(SEND_WARNING_INTERVAL);
+    let mut published: Option<Instant> = None;
     let result = loop {
         if shared.stop.load(Ordering::SeqCst) {
             break Stop::Asked;
@@ -268,12 +271,12 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
                     gst::element_warning!(
                         e,
                         gst::ResourceError::Write,
-                        [
+                        (
                             "could not send to {}: {}; frames are being lost{}",
                             dest,
                             std::io::Error::from(kind),
                             more
-                        ]
+                        )
                     );
                 }
             }
@@ -284,15 +287,22 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
             match ev {
                 Event::Warning(text) => {
                     if let Some(e) = setup.element.upgrade() {
-                        gst::element_warning!(e, gst::ResourceError::Write, ["{}", text]);
+                        gst::element_warning!(e, gst::ResourceError::Write, ("{}", text));
                     }
                 }
                 Event::EndOfStreamSent => eos += 1,
             }
         }
-        // Published before every wait: a reader sees what was sent before it asked.
+        // Published often, and whenever nothing is due: a reader who waited for the last
+        // frame sees it counted.
         let now = Instant::now();
-        publish(&mut session, shared, errors, now);
+        if eos > 0
+            || session.poll_timeout().is_none()
+            || published.is_none_or(|t| now.saturating_duration_since(t) >= PUBLISH_INTERVAL)
+        {
+            publish(&mut session, shared, errors, now);
+            published = Some(now);
+        }
         if eos > 0 {
             lock(&shared.queue).eos_sent += eos;
             shared.changed.notify_all();

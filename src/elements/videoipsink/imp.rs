@@ -40,8 +40,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// Resends may take at most this share of the bytes sent, so that a broken link cannot make
 /// the sender flood it.
 const DEFAULT_MAX_RETRANSMISSION_PERCENTAGE: u32 = 50;
-/// How long a live frame waits for room in the driver's queue when its duration is unknown.
-const DEFAULT_FRAME_WAIT: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -820,10 +818,10 @@ impl BaseSinkImpl for VideoIpSink {
             live,
             arrived: Instant::now(),
         };
-        // A live frame waits for room at most its own duration: the next one comes then.
-        let wait = duration.unwrap_or(DEFAULT_FRAME_WAIT);
+        // A live frame never waits for room: it replaces the oldest frame waiting (which is
+        // late already). A non-live one waits: the link slows its upstream.
         shared
-            .push(Item::Frame(frame), live, wait)
+            .push(Item::Frame(frame), live, Duration::ZERO)
             .map_err(handover_failed)?;
         Ok(gst::FlowSuccess::Ok)
     }
