@@ -13,7 +13,7 @@
 //! across a system call, a post or a notify. The session is owned by the thread outright.
 
 use crate::elements::lock;
-use crate::net::{RecvBatch, SendBatch, UdpSocket, Waker};
+use crate::net::{RecvBatch, SendBatch, UdpSocket, Wait, Waker};
 use crate::ratelimit::RateLimit;
 use crate::send::{self, ClockSample, Event, Frame, Session};
 use gst::glib;
@@ -240,6 +240,8 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
     let mut errors = 0u64;
     let mut refused = RateLimit::new(SEND_WARNING_INTERVAL);
     let mut published: Option<Instant> = None;
+    // Whether the socket may have datagrams to read.
+    let mut readable = true;
     let result = loop {
         if shared.stop.load(Ordering::SeqCst) {
             break Stop::Asked;
@@ -247,7 +249,12 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
         shared.work.reset();
         take_input(&mut session, shared);
         let now = Instant::now();
+        // Read only when the last wait said there is something to read (a receive costs a
+        // system call, and the driver wakes for every paced batch).
         for _ in 0..MAX_RECEIVES {
+            if !readable {
+                break;
+            }
             // A socket error (an ICMP error queued on it, say) is no reason to stop.
             let n = recv.recv(&setup.socket).unwrap_or(0);
             for i in 0..n {
@@ -255,9 +262,7 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
                     session.handle_datagram(now, meta.source, d);
                 }
             }
-            if n < RECV_BATCH {
-                break;
-            }
+            readable = n == RECV_BATCH;
         }
         match transmit(&mut session, setup, shared, &mut out, &mut errors) {
             Err(stop) => break stop,
@@ -315,14 +320,18 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
                 .poll_timeout()
                 .map_or(now + IDLE_WAIT, |t| t.min(now + IDLE_WAIT)),
         );
-        if let Err(e) = shared
+        match shared
             .work
             .wait(Some(setup.socket.fd()), libc::POLLIN, deadline)
         {
-            break Stop::Error(gst::error_msg!(
-                gst::ResourceError::Read,
-                ["waiting on the socket failed: {}", e]
-            ));
+            Ok(Wait::Ready) => readable = true,
+            Ok(_) => {}
+            Err(e) => {
+                break Stop::Error(gst::error_msg!(
+                    gst::ResourceError::Read,
+                    ["waiting on the socket failed: {}", e]
+                ));
+            }
         }
     };
     publish(&mut session, shared, errors, Instant::now());
