@@ -4,8 +4,9 @@
 //! The plugin registers `videoipsink`, `videoipsrc` and `videoipdeviceprovider` (all in
 //! `elements/`, GStreamer glue only). The modules below them are free of GStreamer:
 //! [`protocol`] (the wire format), [`send`] (the sender: packetizing, pacing, rate control,
-//! resends, receivers and subscribers), [`reassembly`] (datagrams → frames), [`net`]
-//! (sockets) and [`discovery`] (finding sources by name).
+//! resends, receivers and subscribers), [`receive`] (the receiver session: lock-on,
+//! reassembly, recovery, reports, subscription, the clock mapping), [`net`] (sockets) and
+//! [`discovery`] (finding sources by name).
 
 use gst::glib;
 
@@ -14,10 +15,8 @@ mod elements;
 pub mod net;
 pub mod protocol;
 pub mod ratelimit;
-pub mod reassembly;
-pub mod recovery;
+pub mod receive;
 pub mod send;
-pub mod timestamps;
 
 pub use elements::deviceprovider::{VideoIpDevice, VideoIpDeviceProvider};
 pub use elements::uri;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The GStreamer elements: glue between GStreamer and the sessions in [`crate::send`] and
-//! [`crate::reassembly`]. One folder per element; this file holds the small pieces they share
+//! [`crate::receive`]. One folder per element; this file holds the small pieces they share
 //! (lock handling, property values, pad templates, URI parameters).
 
 pub mod deviceprovider;

@@ -13,15 +13,15 @@
 //! while one is held.
 
 use super::byname::{self, Change};
-use super::receiver::{self, FrameBuf, Item, Origin, Shared};
+use super::receiver::{self, FrameBuf, Item, Shared};
 use super::TimestampMode;
 use crate::elements::uri;
 use crate::elements::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
 use crate::net::{self, ReceiverConfig, UdpSocket, Waker};
 use crate::ratelimit::RateLimit;
-use crate::reassembly;
+use crate::receive::clock::{self as timestamps, OffsetEstimator, TimeMapper};
+use crate::receive::{self, Origin, Warning};
 use crate::send::schedule;
-use crate::timestamps::{self, OffsetEstimator, TimeMapper};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -34,7 +34,7 @@ use std::str::FromStr;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "videoipsrc",
         gst::DebugColorFlags::empty(),
@@ -171,6 +171,22 @@ type ClockKey = (IpAddr, u8, u64);
 /// The estimators shared by sources, by sender clock; entries die with their last user.
 static SHARED_CLOCKS: LazyLock<Mutex<HashMap<ClockKey, Weak<Mutex<OffsetEstimator>>>>> =
     LazyLock::new(Default::default);
+
+/// What a warning of the session says, and which property to change, for a receiver with
+/// `latency_ms` and `max_frame` bytes of max-frame-size.
+fn describe(w: &Warning, latency_ms: u32, max_frame: u32) -> String {
+    match *w {
+        Warning::WindowTooShort { frames, late } => format!(
+            "{frames} frames dropped incomplete in the last 2 s while {late} of their datagrams came after the reassembly window: raise the latency property (now {latency_ms} ms)"
+        ),
+        Warning::FrameTooLarge { datagrams, largest } => format!(
+            "{datagrams} datagrams in the last 2 s belonged to frames of up to {largest} bytes, larger than max-frame-size ({max_frame} bytes): raise the max-frame-size property"
+        ),
+        Warning::Loss { frames, lost } => format!(
+            "{frames} frames dropped incomplete in the last 2 s: {lost} datagrams lost on the way (a network that drops them, or a receive buffer too small: raise buffer-size)"
+        ),
+    }
+}
 
 /// False for raw video caps that do not describe a frame (no width, say): elements
 /// downstream would fail on them with an error of their own, so they are never pushed.
@@ -378,7 +394,7 @@ impl VideoIpSrc {
     fn output(
         &self,
         out: &mut Out,
-        f: reassembly::Frame<FrameBuf>,
+        f: receive::Frame<FrameBuf>,
         frame_caps: &str,
         origin: Origin,
         queue_discont: bool,
@@ -543,17 +559,28 @@ impl VideoIpSrc {
     }
 
     /// What the receive thread calls to post its warnings on the bus.
-    fn warner(&self, latency_ms: u32, max_frame: u32) -> Box<dyn Fn(receiver::Warning) + Send> {
+    fn warner(&self, latency_ms: u32, max_frame: u32) -> Box<dyn Fn(Warning) + Send> {
         let weak = self.obj().downgrade();
         Box::new(move |w| {
             let Some(obj) = weak.upgrade() else {
                 return;
             };
-            let text = w.describe(latency_ms, max_frame);
-            if w.is_settings() {
-                gst::element_warning!(obj, gst::ResourceError::Settings, ["{}", text]);
-            } else {
+            let text = describe(&w, latency_ms, max_frame);
+            if matches!(w, Warning::Loss { .. }) {
+                // Not a property of this element: the network, or the host.
                 gst::element_warning!(obj, gst::ResourceError::Read, ["{}", text]);
+            } else {
+                gst::element_warning!(obj, gst::ResourceError::Settings, ["{}", text]);
+            }
+        })
+    }
+
+    /// What the receive thread calls to post the error that stops it.
+    fn failer(&self) -> Box<dyn Fn(String) + Send> {
+        let weak = self.obj().downgrade();
+        Box::new(move |msg| {
+            if let Some(obj) = weak.upgrade() {
+                gst::element_error!(obj, gst::ResourceError::Read, ["{}", msg]);
             }
         })
     }
@@ -969,8 +996,8 @@ impl BaseSrcImpl for VideoIpSrc {
         *lock(&self.shared.queue) = Default::default();
         let cfg = receiver::Config {
             session: {
-                let defaults = reassembly::Config::default();
-                reassembly::Config {
+                let defaults = receive::Config::default();
+                receive::Config {
                     max_frame_size: s.max_frame_size as usize,
                     window: s.window(),
                     // Every frame of the window may still be waiting for a resend: at up to
@@ -980,11 +1007,13 @@ impl BaseSrcImpl for VideoIpSrc {
                     max_bytes_in_flight: defaults
                         .max_bytes_in_flight
                         .max((s.max_frame_size as usize).saturating_mul(2)),
+                    ..defaults
                 }
             },
             batch_size: s.batch_size as usize,
             max_age,
             warn: self.warner(s.latency_ms, s.max_frame_size),
+            fail: self.failer(),
             subscribe_to: {
                 *lock(&self.target) = self.subscribe_target(&s)?;
                 self.target.clone()
@@ -1129,10 +1158,8 @@ impl PushSrcImpl for VideoIpSrc {
                     gst::info!(CAT, imp = self, "the sender ended the stream");
                     return Err(gst::FlowError::Eos);
                 }
-                Item::Error(msg) => {
-                    gst::element_imp_error!(self, gst::ResourceError::Read, ["{}", msg]);
-                    return Err(gst::FlowError::Error);
-                }
+                // (Posted by the receive thread as it happened.)
+                Item::Error => return Err(gst::FlowError::Error),
             }
         }
     }

@@ -1,21 +1,27 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The receive thread of `videoipsrc` and the queue it fills.
+//! The driver thread of `videoipsrc` and the queue it fills.
 //!
-//! The socket is read, and frames reassembled, on a thread of the element's own, so that a
-//! downstream clock wait (a synced sink straight after the source) never delays a read: every
-//! datagram is taken from the kernel as soon as it arrives, and a frame's arrival time is when
-//! its first datagram came, not when the streaming thread got round to it. Complete frames
-//! wait in a [`Queue`] for `create()`. The queue holds frames no longer than the source's
-//! maximum latency: when downstream stalls longer, the oldest frames are dropped, counted, and
-//! the next frame handed out is marked discontinuous.
+//! The thread owns the receiver session ([`crate::receive::Session`]) and does only I/O: it
+//! waits until the session's next deadline or until the socket is readable, reads
+//! (`recvmmsg` batches), hands each datagram in with its kernel receive time, sends what the
+//! session has to send, and hands frames, end of stream and warnings on. What to send and
+//! when, which sender to follow and what to warn about are the session's decisions.
 //!
-//! Locks: `queue` and `stats` are each taken briefly and never together; the thread owns its
-//! session, socket batch and buffer pool outright.
+//! Reading on a thread of its own means a downstream clock wait (a synced sink straight
+//! after the source) never delays a read: every datagram is taken from the kernel as soon as
+//! it arrives, and a frame's arrival time is when its first datagram came, not when the
+//! streaming thread got round to it. Complete frames wait in a [`Queue`] for `create()`. The
+//! queue holds frames no longer than the source's maximum latency: when downstream stalls
+//! longer, the oldest frames are dropped, counted, and the next frame handed out is marked
+//! discontinuous. An error of the socket is posted at once and ends the stream.
+//!
+//! Locks: `queue`, `stats` and the subscription target are each taken briefly and never
+//! together, and none across a system call; the thread owns its session, socket batches and
+//! buffer pool outright.
 
 use crate::elements::lock;
 use crate::net::{self, RecvBatch, SendBatch, UdpSocket, Waker};
-use crate::protocol::{self, Body, CommonHeader};
-use crate::reassembly::{self, Event, Session, Stats, NACK_COPIES};
+use crate::receive::{self, Event, Meta, Origin, Session, Stats, Warning};
 use crate::send::packetizer;
 use gst::prelude::*;
 use std::collections::VecDeque;
@@ -33,9 +39,6 @@ const SLOT_SIZE: usize = 65536;
 /// Frame sizes at least this large, seen this many times in a row, get a buffer pool.
 const POOL_MIN_SIZE: usize = 64 * 1024;
 const POOL_AFTER_REPEATS: u32 = 3;
-/// How often the thread looks at its counters for problems a user must act on (and so the
-/// most often it warns about each).
-const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// Most items the queue holds whatever their age (audio in 1 ms buffers fills 120 of them in
 /// the default maximum latency).
 const MAX_QUEUED: usize = 1024;
@@ -46,27 +49,16 @@ const UNKNOWN_SOURCE: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::
     0,
 ));
 
-/// Where a frame came from, and how its sender's timeline relates to a shared clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Origin {
-    /// The sender's session id.
-    pub session: Option<u64>,
-    /// The address it sends from.
-    pub from: Option<SocketAddr>,
-    /// Its latest sender report.
-    pub report: Option<protocol::SenderReport>,
-}
-
 /// What the receive thread hands to `create()` (moved once per frame: boxing the frame
 /// would allocate per frame).
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Item {
     /// A complete frame, the caps string of its stream info, and where it came from.
-    Frame(reassembly::Frame<FrameBuf>, Arc<str>, Origin),
+    Frame(receive::Frame<FrameBuf>, Arc<str>, Origin),
     /// The sender ended the stream.
     Eos,
-    /// The socket failed; the thread has stopped.
-    Error(String),
+    /// The socket failed (the error is already posted); the thread has stopped.
+    Error,
 }
 
 /// Frames waiting for `create()`, and what `unlock()` and the state changes tell it.
@@ -132,58 +124,21 @@ pub(super) struct Shared {
     stop: AtomicBool,
 }
 
-/// A warning for the user: what went wrong and which property to change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Warning {
-    /// Frames were dropped incomplete while some of their datagrams came after the window.
-    WindowTooShort { frames: u64, late: u64 },
-    /// Frames were dropped incomplete because datagrams were lost.
-    Loss { frames: u64, lost: u64 },
-    /// Datagrams of frames larger than max-frame-size were refused.
-    FrameTooLarge { datagrams: u64, largest: u32 },
-}
-
-impl Warning {
-    /// What happened and which property to change, for a receiver with `latency_ms` and
-    /// `max_frame` bytes of max-frame-size.
-    pub fn describe(&self, latency_ms: u32, max_frame: u32) -> String {
-        match *self {
-            Warning::WindowTooShort { frames, late } => format!(
-                "{frames} frames dropped incomplete in the last 2 s while {late} of their datagrams came after the reassembly window: raise the latency property (now {latency_ms} ms)"
-            ),
-            Warning::FrameTooLarge { datagrams, largest } => format!(
-                "{datagrams} datagrams in the last 2 s belonged to frames of up to {largest} bytes, larger than max-frame-size ({max_frame} bytes): raise the max-frame-size property"
-            ),
-            Warning::Loss { frames, lost } => format!(
-                "{frames} frames dropped incomplete in the last 2 s: {lost} datagrams lost on the way (a network that drops them, or a receive buffer too small: raise buffer-size)"
-            ),
-        }
-    }
-
-    /// True when a property of this element is the fix (else the network, or the host).
-    pub fn is_settings(&self) -> bool {
-        !matches!(self, Warning::Loss { .. })
-    }
-}
-
 /// How the thread runs.
 pub(super) struct Config {
-    pub session: reassembly::Config,
+    pub session: receive::Config,
     pub batch_size: usize,
     /// Oldest a queued frame may get before it is dropped.
     pub max_age: Duration,
-    /// Posts a warning (called at most once per kind per [`HEALTH_INTERVAL`]).
+    /// Posts a warning (the session gives each kind at most once per
+    /// [`receive::health::HEALTH_INTERVAL`]).
     pub warn: Box<dyn Fn(Warning) + Send>,
+    /// Posts an error of the socket (the thread stops after it).
+    pub fail: Box<dyn Fn(String) + Send>,
     /// The sender to subscribe to (it sends to this receiver only while subscribed); the
     /// element may change it while the thread runs (a source found by name moved).
     pub subscribe_to: Arc<Mutex<Option<SocketAddr>>>,
 }
-
-/// How often a subscriber renews its subscription...
-pub(super) const SUBSCRIBE_INTERVAL: Duration = Duration::from_secs(1);
-/// ...and for how long each renewal holds: a receiver that goes away without a word stops
-/// costing its sender within this.
-pub(super) const SUBSCRIBE_LEASE: Duration = Duration::from_secs(5);
 
 /// Output buffers: a pool for the stream's steady frame size, plain allocations otherwise.
 #[derive(Default)]
@@ -264,7 +219,10 @@ impl Thread {
         shared.stop.store(false, Ordering::SeqCst);
         let rx = Rx {
             batch: RecvBatch::new(cfg.batch_size, SLOT_SIZE),
-            session: Session::new(cfg.session),
+            session: Session::new(receive::Config {
+                id: packetizer::random_session_id(),
+                ..cfg.session
+            }),
             window: cfg.session.window,
             max_age: cfg.max_age,
             receiver,
@@ -273,16 +231,9 @@ impl Thread {
             pool: FramePool::default(),
             stats: RxStats::default(),
             warn: cfg.warn,
-            health_at: Instant::now(),
-            health_prev: Stats::default(),
+            fail: cfg.fail,
             subscribe_to: cfg.subscribe_to,
-            subscribed: None,
-            reporter: Reporter {
-                id: packetizer::random_session_id(),
-                seq: 0,
-                batch: SendBatch::new(),
-                buf: Vec::with_capacity(128),
-            },
+            send: SendBatch::new(),
         };
         let handle = std::thread::Builder::new()
             .name("videoipsrc-rx".into())
@@ -331,27 +282,25 @@ struct Rx {
     max_age: Duration,
     stats: RxStats,
     warn: Box<dyn Fn(Warning) + Send>,
-    /// When the counters were last looked at, and what they were then.
-    health_at: Instant,
-    health_prev: Stats,
+    fail: Box<dyn Fn(String) + Send>,
     subscribe_to: Arc<Mutex<Option<SocketAddr>>>,
-    /// The sender subscribed to, and when the subscription was last sent (renewed).
-    subscribed: Option<(SocketAddr, Instant)>,
-    reporter: Reporter,
-}
-
-/// The receiver's side of the back-channel: its own id and sequence numbers (the session
-/// says when a report is due and what it says).
-struct Reporter {
-    /// This receiver's random id, in the session field of what it sends.
-    id: u64,
-    seq: u32,
-    batch: SendBatch,
-    buf: Vec<u8>,
+    send: SendBatch,
 }
 
 impl Rx {
     fn run(mut self) {
+        let result = self.drive();
+        // Stopping (or failed): the sender need not wait for the lease to lapse.
+        self.session.close();
+        self.transmit(Instant::now());
+        if let Err(msg) = result {
+            (self.fail)(msg);
+            self.deliver(Item::Error);
+        }
+    }
+
+    /// Reads, hands in and sends until told to stop, or until the socket fails.
+    fn drive(&mut self) -> Result<(), String> {
         // Frames are timed out when the socket is drained, and under traffic that never lets
         // it drain once per window: the window runs from a frame's latest datagram, so a frame
         // whose datagrams are merely still queued is not at risk.
@@ -360,61 +309,44 @@ impl Rx {
             if self.shared.reject_info.swap(false, Ordering::SeqCst) {
                 self.session.reject_info();
             }
+            let target = *lock(&self.subscribe_to);
+            self.session.set_subscription(target);
             match self.batch.recv(&self.receiver) {
                 Ok(0) => {}
                 Ok(n) => {
                     let now = Instant::now();
                     self.stats.largest_burst = self.stats.largest_burst.max(n as u64);
                     self.stats.receives += 1;
-                    // While a backlog is being read, requests are timed by the arrival of
+                    // While a backlog is being read, the session's time is the arrival of
                     // what was read (the stream's own time): a frame's end still queued in
                     // the socket is not yet missing.
                     let caught_up_to = self.take_batch(n, now);
-                    self.nack_if_due(caught_up_to);
+                    self.transmit(caught_up_to);
                     if now < last_expiry + self.window {
                         continue;
                     }
                 }
-                Err(e) => {
-                    self.deliver(Item::Error(format!(
-                        "receiving from the network failed: {e}"
-                    )));
-                    return;
-                }
+                Err(e) => return Err(format!("receiving from the network failed: {e}")),
             }
             let now = Instant::now();
             last_expiry = now;
-            while let Some(ev) = self.session.poll(now) {
-                self.deliver_event(ev);
-            }
+            self.session.handle_timeout(now);
+            self.deliver_events();
             self.publish_stats();
-            self.check_health(now);
-            self.report_if_due(now);
-            self.nack_if_due(now);
-            self.subscribe_if_due(now);
-            let renew = self.subscribed.map(|(_, t)| t + SUBSCRIBE_INTERVAL);
-            let deadline = match (self.session.next_deadline(), renew) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            match self
-                .waker
-                .wait(Some(self.receiver.fd()), libc::POLLIN, deadline)
-            {
+            self.transmit(now);
+            match self.waker.wait(
+                Some(self.receiver.fd()),
+                libc::POLLIN,
+                self.session.poll_timeout(),
+            ) {
                 // A wake is a one-shot here: stop (checked at the top of the loop, set before
-                // the wake) or a request such as reject_info.
+                // the wake) or a request such as reject_info or a new subscription target.
                 Ok(net::Wait::Woken) => self.waker.reset(),
                 Ok(net::Wait::Ready) | Ok(net::Wait::TimedOut) => {}
-                Err(e) => {
-                    self.deliver(Item::Error(format!("waiting for the network failed: {e}")));
-                    return;
-                }
+                Err(e) => return Err(format!("waiting for the network failed: {e}")),
             }
         }
-        // Stopping: the sender need not wait for the lease to lapse.
-        if let Some((to, _)) = self.subscribed {
-            self.send_subscribe(to, Duration::ZERO);
-        }
+        Ok(())
     }
 
     /// Hands the `n` datagrams of the last receive to the session, queueing each frame as soon
@@ -438,39 +370,48 @@ impl Rx {
             });
             let from = meta.map_or(UNKNOWN_SOURCE, |m| m.source);
             latest = latest.max(Some(arrival));
-            match batch.get(i) {
-                Some(d) => match session.push(d, from, arrival, |len| pool.alloc(len)) {
-                    Ok(true) => {
-                        while let Some(ev) = self.session.poll_ready() {
-                            self.deliver_event(ev);
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(_) => {}
-                },
-                None => session.count_invalid(),
-            }
+            let (bytes, truncated) = match batch.get(i) {
+                Some(d) => (d, false),
+                None => (&[][..], true),
+            };
+            session.handle_datagram(arrival, from, Meta { truncated }, bytes, |len| {
+                pool.alloc(len)
+            });
+            self.deliver_events();
         }
         self.publish_stats();
         latest.unwrap_or(now)
     }
 
-    fn deliver_event(&mut self, ev: Event<FrameBuf>) {
-        // Counters first, so that whoever gets the frame sees it counted.
-        self.publish_stats();
-        let item = match ev {
-            Event::Frame(f, caps) => Item::Frame(
-                f,
-                caps,
-                Origin {
-                    session: self.session.session_id(),
-                    from: self.session.source_addr(),
-                    report: self.session.sender_report(),
-                },
-            ),
-            Event::Eos => Item::Eos,
-        };
-        self.deliver(item);
+    /// Hands on what the session has: frames and end of stream to the queue, warnings to
+    /// the bus.
+    fn deliver_events(&mut self) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Frame {
+                    frame,
+                    caps,
+                    origin,
+                } => {
+                    // Counters first, so that whoever gets the frame sees it counted.
+                    self.publish_stats();
+                    self.deliver(Item::Frame(frame, caps, origin));
+                }
+                Event::Eos => {
+                    self.publish_stats();
+                    self.deliver(Item::Eos);
+                }
+                Event::Warning(w) => (self.warn)(w),
+                Event::Stream {
+                    session,
+                    from,
+                    caps,
+                } => gst::info!(
+                    super::imp::CAT,
+                    "following session {session:016x} from {from}: {caps:.200}"
+                ),
+            }
+        }
     }
 
     fn deliver(&self, item: Item) {
@@ -482,108 +423,18 @@ impl Rx {
         self.shared.ready.notify_one();
     }
 
-    /// Asks the sender for missing datagrams when a request is due.
-    fn nack_if_due(&mut self, now: Instant) {
-        if let Some(reassembly::NackRequest { to, nack, ranges }) = self.session.poll_nack(now) {
-            self.send_control(to, nack.track, &Body::Nack(nack), &ranges, NACK_COPIES);
-        }
-    }
-
-    /// Subscribes to (or renews the subscription with) the sender given, when due; when
-    /// the sender changed, leaves the old one at once and subscribes to the new one.
-    fn subscribe_if_due(&mut self, now: Instant) {
-        let target = *lock(&self.subscribe_to);
-        match (self.subscribed, target) {
-            (Some((old, _)), new) if Some(old) != new => {
-                self.send_subscribe(old, Duration::ZERO);
-                self.subscribed = None;
-            }
-            (Some((_, t)), _) if now.saturating_duration_since(t) < SUBSCRIBE_INTERVAL => {
-                return;
-            }
-            _ => {}
-        }
-        if let Some(to) = target {
-            self.subscribed = Some((to, now));
-            self.send_subscribe(to, SUBSCRIBE_LEASE);
-        }
-    }
-
-    /// Sends a SUBSCRIBE for a lease of `lease` (zero: unsubscribe) to `to`.
-    fn send_subscribe(&mut self, to: SocketAddr, lease: Duration) {
-        let body = Body::Subscribe(protocol::Subscribe {
-            session: 0,
-            lease_ms: lease.as_millis().min(u128::from(u32::MAX)) as u32,
-            flags: 0,
-        });
-        self.send_control(to, 0, &body, &[], 1);
-    }
-
-    /// Sends the sender a receiver report when one is due (and a sender is locked on to).
-    fn report_if_due(&mut self, now: Instant) {
-        if let Some((to, track, report)) = self.session.poll_report(now) {
-            self.send_control(to, track, &Body::ReceiverReport(report), &[], 1);
-        }
-    }
-
-    /// Sends `copies` of one datagram of this receiver's own (its id, its next sequence
-    /// number) to the sender, with NACK `ranges` as payload. Best effort: what does not go out
-    /// is replaced by the next report or request.
-    fn send_control(
-        &mut self,
-        to: SocketAddr,
-        track: u16,
-        body: &Body,
-        ranges: &[(u32, u32)],
-        copies: usize,
-    ) {
-        let r = &mut self.reporter;
-        let header = CommonHeader {
-            flags: 0,
-            track,
-            session: r.id,
-            seq: r.seq,
-        };
-        r.seq = r.seq.wrapping_add(1);
-        r.buf.clear();
-        if protocol::encode(&header, &[], body, &mut r.buf).is_err() {
-            return;
-        }
-        for &(first, count) in ranges {
-            protocol::push_nack_entry(&mut r.buf, first, count);
-        }
-        let buf = &r.buf;
-        let _ = r
-            .batch
-            .send(&self.receiver, to, copies, |_| [&buf[..]], &self.waker);
-    }
-
-    /// Warns, once per [`HEALTH_INTERVAL`], about frames dropped for a cause the user can act
-    /// on: frames larger than allowed, the reassembly window, or loss on the way.
-    fn check_health(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.health_at) < HEALTH_INTERVAL {
-            return;
-        }
-        let (s, p) = (self.session.stats(), self.health_prev);
-        self.health_at = now;
-        self.health_prev = s;
-        let too_large = s.datagrams_too_large.saturating_sub(p.datagrams_too_large);
-        if too_large > 0 {
-            (self.warn)(Warning::FrameTooLarge {
-                datagrams: too_large,
-                largest: s.largest_refused_frame,
-            });
-        }
-        let frames = s.frames_dropped.saturating_sub(p.frames_dropped);
-        if frames == 0 {
-            return;
-        }
-        let late = s.datagrams_late.saturating_sub(p.datagrams_late);
-        let lost = s.datagrams_lost.saturating_sub(p.datagrams_lost);
-        if late > 0 {
-            (self.warn)(Warning::WindowTooShort { frames, late });
-        } else if lost > 0 {
-            (self.warn)(Warning::Loss { frames, lost });
+    /// Sends what the session has to send at `now`. Best effort: what does not go out is
+    /// replaced by the next report or request.
+    fn transmit(&mut self, now: Instant) {
+        while let Some(t) = self.session.poll_transmit(now) {
+            let contents = &t.contents[..];
+            let _ = self.send.send(
+                &self.receiver,
+                t.destination,
+                t.copies,
+                |_| [contents],
+                &self.waker,
+            );
         }
     }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Unit tests of `timestamps.rs`, on a virtual clock.
+//! Unit tests of `clock.rs`, on a virtual clock.
 
 use super::*;
 

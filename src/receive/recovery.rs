@@ -22,7 +22,7 @@
 //! it, or after [`Config::fec_wait`] if they never come. Numbers FEC restores are forgotten
 //! ([`NackTracker::forget`]) and never asked for.
 
-use crate::protocol::seq_diff;
+use crate::protocol::{self, seq_diff, Media};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -218,6 +218,21 @@ impl NackTracker {
     /// time since gives the round trip.
     pub fn resent(&mut self, seq: u32, now: Instant) {
         self.arrived(seq, now, true);
+    }
+
+    /// Takes the header of media datagram `seq`, sent for the first time (after
+    /// [`received`](Self::received)): where its frame ends, so that a lost end is found.
+    pub fn media_received(&mut self, m: &Media, seq: u32) {
+        if m.frag_size == 0 {
+            return;
+        }
+        let count = protocol::fragment_count(m.frame_len, m.frag_size);
+        let index = m.offset / u32::from(m.frag_size);
+        if index < count {
+            let duration =
+                (m.duration != protocol::TIME_NONE).then(|| Duration::from_nanos(m.duration));
+            self.expect_through(seq.wrapping_add(count - 1 - index), duration);
+        }
     }
 
     /// Says that the frame being received ends with number `last` and lasts `duration`: if

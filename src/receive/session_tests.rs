@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Unit tests of `reassembly.rs`.
+//! Unit tests of the session (`mod.rs`) and what it drives, through its API.
 
 use super::*;
-use crate::protocol::{CommonHeader, EndOfStream, MEDIA_HEADER_LEN};
+use crate::protocol::{DecodeError, EndOfStream, Fec, Media, MEDIA_HEADER_LEN};
 use crate::send::packetizer::{FrameMeta, Packetizer};
 
 /// The address the test sender sends from.
@@ -10,17 +10,27 @@ fn src() -> SocketAddr {
     SocketAddr::from(([192, 0, 2, 1], 5004))
 }
 
-/// `Session::push` from the test sender's address.
-trait PushAt {
-    fn push_at(
+/// A NACK the session sent, decoded.
+#[derive(Debug, PartialEq, Eq)]
+struct Nacked {
+    to: SocketAddr,
+    copies: usize,
+    ranges: Vec<(u32, u32)>,
+}
+
+/// The calls these tests were first written against, each made of the session's API: what
+/// goes out is decoded from the bytes of [`Session::poll_transmit`].
+trait Drive {
+    /// `handle_datagram` from `from`, then: Err for what does not decode, else whether a
+    /// complete frame is ready.
+    fn push(
         &mut self,
         d: &[u8],
+        from: SocketAddr,
         now: Instant,
         alloc: impl FnOnce(usize) -> Option<Vec<u8>>,
     ) -> Result<bool, DecodeError>;
-}
-
-impl PushAt for Session<Vec<u8>> {
+    /// `push` from the test sender's address.
     fn push_at(
         &mut self,
         d: &[u8],
@@ -28,6 +38,71 @@ impl PushAt for Session<Vec<u8>> {
         alloc: impl FnOnce(usize) -> Option<Vec<u8>>,
     ) -> Result<bool, DecodeError> {
         self.push(d, src(), now, alloc)
+    }
+    /// The next frame or end of stream, without timing anything out.
+    fn poll_ready(&mut self) -> Option<Event<Vec<u8>>>;
+    /// `handle_timeout(now)`, then the next frame or end of stream.
+    fn poll(&mut self, now: Instant) -> Option<Event<Vec<u8>>>;
+    /// The next NACK due at `now` (other datagrams due are dropped).
+    fn poll_nack(&mut self, now: Instant) -> Option<Nacked>;
+    /// The next receiver report due at `now` (other datagrams due are dropped).
+    fn poll_report(&mut self, now: Instant) -> Option<(SocketAddr, u16, ReceiverReport)>;
+    /// `poll_timeout`.
+    fn next_deadline(&self) -> Option<Instant>;
+}
+
+impl Drive for Session<Vec<u8>> {
+    fn push(
+        &mut self,
+        d: &[u8],
+        from: SocketAddr,
+        now: Instant,
+        alloc: impl FnOnce(usize) -> Option<Vec<u8>>,
+    ) -> Result<bool, DecodeError> {
+        let decoded = protocol::decode(d).map(|_| ());
+        self.handle_datagram(now, from, Meta::default(), d, alloc);
+        decoded.map(|()| self.reasm.head_ready())
+    }
+
+    fn poll_ready(&mut self) -> Option<Event<Vec<u8>>> {
+        loop {
+            if let ev @ (Event::Frame { .. } | Event::Eos) = self.poll_event()? {
+                return Some(ev);
+            }
+        }
+    }
+
+    fn poll(&mut self, now: Instant) -> Option<Event<Vec<u8>>> {
+        self.handle_timeout(now);
+        self.poll_ready()
+    }
+
+    fn poll_nack(&mut self, now: Instant) -> Option<Nacked> {
+        while let Some(t) = self.poll_transmit(now) {
+            let p = protocol::decode(&t.contents).expect("what the session sends decodes");
+            if let Body::Nack(_) = p.body {
+                return Some(Nacked {
+                    to: t.destination,
+                    copies: t.copies,
+                    ranges: protocol::nack_entries(p.payload).collect(),
+                });
+            }
+        }
+        None
+    }
+
+    fn poll_report(&mut self, now: Instant) -> Option<(SocketAddr, u16, ReceiverReport)> {
+        while let Some(t) = self.poll_transmit(now) {
+            let p = protocol::decode(&t.contents).expect("what the session sends decodes");
+            if let Body::ReceiverReport(r) = p.body {
+                return Some((t.destination, p.header.track, r));
+            }
+        }
+        None
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.poll_timeout()
     }
 }
 
@@ -102,8 +177,9 @@ fn run(dgrams: &[Vec<u8>], cfg: Config) -> (Vec<Frame<Vec<u8>>>, Stats, bool) {
         let _ = s.push_at(d, now, |len| Some(vec![0; len]));
         while let Some(ev) = s.poll(now) {
             match ev {
-                Event::Frame(f, _) => out.push(f),
+                Event::Frame { frame: f, .. } => out.push(f),
                 Event::Eos => eos = true,
+                Event::Stream { .. } | Event::Warning(_) => {}
             }
         }
     }
@@ -111,8 +187,9 @@ fn run(dgrams: &[Vec<u8>], cfg: Config) -> (Vec<Frame<Vec<u8>>>, Stats, bool) {
     let later = now + Duration::from_secs(10);
     while let Some(ev) = s.poll(later) {
         match ev {
-            Event::Frame(f, _) => out.push(f),
+            Event::Frame { frame: f, .. } => out.push(f),
             Event::Eos => eos = true,
+            Event::Stream { .. } | Event::Warning(_) => {}
         }
     }
     (out, s.stats(), eos)
@@ -206,7 +283,7 @@ fn poll_ready_never_times_a_frame_out() {
         s.push_at(x, t0, |len| Some(vec![0; len])).unwrap();
     }
     // Frame 0 is complete, frame 1 has one of three fragments.
-    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if f.info.frame == 0));
+    assert!(matches!(s.poll_ready(), Some(Event::Frame { frame: f, .. }) if f.info.frame == 0));
     assert!(s.poll_ready().is_none());
     // Long after the window, the rest arrives: a receiver that had not read its socket
     // yet still gets the frame.
@@ -214,7 +291,7 @@ fn poll_ready_never_times_a_frame_out() {
     for x in &d[4..] {
         s.push_at(x, late, |len| Some(vec![0; len])).unwrap();
     }
-    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if f.buf == fr[1]));
+    assert!(matches!(s.poll_ready(), Some(Event::Frame { frame: f, .. }) if f.buf == fr[1]));
     assert_eq!(s.stats().frames_dropped, 0);
 }
 
@@ -371,7 +448,7 @@ fn a_forged_frame_number_far_ahead_cannot_stop_the_stream() {
     let mut out = 0;
     let mut push = |s: &mut Session<Vec<u8>>, x: &[u8], t: Instant| {
         s.push_at(x, t, |len| Some(vec![0; len])).unwrap();
-        while let Some(Event::Frame(..)) = s.poll_ready() {
+        while let Some(Event::Frame { .. }) = s.poll_ready() {
             out += 1;
         }
     };
@@ -399,7 +476,7 @@ fn after_a_long_outage_the_stream_resumes() {
     s.push_at(&media(5000, 2_000_000, 10), later, |len| Some(vec![0; len]))
         .unwrap();
     match s.poll_ready() {
-        Some(Event::Frame(f, _)) => {
+        Some(Event::Frame { frame: f, .. }) => {
             assert_eq!(f.info.frame, 5000);
             assert!(f.discont);
         }
@@ -441,7 +518,7 @@ fn a_frame_dropped_for_want_of_info_makes_the_next_one_discont() {
     assert!(s.poll_ready().is_none());
     s.push_at(&d[2], now, |len| Some(vec![0; len])).unwrap();
     match s.poll_ready() {
-        Some(Event::Frame(f, caps)) => {
+        Some(Event::Frame { frame: f, caps, .. }) => {
             assert!(f.discont);
             assert_eq!(&*caps, "application/x-test");
         }
@@ -449,59 +526,27 @@ fn a_frame_dropped_for_want_of_info_makes_the_next_one_discont() {
     }
 }
 
-#[test]
-fn numbers_older_than_the_start_are_not_counted_as_recovered_losses() {
-    let mut t = SequenceTracker::default();
-    t.track(100);
-    assert_eq!(t.track(99), SeqEvent::Reordered); // sent before we started counting
-    t.track(102); // 101 lost
-    assert_eq!(t.lost(), 1);
-}
-
-#[test]
-fn sequence_tracker_follows_a_run_of_unplaceable_numbers() {
-    let mut t = SequenceTracker::default();
-    t.track(1 << 30); // a stray number far away
-    t.track(10);
-    assert_eq!(t.track(11), SeqEvent::TooOld);
-    for k in 12..12 + SEQ_RESYNC_RUN {
-        t.track(k);
-    }
-    assert_eq!(t.track(100), SeqEvent::InOrder);
-}
-
-#[test]
-fn sequence_tracker_counts_loss_reorder_and_duplicates() {
-    let mut t = SequenceTracker::default();
-    assert_eq!(t.track(u32::MAX - 1), SeqEvent::InOrder);
-    assert_eq!(t.track(1), SeqEvent::InOrder); // skips MAX and 0
-    assert_eq!(t.lost(), 2);
-    assert_eq!(t.track(0), SeqEvent::Reordered);
-    assert_eq!(t.lost(), 1);
-    assert_eq!(t.track(0), SeqEvent::Duplicate);
-    assert_eq!(t.track(1), SeqEvent::Duplicate);
-    assert_eq!(t.track(1u32.wrapping_sub(SEQ_WINDOW + 5)), SeqEvent::TooOld);
-    // A huge jump is a resync, not a loss of millions.
-    assert_eq!(t.track(1 << 30), SeqEvent::InOrder);
-    assert_eq!(t.lost(), 1);
-}
-
-#[test]
-fn arbitrary_datagrams_never_panic_or_grow_memory() {
+/// A session with small limits, and a pseudo-random number generator seeded with `seed`.
+fn fuzzed(seed: u64) -> (Session<Vec<u8>>, impl FnMut() -> u64) {
     let cfg = Config {
         max_frame_size: 1 << 16,
         max_in_flight: 3,
         window: Duration::from_millis(5),
         ..Default::default()
     };
-    let mut s = Session::<Vec<u8>>::new(cfg);
-    let mut x: u64 = 42;
-    let mut next = || {
+    let mut x = seed;
+    let next = move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         x
     };
+    (Session::new(cfg), next)
+}
+
+#[test]
+fn arbitrary_datagrams_never_panic_or_grow_memory() {
+    let (mut s, mut next) = fuzzed(42);
     let t0 = Instant::now();
     s.push_at(&info_datagram(0), t0, |_| None).unwrap();
     for i in 0..20_000u64 {
@@ -567,7 +612,7 @@ fn a_frame_still_arriving_is_not_given_up() {
         s.push_at(x, t, |len| Some(vec![0; len])).unwrap();
     }
     match s.poll(t) {
-        Some(Event::Frame(f, _)) => assert_eq!(f.buf, fr[0]),
+        Some(Event::Frame { frame: f, .. }) => assert_eq!(f.buf, fr[0]),
         other => panic!("expected the frame, got {other:?}"),
     }
     assert_eq!(s.stats().frames_dropped, 0);
@@ -582,7 +627,7 @@ fn the_first_frame_after_a_switch_to_a_new_session_is_discont() {
     s.push_at(&info_of(77, 0, 0, b"test"), t0, |_| None)
         .unwrap();
     s.push_at(&media(0, 1, 10), t0, alloc).unwrap();
-    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if !f.discont));
+    assert!(matches!(s.poll_ready(), Some(Event::Frame { frame: f, .. }) if !f.discont));
     s.push_at(
         &dgram(77, 2, Body::EndOfStream(EndOfStream::default()), &[]),
         t0,
@@ -598,12 +643,12 @@ fn the_first_frame_after_a_switch_to_a_new_session_is_discont() {
     let first = dgram(78, 1, media_body(0, 10, 1400), &[1; 10]);
     s.push_at(&first, t0, alloc).unwrap();
     match s.poll_ready() {
-        Some(Event::Frame(f, _)) => assert!(f.discont, "first frame of the new session"),
+        Some(Event::Frame { frame: f, .. }) => assert!(f.discont, "first frame of the new session"),
         other => panic!("expected a frame, got {other:?}"),
     }
     let second = dgram(78, 2, media_body(1, 10, 1400), &[1; 10]);
     s.push_at(&second, t0, alloc).unwrap();
-    assert!(matches!(s.poll_ready(), Some(Event::Frame(f, _)) if !f.discont));
+    assert!(matches!(s.poll_ready(), Some(Event::Frame { frame: f, .. }) if !f.discont));
 }
 
 #[test]
@@ -941,7 +986,7 @@ fn a_datagram_fec_restored_is_not_asked_for_and_a_late_copy_is_a_duplicate() {
         if i != gone {
             s.push_at(x, t0, |n| Some(vec![0; n])).unwrap();
         }
-        while let Some(Event::Frame(..)) = s.poll(t0) {
+        while let Some(Event::Frame { .. }) = s.poll(t0) {
             out += 1;
         }
     }
@@ -956,20 +1001,7 @@ fn a_datagram_fec_restored_is_not_asked_for_and_a_late_copy_is_a_duplicate() {
 
 #[test]
 fn arbitrary_fec_datagrams_never_panic_or_grow_memory() {
-    let cfg = Config {
-        max_frame_size: 1 << 16,
-        max_in_flight: 3,
-        window: Duration::from_millis(5),
-        ..Default::default()
-    };
-    let mut s = Session::<Vec<u8>>::new(cfg);
-    let mut x: u64 = 7;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let (mut s, mut next) = fuzzed(7);
     // A real stream with holes keeps frames in flight for the forged repairs to aim at.
     let fr = frames(200, 30_000);
     let (d, _) = stream_fec(&fr, 1000, 5000, 10);
@@ -1020,4 +1052,131 @@ fn arbitrary_fec_datagrams_never_panic_or_grow_memory() {
     let st = s.stats();
     assert!(st.datagrams_invalid > forged / 4, "{st:?}");
     assert!(st.datagrams_unknown > 0);
+}
+
+#[test]
+fn a_nack_goes_out_twice_to_the_sender_from_this_receivers_id() {
+    let fr = frames(2, 3000);
+    let (_, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config {
+        id: 0xABCD,
+        ..Default::default()
+    });
+    let t0 = Instant::now();
+    for (i, x) in d.iter().enumerate() {
+        if i != 2 {
+            s.push_at(x, t0, |n| Some(vec![0; n])).unwrap();
+        }
+    }
+    let mut sent = Vec::new();
+    while let Some(t) = s.poll_transmit(t0 + Duration::from_millis(3)) {
+        sent.push(t);
+    }
+    // The first report, then the NACK.
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let nack = &sent[1];
+    assert_eq!((nack.destination, nack.copies), (src(), NACK_COPIES));
+    let p = protocol::decode(&nack.contents).unwrap();
+    assert_eq!(p.header.session, 0xABCD);
+    assert_eq!(p.header.seq, 1, "this receiver numbers what it sends");
+    assert!(matches!(p.body, Body::Nack(Nack { session: 77, .. })));
+    assert_eq!(
+        protocol::nack_entries(p.payload).collect::<Vec<_>>(),
+        [(2, 1)]
+    );
+    assert_eq!(s.stats().nacks_sent, 1);
+}
+
+#[test]
+fn subscriptions_are_renewed_each_second_and_left_on_close() {
+    let t0 = Instant::now();
+    let sender: SocketAddr = "192.0.2.9:5004".parse().unwrap();
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let lease = |t: &Transmit| match protocol::decode(&t.contents).unwrap().body {
+        Body::Subscribe(sub) => (t.destination, sub.lease_ms),
+        other => panic!("not a SUBSCRIBE: {other:?}"),
+    };
+    assert_eq!(s.poll_transmit(t0), None);
+    s.set_subscription(Some(sender));
+    assert_eq!(s.poll_transmit(t0).map(|t| lease(&t)), Some((sender, 5000)));
+    assert_eq!(s.poll_transmit(t0), None);
+    assert_eq!(
+        s.poll_timeout(),
+        Some(t0 + subscription::SUBSCRIBE_INTERVAL)
+    );
+    let t1 = t0 + subscription::SUBSCRIBE_INTERVAL;
+    assert_eq!(s.poll_transmit(t1).map(|t| lease(&t)), Some((sender, 5000)));
+    s.close();
+    assert_eq!(s.poll_transmit(t1).map(|t| lease(&t)), Some((sender, 0)));
+    assert_eq!(s.poll_transmit(t1 + Duration::from_secs(5)), None);
+    // Closed: a target set later is not subscribed to.
+    s.set_subscription(Some(sender));
+    assert_eq!(s.poll_transmit(t1 + Duration::from_secs(5)), None);
+}
+
+#[test]
+fn a_new_stream_and_its_caps_are_events_before_its_frames() {
+    let fr = frames(1, 1000);
+    let (caps, d) = stream(&fr, 1400, 0);
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    for x in &d {
+        s.handle_datagram(t0, src(), Meta::default(), x, |n| Some(vec![0; n]));
+    }
+    match s.poll_event() {
+        Some(Event::Stream {
+            session,
+            from,
+            caps: c,
+        }) => assert_eq!((session, from, &*c), (77, src(), caps.as_str())),
+        other => panic!("expected the stream, got {other:?}"),
+    }
+    match s.poll_event() {
+        Some(Event::Frame { frame, origin, .. }) => {
+            assert_eq!(frame.buf, fr[0]);
+            assert_eq!((origin.session, origin.from), (Some(77), Some(src())));
+        }
+        other => panic!("expected the frame, got {other:?}"),
+    }
+    assert!(s.poll_event().is_none());
+}
+
+#[test]
+fn a_truncated_datagram_counts_as_received_and_invalid() {
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    s.handle_datagram(Instant::now(), src(), Meta { truncated: true }, &[], |_| {
+        panic!("nothing to allocate")
+    });
+    let st = s.stats();
+    assert_eq!((st.datagrams_received, st.datagrams_invalid), (1, 1));
+}
+
+#[test]
+fn frames_lost_on_the_way_are_warned_of_after_the_health_interval() {
+    let fr = frames(3, 10_000);
+    let (_, mut d) = stream(&fr, 1400, 0);
+    d.remove(1 + 8 + 3); // a fragment of frame 1
+    let mut s = Session::<Vec<u8>>::new(Config::default());
+    let t0 = Instant::now();
+    s.handle_timeout(t0);
+    while s.poll_event().is_some() {}
+    for x in &d {
+        s.push_at(x, t0, |n| Some(vec![0; n])).unwrap();
+    }
+    let mut warnings = Vec::new();
+    for t in [t0 + Duration::from_secs(1), t0 + health::HEALTH_INTERVAL] {
+        s.handle_timeout(t);
+        while let Some(ev) = s.poll_event() {
+            if let Event::Warning(w) = ev {
+                warnings.push((t, w));
+            }
+        }
+    }
+    assert_eq!(
+        warnings,
+        [(
+            t0 + health::HEALTH_INTERVAL,
+            Warning::Loss { frames: 1, lost: 1 }
+        )]
+    );
 }

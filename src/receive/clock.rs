@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Receiver timestamps: maps a sender's timeline onto the receiver's running time.
+//! The clock mapping: maps a sender's timeline onto the receiver's running time.
 //!
 //! Two parts, both pure (nanoseconds in, nanoseconds out; no GStreamer, no I/O):
 //!
@@ -229,5 +229,5 @@ impl TimeMapper {
 }
 
 #[cfg(test)]
-#[path = "timestamps_tests.rs"]
+#[path = "clock_tests.rs"]
 mod tests;
