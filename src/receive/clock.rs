@@ -13,6 +13,19 @@
 //! - [`TimeMapper`] is one stream's output side: it applies the estimator's offset (or, in
 //!   [`Mode::Arrival`], the arrival time itself) and guarantees that the timestamps it hands out
 //!   never decrease.
+//!
+//! [`StreamClock`] puts them together for one stream's frames as the session hands them out:
+//! a new sender starts the mapping over, and a sender that reports a real reference clock
+//! (PROTOCOL §7.6) has its timestamps moved onto that clock first, so that the streams of one
+//! sender host share one estimator (found in a [`ClockTable`] by [`ClockKey`]) and keep their
+//! relative timing. The element only reads its clocks: running time of each arrival, and the
+//! pipeline's base time.
+
+use super::{FrameInfo, Origin};
+use crate::protocol::{reference_clock, TIME_NONE};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Longest the windowed minimum remembers an observation: between one and two of these.
 pub const MIN_WINDOW_NS: u64 = 1_000_000_000;
@@ -225,6 +238,166 @@ impl TimeMapper {
         }
         self.last = Some(self.last.map_or(out_ref, |l| l.max(out_ref)));
         Mapped { pts, dts, resynced }
+    }
+}
+
+/// What identifies a sender clock that streams may share an estimator for: the sender's
+/// host, its reference clock kind, and the receiving pipeline's base time (running times of
+/// other pipelines are not comparable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClockKey {
+    /// The sender's address.
+    pub host: IpAddr,
+    /// Its reference clock, see [`reference_clock`].
+    pub clock: u8,
+    /// The receiving pipeline's base time (ns).
+    pub base_time: u64,
+}
+
+/// A shared offset estimator.
+pub type SharedEstimator = Arc<Mutex<OffsetEstimator>>;
+
+fn lock(e: &Mutex<OffsetEstimator>) -> MutexGuard<'_, OffsetEstimator> {
+    e.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The estimators shared by streams, by sender clock; entries die with their last user.
+#[derive(Debug, Default)]
+pub struct ClockTable {
+    clocks: Mutex<HashMap<ClockKey, Weak<Mutex<OffsetEstimator>>>>,
+}
+
+impl ClockTable {
+    /// The estimator of sender clock `key`, shared with the other streams that follow it
+    /// (a new one starting over beyond `resync_ns`, if none does).
+    pub fn estimator(&self, key: ClockKey, resync_ns: u64) -> SharedEstimator {
+        let mut clocks = self.clocks.lock().unwrap_or_else(|e| e.into_inner());
+        clocks.retain(|_, e| e.strong_count() > 0);
+        if let Some(e) = clocks.get(&key).and_then(Weak::upgrade) {
+            return e;
+        }
+        let e = Arc::new(Mutex::new(OffsetEstimator::new(resync_ns)));
+        clocks.insert(key, Arc::downgrade(&e));
+        e
+    }
+}
+
+/// A frame's output timestamps (ns, local running time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamped {
+    /// Presentation timestamp, if any (none without a running time to map onto).
+    pub pts: Option<u64>,
+    /// Decoding timestamp, if any.
+    pub dts: Option<u64>,
+    /// Duration, if the sender gave one.
+    pub duration: Option<u64>,
+    /// True when the mapping started over at this frame (a new sender after another, or the
+    /// sender's timeline jumped): the frame is a discontinuity.
+    pub discont: bool,
+    /// True when the sender's timeline jumped and the mapping started over.
+    pub resynced: bool,
+}
+
+/// One stream's mapping from its senders' clocks onto local running time.
+#[derive(Debug)]
+pub struct StreamClock {
+    mapper: TimeMapper,
+    /// The estimator in use: the stream's own, or one shared by sender clock.
+    estimator: SharedEstimator,
+    /// The key of the shared estimator in use (None: the stream's own).
+    key: Option<ClockKey>,
+    /// Resync tolerance of new estimators.
+    resync_ns: u64,
+    /// The session the mapping belongs to.
+    stream: Option<u64>,
+}
+
+impl StreamClock {
+    /// A mapping in `mode` whose estimators start over once arrivals are consistently
+    /// further than `resync_ns` from what they expect.
+    pub fn new(mode: Mode, resync_ns: u64) -> Self {
+        StreamClock {
+            mapper: TimeMapper::new(mode),
+            estimator: Arc::new(Mutex::new(OffsetEstimator::new(resync_ns))),
+            key: None,
+            resync_ns,
+            stream: None,
+        }
+    }
+
+    /// Starts the mapping over (local running time moved: the pipeline went to PLAYING).
+    pub fn restart(&mut self) {
+        lock(&self.estimator).reset();
+        self.mapper.reset();
+    }
+
+    /// Maps `frame`, of a stream from `origin`, whose first datagram arrived at local running
+    /// time `arrival` (None: no clock to map onto), in a pipeline of base time `base_time`;
+    /// sender clocks are shared through `table`.
+    pub fn map(
+        &mut self,
+        table: &ClockTable,
+        origin: &Origin,
+        base_time: Option<u64>,
+        arrival: Option<u64>,
+        frame: &FrameInfo,
+    ) -> Stamped {
+        let mut discont = false;
+        if self.stream != origin.session {
+            // A new sender: its timeline has nothing to do with the last one's (a shared
+            // sender clock stays valid: it is the sender host's).
+            if self.key.is_none() {
+                self.estimator = Arc::new(Mutex::new(OffsetEstimator::new(self.resync_ns)));
+            }
+            self.mapper.reset();
+            discont = self.stream.is_some();
+            self.stream = origin.session;
+        }
+        // With a sender report on a real clock, the sender's timestamps move onto that clock,
+        // which every stream of the sender's host shares.
+        let report = origin
+            .report
+            .filter(|r| r.clock != reference_clock::NONE)
+            .filter(|_| self.mapper.mode() == Mode::SenderClock);
+        let key = match (report, origin.from, base_time) {
+            (Some(r), Some(from), Some(base)) => Some(ClockKey {
+                host: from.ip(),
+                clock: r.clock,
+                base_time: base,
+            }),
+            _ => None,
+        };
+        if key != self.key {
+            self.estimator = match key {
+                Some(k) => table.estimator(k, self.resync_ns),
+                None => Arc::new(Mutex::new(OffsetEstimator::new(self.resync_ns))),
+            };
+            self.key = key;
+        }
+        let shift = report.map_or(0, |r| {
+            i128::from(r.reference_time) - i128::from(r.running_time)
+        });
+        let on_clock = |t: u64| {
+            (t != TIME_NONE)
+                .then(|| (i128::from(t) + shift).clamp(0, i128::from(u64::MAX - 1)) as u64)
+        };
+        let (mut pts, mut dts, mut resynced) = (None, None, false);
+        if let Some(arrival) = arrival {
+            let m = self.mapper.map(
+                &mut lock(&self.estimator),
+                arrival,
+                on_clock(frame.pts),
+                on_clock(frame.dts),
+            );
+            (pts, dts, resynced) = (m.pts, m.dts, m.resynced);
+        }
+        Stamped {
+            pts,
+            dts,
+            duration: (frame.duration != TIME_NONE).then_some(frame.duration),
+            discont: discont || resynced,
+            resynced,
+        }
     }
 }
 

@@ -208,3 +208,113 @@ fn frames_without_timestamps_get_their_arrival() {
     assert_eq!(r.pts, None);
     assert_eq!(r.dts, Some(100));
 }
+
+/// A frame with sender PTS `pts` (ns) and no DTS.
+fn frame_at(pts: u64) -> FrameInfo {
+    FrameInfo {
+        frame: 0,
+        flags: 0,
+        pts,
+        dts: TIME_NONE,
+        duration: FRAME,
+        info_gen: 0,
+        len: 1,
+    }
+}
+
+/// A stream of session `session` from `host`, reporting its clock as `report` says.
+fn origin(session: u64, host: [u8; 4], report: Option<SenderReport>) -> Origin {
+    Origin {
+        session: Some(session),
+        from: Some(std::net::SocketAddr::from((host, 5004))),
+        report,
+    }
+}
+
+use crate::protocol::SenderReport;
+
+/// A sender report on the real-time clock, `shift` ns ahead of the sender's running time.
+fn realtime(shift: u64) -> SenderReport {
+    SenderReport {
+        running_time: 0,
+        reference_time: shift,
+        clock: reference_clock::REALTIME,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_new_sender_starts_the_mapping_over_as_a_discontinuity() {
+    let table = ClockTable::default();
+    let mut c = StreamClock::new(Mode::SenderClock, 70 * MS);
+    let a = origin(1, [192, 0, 2, 1], None);
+    let s = c.map(&table, &a, Some(0), Some(1000 * MS), &frame_at(10 * MS));
+    assert_eq!(
+        (s.pts, s.discont, s.duration),
+        (Some(1000 * MS), false, Some(FRAME))
+    );
+    let s = c.map(
+        &table,
+        &a,
+        Some(0),
+        Some(1000 * MS + FRAME),
+        &frame_at(10 * MS + FRAME),
+    );
+    assert_eq!(s.pts, Some(1000 * MS + FRAME));
+    // Another session: its own timeline, mapped afresh from its first frame's arrival.
+    let b = origin(2, [192, 0, 2, 1], None);
+    let s = c.map(&table, &b, Some(0), Some(1100 * MS), &frame_at(5_000 * MS));
+    assert_eq!((s.pts, s.discont), (Some(1100 * MS), true));
+    // Without a running time there is nothing to map onto.
+    let s = c.map(&table, &b, Some(0), None, &frame_at(5_000 * MS + FRAME));
+    assert_eq!((s.pts, s.dts, s.discont), (None, None, false));
+}
+
+#[test]
+fn streams_of_one_sender_host_on_a_real_clock_share_one_estimator() {
+    let table = ClockTable::default();
+    let host = [192, 0, 2, 1];
+    let mut video = StreamClock::new(Mode::SenderClock, 70 * MS);
+    let mut audio = StreamClock::new(Mode::SenderClock, 70 * MS);
+    // Two sessions with different running times, one real-time clock: video's running
+    // time is 1 s behind the clock, audio's 3 s.
+    let v = origin(1, host, Some(realtime(1000 * MS)));
+    let a = origin(2, host, Some(realtime(3000 * MS)));
+    let s = video.map(&table, &v, Some(0), Some(500 * MS), &frame_at(4000 * MS));
+    assert_eq!(s.pts, Some(500 * MS));
+    // The same clock instant (5 s), the audio frame arriving 2 ms later than the video one:
+    // placed at the same running time, not at its own arrival.
+    let s = audio.map(&table, &a, Some(0), Some(502 * MS), &frame_at(2000 * MS));
+    assert_eq!(s.pts, Some(500 * MS));
+    // Another pipeline (base time) or another host has an estimator of its own.
+    let mut other = StreamClock::new(Mode::SenderClock, 70 * MS);
+    let s = other.map(&table, &a, Some(7), Some(502 * MS), &frame_at(2000 * MS));
+    assert_eq!(s.pts, Some(502 * MS));
+    let o = origin(3, [192, 0, 2, 2], Some(realtime(3000 * MS)));
+    let s = StreamClock::new(Mode::SenderClock, 70 * MS).map(
+        &table,
+        &o,
+        Some(0),
+        Some(502 * MS),
+        &frame_at(2000 * MS),
+    );
+    assert_eq!(s.pts, Some(502 * MS));
+}
+
+#[test]
+fn arrival_mode_ignores_the_sender_clock() {
+    let table = ClockTable::default();
+    let mut c = StreamClock::new(Mode::Arrival, 70 * MS);
+    let o = origin(1, [192, 0, 2, 1], Some(realtime(1000 * MS)));
+    let s = c.map(&table, &o, Some(0), Some(700 * MS), &frame_at(4000 * MS));
+    assert_eq!(s.pts, Some(700 * MS));
+    c.restart();
+    let s = c.map(
+        &table,
+        &o,
+        Some(0),
+        Some(10 * MS),
+        &frame_at(4000 * MS + FRAME),
+    );
+    assert_eq!((s.pts, s.discont), (Some(10 * MS), false));
+}

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The `videoipsrc` element: a live PushSrc. A thread of its own ([`super::receiver`])
-//! receives datagrams in `recvmmsg` batches and reassembles frames into pooled buffers;
-//! `create()` takes complete frames from its queue, maps their timestamps onto local running
-//! time and pushes them with the sender's caps.
+//! The `videoipsrc` element, GStreamer glue only: a live PushSrc whose properties set up a
+//! receiver session ([`crate::receive`]) driven by a thread of its own ([`super::receiver`]).
+//! `create()` takes complete frames from the thread's queue, has their timestamps mapped
+//! onto local running time ([`crate::receive::clock`], with the element's clock readings)
+//! and pushes them with the sender's caps; warnings and errors become bus messages.
 //!
 //! Locks: `settings` (properties), `io` (socket and waker, opened in NULL→READY so that the
 //! bound port can be read back), `rx` (the receive thread's handle, taken by start/stop),
 //! `out` (the streaming thread's output state, held while it maps a frame), and the queue and
 //! stats locks inside [`receiver::Shared`], each taken briefly. Order: `out` before `rx`, and
-//! `out` before an offset estimator (shared ones live in `SHARED_CLOCKS`, taken briefly);
+//! `out` before the shared clock table and an offset estimator (inside `SHARED_CLOCKS`,
+//! each taken briefly);
 //! no other lock is held together with another, and nothing is posted, notified or negotiated
 //! while one is held.
 
@@ -19,7 +21,7 @@ use crate::elements::uri;
 use crate::elements::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
 use crate::net::{self, ReceiverConfig, UdpSocket, Waker};
 use crate::ratelimit::RateLimit;
-use crate::receive::clock::{self as timestamps, OffsetEstimator, TimeMapper};
+use crate::receive::clock::{self, ClockTable, StreamClock};
 use crate::receive::{self, Origin, Warning};
 use crate::send::schedule;
 use gst::glib;
@@ -28,10 +30,9 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -115,14 +116,8 @@ struct Io {
 
 /// The streaming thread's output state.
 struct Out {
-    mapper: TimeMapper,
-    /// The offset estimator in use: the stream's own, or one shared with the other sources of
-    /// this pipeline that follow the same sender clock.
-    estimator: Arc<Mutex<OffsetEstimator>>,
-    /// The key of the shared estimator in use (None: the stream's own).
-    clock_key: Option<ClockKey>,
-    /// Resync tolerance of new estimators.
-    resync_ns: u64,
+    /// Sender clocks → local running time, estimators shared through [`SHARED_CLOCKS`].
+    clock: StreamClock,
     caps_override: Option<gst::Caps>,
     /// The caps string last put on the pad.
     caps_set: Option<String>,
@@ -130,8 +125,6 @@ struct Out {
     refused_caps: Option<String>,
     timeout: Option<Duration>,
     max_age: Duration,
-    /// The session the timestamp mapping belongs to.
-    mapped_stream: Option<u64>,
     discont: bool,
 }
 
@@ -163,14 +156,9 @@ impl Default for VideoIpSrc {
     }
 }
 
-/// What identifies a sender clock that sources may share an estimator for: the sender's
-/// address, its reference clock kind, and this pipeline's base time (running times of other
-/// pipelines are not comparable).
-type ClockKey = (IpAddr, u8, u64);
-
-/// The estimators shared by sources, by sender clock; entries die with their last user.
-static SHARED_CLOCKS: LazyLock<Mutex<HashMap<ClockKey, Weak<Mutex<OffsetEstimator>>>>> =
-    LazyLock::new(Default::default);
+/// The offset estimators shared by the sources of this process, by sender clock: the
+/// sources of one pipeline following streams of one sender host keep their relative timing.
+static SHARED_CLOCKS: LazyLock<ClockTable> = LazyLock::new(Default::default);
 
 /// What a warning of the session says, and which property to change, for a receiver with
 /// `latency_ms` and `max_frame` bytes of max-frame-size.
@@ -193,22 +181,6 @@ fn describe(w: &Warning, latency_ms: u32, max_frame: u32) -> String {
 fn raw_video_complete(caps: &gst::Caps) -> bool {
     let is_raw_video = caps.structure(0).is_some_and(|s| s.name() == "video/x-raw");
     !is_raw_video || gst_video::VideoInfo::from_caps(caps).is_ok()
-}
-
-fn own_estimator(resync_ns: u64) -> Arc<Mutex<OffsetEstimator>> {
-    Arc::new(Mutex::new(OffsetEstimator::new(resync_ns)))
-}
-
-/// The estimator of sender clock `key`, shared with the other sources that follow it.
-fn shared_estimator(key: ClockKey, resync_ns: u64) -> Arc<Mutex<OffsetEstimator>> {
-    let mut clocks = lock(&SHARED_CLOCKS);
-    clocks.retain(|_, e| e.strong_count() > 0);
-    if let Some(e) = clocks.get(&key).and_then(Weak::upgrade) {
-        return e;
-    }
-    let e = own_estimator(resync_ns);
-    clocks.insert(key, Arc::downgrade(&e));
-    e
 }
 
 /// A buffer, and new caps (with the string they came as) to set before it.
@@ -433,42 +405,6 @@ impl VideoIpSrc {
         };
 
         let base_time = self.obj().base_time().map(|t| t.nseconds());
-        if out.mapped_stream != origin.session {
-            // A new sender: its timeline has nothing to do with the last one's (a shared
-            // sender clock stays valid: it is the sender host's).
-            if out.clock_key.is_none() {
-                out.estimator = own_estimator(out.resync_ns);
-            }
-            out.mapper.reset();
-            out.discont |= out.mapped_stream.is_some();
-            out.mapped_stream = origin.session;
-        }
-        // With a sender report on a real clock, the sender's timestamps move onto that clock,
-        // which every stream of the sender's host shares: sources of this pipeline following
-        // streams of that host then share one estimator, and keep their relative timing.
-        let report = origin
-            .report
-            .filter(|r| r.clock != crate::protocol::reference_clock::NONE)
-            .filter(|_| out.mapper.mode() == timestamps::Mode::SenderClock);
-        let key = match (report, origin.from, base_time) {
-            (Some(r), Some(from), Some(base)) => Some((from.ip(), r.clock, base)),
-            _ => None,
-        };
-        if key != out.clock_key {
-            out.estimator = match key {
-                Some(k) => shared_estimator(k, out.resync_ns),
-                None => own_estimator(out.resync_ns),
-            };
-            out.clock_key = key;
-        }
-        let shift = report.map_or(0, |r| {
-            i128::from(r.reference_time) - i128::from(r.running_time)
-        });
-        let on_clock = |t: u64| {
-            (t != crate::protocol::TIME_NONE)
-                .then(|| (i128::from(t) + shift).clamp(0, i128::from(u64::MAX - 1)) as u64)
-        };
-        let none_if_max = |t: u64| (t != crate::protocol::TIME_NONE).then_some(t);
         let arrival_rt = self.running_time().map(|rt| {
             rt.saturating_sub(
                 Instant::now()
@@ -476,24 +412,19 @@ impl VideoIpSrc {
                     .as_nanos() as u64,
             )
         });
+        let stamped = out
+            .clock
+            .map(&SHARED_CLOCKS, &origin, base_time, arrival_rt, &f.info);
+        if stamped.resynced {
+            gst::debug!(CAT, imp = self, "sender timeline jumped: mapping restarted");
+        }
+        out.discont |= stamped.discont;
         let mut buffer = f.buf.into_buffer();
         {
             let b = buffer.make_mut();
-            if let Some(arrival) = arrival_rt {
-                let m = out.mapper.map(
-                    &mut lock(&out.estimator),
-                    arrival,
-                    on_clock(f.info.pts),
-                    on_clock(f.info.dts),
-                );
-                b.set_pts(m.pts.map(gst::ClockTime::from_nseconds));
-                b.set_dts(m.dts.map(gst::ClockTime::from_nseconds));
-                if m.resynced {
-                    gst::debug!(CAT, imp = self, "sender timeline jumped: mapping restarted");
-                    out.discont = true;
-                }
-            }
-            b.set_duration(none_if_max(f.info.duration).map(gst::ClockTime::from_nseconds));
+            b.set_pts(stamped.pts.map(gst::ClockTime::from_nseconds));
+            b.set_dts(stamped.dts.map(gst::ClockTime::from_nseconds));
+            b.set_duration(stamped.duration.map(gst::ClockTime::from_nseconds));
             let mut flags = gst::BufferFlags::empty();
             use crate::protocol::flags as wire;
             for (w, g) in [
@@ -923,8 +854,7 @@ impl ElementImpl for VideoIpSrc {
                 // so the timestamp mapping starts over too.
                 lock(&self.shared.queue).clear_frames();
                 if let Some(out) = lock(&self.out).as_mut() {
-                    lock(&out.estimator).reset();
-                    out.mapper.reset();
+                    out.clock.restart();
                     out.discont = true;
                 }
             }
@@ -974,22 +904,18 @@ impl BaseSrcImpl for VideoIpSrc {
         }
         let max_age = s.max_latency();
         let mode = match s.timestamp_mode {
-            TimestampMode::SenderClock => timestamps::Mode::SenderClock,
-            TimestampMode::Arrival => timestamps::Mode::Arrival,
+            TimestampMode::SenderClock => clock::Mode::SenderClock,
+            TimestampMode::Arrival => clock::Mode::Arrival,
         };
         *lock(&self.out) = Some(Out {
-            mapper: TimeMapper::new(mode),
             // Arrivals consistently later than the latency would make every buffer late:
             // past that the mapping starts over.
-            estimator: own_estimator(s.min_latency().as_nanos() as u64),
-            clock_key: None,
-            resync_ns: s.min_latency().as_nanos() as u64,
+            clock: StreamClock::new(mode, s.min_latency().as_nanos() as u64),
             caps_override: s.caps.clone(),
             caps_set: None,
             refused_caps: None,
             timeout: (s.timeout_ns > 0).then(|| Duration::from_nanos(s.timeout_ns)),
             max_age,
-            mapped_stream: None,
             discont: true,
         });
         *lock(&self.shared.stats) = Default::default();
