@@ -17,6 +17,8 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod receive;
 pub mod send;
+#[cfg(test)]
+mod sim;
 
 pub use elements::deviceprovider::{VideoIpDevice, VideoIpDeviceProvider};
 pub use elements::uri;

@@ -15,7 +15,8 @@
 //!   receivers take. It starts a little above the stream's own (real-time) rate and
 //!   probes upward.
 //!
-//! A receiver is not keeping up when its report shows frames it dropped, or a backlog (how
+//! A receiver is not keeping up when its report shows many frames dropped (at least
+//! [`MIN_DROPPED`], over [`DROPPED_SHARE`] of those it saw), or a backlog (how
 //! far its highest sequence number lags behind the sender's, less the round trip) longer
 //! than [`BACKLOG_LIMIT`] at the rate it takes: its socket buffer is filling, and loss
 //! follows. Loss alone is not a
@@ -49,6 +50,11 @@ pub const HOLD: Duration = Duration::from_millis(500);
 /// (`pacing=none`) can be in flight at any time, so less than two frame intervals would
 /// misfire.
 pub const BACKLOG_LIMIT: Duration = Duration::from_millis(35);
+/// A receiver is falling behind when it dropped at least this many frames in a report
+/// interval...
+pub const MIN_DROPPED: u32 = 2;
+/// ...and more than this share of the frames it saw.
+pub const DROPPED_SHARE: f64 = 0.1;
 /// Depth of the token bucket: how far ahead of the rate a sender may get (at least one
 /// frame).
 pub const BUCKET_DEPTH: Duration = Duration::from_millis(50);
@@ -62,6 +68,8 @@ pub struct ReportDelta {
     pub received: u64,
     /// Frames it dropped in between.
     pub frames_dropped: u32,
+    /// Frames it completed in between.
+    pub frames_complete: u32,
     /// Datagrams sent but not yet seen by it, as of this report.
     pub backlog: u64,
     /// Its round trip, if measured.
@@ -226,7 +234,14 @@ impl RateControl {
         let took = d.received as f64 * self.datagram_bits / d.elapsed.as_secs_f64();
         let backlog_time = Duration::from_secs_f64(d.backlog as f64 * self.datagram_bits / took)
             .saturating_sub(d.rtt.unwrap_or_default());
-        (d.frames_dropped > 0 || backlog_time > BACKLOG_LIMIT).then_some(took)
+        // Dropped frames say the receiver cannot keep up only when they are many: a frame
+        // now and then lost to the network beyond repair (a burst longer than recovery
+        // covers) is no reason to slow down, and slowing down for it spirals: the next
+        // report, taking less, would lower the rate again.
+        let dropped = f64::from(d.frames_dropped);
+        let share = dropped / (dropped + f64::from(d.frames_complete)).max(1.0);
+        let dropping = d.frames_dropped >= MIN_DROPPED && share > DROPPED_SHARE;
+        (dropping || backlog_time > BACKLOG_LIMIT).then_some(took)
     }
 
     /// Takes what one receiver reported since its previous report, received at `now`.

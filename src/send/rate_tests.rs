@@ -16,6 +16,7 @@ fn took(gbps: f64, dropped: u32, backlog: u64) -> ReportDelta {
         elapsed: 250 * MS,
         received: (gbps * 1e9 * 0.25 / (DATAGRAM * 8) as f64) as u64,
         frames_dropped: dropped,
+        frames_complete: 0,
         backlog,
         rtt: Some(MS),
     }
@@ -131,7 +132,7 @@ fn a_receiver_dropping_frames_lowers_the_rate_below_what_it_took() {
     rc.on_report(&took(1.0, 3, 0), t0 + 250 * MS);
     assert_eq!(rc.decreases(), 1);
     // After the hold, it does.
-    rc.on_report(&took(1.0, 1, 0), t0 + HOLD);
+    rc.on_report(&took(1.0, 2, 0), t0 + HOLD);
     assert_eq!(rc.decreases(), 2);
     assert!(rc.rate().expect("limited") < 900_000_000);
 }
@@ -239,4 +240,22 @@ fn a_live_stream_of_key_frames_only_is_cut_to_the_lowered_rate_by_dropping_frame
     // 2 s at 748 Mbit/s carries 45 frames of 33 Mbit, the bucket about one more; whole
     // frames fit the rate less closely (one in three here).
     assert!((38..=46).contains(&sent), "{sent} of 120 sent");
+}
+
+#[test]
+fn a_frame_now_and_then_lost_to_the_network_does_not_slow_the_sender() {
+    let mut rc = RateControl::new(None, DATAGRAM);
+    let t0 = Instant::now();
+    // One frame dropped in a report: noise.
+    rc.on_report(&took(2.0, 1, 0), t0);
+    // Bursty loss: 2 of 15 frames a report interval, at the rate the receiver was sent.
+    let mut d = took(2.0, 1, 0);
+    d.frames_complete = 14;
+    rc.on_report(&d, t0 + HOLD);
+    assert_eq!(rc.rate(), None);
+    // A receiver that cannot keep up drops most frames: that lowers it.
+    d.frames_dropped = 8;
+    d.frames_complete = 7;
+    rc.on_report(&d, t0 + 2 * HOLD);
+    assert!(rc.rate().is_some());
 }

@@ -151,12 +151,13 @@ impl Receivers {
                 elapsed: now.saturating_duration_since(entry.last_heard),
                 received: r.datagrams_received - entry.datagrams_received,
                 frames_dropped: r.frames_dropped.wrapping_sub(entry.frames_dropped),
+                frames_complete: r.frames_complete.wrapping_sub(entry.frames_complete),
                 backlog,
                 rtt: rtt.or(entry.rtt),
             };
             // A wrapped or forged frame counter jumping by more than any report interval
             // holds is not believed.
-            if delta.frames_dropped < 1 << 20 {
+            if delta.frames_dropped < 1 << 20 && delta.frames_complete < 1 << 20 {
                 out = Some(delta);
             }
         }

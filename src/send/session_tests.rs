@@ -369,7 +369,11 @@ fn one_slow_receiver_of_a_multicast_stream_does_not_slow_it_for_the_others() {
             received[2] += (800e6 * 0.25 / (1500.0 * 8.0)) as u64;
             s.handle_datagram(now + MS, a, &report(seq, received[0], 0));
             s.handle_datagram(now + MS, b, &report(seq, received[1], 0));
-            s.handle_datagram(now + MS, slow, &report(seq, received[2], (k / 15) as u32));
+            s.handle_datagram(
+                now + MS,
+                slow,
+                &report(seq, received[2], (k / 15) as u32 * 5),
+            );
         }
     }
     let mut frames: Vec<u32> = seen[&group].media.iter().map(|m| m.1).collect();

@@ -131,7 +131,15 @@ impl Shared {
                 .map_or_else(|e| e.into_inner().0, |(g, _)| g);
         }
         q.frames += usize::from(is_frame);
-        q.items.push_back(item);
+        // Only the latest clock reading matters: one waiting is replaced, so the queue
+        // stays bounded by its frames.
+        if let (Item::Clock(_), Some(Item::Clock(last))) = (&item, q.items.back_mut()) {
+            if let Item::Clock(c) = item {
+                *last = c;
+            }
+        } else {
+            q.items.push_back(item);
+        }
         drop(q);
         self.work.wake();
         Ok(())
