@@ -4,6 +4,7 @@
 //! (lock handling, property values, pad templates, URI parameters).
 
 pub mod deviceprovider;
+pub(crate) mod props;
 pub mod uri;
 pub mod videoipsink;
 pub mod videoipsrc;

@@ -9,8 +9,8 @@
 //! `queue` and `stats`, and the announcement's own. Never two at a time, never across a
 //! system call, and no message is posted and no property notified while one is held.
 
-use crate::elements::uri;
 use crate::elements::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
+use crate::elements::{props, uri};
 use crate::net::{self, SenderConfig, UdpSocket};
 use crate::protocol::{self, fec, flags, reference_clock};
 use crate::send::packetizer::{self, FrameMeta};
@@ -369,14 +369,10 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(Some(d.host.as_str()))
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecInt::builder("port")
-                    .nick("Port")
-                    .blurb("The UDP port to send to; with source-name and no host, the port to listen on for subscribers (0: any free port, read back once started)")
-                    .minimum(0)
-                    .maximum(65535)
-                    .default_value(d.port as i32)
-                    .mutable_ready()
-                    .build(),
+                props::port(
+                    "The UDP port to send to; with source-name and no host, the port to listen on for subscribers (0: any free port, read back once started)",
+                    d.port,
+                ),
                 glib::ParamSpecString::builder("bind-address")
                     .nick("Bind Address")
                     .blurb("Local address to send from (default: any)")
@@ -414,11 +410,7 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(d.ttl_mc as i32)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecString::builder("multicast-iface")
-                    .nick("Multicast Interface")
-                    .blurb("Network interface to send multicast from, by name (default: routing table)")
-                    .mutable_ready()
-                    .build(),
+                props::multicast_iface("Network interface to send multicast from, by name (default: routing table)"),
                 glib::ParamSpecBoolean::builder("loop")
                     .nick("Multicast Loopback")
                     .blurb("Deliver multicast to receivers on this host too")
@@ -433,22 +425,12 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(d.qos_dscp)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecInt::builder("buffer-size")
-                    .nick("Send Buffer Size")
-                    .blurb("Size of the kernel send buffer in bytes (0: system default)")
-                    .minimum(0)
-                    .maximum(i32::MAX)
-                    .default_value(d.buffer_size as i32)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("batch-size")
-                    .nick("Batch Size")
-                    .blurb("Datagrams handed to the kernel per system call")
-                    .minimum(1)
-                    .maximum(1024)
-                    .default_value(d.batch_size)
-                    .mutable_ready()
-                    .build(),
+                props::buffer_size(
+                    "Send Buffer Size",
+                    "Size of the kernel send buffer in bytes (0: system default)",
+                    d.buffer_size,
+                ),
+                props::batch_size("Datagrams handed to the kernel per system call", d.batch_size),
                 glib::ParamSpecUInt::builder("max-retransmission-percentage")
                     .nick("Maximum Retransmission Percentage")
                     .blurb("Most bytes resent to receivers that ask (NACK), as a percentage of the bytes sent, so that a broken link cannot make the sender flood (0: never resend)")
@@ -468,11 +450,7 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(d.max_bitrate)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecString::builder("source-name")
-                    .nick("Source Name")
-                    .blurb("The name the stream is offered under, announced by DNS-SD (multicast DNS) so receivers and device monitors find it. Without host set, the sink sends to the receivers that subscribe to it (videoipsrc sender-address), each by unicast, and nothing when none does; it listens for them on port")
-                    .mutable_ready()
-                    .build(),
+                props::source_name("The name the stream is offered under, announced by DNS-SD (multicast DNS) so receivers and device monitors find it. Without host set, the sink sends to the receivers that subscribe to it (videoipsrc sender-address), each by unicast, and nothing when none does; it listens for them on port"),
                 glib::ParamSpecBoolean::builder("announce")
                     .nick("Announce")
                     .blurb("Announce a named stream (source-name) by DNS-SD over multicast DNS; false keeps it off the network's multicast, for receivers that subscribe by address")
@@ -493,11 +471,7 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(d.fec_percentage)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent, send-errors, allowed-bitrate, frames-dropped and the receivers' reports")
-                    .read_only()
-                    .build(),
+                props::stats("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent, send-errors, allowed-bitrate, frames-dropped and the receivers' reports"),
             ]
         });
         PROPERTIES.as_ref()

@@ -17,8 +17,8 @@
 use super::byname::{self, Change};
 use super::receiver::{self, FrameBuf, Item, Shared};
 use super::TimestampMode;
-use crate::elements::uri;
 use crate::elements::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
+use crate::elements::{props, uri};
 use crate::net::{self, ReceiverConfig, UdpSocket, Waker};
 use crate::ratelimit::RateLimit;
 use crate::receive::clock::{self, ClockTable, StreamClock};
@@ -601,19 +601,11 @@ impl ObjectImpl for VideoIpSrc {
                     .default_value(Some(d.address.as_str()))
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecInt::builder("port")
-                    .nick("Port")
-                    .blurb("UDP port to receive on (0: any free port, read back in READY)")
-                    .minimum(0)
-                    .maximum(65535)
-                    .default_value(d.port as i32)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("source-name")
-                    .nick("Source Name")
-                    .blurb("Name of an announced sender (videoipsink source-name) to find by DNS-SD and subscribe to, following it if it moves; element messages videoip-source-found and videoip-source-lost say when. sender-address, if set, is used instead")
-                    .mutable_ready()
-                    .build(),
+                props::port(
+                    "UDP port to receive on (0: any free port, read back in READY)",
+                    d.port,
+                ),
+                props::source_name("Name of an announced sender (videoipsink source-name) to find by DNS-SD and subscribe to, following it if it moves; element messages videoip-source-found and videoip-source-lost say when. sender-address, if set, is used instead"),
                 glib::ParamSpecString::builder("sender-address")
                     .nick("Sender Address")
                     .blurb("Address or host name of a sender to subscribe to (a videoipsink with source-name and no host): it then sends this receiver the stream by unicast while it stays subscribed. With it set and port not, this receiver takes any free port")
@@ -627,27 +619,13 @@ impl ObjectImpl for VideoIpSrc {
                     .default_value(d.sender_port as i32)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecString::builder("multicast-iface")
-                    .nick("Multicast Interface")
-                    .blurb("Network interface to join the multicast group on, by name (default: system's choice)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecInt::builder("buffer-size")
-                    .nick("Receive Buffer Size")
-                    .blurb("Size of the kernel receive buffer in bytes (0: system default); a warning says when the kernel caps it")
-                    .minimum(0)
-                    .maximum(i32::MAX)
-                    .default_value(d.buffer_size as i32)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("batch-size")
-                    .nick("Batch Size")
-                    .blurb("Datagrams taken from the kernel per system call")
-                    .minimum(1)
-                    .maximum(1024)
-                    .default_value(d.batch_size)
-                    .mutable_ready()
-                    .build(),
+                props::multicast_iface("Network interface to join the multicast group on, by name (default: system's choice)"),
+                props::buffer_size(
+                    "Receive Buffer Size",
+                    "Size of the kernel receive buffer in bytes (0: system default); a warning says when the kernel caps it",
+                    d.buffer_size,
+                ),
+                props::batch_size("Datagrams taken from the kernel per system call", d.batch_size),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
                     .blurb("Reassembly window in milliseconds: how long an incomplete frame waits for a missing datagram after its latest one; the source reports this plus 20 ms (the most a sender spreads a frame) as its latency")
@@ -686,11 +664,7 @@ impl ObjectImpl for VideoIpSrc {
                     .blurb("How buffers are timestamped: the sender's timestamps offset onto local running time (sender-clock), or each frame's arrival time (arrival)")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb("Datagrams and bytes received; frames complete, dropped, dropped late and without caps; datagrams lost, duplicate, reordered, late, invalid and foreign")
-                    .read_only()
-                    .build(),
+                props::stats("Datagrams and bytes received; frames complete, dropped, dropped late and without caps; datagrams lost, duplicate, reordered, late, invalid and foreign"),
             ]
         });
         PROPERTIES.as_ref()

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The property specs both elements have, built in one place: the same name, type, range
+//! and flags on both, each element giving its own blurb (and default, where they differ).
+
+use gst::glib;
+use gst::prelude::*;
+
+/// `port`: a UDP port, 0 to 65535.
+pub(crate) fn port(blurb: &str, default: u32) -> glib::ParamSpec {
+    glib::ParamSpecInt::builder("port")
+        .nick("Port")
+        .blurb(blurb)
+        .minimum(0)
+        .maximum(65535)
+        .default_value(default.min(65535) as i32)
+        .mutable_ready()
+        .build()
+}
+
+/// `source-name`: the name a stream is announced under, or looked for.
+pub(crate) fn source_name(blurb: &str) -> glib::ParamSpec {
+    glib::ParamSpecString::builder("source-name")
+        .nick("Source Name")
+        .blurb(blurb)
+        .mutable_ready()
+        .build()
+}
+
+/// `multicast-iface`: a network interface by name.
+pub(crate) fn multicast_iface(blurb: &str) -> glib::ParamSpec {
+    glib::ParamSpecString::builder("multicast-iface")
+        .nick("Multicast Interface")
+        .blurb(blurb)
+        .mutable_ready()
+        .build()
+}
+
+/// `buffer-size`: a kernel socket buffer in bytes, 0 for the system's default.
+pub(crate) fn buffer_size(nick: &str, blurb: &str, default: u32) -> glib::ParamSpec {
+    glib::ParamSpecInt::builder("buffer-size")
+        .nick(nick)
+        .blurb(blurb)
+        .minimum(0)
+        .maximum(i32::MAX)
+        .default_value(default.min(i32::MAX as u32) as i32)
+        .mutable_ready()
+        .build()
+}
+
+/// `batch-size`: datagrams per system call, 1 to 1024.
+pub(crate) fn batch_size(blurb: &str, default: u32) -> glib::ParamSpec {
+    glib::ParamSpecUInt::builder("batch-size")
+        .nick("Batch Size")
+        .blurb(blurb)
+        .minimum(1)
+        .maximum(1024)
+        .default_value(default)
+        .mutable_ready()
+        .build()
+}
+
+/// `stats`: the read-only statistics structure.
+pub(crate) fn stats(blurb: &str) -> glib::ParamSpec {
+    glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+        .nick("Statistics")
+        .blurb(blurb)
+        .read_only()
+        .build()
+}
