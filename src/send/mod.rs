@@ -268,8 +268,17 @@ impl<'a> Transmit<'a> {
 
     /// Bytes of all datagrams, once (headers included).
     pub fn bytes(&self) -> usize {
-        (0..self.len())
-            .map(|k| self.parts(k).iter().map(|p| p.len()).sum::<usize>())
+        self.datagrams
+            .iter()
+            .map(|d| {
+                usize::from(d.header_len)
+                    + match d.payload {
+                        Payload::None => 0,
+                        Payload::Frame { len, .. } => len as usize,
+                        Payload::Fec(i) => self.fec.repair(i).map_or(0, |(_, s)| s.len()),
+                        Payload::Owned(i) => self.owned.get(i).map_or(0, Vec::len),
+                    }
+            })
             .sum()
     }
 }
