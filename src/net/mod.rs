@@ -179,9 +179,11 @@ pub struct SendReport {
     pub errors: usize,
     /// The first error seen, if any.
     pub first_error: Option<io::ErrorKind>,
-    /// The MTU of the path to the destination, when datagrams were refused as too large for
-    /// it (EMSGSIZE: the socket does not fragment): datagrams must be at most this many bytes,
-    /// IP and UDP headers included.
+    /// True when datagrams were refused as too large (EMSGSIZE: larger than the MTU of the
+    /// interface they leave by; the socket does not fragment).
+    pub too_large: bool,
+    /// Then the MTU they must fit, if it can be found ([`UdpSocket::path_mtu`]): datagrams
+    /// must be at most this many bytes, IP and UDP headers included.
     pub path_mtu: Option<u32>,
     /// True when the waker interrupted the send (the rest was not sent).
     pub interrupted: bool,
@@ -249,9 +251,10 @@ impl SendErrors {
                 self.retried = true;
                 return Ok(AfterError::Again);
             }
-            Some(libc::EMSGSIZE) if report.path_mtu.is_none() => {
-                // Larger than the path MTU, and the socket does not fragment: say what the
-                // path carries, so the caller can tell the user.
+            Some(libc::EMSGSIZE) if !report.too_large => {
+                // Larger than the interface MTU, and the socket does not fragment: say what
+                // it carries, so the caller can tell the user.
+                report.too_large = true;
                 report.path_mtu = socket.path_mtu(dest);
             }
             _ => {}
@@ -428,7 +431,7 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     /// Opens a socket to send to `cfg.dest`: configures it (TTL, multicast, DSCP,
-    /// don't-fragment, send buffer) and binds it to `cfg.bind`/`cfg.bind_port`. It is not
+    /// path MTU mode, send buffer) and binds it to `cfg.bind`/`cfg.bind_port`. It is not
     /// connected: each send names its destination, and replies from anywhere arrive.
     pub fn open_sender(cfg: &SenderConfig) -> Result<Self, NetError> {
         let dest = cfg.dest;
@@ -485,8 +488,9 @@ impl UdpSocket {
                     }
                 }
             }
-            // Datagrams larger than the path MTU are refused (EMSGSIZE), never fragmented.
-            sockopt::set_dont_fragment(sock.as_raw_fd(), dest.is_ipv6())
+            // Datagrams larger than the interface MTU are refused (EMSGSIZE), never
+            // fragmented here; ICMP cannot lower what is sent (see `set_pmtu_interface`).
+            sockopt::set_pmtu_interface(sock.as_raw_fd(), dest.is_ipv6())
         };
         setup().map_err(|e| NetError::new(format!("configure the socket for {dest}"), e))?;
         let buffer = set_buffer_size(&sock, cfg.buffer_size, true)
@@ -594,9 +598,10 @@ impl UdpSocket {
         backend::enable_gro(self.sock.as_raw_fd())
     }
 
-    /// The MTU of the path to `dest` as the kernel knows it (the route's, or a smaller one
-    /// learnt from ICMP), if it can be found. A sender asks in the network namespace it was
-    /// opened in; a receiver in the calling thread's.
+    /// The largest datagram (IP header included) this socket can send to `dest`: the MTU of
+    /// the interface the route to `dest` leaves by (a sender ignores path MTUs learnt from
+    /// ICMP, which anyone can forge), if it can be found. A sender asks in the network
+    /// namespace it was opened in; a receiver in the calling thread's.
     pub fn path_mtu(&self, dest: SocketAddr) -> Option<u32> {
         let dest = canonical(dest);
         let probe = self.mtu_probe.as_ref().and_then(|p| p.lock().ok());

@@ -175,13 +175,19 @@ fn sender_options_reach_the_socket() {
     let tx = UdpSocket::open_sender(&cfg).unwrap();
     assert_eq!(tx.sock.tos_v4().unwrap(), 46 << 2);
     assert_eq!(tx.sock.ttl_v4().unwrap(), 7);
-    assert!(sockopt::dont_fragment(tx.fd(), false).unwrap());
+    assert_eq!(
+        sockopt::pmtu_mode(tx.fd(), false).unwrap(),
+        libc::IP_PMTUDISC_INTERFACE
+    );
     assert!(!tx.buffer_size().capped(), "{:?}", tx.buffer_size());
     let mut cfg6 = SenderConfig::new("[::1]:9".parse().unwrap());
     cfg6.dscp = Some(10);
     let tx6 = UdpSocket::open_sender(&cfg6).unwrap();
     assert_eq!(tx6.sock.tclass_v6().unwrap(), 10 << 2);
-    assert!(sockopt::dont_fragment(tx6.fd(), true).unwrap());
+    assert_eq!(
+        sockopt::pmtu_mode(tx6.fd(), true).unwrap(),
+        libc::IPV6_PMTUDISC_INTERFACE
+    );
 }
 
 #[test]
