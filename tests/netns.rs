@@ -86,6 +86,21 @@ fn veth_pair(a: &NetNs, b: &NetNs, mtu: u32) {
     ip(&["-n", &b.name, "link", "set", "vb", "up"]);
 }
 
+/// Two namespaces `<tag>-a` and `<tag>-b` joined as [`veth_pair`] does; None (and
+/// "skipped") where namespaces cannot be made (not root, no `ip`).
+fn linked_pair(tag: &str, mtu: u32) -> Option<(NetNs, NetNs)> {
+    init();
+    let (Some(a), Some(b)) = (
+        NetNs::new(&format!("{tag}-a")),
+        NetNs::new(&format!("{tag}-b")),
+    ) else {
+        eprintln!("skipped: {tag} needs network namespaces of its own (root and ip)");
+        return None;
+    };
+    veth_pair(&a, &b, mtu);
+    Some((a, b))
+}
+
 /// Two namespaces joined by a veth pair with a 1000-byte MTU. The socket layer: GSO sends of
 /// datagrams larger than the path MTU are refused (EINVAL), so the batch falls back to one
 /// datagram per message; those are refused too (EMSGSIZE: the socket does not fragment), and
@@ -159,42 +174,335 @@ fn test_sender_falls_back_when_the_path_refuses_gso() {
     assert_eq!(send_errors, 0);
 }
 
-/// A sender left at `mtu=1500` over a path that carries 1000 bytes: its datagrams are not
-/// fragmented (don't-fragment is set) but refused, and the bus gets an error that names the
-/// destination, the path MTU and the `mtu` property.
+/// A sender left at `mtu=1500` with `host` behind an interface that carries 1000 bytes: its
+/// datagrams would never be fragmented but refused, whoever it sent to there, so it is a
+/// configuration mistake: the sink fails to start with an error that names the
+/// destination, the interface's MTU and the `mtu` property.
 #[test]
-fn test_mtu_above_the_path_mtu_is_an_error_naming_it() {
-    init();
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let (Some(a), Some(b)) = (NetNs::new("pmtu-a"), NetNs::new("pmtu-b")) else {
+fn test_mtu_above_the_interface_mtu_is_an_error_at_start_naming_it() {
+    let Some((a, _b)) = linked_pair("pmtu", 1000) else {
         return;
     };
-    veth_pair(&a, &b, 1000);
     let a_name = a.name.clone();
-    let error = std::thread::spawn(move || {
+    let (started, error) = std::thread::spawn(move || {
         enter_netns(&a_name);
-        let mut tx = Tx::new("10.213.0.2", 5004, &gray_caps(320, 240), "");
-        for i in 0..3 {
-            tx.push(&pattern(320 * 240, i), gst::ClockTime::from_mseconds(40));
-        }
-        let bus = tx.pipeline.bus().expect("bus");
+        let pipeline = gst::parse::launch(
+            "appsrc is-live=false ! videoipsink host=10.213.0.2 port=5004 sync=false",
+        )
+        .expect("sender pipeline parses");
+        let started = pipeline.set_state(gst::State::Playing).is_ok();
+        let bus = pipeline.bus().expect("bus");
         let msg =
             bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error]);
-        msg.map(|m| match m.view() {
-            gst::MessageView::Error(e) => format!("{} ({:?})", e.error(), e.debug()),
-            _ => unreachable!(),
-        })
+        let _ = pipeline.set_state(gst::State::Null);
+        (
+            started,
+            msg.map(|m| match m.view() {
+                gst::MessageView::Error(e) => format!("{} ({:?})", e.error(), e.debug()),
+                _ => unreachable!(),
+            }),
+        )
     })
     .join()
-    .expect("the sender thread finishes")
-    .expect("an error on the bus");
+    .expect("the sender thread finishes");
+    assert!(!started, "the sink does not start");
+    let error = error.expect("an error on the bus");
     assert!(error.contains("10.213.0.2:5004"), "{error}");
     assert!(error.contains("at most 1000 bytes"), "{error}");
     assert!(error.contains("mtu=1000"), "{error}");
     assert!(error.contains("mtu=1500"), "{error}");
+}
+
+/// The warnings and errors `pipeline` posted so far (taken off its bus).
+fn posted(pipeline: &gst::Pipeline) -> (Vec<String>, Vec<String>) {
+    let bus = pipeline.bus().expect("bus");
+    let (mut warnings, mut errors) = (Vec::new(), Vec::new());
+    while let Some(m) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
+        match m.view() {
+            gst::MessageView::Warning(w) => {
+                warnings.push(format!("{} ({:?})", w.error(), w.debug()))
+            }
+            gst::MessageView::Error(e) => errors.push(format!("{} ({:?})", e.error(), e.debug())),
+            _ => {}
+        }
+    }
+    (warnings, errors)
+}
+
+/// The internet checksum (RFC 1071).
+fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Sends, from namespace `ns`, an ICMP "fragmentation needed" (type 3 code 4) with
+/// next-hop MTU `mtu` to `quoted_src`'s host, quoting a UDP datagram from `quoted_src` to
+/// `quoted_dst`: 56 bytes on the wire, as an attacker who knows the ports sends it.
+fn forge_frag_needed(
+    ns: &str,
+    quoted_src: std::net::SocketAddrV4,
+    quoted_dst: std::net::SocketAddrV4,
+    mtu: u16,
+) {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        enter_netns(&ns);
+        let mut ip = vec![0x45, 0, 0x05, 0xdc, 0x12, 0x34, 0x40, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&quoted_src.ip().octets());
+        ip.extend_from_slice(&quoted_dst.ip().octets());
+        let c = checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut icmp = vec![3, 4, 0, 0, 0, 0];
+        icmp.extend_from_slice(&mtu.to_be_bytes());
+        icmp.extend_from_slice(&ip);
+        icmp.extend_from_slice(&quoted_src.port().to_be_bytes());
+        icmp.extend_from_slice(&quoted_dst.port().to_be_bytes());
+        icmp.extend_from_slice(&[0x05, 0xc8, 0, 0]);
+        let c = checksum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(20 + icmp.len(), 56);
+        // SAFETY: plain socket calls on a raw ICMP socket this thread owns; the address and
+        // buffer are live locals.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+            assert!(fd >= 0, "a raw socket: {}", std::io::Error::last_os_error());
+            let to = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*quoted_src.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            let n = libc::sendto(
+                fd,
+                icmp.as_ptr().cast(),
+                icmp.len(),
+                0,
+                (&to as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            assert_eq!(
+                n,
+                icmp.len() as isize,
+                "{}",
+                std::io::Error::last_os_error()
+            );
+            libc::close(fd);
+        }
+    })
+    .join()
+    .expect("the attacker's thread finishes");
+}
+
+/// The path MTU to `dest` the kernel holds for every socket of this namespace (IP_MTU of a
+/// fresh connected socket): lowered by an ICMP "fragmentation needed" it believed.
+fn kernel_path_mtu(dest: std::net::SocketAddrV4) -> i32 {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("a socket");
+    s.connect(dest).expect("connects");
+    use std::os::fd::AsRawFd;
+    let mut mtu: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `mtu` and `len` are live locals of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU,
+            (&mut mtu as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0);
+    mtu
+}
+
+/// A forged ICMP "fragmentation needed" (next-hop MTU 576), sent from the receiver's network
+/// to the sender, quoting one of its datagrams (the sender's port is in DNS-SD): the
+/// sender's socket ignores it, so nothing stops, nothing it sends gets smaller, and the
+/// kernel does not even record the lower MTU. The same ICMP quoting a socket with plain
+/// don't-fragment (what the sink had before) does lower the kernel's path MTU to 576 for
+/// every socket to the receiver: the sender keeps going at 1500 bytes all the same.
+#[test]
+fn test_a_forged_icmp_fragmentation_needed_stops_nothing_and_lowers_nothing() {
+    let Some((a, b)) = linked_pair("icmp", 1500) else {
+        return;
+    };
+    const FRAMES: usize = 40;
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let b_name = b.name.clone();
+    let receiver = std::thread::spawn(move || {
+        enter_netns(&b_name);
+        let rx = Rx::with_address("10.213.0.2", "");
+        port_tx.send(rx.port).expect("the test waits for the port");
+        let got = rx.pull(FRAMES, Duration::from_secs(20));
+        (
+            got.iter().map(sample_bytes).collect::<Vec<_>>(),
+            rx.stats().to_string(),
+        )
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the receiver starts");
+    let (a_name, b_name) = (a.name.clone(), b.name.clone());
+    let sent = std::thread::spawn(move || {
+        enter_netns(&a_name);
+        let sender = "10.213.0.1:5100".parse().expect("an address");
+        let receiver = std::net::SocketAddrV4::new([10, 213, 0, 2].into(), port);
+        let mut tx = Tx::new("10.213.0.2", port, &gray_caps(320, 240), "bind-port=5100");
+        let frames: Vec<Vec<u8>> = (0..FRAMES as u64).map(|i| pattern(320 * 240, i)).collect();
+        for f in &frames[..10] {
+            tx.push(f, gst::ClockTime::from_mseconds(40));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        forge_frag_needed(&b_name, sender, receiver, 576);
+        std::thread::sleep(Duration::from_millis(100));
+        let after_forgery = kernel_path_mtu(receiver);
+        // The control: a socket with plain don't-fragment, quoted the same way.
+        let control = std::net::UdpSocket::bind("10.213.0.1:5200").expect("binds");
+        use std::os::fd::AsRawFd;
+        let dont_fragment = libc::IP_PMTUDISC_DO;
+        // SAFETY: setsockopt with a live int.
+        let rc = unsafe {
+            libc::setsockopt(
+                control.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&dont_fragment as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        forge_frag_needed(
+            &b_name,
+            "10.213.0.1:5200".parse().expect("an address"),
+            receiver,
+            576,
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let after_control = kernel_path_mtu(receiver);
+        for f in &frames[10..] {
+            tx.push(f, gst::ClockTime::from_mseconds(40));
+        }
+        tx.finish();
+        let (warnings, errors) = posted(&tx.pipeline);
+        let said = [warnings, errors].concat();
+        (
+            frames,
+            after_forgery,
+            after_control,
+            said,
+            tx.stats().get::<u64>("send-errors").unwrap_or(99),
+        )
+    })
+    .join()
+    .expect("the sender thread finishes");
+    let (got, stats) = receiver.join().expect("the receiver thread finishes");
+    let (frames, after_forgery, after_control, said, send_errors) = sent;
+    assert_eq!(after_forgery, 1500, "the forged ICMP lowered nothing");
+    assert_eq!(
+        after_control, 576,
+        "the forgery is one the kernel believes from a don't-fragment socket"
+    );
+    assert!(said.is_empty(), "no error, no warning: {said:?}");
+    assert_eq!(send_errors, 0);
+    eprintln!("frames received: {} of {FRAMES}", got.len());
+    assert_eq!(got.len(), FRAMES, "{stats}");
+    assert!(got == frames, "every frame arrives byte-exact");
+}
+
+/// Two subscribers of a named sender, one on its own host (loopback) and one behind a
+/// veth whose MTU is 1000: the sender's datagrams (1500 bytes) cannot reach the narrow
+/// one. The other gets every frame; the bus gets a warning naming the narrow subscriber,
+/// its MTU and the `mtu` to set; no error.
+#[test]
+fn test_a_subscriber_behind_a_narrow_link_is_a_warning_and_the_other_gets_every_frame() {
+    let Some((a, b)) = linked_pair("narrow", 1000) else {
+        return;
+    };
+    const FRAMES: usize = 30;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let b_name = b.name.clone();
+    // The narrow subscriber, in namespace b.
+    let narrow = std::thread::spawn(move || {
+        enter_netns(&b_name);
+        let rx = Rx::launch(
+            "videoipsrc name=src sender-address=10.213.0.1 sender-port=5300 \
+             ! appsink name=sink sync=false",
+        );
+        let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        rx.stats().to_string()
+    });
+    let a_name = a.name.clone();
+    let result = std::thread::spawn(move || {
+        enter_netns(&a_name);
+        let mut tx = Tx::with_sink_props(
+            &gray_caps(320, 240),
+            "source-name=CAM port=5300 announce=false",
+        );
+        let good = Rx::launch(
+            "videoipsrc name=src sender-address=127.0.0.1 sender-port=5300 \
+             ! appsink name=sink sync=false",
+        );
+        let start = std::time::Instant::now();
+        while tx.stats().get::<u64>("subscribers").unwrap_or(0) < 2
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let subscribed = tx.stats().get::<u64>("subscribers").unwrap_or(0);
+        let frames: Vec<Vec<u8>> = (0..FRAMES as u64)
+            .map(|i| pattern(320 * 240, i + 7))
+            .collect();
+        for f in &frames {
+            tx.push(f, gst::ClockTime::from_mseconds(40));
+        }
+        let got: Vec<Vec<u8>> = good
+            .pull(FRAMES, Duration::from_secs(10))
+            .iter()
+            .map(sample_bytes)
+            .collect();
+        let (warnings, errors) = posted(&tx.pipeline);
+        (
+            subscribed,
+            frames,
+            got,
+            warnings,
+            errors,
+            tx.stats().to_string(),
+        )
+    })
+    .join()
+    .expect("the sender thread finishes");
+    let _ = done_tx.send(());
+    let narrow_stats = narrow
+        .join()
+        .expect("the narrow subscriber's thread finishes");
+    let (subscribed, frames, got, warnings, errors, stats) = result;
+    assert_eq!(subscribed, 2, "both subscribed: {stats}");
+    eprintln!(
+        "frames the healthy subscriber received: {} of {FRAMES}",
+        got.len()
+    );
+    assert_eq!(got.len(), FRAMES, "{stats}");
+    assert!(got == frames, "every frame arrives byte-exact");
+    assert!(errors.is_empty(), "no error: {errors:?}");
+    let named: Vec<_> = warnings
+        .iter()
+        .filter(|w| w.contains("10.213.0.2:"))
+        .collect();
+    assert!(
+        !named.is_empty(),
+        "a warning names the narrow subscriber: {warnings:?}"
+    );
+    assert!(named[0].contains("at most 1000 bytes"), "{named:?}");
+    assert!(named[0].contains("mtu=1000"), "{named:?} {narrow_stats}");
 }
 
 /// A destination the network cannot reach (a namespace with no route to it): every datagram

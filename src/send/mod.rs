@@ -72,6 +72,11 @@ pub const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(5);
 /// A receiver counts as falling behind for this long after a report that says so, when the
 /// majority of the `host` destination's receivers is counted.
 pub const OVERLOAD_MEMORY: Duration = Duration::from_secs(2);
+/// How long a destination whose path cannot carry the datagrams is not sent to (a
+/// subscriber: its subscriptions are not taken) before it is tried again.
+pub const PATH_RETRY: Duration = Duration::from_secs(5);
+/// Least time between two warnings about datagrams the network refused.
+pub const SEND_WARNING_INTERVAL: Duration = Duration::from_secs(2);
 /// Slack a `max-bitrate` ceiling allows a late batch: it may leave this much before the
 /// ceiling would let it, so a wake-up a little late does not push every later one back.
 const CEILING_SLACK: Duration = Duration::from_millis(1);
@@ -144,6 +149,20 @@ pub enum Event {
     Warning(String),
     /// The end-of-stream datagrams went out: everything before them was sent.
     EndOfStreamSent,
+}
+
+/// Why the datagrams to one destination were refused, as the driver tells
+/// [`Session::handle_send_error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Larger than the path to it carries (EMSGSIZE: the socket does not fragment), with
+    /// the largest datagram it does carry, IP header included, if known.
+    TooLarge {
+        /// That largest datagram, in bytes.
+        path_mtu: Option<u32>,
+    },
+    /// Every datagram of a frame refused for another reason (no route, a firewall).
+    Refused(std::io::ErrorKind),
 }
 
 /// What a [`Transmit`] carries, for the driver's counters.
@@ -384,6 +403,10 @@ pub struct Session<B> {
     ceiling_free_at: Option<Instant>,
     events: VecDeque<Event>,
     behind_warning: RateLimit,
+    /// Destinations not sent to until the instant given: their path could not carry the
+    /// datagrams ([`PATH_RETRY`]).
+    suspended: HashMap<SocketAddr, Instant>,
+    send_warning: RateLimit,
     stats: Stats,
 }
 
@@ -409,6 +432,8 @@ impl<B: AsRef<[u8]>> Session<B> {
             ceiling_free_at: None,
             events: VecDeque::new(),
             behind_warning: RateLimit::new(DROP_WARNING_INTERVAL),
+            suspended: HashMap::new(),
+            send_warning: RateLimit::new(SEND_WARNING_INTERVAL),
             stats: Stats::default(),
             cfg,
         };
@@ -502,11 +527,13 @@ impl<B: AsRef<[u8]>> Session<B> {
         };
         match p.body {
             Body::Subscribe(sub) => {
+                let held_off = self.is_suspended(from, now);
                 let Some(table) = self.subscribers.as_mut() else {
                     return;
                 };
-                // Session 0 asks for whatever this sender sends.
-                if sub.session == 0 || sub.session == self.cfg.session {
+                // Session 0 asks for whatever this sender sends. One whose path could not
+                // carry the datagrams is taken again only after a while.
+                if (sub.session == 0 || sub.session == self.cfg.session) && !held_off {
                     let lease = Duration::from_millis(sub.lease_ms.into());
                     table.subscribe(from, lease, now);
                 }
@@ -526,6 +553,9 @@ impl<B: AsRef<[u8]>> Session<B> {
                     Some(d) if d.ip().is_multicast() => d,
                     _ => from,
                 };
+                if self.is_suspended(to, now) {
+                    return;
+                }
                 // A destination held to a lowered rate gets resends within it too: resending
                 // a whole frame to a receiver that cannot take frames helps nobody.
                 let max = self.dests.get(&to).and_then(|d| d.rate.rate()).map_or(
@@ -539,6 +569,96 @@ impl<B: AsRef<[u8]>> Session<B> {
             }
             _ => {}
         }
+    }
+
+    /// Datagrams to `dest` were refused (the driver's report of a send). The stream goes
+    /// on for everyone else; `dest` is warned about (rate-limited), and:
+    /// - too large for its path: a subscriber's subscription is dropped and its renewals are
+    ///   not taken for [`PATH_RETRY`]; the `host` destination is not sent to for as long,
+    ///   then tried again (its interface may have changed);
+    /// - refused otherwise: a subscriber's subscription is dropped (until it subscribes
+    ///   again); the `host` destination is still sent to (no route may be a passing state).
+    pub fn handle_send_error(&mut self, now: Instant, dest: SocketAddr, error: SendError) {
+        let host = self.cfg.dest == Some(dest);
+        let subscriber = !host && self.dests.contains_key(&dest);
+        if !host && !subscriber {
+            // A resend to someone not sent the stream: nothing to stop.
+            return;
+        }
+        if self.is_suspended(dest, now) {
+            // Already dealt with: what was queued for it before is dropped.
+            self.forget(dest);
+            return;
+        }
+        let text = match error {
+            SendError::TooLarge { path_mtu } => {
+                self.suspended.retain(|_, until| *until > now);
+                self.suspended.insert(dest, now + PATH_RETRY);
+                let ours = self.datagram_size(dest);
+                let carries = path_mtu.map_or(String::new(), |m| format!(" at most {m} bytes,"));
+                let set = path_mtu.map_or("a lower mtu".into(), |m| format!("mtu={m} or lower"));
+                let what = if host {
+                    format!(
+                        "nothing is sent to it, tried again every {} s",
+                        PATH_RETRY.as_secs()
+                    )
+                } else {
+                    format!(
+                        "its subscription is dropped, and not taken again for {} s",
+                        PATH_RETRY.as_secs()
+                    )
+                };
+                format!(
+                    "datagrams to {dest} are too large for the path: it carries{carries} less \
+                     than the {ours} bytes sent (mtu={ours}); {what}; set {set} to reach it"
+                )
+            }
+            SendError::Refused(kind) if subscriber => format!(
+                "could not send to {dest}: {}; its subscription is dropped until it subscribes \
+                 again",
+                std::io::Error::from(kind)
+            ),
+            SendError::Refused(kind) => format!(
+                "could not send to {dest}: {}; frames are being lost",
+                std::io::Error::from(kind)
+            ),
+        };
+        if subscriber {
+            if let Some(t) = self.subscribers.as_mut() {
+                t.remove(dest);
+            }
+            self.dests.remove(&dest);
+        }
+        if subscriber || self.suspended.contains_key(&dest) {
+            self.forget(dest);
+        }
+        if let Some(held) = self.send_warning.check(now) {
+            self.events
+                .push_back(Event::Warning(format!("{text}{}", held_note(held))));
+        }
+    }
+
+    /// Whether `dest` is not sent to now ([`PATH_RETRY`]).
+    fn is_suspended(&self, dest: SocketAddr, now: Instant) -> bool {
+        self.suspended.get(&dest).is_some_and(|until| *until > now)
+    }
+
+    /// Drops `dest` from what is queued: the frame being sent and the groups waiting.
+    fn forget(&mut self, dest: SocketAddr) {
+        if let Some(a) = self.active.as_mut() {
+            a.dests.retain(|d| *d != dest);
+        }
+        for g in &mut self.outbox {
+            g.dests.retain(|d| *d != dest);
+        }
+        self.outbox.retain(|g| !g.dests.is_empty());
+    }
+
+    /// Bytes of a full media datagram to `dest`, IP and UDP headers included: what `mtu`
+    /// was set to.
+    fn datagram_size(&self, dest: SocketAddr) -> usize {
+        let ip = if dest.is_ipv6() { 40 } else { 20 };
+        usize::from(self.cfg.frag) + MEDIA_HEADER_LEN + 8 + ip
     }
 
     /// Routes what a receiver reported to the rate control of its destination.
@@ -746,7 +866,20 @@ impl<B: AsRef<[u8]>> Session<B> {
     /// The destinations now: `host`, then the subscribers (after their leases are checked).
     /// A new subscriber gets the stream info with the next frame.
     fn all_dests(&mut self, now: Instant) -> Vec<SocketAddr> {
-        let mut out: Vec<SocketAddr> = self.cfg.dest.into_iter().collect();
+        if let Some(h) = self.cfg.dest {
+            if self.suspended.get(&h).is_some_and(|until| *until <= now) {
+                // Tried again: with the stream info first.
+                self.suspended.remove(&h);
+                self.info_sent = None;
+            }
+        }
+        let suspended = &self.suspended;
+        let mut out: Vec<SocketAddr> = self
+            .cfg
+            .dest
+            .into_iter()
+            .filter(|h| suspended.get(h).is_none_or(|until| *until <= now))
+            .collect();
         let Some(table) = self.subscribers.as_mut() else {
             return out;
         };

@@ -81,13 +81,30 @@ struct Seen {
 /// virtual time per datagram sent (the system calls); returns the instant after.
 fn drain(
     s: &mut Session<Vec<u8>>,
-    mut now: Instant,
+    now: Instant,
     cost_per_datagram: Duration,
     seen: &mut HashMap<SocketAddr, Seen>,
 ) -> Instant {
+    drain_failing(s, now, cost_per_datagram, seen, |_, _| None)
+}
+
+/// [`drain`], where the network refuses what `fails(dest, kind)` says: that destination
+/// sees none of it, and the session is told as a driver tells it.
+fn drain_failing(
+    s: &mut Session<Vec<u8>>,
+    mut now: Instant,
+    cost_per_datagram: Duration,
+    seen: &mut HashMap<SocketAddr, Seen>,
+    fails: impl Fn(SocketAddr, Kind) -> Option<SendError>,
+) -> Instant {
     let start = now;
+    let mut refused = Vec::new();
     while let Some(t) = s.poll_transmit(start) {
         for &d in t.dests {
+            if let Some(e) = fails(d, t.kind) {
+                refused.push((d, e));
+                continue;
+            }
             let e = seen.entry(d).or_default();
             for k in 0..t.len() {
                 let [h, p] = t.parts(k);
@@ -108,6 +125,9 @@ fn drain(
                 }
             }
             now += cost_per_datagram * t.len() as u32;
+        }
+        for (d, e) in refused.drain(..) {
+            s.handle_send_error(start, d, e);
         }
     }
     now
@@ -520,4 +540,158 @@ fn a_non_live_sender_over_max_bitrate_waits_and_keeps_the_ceiling() {
     let rate = bits / span.as_secs_f64();
     assert!(rate < 105e6, "{rate} bit/s over {span:?}");
     assert!(rate > 80e6, "{rate} bit/s over {span:?}");
+}
+
+/// The frames (by number) `a` got media of.
+fn frames_of(seen: &HashMap<SocketAddr, Seen>, a: &SocketAddr) -> Vec<u32> {
+    let mut f: Vec<u32> = seen
+        .get(a)
+        .map_or(Vec::new(), |e| e.media.iter().map(|m| m.1).collect());
+    f.dedup();
+    f
+}
+
+fn warnings(s: &mut Session<Vec<u8>>) -> Vec<String> {
+    std::iter::from_fn(|| s.poll_event())
+        .filter_map(|e| match e {
+            Event::Warning(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+/// 10,000-byte live frames at 60 fps for `secs` seconds; both subscribers renew every
+/// second, as receivers do. `fails` says what the network refuses, by instant.
+fn two_subscribers_run(
+    secs: u32,
+    fails: impl Fn(Instant, SocketAddr, Kind) -> Option<SendError>,
+) -> (HashMap<SocketAddr, Seen>, Vec<String>, Stats) {
+    let (good, narrow) = (addr(6000), addr(6001));
+    let mut s = Session::new(config(None, Some(8)));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    let mut seen = HashMap::new();
+    let mut said = Vec::new();
+    for k in 0..60 * u64::from(secs) {
+        let now = t0 + FRAME_60 * k as u32;
+        if k % 60 == 0 {
+            s.handle_datagram(now, good, &subscribe(5000));
+            s.handle_datagram(now, narrow, &subscribe(5000));
+        }
+        s.handle_frame(frame(10_000, k, now, true));
+        drain_failing(&mut s, now, Duration::ZERO, &mut seen, |d, kind| {
+            fails(now, d, kind)
+        });
+        said.extend(warnings(&mut s));
+    }
+    let end = t0 + FRAME_60 * 60 * secs;
+    drain(&mut s, end, Duration::ZERO, &mut seen);
+    let st = s.stats(end);
+    (seen, said, st)
+}
+
+#[test]
+fn a_subscriber_whose_path_is_too_narrow_is_dropped_and_named_and_the_other_gets_every_frame() {
+    let (good, narrow) = (addr(6000), addr(6001));
+    // Its path carries 1000 bytes: every media datagram (1500 bytes) is refused; the small
+    // stream info and sender reports would go.
+    let (seen, said, st) = two_subscribers_run(12, |_, d, kind| {
+        (d == narrow && kind == Kind::Media).then_some(SendError::TooLarge {
+            path_mtu: Some(1000),
+        })
+    });
+    assert_eq!(frames_of(&seen, &good).len(), 720, "{st:?}");
+    // Tried at the start, after 5 s and after 10 s (its renewals in between not taken).
+    let tries: Vec<_> = said
+        .iter()
+        .filter(|w| w.contains(&narrow.to_string()))
+        .collect();
+    assert_eq!(tries.len(), 3, "{said:?}");
+    for w in &tries {
+        assert!(w.contains("at most 1000 bytes"), "{w}");
+        assert!(w.contains("mtu=1500"), "{w}");
+        assert!(w.contains("set mtu=1000 or lower"), "{w}");
+        assert!(w.contains("subscription is dropped"), "{w}");
+    }
+    assert_eq!(said.len(), 3, "nothing else is warned about: {said:?}");
+    // Dropped: it is not counted as a subscriber once refused.
+    assert_eq!(st.subscribers, 1, "{st:?}");
+}
+
+#[test]
+fn a_subscriber_the_network_refuses_is_dropped_until_it_subscribes_again() {
+    let (good, gone) = (addr(6000), addr(6001));
+    let (seen, said, _) = two_subscribers_run(3, |_, d, kind| {
+        (d == gone && kind == Kind::Media)
+            .then_some(SendError::Refused(std::io::ErrorKind::HostUnreachable))
+    });
+    assert_eq!(frames_of(&seen, &good).len(), 180);
+    // Refused at each renewal (one a second), warned about at most every 2 s.
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(said[0].contains(&gone.to_string()), "{said:?}");
+    assert!(said[0].contains("until it subscribes again"), "{said:?}");
+}
+
+/// 10,000-byte live frames at 60 fps for `secs` seconds to a `host` destination; `fails`
+/// says what the network refuses, by frame number. Gives what the host got, the warnings,
+/// and the frames whose media datagrams were refused.
+fn host_run(
+    secs: u32,
+    fails: impl Fn(u64, Kind) -> Option<SendError>,
+) -> (HashMap<SocketAddr, Seen>, Vec<String>, Vec<u64>) {
+    let mut s = Session::new(config(Some(addr(5004)), None));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    let mut seen = HashMap::new();
+    let mut said = Vec::new();
+    let mut refused = Vec::new();
+    for k in 0..60 * u64::from(secs) {
+        let now = t0 + FRAME_60 * k as u32;
+        s.handle_frame(frame(10_000, k, now, true));
+        let failing = std::cell::Cell::new(false);
+        drain_failing(&mut s, now, Duration::ZERO, &mut seen, |_, kind| {
+            let e = fails(k, kind).filter(|_| kind == Kind::Media);
+            failing.set(failing.get() || e.is_some());
+            e
+        });
+        if failing.get() {
+            refused.push(k);
+        }
+        said.extend(warnings(&mut s));
+    }
+    (seen, said, refused)
+}
+
+#[test]
+fn the_host_whose_path_is_too_narrow_is_retried_every_few_seconds_and_then_gets_every_frame() {
+    let host = addr(5004);
+    // Too narrow for 12 s (say, until a tunnel's MTU is raised), then fine.
+    let (seen, said, tried) = host_run(20, |k, _| {
+        (k < 720).then_some(SendError::TooLarge { path_mtu: None })
+    });
+    // Tried at 0, 5 and 10 s only, each time warned about, naming what to set.
+    assert_eq!(tried, vec![0, 300, 600], "{said:?}");
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert!(said[0].contains(&host.to_string()), "{said:?}");
+    assert!(said[0].contains("tried again every 5 s"), "{said:?}");
+    assert!(said[0].contains("set a lower mtu"), "{said:?}");
+    // From the try at 15 s on it gets every frame, its stream info first.
+    let got = frames_of(&seen, &host);
+    assert_eq!(got.first(), Some(&900), "{got:?}");
+    assert_eq!(got.len(), 300);
+    assert!(seen[&host].info >= 1);
+}
+
+#[test]
+fn a_host_the_network_refuses_is_still_sent_every_frame_and_warned_about_every_two_seconds() {
+    let (_, said, tried) = host_run(10, |_, _| {
+        Some(SendError::Refused(std::io::ErrorKind::NetworkUnreachable))
+    });
+    assert_eq!(tried.len(), 600, "every frame is tried");
+    assert_eq!(said.len(), 5, "{said:?}");
+    assert!(
+        said[0].contains("could not send to 192.0.2.1:5004"),
+        "{said:?}"
+    );
+    assert!(said[1].contains("more such warnings held back"), "{said:?}");
 }

@@ -62,6 +62,17 @@ impl Subscribers {
         true
     }
 
+    /// Drops `addr`'s subscription (it could not be sent to). False when it had none.
+    pub fn remove(&mut self, addr: SocketAddr) -> bool {
+        let before = self.leases.len();
+        self.leases.retain(|(a, _)| *a != addr);
+        let removed = self.leases.len() != before;
+        if removed {
+            self.generation += 1;
+        }
+        removed
+    }
+
     /// Drops the subscribers whose lease has lapsed.
     pub fn expire(&mut self, now: Instant) {
         let before = self.leases.len();

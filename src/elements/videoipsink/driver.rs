@@ -14,8 +14,7 @@
 
 use crate::elements::lock;
 use crate::net::{RecvBatch, SendBatch, UdpSocket, Wait, Waker};
-use crate::ratelimit::RateLimit;
-use crate::send::{self, ClockSample, Event, Frame, Session};
+use crate::send::{self, ClockSample, Event, Frame, SendError, Session};
 use gst::glib;
 use gst::prelude::*;
 use std::collections::VecDeque;
@@ -40,8 +39,6 @@ const MAX_RECEIVES: usize = 64;
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
 /// Longest wait without a deadline: the counters are published at least this often.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
-/// Least time between two warnings about datagrams the network refused.
-const SEND_WARNING_INTERVAL: Duration = Duration::from_secs(2);
 /// How long the end of stream waits for the frames before it to be sent.
 pub(super) const EOS_WAIT: Duration = Duration::from_secs(5);
 
@@ -192,8 +189,6 @@ pub(super) struct Driver {
 /// What the driver needs besides its session.
 pub(super) struct Setup {
     pub socket: UdpSocket,
-    /// The `mtu` property, named in errors.
-    pub mtu: u32,
     pub element: glib::WeakRef<super::VideoIpSink>,
 }
 
@@ -246,7 +241,6 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
     let mut recv = RecvBatch::new(RECV_BATCH, RECV_SLOT);
     let mut out = SendBatch::new();
     let mut errors = 0u64;
-    let mut refused = RateLimit::new(SEND_WARNING_INTERVAL);
     let mut published: Option<Instant> = None;
     // Whether the socket may have datagrams to read.
     let mut readable = true;
@@ -272,28 +266,8 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
             }
             readable = n == RECV_BATCH;
         }
-        match transmit(&mut session, setup, shared, &mut out, &mut errors) {
-            Err(stop) => break stop,
-            Ok(Some((dest, kind))) => {
-                if let (Some(held), Some(e)) = (refused.check(now), setup.element.upgrade()) {
-                    let more = if held > 0 {
-                        format!(" ({held} more such warnings held back)")
-                    } else {
-                        String::new()
-                    };
-                    gst::element_warning!(
-                        e,
-                        gst::ResourceError::Write,
-                        (
-                            "could not send to {}: {}; frames are being lost{}",
-                            dest,
-                            std::io::Error::from(kind),
-                            more
-                        )
-                    );
-                }
-            }
-            Ok(None) => {}
+        if let Err(stop) = transmit(&mut session, setup, shared, &mut out, &mut errors) {
+            break stop;
         }
         let mut eos = 0;
         while let Some(ev) = session.poll_event() {
@@ -381,17 +355,19 @@ fn take_input(session: &mut Session<Kept>, shared: &Shared) {
     }
 }
 
-/// Sends everything the session has due. Gives the destination and error of a frame's
-/// datagrams the network refused every one of, if any.
+/// Sends everything the session has due. Datagrams one destination refuses are the
+/// session's to judge (a path too narrow for them, a frame refused whole): they are handed
+/// back to it, and the others are sent to all the same. Only a failure of the socket itself
+/// stops the driver.
 fn transmit(
     session: &mut Session<Kept>,
     setup: &Setup,
     shared: &Shared,
     out: &mut SendBatch,
     errors: &mut u64,
-) -> Result<Option<(SocketAddr, std::io::ErrorKind)>, Stop> {
+) -> Result<(), Stop> {
     let now = Instant::now();
-    let mut refused = None;
+    let mut refused: Vec<(SocketAddr, SendError)> = Vec::new();
     while let Some(t) = session.poll_transmit(now) {
         for &dest in t.dests {
             let report = out
@@ -409,18 +385,27 @@ fn transmit(
                     ))
                 })?;
             *errors += report.errors as u64;
-            if let Some(path_mtu) = report.path_mtu {
-                return Err(Stop::Error(too_large(dest, setup.mtu, path_mtu)));
-            }
             if report.interrupted {
                 return Err(Stop::Asked);
             }
-            if let (0, Some(kind), send::Kind::Media) = (report.sent, report.first_error, t.kind) {
-                refused = Some((dest, kind));
+            if report.too_large {
+                refused.push((
+                    dest,
+                    SendError::TooLarge {
+                        path_mtu: report.path_mtu,
+                    },
+                ));
+            } else if let (0, Some(kind), send::Kind::Media) =
+                (report.sent, report.first_error, t.kind)
+            {
+                refused.push((dest, SendError::Refused(kind)));
             }
         }
+        for (dest, error) in refused.drain(..) {
+            session.handle_send_error(now, dest, error);
+        }
     }
-    Ok(refused)
+    Ok(())
 }
 
 fn publish(session: &mut Session<Kept>, shared: &Shared, errors: u64, now: Instant) {
@@ -428,18 +413,4 @@ fn publish(session: &mut Session<Kept>, shared: &Shared, errors: u64, now: Insta
     let mut p = lock(&shared.stats);
     p.session = stats;
     p.send_errors = errors;
-}
-
-/// The fatal error for datagrams too large for the path (the socket does not fragment).
-fn too_large(dest: SocketAddr, mtu: u32, path_mtu: u32) -> gst::ErrorMessage {
-    gst::error_msg!(
-        gst::ResourceError::Write,
-        [
-            "the path to {} carries at most {} bytes per datagram, less than mtu={}; set mtu={} or lower",
-            dest,
-            path_mtu,
-            mtu,
-            path_mtu
-        ]
-    )
 }

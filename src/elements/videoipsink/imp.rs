@@ -201,6 +201,28 @@ impl VideoIpSink {
         let sender = UdpSocket::open_sender(&cfg)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
         let frag = packetizer::fragment_size(s.mtu, dest.is_ipv6());
+        // Datagrams larger than the interface they leave by are refused (the socket never
+        // fragments): `mtu` above it is a mistake that would reach no one at `host`. (A
+        // multicast interface set by name is the socket's, not the route's: not checked
+        // here; a send refused later is a warning, see `send::Session::handle_send_error`.)
+        if !s.subscription() && iface == 0 {
+            let size = usize::from(frag)
+                + protocol::MEDIA_HEADER_LEN
+                + 8
+                + if dest.is_ipv6() { 40 } else { 20 };
+            if let Some(m) = sender.path_mtu(dest).filter(|&m| (m as usize) < size) {
+                return Err(gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    [
+                        "the network interface towards {} carries at most {} bytes per datagram, less than mtu={}; set mtu={} or lower",
+                        dest,
+                        m,
+                        s.mtu,
+                        m
+                    ]
+                ));
+            }
+        }
         Ok((sender, dest, frag))
     }
 
@@ -691,7 +713,6 @@ impl BaseSinkImpl for VideoIpSink {
             session,
             Setup {
                 socket,
-                mtu: settings.mtu,
                 element: self.obj().downgrade(),
             },
         )
