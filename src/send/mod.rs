@@ -318,6 +318,8 @@ pub struct Stats {
     pub frames_behind: u64,
     /// NACKs received.
     pub nacks_received: u64,
+    /// NACKs ignored: from an address the stream does not go to.
+    pub nacks_refused: u64,
     /// Datagrams resent.
     pub datagrams_retransmitted: u64,
     /// FEC repair datagrams emitted.
@@ -548,10 +550,21 @@ impl<B: AsRef<[u8]>> Session<B> {
             }
             Body::Nack(nack) if nack.session == self.cfg.session => {
                 self.stats.nacks_received += 1;
-                let to = match self.cfg.dest {
-                    // One resend to the group serves every receiver that missed it.
-                    Some(d) if d.ip().is_multicast() => d,
-                    _ => from,
+                // Resends go only where the stream goes: to a subscriber that asks, else to
+                // the host destination (a multicast group: one resend serves every receiver
+                // that missed it; a unicast host: the receiver there, whatever address the
+                // request came from). Never to an address only because a request names it
+                // as its source: a forged NACK cannot aim resends at anyone.
+                let subscriber = Some(from) != self.cfg.dest
+                    && self.dests.contains_key(&from)
+                    && self.subscribers.as_ref().is_some_and(|t| t.contains(from));
+                let to = match (subscriber, self.cfg.dest) {
+                    (true, _) => from,
+                    (false, Some(d)) => d,
+                    (false, None) => {
+                        self.stats.nacks_refused += 1;
+                        return;
+                    }
                 };
                 if self.is_suspended(to, now) {
                     return;

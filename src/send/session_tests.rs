@@ -428,11 +428,12 @@ fn a_nack_is_answered_with_the_original_bytes_flagged_as_resent() {
         }),
         &entries,
     );
+    // From whatever address it comes, the resends go to the receiver the stream goes to.
     let from = addr(9000);
     s.handle_datagram(t0 + MS, from, &nack);
     let t = s.poll_transmit(t0 + MS).expect("the resends go out");
     assert_eq!(t.kind, Kind::Resend);
-    assert_eq!(t.dests, [from]);
+    assert_eq!(t.dests, [dest]);
     assert_eq!(t.len(), 2);
     for k in 0..2 {
         let [h, p] = t.parts(k);
@@ -694,4 +695,52 @@ fn a_host_the_network_refuses_is_still_sent_every_frame_and_warned_about_every_t
         "{said:?}"
     );
     assert!(said[1].contains("more such warnings held back"), "{said:?}");
+}
+
+#[test]
+fn a_forged_nack_aims_no_resend_at_an_address_the_stream_does_not_go_to() {
+    // A named sender without host: resends go to a subscriber that asks, and nowhere else.
+    let mut s = Session::new(config(None, Some(4)));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    let sub = addr(6000);
+    s.handle_datagram(t0, sub, &subscribe(5000));
+    s.handle_frame(frame(100_000, 0, t0, true));
+    let mut seen = HashMap::new();
+    let mut now = t0;
+    for _ in 0..100 {
+        now = drain(&mut s, now, Duration::ZERO, &mut seen);
+        match s.poll_timeout() {
+            Some(t) => now = t,
+            None => break,
+        }
+    }
+    let first = seen[&sub].media[0].0;
+    let mut entries = Vec::new();
+    push_nack_entry(&mut entries, first, 64);
+    let nack = datagram(
+        Body::Nack(Nack {
+            session: 0x5e55,
+            track: 0,
+        }),
+        &entries,
+    );
+    let victim = addr(9999);
+    for k in 0..100u32 {
+        s.handle_datagram(now + MS * k, victim, &nack);
+        assert!(
+            s.poll_transmit(now + MS * k).is_none(),
+            "nothing for the victim"
+        );
+    }
+    assert_eq!(s.stats(now).nacks_refused, 100);
+    assert!(!seen.contains_key(&victim));
+    // The subscriber's own request is answered, to it.
+    s.handle_datagram(now + 200 * MS, sub, &nack);
+    let t = s
+        .poll_transmit(now + 200 * MS)
+        .expect("resends to the subscriber");
+    assert_eq!(t.dests, [sub]);
+    // Within the resend budget: half the bytes of the one frame sent.
+    assert!((30..=64).contains(&t.len()), "{}", t.len());
 }

@@ -96,6 +96,11 @@ impl Subscribers {
         self.generation
     }
 
+    /// True when `addr` holds a lease (lapsed ones included until the next expiry).
+    pub fn contains(&self, addr: SocketAddr) -> bool {
+        self.leases.iter().any(|(a, _)| *a == addr)
+    }
+
     /// Number of subscribers (lapsed leases included until the next expiry).
     pub fn len(&self) -> usize {
         self.leases.len()

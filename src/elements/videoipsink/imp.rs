@@ -314,6 +314,7 @@ impl VideoIpSink {
             .field("frames-sent", st.frames_sent)
             .field("send-errors", p.send_errors)
             .field("nacks-received", st.nacks_received)
+            .field("nacks-refused", st.nacks_refused)
             .field("datagrams-retransmitted", st.datagrams_retransmitted)
             .field("allowed-bitrate", st.allowed_bitrate.unwrap_or(0))
             .field("frames-dropped", st.frames_dropped + queue_dropped)
