@@ -65,6 +65,9 @@ fn stream(
     for s in rx.pull(left, Duration::from_secs(3)) {
         out.check(&sample_bytes(&s), frames, &mut next);
     }
+    // The sender's counts once it has sent everything (the receiver may complete the last
+    // frame before the sender has sent its repairs).
+    tx.finish();
     let stats = tx.stats();
     (out, stats)
 }
