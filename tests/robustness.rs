@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use std::net::UdpSocket;
+use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -176,6 +177,12 @@ fn survives_then_receives(hostile: &[Vec<u8>]) {
     std::thread::sleep(Duration::from_millis(300));
     assert!(rx.pull(1, Duration::from_millis(200)).is_empty());
     assert!(rx.stat("datagrams-invalid") >= 1, "{}", rx.stats());
+    receives_a_real_sender_afterwards(&rx);
+}
+
+/// Checks that `rx` has posted no error, that a real sender coming along now is received,
+/// and that the pipeline is still running.
+fn receives_a_real_sender_afterwards(rx: &Rx) {
     let bus = rx.pipeline.bus().unwrap();
     assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_none());
     let (caps, size) = uyvy(64, 48);
@@ -427,6 +434,118 @@ fn test_deeply_nested_caps_are_refused_and_the_receiver_survives() {
         .unwrap();
     datagrams.push(plan.batch(&frame, 0, 1).parts(0).concat());
     survives_then_receives(&datagrams);
+}
+
+/// The caps of issue 12's receiver crash: `video/x-raw, a=` and 1,872 times `{`×16 `"`
+/// `}`×16 `",` (65,535 bytes). The closing braces are inside quotes, which GStreamer skips.
+fn quoted_nesting_attack() -> String {
+    let unit = format!("{}\"{}\",", "{".repeat(16), "}".repeat(16));
+    format!("video/x-raw, a={}", unit.repeat(1872))
+}
+
+#[test]
+fn test_quoted_nesting_of_issue_12_is_refused_and_the_receiver_survives() {
+    init();
+    let caps = quoted_nesting_attack();
+    assert_eq!(caps.len(), 65_535);
+    // As the attack sent it: two STREAM_INFO pieces, then one MEDIA datagram of that
+    // stream info generation, from a plain socket.
+    let (first, second) = caps.as_bytes().split_at(caps.len() / 2);
+    let piece = |seq, offset: usize, bytes: &[u8]| {
+        let body = gstvideoip::protocol::Body::StreamInfo(gstvideoip::protocol::StreamInfo {
+            caps_len: caps.len() as u32,
+            offset: offset as u32,
+            ..Default::default()
+        });
+        datagram(12, seq, body, bytes)
+    };
+    let info = [piece(0, 0, first), piece(1, first.len(), second)];
+    let media = datagram(12, 2, media_body(0, 10, 10), &[1u8; 10]);
+    let rx = Rx::new("");
+    let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{}", rx.port);
+    for d in &info {
+        bad.send_to(d, &to).unwrap();
+    }
+    let deadline = Instant::now() + 5 * SECOND;
+    while rx.stat("stream-info-received") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rx.stat("stream-info-received"), 2, "{}", rx.stats());
+    assert_eq!(
+        rx.stat("datagrams-invalid"),
+        1,
+        "the stream info is refused: {}",
+        rx.stats()
+    );
+    bad.send_to(&media, &to).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Nothing came out, the process is still here, and the stream that comes next plays.
+    assert!(rx.pull(1, Duration::from_millis(200)).is_empty());
+    receives_a_real_sender_afterwards(&rx);
+}
+
+/// Parses `caps` with GStreamer on a thread with a 256 KiB stack (a crash kills the test
+/// process); returns whether it parsed and how long it took.
+fn parse_on_small_stack(caps: String) -> (bool, Duration) {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let start = Instant::now();
+            let ok = gst::Caps::from_str(&caps).is_ok();
+            (ok, start.elapsed())
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn test_the_worst_caps_the_check_lets_through_parse_on_a_small_stack_in_milliseconds() {
+    use gstvideoip::protocol::{check_caps_text, MAX_CAPS_DEPTH, MAX_CAPS_SQUARE_DEPTH};
+    init();
+    let d = MAX_CAPS_DEPTH;
+    // GStreamer unescapes `\173` to `{` in a quoted caps value and parses it again.
+    let octal = format!(
+        "a, b=(GstCaps)\"c, d={}1{}\"",
+        "\\173".repeat(d - 1),
+        "\\175".repeat(d - 1)
+    );
+    // Each `[` is parsed as a structure and then as caps when the inner one fails: the
+    // work doubles per level, so a long tail that fails is parsed 2^levels times.
+    let mut squares = format!("[b, z={}, !]", "x".repeat(60_000));
+    for _ in 1..MAX_CAPS_SQUARE_DEPTH {
+        squares = format!("[b, c={squares}]");
+    }
+    let cases = [
+        format!("a, b={}1{}", "{".repeat(d), "}".repeat(d)),
+        format!("a, b={}1{}", "<".repeat(d), ">".repeat(d)),
+        octal,
+        format!("video/x-raw, a={squares}"),
+        // Many lists side by side, as deep as allowed, up to the bracket limit.
+        format!("a, b={{ {} }}", vec!["{ 1 }"; 1000].join(", ")),
+    ];
+    for caps in cases {
+        assert_eq!(check_caps_text(&caps), Ok(()), "{caps:.100}");
+        let (_, took) = parse_on_small_stack(caps.clone());
+        assert!(took < Duration::from_millis(250), "{took:?}: {caps:.100}");
+    }
+    // One level more of each is refused.
+    assert!(check_caps_text(&format!("a, b={}1{}", "{".repeat(d + 1), "}".repeat(d + 1))).is_err());
+    assert!(check_caps_text(&format!("video/x-raw, a=[b, c={squares}]")).is_err());
+    // The limits leave plenty of room: 16 times the depth parses on the small stack too.
+    let n = 16 * d;
+    let (ok, _) = parse_on_small_stack(format!("a, b={}1{}", "{".repeat(n), "}".repeat(n)));
+    assert!(ok);
+    // What the check stops GStreamer from seeing, for the record: the same octal caps
+    // 8,000 deep (which would overflow this stack) are refused.
+    let deep_octal = format!(
+        "a, b=(GstCaps)\"c, d={}1{}\"",
+        "\\173".repeat(8_000),
+        "\\175".repeat(8_000)
+    );
+    assert!(check_caps_text(&deep_octal).is_err());
+    assert!(gst::Caps::from_str("video/x-raw").is_ok());
 }
 
 #[test]
