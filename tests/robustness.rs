@@ -548,6 +548,112 @@ fn test_the_worst_caps_the_check_lets_through_parse_on_a_small_stack_in_millisec
     assert!(gst::Caps::from_str("video/x-raw").is_ok());
 }
 
+/// Waits until the receiver's stat `name` reaches `n` (at most 5 s); returns its value.
+fn wait_for_stat(rx: &Rx, name: &str, n: u64) -> u64 {
+    let deadline = Instant::now() + 5 * SECOND;
+    while rx.stat(name) < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rx.stat(name)
+}
+
+/// The texts of the warnings on `rx`'s bus so far.
+fn warnings(rx: &Rx) -> Vec<String> {
+    let bus = rx.pipeline.bus().unwrap();
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(format!("{} {:?}", w.error(), w.debug())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn test_raw_video_frames_shorter_than_their_caps_are_dropped_counted_and_warned_about_every_2_s() {
+    let (caps, size) = uyvy(64, 48);
+    let rx = Rx::new("");
+    // A sender whose frames are 100 bytes shorter than its caps say.
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    let short = pattern(size - 100, 1);
+    for _ in 0..10 {
+        tx.push(&short, gst::ClockTime::from_mseconds(20));
+    }
+    assert_eq!(
+        wait_for_stat(&rx, "frames-wrong-size", 10),
+        10,
+        "{}",
+        rx.stats()
+    );
+    let first = Instant::now();
+    assert!(
+        rx.pull(1, Duration::from_millis(200)).is_empty(),
+        "none is pushed"
+    );
+    let w = warnings(&rx);
+    assert_eq!(w.len(), 1, "one warning for ten frames: {w:?}");
+    assert!(
+        w[0].contains(&format!("a frame of {} bytes", size - 100))
+            && w[0].contains(&format!("ask for {size} bytes")),
+        "it says what came and what was expected: {}",
+        w[0]
+    );
+    // Two seconds later the next one warns again, saying how many went by unmentioned.
+    std::thread::sleep((first + 2 * SECOND).saturating_duration_since(Instant::now()));
+    for _ in 0..5 {
+        tx.push(&short, gst::ClockTime::from_mseconds(20));
+    }
+    assert_eq!(
+        wait_for_stat(&rx, "frames-wrong-size", 15),
+        15,
+        "{}",
+        rx.stats()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let w = warnings(&rx);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("(9 more such frames"), "{}", w[0]);
+    // Frames of the right size still play, and nothing was an error.
+    let frame = pattern(size, 2);
+    tx.push(&frame, gst::ClockTime::from_mseconds(20));
+    let got = rx.pull(1, 5 * SECOND);
+    assert_eq!(got.len(), 1, "{}", rx.stats());
+    assert!(sample_bytes(&got[0]) == frame);
+    assert_eq!(rx.stat("frames-wrong-size"), 15);
+    let bus = rx.pipeline.bus().unwrap();
+    assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_none());
+}
+
+#[test]
+fn test_raw_audio_frames_of_partial_sample_frames_are_dropped_and_whole_ones_play() {
+    init();
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("layout", "interleaved")
+        .field("rate", 48_000)
+        .field("channels", 2)
+        .build();
+    let rx = Rx::new("");
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    // 4 bytes per sample frame: 4,802 bytes is half a sample frame too many.
+    tx.push(&pattern(4_802, 1), gst::ClockTime::from_mseconds(25));
+    assert_eq!(
+        wait_for_stat(&rx, "frames-wrong-size", 1),
+        1,
+        "{}",
+        rx.stats()
+    );
+    let whole = pattern(4_800, 2);
+    tx.push(&whole, gst::ClockTime::from_mseconds(25));
+    let got = rx.pull(1, 5 * SECOND);
+    assert_eq!(got.len(), 1, "{}", rx.stats());
+    assert!(sample_bytes(&got[0]) == whole);
+    let w = warnings(&rx);
+    assert!(
+        w.len() == 1 && w[0].contains("a multiple of 4 bytes"),
+        "{w:?}"
+    );
+}
+
 #[test]
 fn test_eos_datagrams_of_every_other_session_do_not_end_the_stream() {
     init();
