@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use std::net::UdpSocket;
+use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -176,6 +177,12 @@ fn survives_then_receives(hostile: &[Vec<u8>]) {
     std::thread::sleep(Duration::from_millis(300));
     assert!(rx.pull(1, Duration::from_millis(200)).is_empty());
     assert!(rx.stat("datagrams-invalid") >= 1, "{}", rx.stats());
+    receives_a_real_sender_afterwards(&rx);
+}
+
+/// Checks that `rx` has posted no error, that a real sender coming along now is received,
+/// and that the pipeline is still running.
+fn receives_a_real_sender_afterwards(rx: &Rx) {
     let bus = rx.pipeline.bus().unwrap();
     assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_none());
     let (caps, size) = uyvy(64, 48);
@@ -427,6 +434,224 @@ fn test_deeply_nested_caps_are_refused_and_the_receiver_survives() {
         .unwrap();
     datagrams.push(plan.batch(&frame, 0, 1).parts(0).concat());
     survives_then_receives(&datagrams);
+}
+
+/// The caps of issue 12's receiver crash: `video/x-raw, a=` and 1,872 times `{`×16 `"`
+/// `}`×16 `",` (65,535 bytes). The closing braces are inside quotes, which GStreamer skips.
+fn quoted_nesting_attack() -> String {
+    let unit = format!("{}\"{}\",", "{".repeat(16), "}".repeat(16));
+    format!("video/x-raw, a={}", unit.repeat(1872))
+}
+
+#[test]
+fn test_quoted_nesting_of_issue_12_is_refused_and_the_receiver_survives() {
+    init();
+    let caps = quoted_nesting_attack();
+    assert_eq!(caps.len(), 65_535);
+    // As the attack sent it: two STREAM_INFO pieces, then one MEDIA datagram of that
+    // stream info generation, from a plain socket.
+    let (first, second) = caps.as_bytes().split_at(caps.len() / 2);
+    let piece = |seq, offset: usize, bytes: &[u8]| {
+        let body = gstvideoip::protocol::Body::StreamInfo(gstvideoip::protocol::StreamInfo {
+            caps_len: caps.len() as u32,
+            offset: offset as u32,
+            ..Default::default()
+        });
+        datagram(12, seq, body, bytes)
+    };
+    let info = [piece(0, 0, first), piece(1, first.len(), second)];
+    let media = datagram(12, 2, media_body(0, 10, 10), &[1u8; 10]);
+    let rx = Rx::new("");
+    let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{}", rx.port);
+    for d in &info {
+        bad.send_to(d, &to).unwrap();
+    }
+    let deadline = Instant::now() + 5 * SECOND;
+    while rx.stat("stream-info-received") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rx.stat("stream-info-received"), 2, "{}", rx.stats());
+    assert_eq!(
+        rx.stat("datagrams-invalid"),
+        1,
+        "the stream info is refused: {}",
+        rx.stats()
+    );
+    bad.send_to(&media, &to).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Nothing came out, the process is still here, and the stream that comes next plays.
+    assert!(rx.pull(1, Duration::from_millis(200)).is_empty());
+    receives_a_real_sender_afterwards(&rx);
+}
+
+/// Parses `caps` with GStreamer on a thread with a 256 KiB stack (a crash kills the test
+/// process); returns whether it parsed and how long it took.
+fn parse_on_small_stack(caps: String) -> (bool, Duration) {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let start = Instant::now();
+            let ok = gst::Caps::from_str(&caps).is_ok();
+            (ok, start.elapsed())
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn test_the_worst_caps_the_check_lets_through_parse_on_a_small_stack_in_milliseconds() {
+    use gstvideoip::protocol::{check_caps_text, MAX_CAPS_DEPTH, MAX_CAPS_SQUARE_DEPTH};
+    init();
+    let d = MAX_CAPS_DEPTH;
+    // GStreamer unescapes `\173` to `{` in a quoted caps value and parses it again.
+    let octal = format!(
+        "a, b=(GstCaps)\"c, d={}1{}\"",
+        "\\173".repeat(d - 1),
+        "\\175".repeat(d - 1)
+    );
+    // Each `[` is parsed as a structure and then as caps when the inner one fails: the
+    // work doubles per level, so a long tail that fails is parsed 2^levels times.
+    let mut squares = format!("[b, z={}, !]", "x".repeat(60_000));
+    for _ in 1..MAX_CAPS_SQUARE_DEPTH {
+        squares = format!("[b, c={squares}]");
+    }
+    let cases = [
+        format!("a, b={}1{}", "{".repeat(d), "}".repeat(d)),
+        format!("a, b={}1{}", "<".repeat(d), ">".repeat(d)),
+        octal,
+        format!("video/x-raw, a={squares}"),
+        // Many lists side by side, as deep as allowed, up to the bracket limit.
+        format!("a, b={{ {} }}", vec!["{ 1 }"; 1000].join(", ")),
+    ];
+    for caps in cases {
+        assert_eq!(check_caps_text(&caps), Ok(()), "{caps:.100}");
+        let (_, took) = parse_on_small_stack(caps.clone());
+        assert!(took < Duration::from_millis(250), "{took:?}: {caps:.100}");
+    }
+    // One level more of each is refused.
+    assert!(check_caps_text(&format!("a, b={}1{}", "{".repeat(d + 1), "}".repeat(d + 1))).is_err());
+    assert!(check_caps_text(&format!("video/x-raw, a=[b, c={squares}]")).is_err());
+    // The limits leave plenty of room: 16 times the depth parses on the small stack too.
+    let n = 16 * d;
+    let (ok, _) = parse_on_small_stack(format!("a, b={}1{}", "{".repeat(n), "}".repeat(n)));
+    assert!(ok);
+    // What the check stops GStreamer from seeing, for the record: the same octal caps
+    // 8,000 deep (which would overflow this stack) are refused.
+    let deep_octal = format!(
+        "a, b=(GstCaps)\"c, d={}1{}\"",
+        "\\173".repeat(8_000),
+        "\\175".repeat(8_000)
+    );
+    assert!(check_caps_text(&deep_octal).is_err());
+    assert!(gst::Caps::from_str("video/x-raw").is_ok());
+}
+
+/// Waits until the receiver's stat `name` reaches `n` (at most 5 s); returns its value.
+fn wait_for_stat(rx: &Rx, name: &str, n: u64) -> u64 {
+    let deadline = Instant::now() + 5 * SECOND;
+    while rx.stat(name) < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rx.stat(name)
+}
+
+/// The texts of the warnings on `rx`'s bus so far.
+fn warnings(rx: &Rx) -> Vec<String> {
+    let bus = rx.pipeline.bus().unwrap();
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(format!("{} {:?}", w.error(), w.debug())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn test_raw_video_frames_shorter_than_their_caps_are_dropped_counted_and_warned_about_every_2_s() {
+    let (caps, size) = uyvy(64, 48);
+    let rx = Rx::new("");
+    // A sender whose frames are 100 bytes shorter than its caps say.
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    let short = pattern(size - 100, 1);
+    for _ in 0..10 {
+        tx.push(&short, gst::ClockTime::from_mseconds(20));
+    }
+    assert_eq!(
+        wait_for_stat(&rx, "frames-wrong-size", 10),
+        10,
+        "{}",
+        rx.stats()
+    );
+    let first = Instant::now();
+    assert!(
+        rx.pull(1, Duration::from_millis(200)).is_empty(),
+        "none is pushed"
+    );
+    let w = warnings(&rx);
+    assert_eq!(w.len(), 1, "one warning for ten frames: {w:?}");
+    assert!(
+        w[0].contains(&format!("a frame of {} bytes", size - 100))
+            && w[0].contains(&format!("ask for {size} bytes")),
+        "it says what came and what was expected: {}",
+        w[0]
+    );
+    // Two seconds later the next one warns again, saying how many went by unmentioned.
+    std::thread::sleep((first + 2 * SECOND).saturating_duration_since(Instant::now()));
+    for _ in 0..5 {
+        tx.push(&short, gst::ClockTime::from_mseconds(20));
+    }
+    assert_eq!(
+        wait_for_stat(&rx, "frames-wrong-size", 15),
+        15,
+        "{}",
+        rx.stats()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let w = warnings(&rx);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("(9 more such frames"), "{}", w[0]);
+    // Frames of the right size still play, and nothing was an error.
+    let frame = pattern(size, 2);
+    tx.push(&frame, gst::ClockTime::from_mseconds(20));
+    let got = rx.pull(1, 5 * SECOND);
+    assert_eq!(got.len(), 1, "{}", rx.stats());
+    assert!(sample_bytes(&got[0]) == frame);
+    assert_eq!(rx.stat("frames-wrong-size"), 15);
+    let bus = rx.pipeline.bus().unwrap();
+    assert!(bus.pop_filtered(&[gst::MessageType::Error]).is_none());
+}
+
+#[test]
+fn test_raw_audio_frames_of_partial_sample_frames_are_dropped_and_whole_ones_play() {
+    init();
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("layout", "interleaved")
+        .field("rate", 48_000)
+        .field("channels", 2)
+        .build();
+    let rx = Rx::new("");
+    let mut tx = Tx::new("127.0.0.1", rx.port, &caps, "");
+    // 4 bytes per sample frame: 4,802 bytes is half a sample frame too many.
+    tx.push(&pattern(4_802, 1), gst::ClockTime::from_mseconds(25));
+    assert_eq!(
+        wait_for_stat(&rx, "frames-wrong-size", 1),
+        1,
+        "{}",
+        rx.stats()
+    );
+    let whole = pattern(4_800, 2);
+    tx.push(&whole, gst::ClockTime::from_mseconds(25));
+    let got = rx.pull(1, 5 * SECOND);
+    assert_eq!(got.len(), 1, "{}", rx.stats());
+    assert!(sample_bytes(&got[0]) == whole);
+    let w = warnings(&rx);
+    assert!(
+        w.len() == 1 && w[0].contains("a multiple of 4 bytes"),
+        "{w:?}"
+    );
 }
 
 #[test]

@@ -29,6 +29,7 @@
 //! ```
 
 mod body;
+mod caps;
 pub mod fec;
 
 pub use body::{
@@ -36,6 +37,9 @@ pub use body::{
     Nack, ReceiverReport, SenderReport, StreamInfo, Subscribe, Tally, NO_DELAY,
 };
 use body::{Reader, Writer};
+pub use caps::{
+    check_caps_bytes, check_caps_text, MAX_CAPS_BRACKETS, MAX_CAPS_DEPTH, MAX_CAPS_SQUARE_DEPTH,
+};
 use std::fmt;
 
 /// The two bytes every videoip datagram starts with: ASCII `"VI"`.
@@ -56,8 +60,6 @@ pub const FEC_HEADER_LEN: usize = COMMON_LEN + 16;
 pub const MAX_FRAGMENTS: u32 = 1 << 20;
 /// Longest caps string a stream info may announce; receivers refuse longer ones.
 pub const MAX_CAPS_LEN: usize = 65_536;
-/// Deepest bracket nesting a caps string may have (see [`check_caps_text`]).
-pub const MAX_CAPS_DEPTH: usize = 16;
 /// Timestamp value meaning "no timestamp" (`GST_CLOCK_TIME_NONE`).
 pub const TIME_NONE: u64 = u64::MAX;
 
@@ -553,41 +555,6 @@ pub fn subscribe_tracks(payload: &[u8]) -> impl Iterator<Item = u16> + '_ {
     payload
         .chunks_exact(2)
         .map(|c| u16::from_be_bytes([c[0], c[1]]))
-}
-
-/// Checks a caps string before anyone hands it to GStreamer: non-empty, at most
-/// [`MAX_CAPS_LEN`] bytes, no control characters, and brackets, braces, parentheses and
-/// angle brackets nested at most [`MAX_CAPS_DEPTH`] deep (GStreamer's parser recurses on
-/// them and a deep nesting overflows its stack).
-pub fn check_caps_text(caps: &str) -> Result<(), &'static str> {
-    if caps.is_empty() {
-        return Err("empty caps");
-    }
-    if caps.len() > MAX_CAPS_LEN {
-        return Err("caps longer than 64 KiB");
-    }
-    let mut depth = 0usize;
-    for c in caps.chars() {
-        match c {
-            c if c.is_control() => return Err("control character in caps"),
-            '(' | '[' | '{' | '<' => {
-                depth += 1;
-                if depth > MAX_CAPS_DEPTH {
-                    return Err("caps nested too deeply");
-                }
-            }
-            ')' | ']' | '}' | '>' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// [`check_caps_text`] on bytes that must also be valid UTF-8.
-pub fn check_caps_bytes(caps: &[u8]) -> Result<&str, &'static str> {
-    let s = std::str::from_utf8(caps).map_err(|_| "caps are not UTF-8")?;
-    check_caps_text(s)?;
-    Ok(s)
 }
 
 /// Number of fragments of `frag_size` bytes needed for a frame of `frame_len` bytes

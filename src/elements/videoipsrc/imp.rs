@@ -15,6 +15,7 @@
 //! while one is held.
 
 use super::byname::{self, Change};
+use super::rawsize::FrameSize;
 use super::receiver::{self, FrameBuf, Item, Shared};
 use super::TimestampMode;
 use crate::elements::{any_pad_template, apply_uri_params, lock, opt_string, uri_while_running};
@@ -32,6 +33,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -126,6 +128,8 @@ struct Out {
     timeout: Option<Duration>,
     max_age: Duration,
     discont: bool,
+    /// The size raw frames must have for the caps string last parsed (None: any size).
+    frame_size: Option<(String, Option<FrameSize>)>,
 }
 
 pub struct VideoIpSrc {
@@ -135,6 +139,9 @@ pub struct VideoIpSrc {
     rx: Mutex<Option<receiver::Thread>>,
     out: Mutex<Option<Out>>,
     caps_warnings: Mutex<RateLimit>,
+    /// Raw frames dropped because their size does not match their caps.
+    frames_wrong_size: AtomicU64,
+    size_warnings: Mutex<RateLimit>,
     /// The sender the receive thread subscribes to (set from sender-address, or by the
     /// finder of a source named by source-name).
     target: Arc<Mutex<Option<SocketAddr>>>,
@@ -150,6 +157,8 @@ impl Default for VideoIpSrc {
             rx: Default::default(),
             out: Default::default(),
             caps_warnings: Mutex::new(RateLimit::new(Duration::from_secs(2))),
+            frames_wrong_size: AtomicU64::new(0),
+            size_warnings: Mutex::new(RateLimit::new(Duration::from_secs(2))),
             target: Default::default(),
             finder: Default::default(),
         }
@@ -185,6 +194,16 @@ fn raw_video_complete(caps: &gst::Caps) -> bool {
 
 /// A buffer, and new caps (with the string they came as) to set before it.
 type Output = (gst::Buffer, Option<(gst::Caps, String)>);
+
+/// Why a frame was not pushed, and the warning to post about it.
+enum Dropped {
+    /// Its caps were refused before: nothing new to say.
+    Quietly,
+    /// Its caps are unusable.
+    Caps(String),
+    /// It is raw and its size does not match its caps.
+    WrongSize(String),
+}
 
 /// What `create()` got (moved once per frame: boxing the item would allocate per frame) from the queue.
 #[allow(clippy::large_enum_variant)]
@@ -299,6 +318,10 @@ impl VideoIpSrc {
             .field("frames-dropped", s.frames_dropped)
             .field("frames-without-caps", s.frames_without_info)
             .field("frames-dropped-late", dropped_late)
+            .field(
+                "frames-wrong-size",
+                self.frames_wrong_size.load(Ordering::Relaxed),
+            )
             .field("datagrams-lost", s.datagrams_lost)
             .field("datagrams-duplicate", s.datagrams_duplicate)
             .field("datagrams-reordered", s.datagrams_reordered)
@@ -362,7 +385,8 @@ impl VideoIpSrc {
     }
 
     /// Turns a complete frame into a buffer, with caps if they changed. Err: the frame is
-    /// dropped (its caps are refused, or unusable: then with a warning to post).
+    /// dropped (its caps are refused or unusable, or it is raw and its size does not match
+    /// them), with the warning to post.
     fn output(
         &self,
         out: &mut Out,
@@ -370,7 +394,7 @@ impl VideoIpSrc {
         frame_caps: &str,
         origin: Origin,
         queue_discont: bool,
-    ) -> Result<Output, Option<String>> {
+    ) -> Result<Output, Dropped> {
         // The caps of the frame's own stream info generation, not the newest announced: a
         // batch may hold the end of the old frames and the new info together.
         let caps_str = match &out.caps_override {
@@ -379,7 +403,7 @@ impl VideoIpSrc {
         };
         if out.refused_caps.as_deref() == Some(caps_str.as_str()) {
             out.discont = true;
-            return Err(None);
+            return Err(Dropped::Quietly);
         }
         let new_caps = if out.caps_set.as_deref() != Some(caps_str.as_str()) {
             let caps = match &out.caps_override {
@@ -393,16 +417,30 @@ impl VideoIpSrc {
                             rx.reject_info();
                         }
                         out.discont = true;
-                        return Err(Some(format!(
+                        return Err(Dropped::Caps(format!(
                             "the sender announced caps that are not usable fixed caps; ignoring its frames until it announces others: {caps_str:.200}"
                         )));
                     }
                 },
             };
-            Some((caps, caps_str))
+            out.frame_size = Some((caps_str.clone(), FrameSize::of(&caps)));
+            Some((caps, caps_str.clone()))
         } else {
             None
         };
+        let size_rule = match &out.frame_size {
+            Some((s, rule)) if *s == caps_str => *rule,
+            _ => None,
+        };
+        if let Some(Err(expected)) = size_rule.map(|r| r.check(f.info.len as usize)) {
+            // Garbage to every element downstream: dropped, as a frame lost on the way.
+            self.frames_wrong_size.fetch_add(1, Ordering::Relaxed);
+            out.discont = true;
+            return Err(Dropped::WrongSize(format!(
+                "dropping a frame of {} bytes: its caps ask for {expected} ({caps_str:.200}); the sender sends frames its caps do not describe",
+                f.info.len
+            )));
+        }
 
         let base_time = self.obj().base_time().map(|t| t.nseconds());
         let arrival_rt = self.running_time().map(|rt| {
@@ -519,15 +557,40 @@ impl VideoIpSrc {
     /// Posts a warning about the sender's caps, at most once per 2 s (a sender announcing
     /// ever new caps must not flood the bus).
     fn warn_caps(&self, msg: String) {
-        let Some(held_back) = lock(&self.caps_warnings).check(Instant::now()) else {
+        let limit = &self.caps_warnings;
+        self.warn_limited(
+            limit,
+            gst::CoreError::Negotiation,
+            msg,
+            "more caps warnings held back",
+        );
+    }
+
+    /// Posts a warning about a frame of the wrong size, at most once per 2 s (every frame of
+    /// a stream may be wrong).
+    fn warn_size(&self, msg: String) {
+        let limit = &self.size_warnings;
+        let more = "more such frames since the last warning";
+        self.warn_limited(limit, gst::StreamError::Format, msg, more);
+    }
+
+    /// Posts a warning unless `limit` holds it back; says how many it held back before.
+    fn warn_limited<E: gst::MessageErrorDomain>(
+        &self,
+        limit: &Mutex<RateLimit>,
+        domain: E,
+        msg: String,
+        held_back_are: &str,
+    ) {
+        let Some(held_back) = lock(limit).check(Instant::now()) else {
             return;
         };
         let more = if held_back > 0 {
-            format!(" ({held_back} more caps warnings held back)")
+            format!(" ({held_back} {held_back_are})")
         } else {
             String::new()
         };
-        gst::element_imp_warning!(self, gst::CoreError::Negotiation, ["{}{}", msg, more]);
+        gst::element_imp_warning!(self, domain, ["{}{}", msg, more]);
     }
 
     /// Stops the receive thread and forgets the queue.
@@ -664,7 +727,7 @@ impl ObjectImpl for VideoIpSrc {
                     .blurb("How buffers are timestamped: the sender's timestamps offset onto local running time (sender-clock), or each frame's arrival time (arrival)")
                     .mutable_ready()
                     .build(),
-                props::stats("Datagrams and bytes received; frames complete, dropped, dropped late and without caps; datagrams lost, duplicate, reordered, late, invalid and foreign"),
+                props::stats("Datagrams and bytes received; frames complete, dropped, dropped late, without caps and of the wrong size for raw caps; datagrams lost, duplicate, reordered, late, invalid and foreign"),
             ]
         });
         PROPERTIES.as_ref()
@@ -891,7 +954,9 @@ impl BaseSrcImpl for VideoIpSrc {
             timeout: (s.timeout_ns > 0).then(|| Duration::from_nanos(s.timeout_ns)),
             max_age,
             discont: true,
+            frame_size: None,
         });
+        self.frames_wrong_size.store(0, Ordering::Relaxed);
         *lock(&self.shared.stats) = Default::default();
         *lock(&self.shared.queue) = Default::default();
         let cfg = receiver::Config {
@@ -1038,10 +1103,13 @@ impl PushSrcImpl for VideoIpSrc {
                     // (The out lock is released here: warnings are posted without it.)
                     let (buffer, new_caps) = match made {
                         Ok(made) => made,
-                        Err(warning) => {
-                            if let Some(msg) = warning {
-                                self.warn_caps(msg);
-                            }
+                        Err(Dropped::Quietly) => continue,
+                        Err(Dropped::Caps(msg)) => {
+                            self.warn_caps(msg);
+                            continue;
+                        }
+                        Err(Dropped::WrongSize(msg)) => {
+                            self.warn_size(msg);
                             continue;
                         }
                     };

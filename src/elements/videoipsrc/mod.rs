@@ -11,6 +11,7 @@ use gst::prelude::*;
 
 mod byname;
 mod imp;
+mod rawsize;
 mod receiver;
 
 /// How `videoipsrc` timestamps the buffers it pushes.
