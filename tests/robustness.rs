@@ -785,3 +785,25 @@ fn test_a_non_live_sender_pushing_as_fast_as_it_can_is_slowed_not_lost() {
         rx.stats()
     );
 }
+
+/// A sender never announces caps every receiver would refuse (nested deeper than the
+/// protocol allows): its pipeline fails at once with an error that says why, instead of
+/// streaming to receivers that would never play it.
+#[test]
+fn test_a_sender_refuses_caps_receivers_would_refuse_with_an_error_naming_them() {
+    init();
+    let deep = format!("video/x-raw, a=(int){}1{}", "<".repeat(20), ">".repeat(20));
+    let caps = gst::Caps::from_str(&deep).expect("GStreamer parses it");
+    let tx = Tx::new("127.0.0.1", 9, &caps, "");
+    let _ = tx
+        .appsrc
+        .push_buffer(gst::Buffer::from_slice(vec![0u8; 64]));
+    let bus = tx.pipeline.bus().expect("bus");
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]);
+    let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) else {
+        panic!("no error: {msg:?}");
+    };
+    let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
+    assert!(debug.contains("caps receivers would refuse"), "{debug}");
+    assert_eq!(tx.stats().get::<u64>("datagrams-sent").ok(), Some(0));
+}

@@ -767,6 +767,16 @@ impl BaseSinkImpl for VideoIpSink {
             );
             return Err(gst::loggable_error!(CAT, "caps too large"));
         }
+        // Receivers refuse caps nested deeper than the protocol allows (PROTOCOL §8.5):
+        // announcing them would only leave every receiver without a stream.
+        if let Err(why) = protocol::check_caps_text(&caps_str) {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ["caps receivers would refuse ({}): {}", why, caps_str]
+            );
+            return Err(gst::loggable_error!(CAT, "caps receivers would refuse"));
+        }
         let Some((shared, _)) = self.shared() else {
             return Err(gst::loggable_error!(CAT, "caps set while stopped"));
         };
