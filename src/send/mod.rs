@@ -685,22 +685,22 @@ impl<B: AsRef<[u8]>> Session<B> {
         let subscribed = self.cfg.dest != Some(from) && self.dests.contains_key(&from);
         if subscribed {
             if let Some(d) = self.dests.get_mut(&from) {
-                if d.rate.overload(delta).is_some() {
+                if let Some(took) = d.rate.observe(delta) {
                     d.slowed_by = Some(from);
+                    d.rate.decrease(took, now);
                 }
-                d.rate.on_report(delta, now);
             }
             return;
         }
         let Some(host) = self.cfg.dest else {
             return;
         };
-        let Some(d) = self.dests.get(&host) else {
+        let Some(d) = self.dests.get_mut(&host) else {
             return;
         };
-        if d.rate.overload(delta).is_none() {
+        let Some(took) = d.rate.observe(delta) else {
             return;
-        }
+        };
         self.receivers.mark_overloaded(from, id, now);
         // One stream serves every receiver of the host destination: follow the majority of
         // them, never one outlier (it loses what it cannot take, alone).
@@ -711,7 +711,7 @@ impl<B: AsRef<[u8]>> Session<B> {
         if let Some(d) = self.dests.get_mut(&host) {
             if over * 2 > all {
                 d.slowed_by = Some(from);
-                d.rate.on_report(delta, now);
+                d.rate.decrease(took, now);
             } else if let Some(held) = d.warning.check(now) {
                 self.events.push_back(Event::Warning(format!(
                     "the receiver at {from} cannot keep up with the stream to {host} \

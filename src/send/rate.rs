@@ -15,8 +15,9 @@
 //!   receivers take. It starts a little above the stream's own (real-time) rate and
 //!   probes upward.
 //!
-//! A receiver is not keeping up when its report shows many frames dropped (at least
-//! [`MIN_DROPPED`], over [`DROPPED_SHARE`] of those it saw), or a backlog (how
+//! A receiver is not keeping up when its reports show many frames dropped lately (at
+//! least [`MIN_DROPPED`] in the last [`DROP_WINDOW`], over [`DROPPED_SHARE`] of those it
+//! saw), or a backlog (how
 //! far its highest sequence number lags behind the sender's, less the round trip) longer
 //! than [`BACKLOG_LIMIT`] at the rate it takes: its socket buffer is filling, and loss
 //! follows. Loss alone is not a
@@ -50,11 +51,13 @@ pub const HOLD: Duration = Duration::from_millis(500);
 /// (`pacing=none`) can be in flight at any time, so less than two frame intervals would
 /// misfire.
 pub const BACKLOG_LIMIT: Duration = Duration::from_millis(35);
-/// A receiver is falling behind when it dropped at least this many frames in a report
-/// interval...
+/// A receiver is falling behind when it dropped at least this many frames over the last
+/// [`DROP_WINDOW`]...
 pub const MIN_DROPPED: u32 = 2;
-/// ...and more than this share of the frames it saw.
-pub const DROPPED_SHARE: f64 = 0.1;
+/// ...and more than this share of the frames it saw then.
+pub const DROPPED_SHARE: f64 = 0.05;
+/// How far back dropped frames are counted.
+pub const DROP_WINDOW: Duration = Duration::from_secs(1);
 /// Depth of the token bucket: how far ahead of the rate a sender may get (at least one
 /// frame).
 pub const BUCKET_DEPTH: Duration = Duration::from_millis(50);
@@ -70,6 +73,10 @@ pub struct ReportDelta {
     pub frames_dropped: u32,
     /// Frames it completed in between.
     pub frames_complete: u32,
+    /// Frames it dropped over the last [`DROP_WINDOW`], this interval included.
+    pub recent_dropped: u32,
+    /// Frames it completed over the last [`DROP_WINDOW`], this interval included.
+    pub recent_complete: u32,
     /// Datagrams sent but not yet seen by it, as of this report.
     pub backlog: u64,
     /// Its round trip, if measured.
@@ -223,10 +230,12 @@ impl RateControl {
         }
     }
 
-    /// The rate one receiver took over a report interval, in bits per second, when the
-    /// report shows it falling behind (frames dropped, or a backlog beyond
-    /// [`BACKLOG_LIMIT`]); None when it keeps up, or the report says too little.
-    pub fn overload(&self, d: &ReportDelta) -> Option<f64> {
+    /// Takes what one receiver reported since its previous report, received at `now`, and
+    /// gives the rate it took over the interval, in bits per second, when it is falling
+    /// behind (many frames dropped lately, or a backlog beyond [`BACKLOG_LIMIT`]); None when
+    /// it keeps up, or the report says too little. Changes no rate: see
+    /// [`decrease`](Self::decrease), or [`on_report`](Self::on_report) for both.
+    pub fn observe(&self, d: &ReportDelta) -> Option<f64> {
         // Too short an interval, or nothing received, says nothing about the rate it takes.
         if d.elapsed < Duration::from_millis(50) || d.received == 0 {
             return None;
@@ -234,21 +243,27 @@ impl RateControl {
         let took = d.received as f64 * self.datagram_bits / d.elapsed.as_secs_f64();
         let backlog_time = Duration::from_secs_f64(d.backlog as f64 * self.datagram_bits / took)
             .saturating_sub(d.rtt.unwrap_or_default());
-        // Dropped frames say the receiver cannot keep up only when they are many: a frame
-        // now and then lost to the network beyond repair (a burst longer than recovery
-        // covers) is no reason to slow down, and slowing down for it spirals: the next
-        // report, taking less, would lower the rate again.
-        let dropped = f64::from(d.frames_dropped);
-        let share = dropped / (dropped + f64::from(d.frames_complete)).max(1.0);
-        let dropping = d.frames_dropped >= MIN_DROPPED && share > DROPPED_SHARE;
+        // Dropped frames say the receiver cannot keep up only when they are many over the
+        // last [`DROP_WINDOW`]: one frame lost now and then to the network beyond repair (or
+        // the one before lock-on) is no reason to slow down, and slowing down for it
+        // spirals: the next report, taking less, would lower the rate again.
+        let (dropped, complete) = (u64::from(d.recent_dropped), u64::from(d.recent_complete));
+        let share = dropped as f64 / ((dropped + complete) as f64).max(1.0);
+        let dropping = dropped >= u64::from(MIN_DROPPED) && share > DROPPED_SHARE;
         (dropping || backlog_time > BACKLOG_LIMIT).then_some(took)
     }
 
-    /// Takes what one receiver reported since its previous report, received at `now`.
+    /// Takes what one receiver reported since its previous report, received at `now`, and
+    /// lowers the rate if it shows that receiver falling behind.
     pub fn on_report(&mut self, d: &ReportDelta, now: Instant) {
-        let Some(took) = self.overload(d) else {
-            return;
-        };
+        if let Some(took) = self.observe(d) {
+            self.decrease(took, now);
+        }
+    }
+
+    /// Lowers the rate below `took`, what a receiver falling behind took (unless a decrease
+    /// was just made: its effect is not reported yet).
+    pub fn decrease(&mut self, took: f64, now: Instant) {
         if self.held_until.is_some_and(|t| now < t) {
             return;
         }

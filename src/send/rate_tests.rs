@@ -17,6 +17,8 @@ fn took(gbps: f64, dropped: u32, backlog: u64) -> ReportDelta {
         received: (gbps * 1e9 * 0.25 / (DATAGRAM * 8) as f64) as u64,
         frames_dropped: dropped,
         frames_complete: 0,
+        recent_dropped: dropped,
+        recent_complete: 0,
         backlog,
         rtt: Some(MS),
     }
@@ -246,16 +248,20 @@ fn a_live_stream_of_key_frames_only_is_cut_to_the_lowered_rate_by_dropping_frame
 fn a_frame_now_and_then_lost_to_the_network_does_not_slow_the_sender() {
     let mut rc = RateControl::new(None, DATAGRAM);
     let t0 = Instant::now();
-    // One frame dropped in a report: noise.
+    // One frame dropped in the last second: noise.
     rc.on_report(&took(2.0, 1, 0), t0);
-    // Bursty loss: 2 of 15 frames a report interval, at the rate the receiver was sent.
+    // Bursty loss: 1 of 30 frames over the last second.
     let mut d = took(2.0, 1, 0);
-    d.frames_complete = 14;
+    (d.frames_complete, d.recent_dropped, d.recent_complete) = (14, 1, 29);
     rc.on_report(&d, t0 + HOLD);
     assert_eq!(rc.rate(), None);
-    // A receiver that cannot keep up drops most frames: that lowers it.
-    d.frames_dropped = 8;
-    d.frames_complete = 7;
+    // A receiver that cannot keep up drops frames report after report: that lowers it.
+    (
+        d.frames_dropped,
+        d.frames_complete,
+        d.recent_dropped,
+        d.recent_complete,
+    ) = (2, 13, 4, 26);
     rc.on_report(&d, t0 + 2 * HOLD);
     assert!(rc.rate().is_some());
 }

@@ -8,7 +8,7 @@
 //! session, which feeds it to the rate control of that receiver's destination.
 
 use crate::protocol::{seq_diff, ReceiverReport, NO_DELAY};
-use crate::send::rate::ReportDelta;
+use crate::send::rate::{ReportDelta, DROP_WINDOW};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -43,6 +43,10 @@ pub struct ReceiverInfo {
     pub overloaded: Option<Instant>,
 }
 
+/// One report's counts, for the window: when, frames dropped and frames complete since the
+/// one before.
+type Recent = (Instant, u32, u32);
+
 /// A report that was not about this sender's session and track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Foreign;
@@ -58,6 +62,9 @@ pub struct Receivers {
     /// Sequence number of the latest datagram sent ([`on_sent`](Self::on_sent)): how far
     /// a receiver's highest sequence number lags behind it is its backlog.
     last_sent: Option<u32>,
+    /// Each receiver's recent reports (when, frames dropped and complete since the one
+    /// before), over the last [`DROP_WINDOW`].
+    recent: HashMap<(SocketAddr, u64), VecDeque<Recent>>,
 }
 
 impl Receivers {
@@ -69,6 +76,7 @@ impl Receivers {
             reports: VecDeque::with_capacity(REPORTS_KEPT),
             receivers: HashMap::new(),
             last_sent: None,
+            recent: HashMap::new(),
         }
     }
 
@@ -147,11 +155,28 @@ impl Receivers {
             let backlog = self
                 .last_sent
                 .map_or(0, |s| seq_diff(s, r.highest_seq).max(0) as u64);
+            let frames_dropped = r.frames_dropped.wrapping_sub(entry.frames_dropped);
+            let frames_complete = r.frames_complete.wrapping_sub(entry.frames_complete);
+            let recent = self.recent.entry(key).or_default();
+            recent.retain(|(t, _, _)| now.saturating_duration_since(*t) < DROP_WINDOW);
+            if recent.len() >= 16 {
+                recent.pop_front();
+            }
+            recent.push_back((
+                now,
+                frames_dropped.min(1 << 20),
+                frames_complete.min(1 << 20),
+            ));
+            let (recent_dropped, recent_complete) = recent
+                .iter()
+                .fold((0u32, 0u32), |(d, c), r| (d + r.1, c + r.2));
             let delta = ReportDelta {
                 elapsed: now.saturating_duration_since(entry.last_heard),
                 received: r.datagrams_received - entry.datagrams_received,
-                frames_dropped: r.frames_dropped.wrapping_sub(entry.frames_dropped),
-                frames_complete: r.frames_complete.wrapping_sub(entry.frames_complete),
+                frames_dropped,
+                frames_complete,
+                recent_dropped,
+                recent_complete,
                 backlog,
                 rtt: rtt.or(entry.rtt),
             };
@@ -205,6 +230,8 @@ impl Receivers {
     pub fn expire(&mut self, now: Instant) {
         self.receivers
             .retain(|_, v| now.saturating_duration_since(v.last_heard) < RECEIVER_TIMEOUT);
+        let listed = &self.receivers;
+        self.recent.retain(|k, _| listed.contains_key(k));
     }
 
     /// The receivers heard from within [`RECEIVER_TIMEOUT`] of `now`, by address.
