@@ -378,6 +378,8 @@ struct Active {
     next_batch: usize,
     dests: Vec<SocketAddr>,
     fec_pending: bool,
+    /// When its last batch went out.
+    last_emit: Option<Instant>,
 }
 
 /// The sender session. `B` is a frame's bytes.
@@ -1042,6 +1044,7 @@ impl<B: AsRef<[u8]>> Session<B> {
             next_batch: 0,
             dests,
             fec_pending: self.cfg.fec_percentage > 0,
+            last_emit: None,
         });
         Ok(())
     }
@@ -1092,10 +1095,19 @@ impl<B: AsRef<[u8]>> Session<B> {
             .any(|i| matches!(i, Incoming::Frame(f) if f.live));
         if a.next_batch < a.schedule.batches() {
             // Behind a live frame, what is left is due at once; `max-bitrate` still holds.
+            // Otherwise a batch found late catches up at twice the paced rate (a burst of
+            // everything due could overflow a small queue on the path), but never past the
+            // end of the frame's spread: by then all of it goes, so the frame leaves within
+            // its interval however late the wake-ups were.
+            let end_of_spread = a.schedule.send_at(a.schedule.batches());
             let mut due = if behind {
                 now
             } else {
-                a.schedule.send_at(a.next_batch)
+                let gap = a.schedule.spread() / (2 * a.schedule.batches().max(1)) as u32;
+                let paced = a.schedule.send_at(a.next_batch);
+                a.last_emit
+                    .map_or(paced, |last| paced.max(last + gap))
+                    .min(end_of_spread)
             };
             if let Some(free) = self.ceiling_free_at {
                 due = due.max(free.checked_sub(CEILING_SLACK).unwrap_or(free));
@@ -1107,9 +1119,10 @@ impl<B: AsRef<[u8]>> Session<B> {
             let batch_len = a.schedule.batch_len();
             let first = a.next_batch * batch_len;
             let mut end = first;
+            let all_due = behind || now >= end_of_spread;
             while a.next_batch < a.schedule.batches()
                 && end - first < MAX_TRANSMIT
-                && (behind || a.schedule.send_at(a.next_batch) <= now)
+                && (all_due || (end == first && a.schedule.send_at(a.next_batch) <= now))
             {
                 end = ((a.next_batch + 1) * batch_len).min(a.count);
                 a.next_batch += 1;
@@ -1118,6 +1131,7 @@ impl<B: AsRef<[u8]>> Session<B> {
                     break;
                 }
             }
+            a.last_emit = Some(now);
             let g = &mut self.out;
             g.kind = Kind::Media;
             g.dests.clone_from(&a.dests);
