@@ -113,7 +113,10 @@ fn test_videoipsink_pacing_fits_a_bottleneck_link_and_every_frame_arrives() {
     let expected = ring.clone();
     let receiver = std::thread::spawn(move || {
         enter_netns(&c_name);
-        let rx = Rx::with_address("10.214.2.2", "buffer-size=33554432");
+        // The stream's peak is the link's rate, so the 1 MB queue overflows now and then
+        // when the sender catches up after a late wake-up; the receiver gets the time to
+        // ask again for what the queue dropped (resends cross the same full queue).
+        let rx = Rx::with_address("10.214.2.2", "buffer-size=33554432 latency=120");
         port_tx.send(rx.port).expect("the test waits for the port");
         // Each frame is checked as it comes and let go: 180 frames of 4 MB are not kept.
         let deadline = Instant::now() + Duration::from_secs(20);
