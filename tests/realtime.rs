@@ -132,16 +132,23 @@ fn average(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
+/// A receiver as users end one, `videoipsrc port=0 ! fakesink sync=true`, playing, and the
+/// port it took.
+fn synced_receiver() -> (gst::Pipeline, i32) {
+    let rx = launch("videoipsrc name=rx port=0 ! fakesink sync=true");
+    rx.set_state(gst::State::Playing)
+        .expect("the receiver plays");
+    let port = rx.by_name("rx").expect("rx").property::<i32>("port");
+    (rx, port)
+}
+
 /// A live 1080p60 UYVY sender, receiver on the same machine with a synced sink, the
 /// machine's cores all busy: the sender stays within real time to the end.
 #[test]
 fn test_live_1080p60_sender_keeps_real_time_on_a_busy_machine() {
     init();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rx = launch("videoipsrc name=rx port=0 ! fakesink sync=true");
-    rx.set_state(gst::State::Playing)
-        .expect("the receiver plays");
-    let port = rx.by_name("rx").expect("rx").property::<i32>("port");
+    let (rx, port) = synced_receiver();
     let tx = launch(&format!(
         "videotestsrc is-live=true num-buffers=300 ! \
          video/x-raw,format=UYVY,width=1920,height=1080,framerate=60/1 ! \
@@ -189,10 +196,7 @@ fn test_live_1080p60_sender_keeps_real_time_on_a_busy_machine() {
 fn test_a_300ms_stall_upstream_is_caught_up_within_a_second() {
     init();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rx = launch("videoipsrc name=rx port=0 ! fakesink sync=true");
-    rx.set_state(gst::State::Playing)
-        .expect("the receiver plays");
-    let port = rx.by_name("rx").expect("rx").property::<i32>("port");
+    let (rx, port) = synced_receiver();
     let tx = launch(&format!(
         "videotestsrc name=src is-live=true num-buffers=240 ! \
          video/x-raw,format=UYVY,width=1920,height=1080,framerate=60/1 ! \
