@@ -38,6 +38,13 @@ pub const PROBE_INCREASE: f64 = 1.05;
 /// Growth per [`INCREASE_INTERVAL`] once a receiver has fallen behind: slow, so that the
 /// next overload comes late.
 pub const STEADY_INCREASE: f64 = 1.01;
+/// Growth per [`INCREASE_INTERVAL`] once no receiver has fallen behind for
+/// [`RECOVER_AFTER`]: the rate comes back within seconds from wherever it was lowered to
+/// (from 1 Mbit/s to 2 Gbit/s in about 7 s), when the receiver that slowed it went away
+/// or recovered, or its reports were lies.
+pub const RECOVERY_INCREASE: f64 = 1.5;
+/// How long without a receiver falling behind before the rate recovers quickly.
+pub const RECOVER_AFTER: Duration = Duration::from_secs(3);
 /// A non-live sender starts at this multiple of its stream's own rate: headroom to catch up
 /// after a stall, while well below what floods a receiver.
 pub const START_HEADROOM: f64 = 1.25;
@@ -108,6 +115,8 @@ pub struct RateControl {
     /// No decrease nor increase before this.
     held_until: Option<Instant>,
     last_increase: Option<Instant>,
+    /// When a receiver last fell behind (the last [`decrease`](Self::decrease)).
+    last_decrease: Option<Instant>,
     /// The rate held a frame back since the last increase: only then is more rate wanted.
     limited: bool,
     /// A receiver has fallen behind at least once: probe slowly from then on.
@@ -135,6 +144,7 @@ impl RateControl {
             refilled: None,
             held_until: None,
             last_increase: None,
+            last_decrease: None,
             limited: false,
             overloaded_once: false,
             started: false,
@@ -276,6 +286,7 @@ impl RateControl {
         self.overloaded_once = true;
         self.held_until = Some(now + HOLD);
         self.last_increase = Some(now);
+        self.last_decrease = Some(now);
     }
 
     fn maybe_increase(&mut self, now: Instant) {
@@ -293,7 +304,12 @@ impl RateControl {
         if !std::mem::take(&mut self.limited) {
             return;
         }
-        let factor = if self.overloaded_once {
+        let calm = self
+            .last_decrease
+            .is_some_and(|t| now.saturating_duration_since(t) >= RECOVER_AFTER);
+        let factor = if calm {
+            RECOVERY_INCREASE
+        } else if self.overloaded_once {
             STEADY_INCREASE
         } else {
             PROBE_INCREASE
