@@ -107,7 +107,7 @@ fn test_a_subscriber_that_stops_is_dropped_at_once_and_one_gone_silent_within_it
         }),
         &[],
     );
-    sock.send_to(&sub, ("127.0.0.1", port)).expect("sends");
+    send_verified(&sock, ([127, 0, 0, 1], port).into(), &sub);
     wait_subscribers(&tx, 1, Duration::from_secs(2));
     // While subscribed it is sent the stream.
     tx.push(&pattern(64 * 48, 1), gst::ClockTime::from_mseconds(40));

@@ -274,6 +274,15 @@ pub struct Metadata {
     pub pts: u64,
 }
 
+/// CHALLENGE (0x0B), sender → receiver: a return-routability cookie for the receiver whose
+/// id is echoed here, which it puts in a COOKIE extension on what it sends next. Body of 12
+/// bytes; the payload is the cookie (1 to [`super::MAX_COOKIE_LEN`] opaque bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Challenge {
+    /// The receiver id (the session id field) of the datagram this answers.
+    pub receiver: u64,
+}
+
 /// The typed fixed body of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
@@ -299,6 +308,8 @@ pub enum Body {
     Tally(Tally),
     /// See [`Metadata`].
     Metadata(Metadata),
+    /// See [`Challenge`].
+    Challenge(Challenge),
     /// A type this implementation does not know: no body, everything after the extensions
     /// is payload.
     Unknown(u8),
@@ -319,6 +330,7 @@ impl Body {
             Body::KeyframeRequest(_) => PacketType::KeyframeRequest,
             Body::Tally(_) => PacketType::Tally,
             Body::Metadata(_) => PacketType::Metadata,
+            Body::Challenge(_) => PacketType::Challenge,
             Body::Unknown(t) => PacketType::Unknown(*t),
         }
     }
@@ -416,6 +428,7 @@ impl Body {
                 frame: r.u32(),
                 pts: r.u64(),
             }),
+            PacketType::Challenge => Body::Challenge(Challenge { receiver: r.u64() }),
             PacketType::Unknown(t) => Body::Unknown(t),
         }
     }
@@ -469,6 +482,9 @@ impl Body {
             }
             Body::Metadata(m) => {
                 w.u32(m.frame).u64(m.pts);
+            }
+            Body::Challenge(c) => {
+                w.u64(c.receiver).zeros(4);
             }
             Body::Unknown(_) => {}
         }

@@ -33,8 +33,8 @@ mod caps;
 pub mod fec;
 
 pub use body::{
-    fec_scheme, reference_clock, tally, Body, EndOfStream, Fec, KeyframeRequest, Media, Metadata,
-    Nack, ReceiverReport, SenderReport, StreamInfo, Subscribe, Tally, NO_DELAY,
+    fec_scheme, reference_clock, tally, Body, Challenge, EndOfStream, Fec, KeyframeRequest, Media,
+    Metadata, Nack, ReceiverReport, SenderReport, StreamInfo, Subscribe, Tally, NO_DELAY,
 };
 use body::{Reader, Writer};
 pub use caps::{
@@ -98,6 +98,8 @@ pub mod ext {
     pub const PAD: u16 = 0x0000;
     /// AUTH: describes the authentication tag (see [`super::Auth`]).
     pub const AUTH: u16 = 0x8001;
+    /// COOKIE: a return-routability cookie a CHALLENGE gave, echoed (ignorable).
+    pub const COOKIE: u16 = 0x0002;
 }
 
 /// Packet types. 0x00–0x7F are defined by the specification, 0x80–0xFF are private or
@@ -126,6 +128,8 @@ pub enum PacketType {
     Tally,
     /// 0x0A: timed text metadata.
     Metadata,
+    /// 0x0B: return-routability cookie, sender → receiver.
+    Challenge,
     /// Any other value.
     Unknown(u8),
 }
@@ -145,6 +149,7 @@ impl PacketType {
             0x08 => Self::KeyframeRequest,
             0x09 => Self::Tally,
             0x0A => Self::Metadata,
+            0x0B => Self::Challenge,
             other => Self::Unknown(other),
         }
     }
@@ -163,6 +168,7 @@ impl PacketType {
             Self::KeyframeRequest => 0x08,
             Self::Tally => 0x09,
             Self::Metadata => 0x0A,
+            Self::Challenge => 0x0B,
             Self::Unknown(v) => v,
         }
     }
@@ -176,6 +182,7 @@ impl PacketType {
             Self::SenderReport => 36,
             Self::ReceiverReport => 48,
             Self::Nack | Self::KeyframeRequest | Self::Tally | Self::Metadata => 12,
+            Self::Challenge => 12,
             Self::Fec | Self::Subscribe => 16,
             Self::Unknown(_) => 0,
         }
@@ -209,6 +216,8 @@ pub struct Auth {
 
 /// Length of the AUTH extension's value in bytes.
 pub const AUTH_VALUE_LEN: usize = 8;
+/// Longest cookie a CHALLENGE may carry (and a COOKIE extension echo).
+pub const MAX_COOKIE_LEN: usize = 64;
 
 /// An extension to encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +240,8 @@ pub struct Extensions<'a> {
     pub raw: &'a [u8],
     /// The AUTH extension, if present.
     pub auth: Option<Auth>,
+    /// The COOKIE extension's value, if present (the first one: later ones are ignored).
+    pub cookie: Option<&'a [u8]>,
     /// Ignorable extensions of unknown type that were skipped.
     pub ignored: u16,
 }
@@ -395,6 +406,7 @@ fn decode_extensions(raw: &[u8]) -> Result<Extensions<'_>, DecodeError> {
     let mut out = Extensions {
         raw,
         auth: None,
+        cookie: None,
         ignored: 0,
     };
     let mut rest = raw;
@@ -420,6 +432,12 @@ fn decode_extensions(raw: &[u8]) -> Result<Extensions<'_>, DecodeError> {
                     algorithm: r.u8(),
                     tag_len: r.u8(),
                 });
+            }
+            ext::COOKIE => {
+                if value.is_empty() || value.len() > MAX_COOKIE_LEN {
+                    return Err(DecodeError::Inconsistent("malformed COOKIE extension"));
+                }
+                out.cookie.get_or_insert(value);
             }
             k if k & ext::MUST_UNDERSTAND != 0 => return Err(DecodeError::UnknownExtension(k)),
             _ => out.ignored = out.ignored.saturating_add(1),
@@ -504,6 +522,9 @@ fn validate(body: &Body, payload: &[u8]) -> Result<(), DecodeError> {
             bad("FEC symbol length differs from the payload")
         }
         Body::Metadata(_) if std::str::from_utf8(payload).is_err() => bad("metadata is not UTF-8"),
+        Body::Challenge(_) if payload.is_empty() || payload.len() > MAX_COOKIE_LEN => {
+            bad("cookie length out of range")
+        }
         _ => Ok(()),
     }
 }

@@ -107,8 +107,40 @@ fn unknown_types_decode_with_everything_as_payload() {
     let p = decode(&d).unwrap();
     assert_eq!(p.packet_type(), PacketType::Unknown(0x80));
     assert_eq!(p.payload, b"private");
-    d[3] = 0x0B; // the next type the spec may define
-    assert_eq!(decode(&d).unwrap().packet_type(), PacketType::Unknown(0x0B));
+    d[3] = 0x0C; // the next type the spec may define
+    assert_eq!(decode(&d).unwrap().packet_type(), PacketType::Unknown(0x0C));
+}
+
+#[test]
+fn a_challenge_and_its_cookie_echo_round_trip() {
+    let cookie = [0x5a; 16];
+    let d = datagram(
+        &hdr(3),
+        &[],
+        &Body::Challenge(Challenge { receiver: 0x1234 }),
+        &cookie,
+    );
+    assert_eq!(d.len(), 48);
+    let p = decode(&d).unwrap();
+    assert_eq!(p.body, Body::Challenge(Challenge { receiver: 0x1234 }));
+    assert_eq!(p.payload, cookie);
+    let echo = [Extension::Other {
+        kind: ext::COOKIE,
+        value: &cookie,
+    }];
+    let sub = Body::Subscribe(Subscribe::default());
+    let d = datagram(&hdr(4), &echo, &sub, &[]);
+    assert_eq!(d.len(), 36 + 20);
+    assert_eq!(decode(&d).unwrap().extensions.cookie, Some(&cookie[..]));
+    // An empty or oversized cookie is malformed, in either place.
+    let empty = datagram(&hdr(3), &[], &Body::Challenge(Challenge::default()), &[]);
+    assert!(decode(&empty).is_err());
+    let long = [0u8; 65];
+    let bad = [Extension::Other {
+        kind: ext::COOKIE,
+        value: &long,
+    }];
+    assert!(decode(&datagram(&hdr(4), &bad, &sub, &[])).is_err());
 }
 
 #[test]

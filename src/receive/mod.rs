@@ -125,6 +125,9 @@ pub struct Stats {
     pub datagrams_too_large: u64,
     /// The largest frame length such a datagram claimed.
     pub largest_refused_frame: u32,
+    /// CHALLENGEs taken from the sender followed or subscribed to (their cookie is echoed
+    /// on what this receiver sends it from then on).
+    pub challenges_received: u64,
 }
 
 /// Copies sent of each NACK: a lost request costs a whole retry interval, a second copy
@@ -226,6 +229,9 @@ pub struct Session<B> {
     expired: Option<Instant>,
     /// The sequence number of the next datagram this receiver sends.
     out_seq: u32,
+    /// The cookie the sender at this address challenged this receiver with, echoed on what
+    /// is sent to it (PROTOCOL §7.11).
+    cookie: Option<(SocketAddr, Vec<u8>)>,
 }
 
 impl<B> std::fmt::Debug for Session<B> {
@@ -265,6 +271,7 @@ impl<B: AsMut<[u8]>> Session<B> {
             events: VecDeque::new(),
             expired: None,
             out_seq: 0,
+            cookie: None,
         }
     }
 
@@ -296,6 +303,10 @@ impl<B: AsMut<[u8]>> Session<B> {
         if p.header.flags & header_flags::AUTH_TAG != 0 {
             // Nothing here can verify a tag yet: an unverifiable datagram is not trusted.
             self.stats.datagrams_invalid += 1;
+            return;
+        }
+        if let Body::Challenge(c) = p.body {
+            self.challenged(source, c.receiver, p.payload);
             return;
         }
         let source = Source {
@@ -385,6 +396,23 @@ impl<B: AsMut<[u8]>> Session<B> {
             self.seq.recovered(seq);
             self.nacks.forget(seq);
             self.stats.datagrams_recovered_fec += 1;
+        }
+    }
+
+    /// A CHALLENGE from `from`: taken when it names this receiver and comes from the sender
+    /// followed or subscribed to (anything else is someone else's, or forged).
+    fn challenged(&mut self, from: SocketAddr, receiver: u64, cookie: &[u8]) {
+        let followed = self.lock.locked().is_some_and(|l| l.from == from);
+        let target = self.subscription.target() == Some(from);
+        if receiver != self.cfg.id || !(followed || target) {
+            self.stats.datagrams_foreign += 1;
+            return;
+        }
+        self.stats.challenges_received += 1;
+        self.cookie = Some((from, cookie.to_vec()));
+        if target {
+            // The sender takes the subscription only with the cookie: renew it now.
+            self.subscription.renew_now();
         }
     }
 
@@ -594,8 +622,16 @@ impl<B: AsMut<[u8]>> Session<B> {
             seq: self.out_seq,
         };
         self.out_seq = self.out_seq.wrapping_add(1);
-        let mut contents = Vec::with_capacity(64 + 8 * ranges.len());
-        protocol::encode(&header, &[], body, &mut contents).ok()?;
+        let mut contents = Vec::with_capacity(84 + 8 * ranges.len());
+        let cookie = self.cookie.as_ref().filter(|(a, _)| *a == to);
+        let ext: &[protocol::Extension<'_>] = match cookie {
+            Some((_, value)) => &[protocol::Extension::Other {
+                kind: protocol::ext::COOKIE,
+                value,
+            }],
+            None => &[],
+        };
+        protocol::encode(&header, ext, body, &mut contents).ok()?;
         for &(first, count) in ranges {
             protocol::push_nack_entry(&mut contents, first, count);
         }

@@ -47,6 +47,18 @@ impl Subscription {
         Some((to, SUBSCRIBE_LEASE))
     }
 
+    /// The sender subscribed to (or to be), if any.
+    pub fn target(&self) -> Option<SocketAddr> {
+        self.target
+    }
+
+    /// Renews at the next [`poll`](Self::poll) (a cookie came: the sender waits for it).
+    pub fn renew_now(&mut self) {
+        if self.subscribed.map(|(a, _)| a) == self.target {
+            self.subscribed = None;
+        }
+    }
+
     /// When the next renewal is due (a change of target is due at once: poll after it).
     pub fn next_deadline(&self) -> Option<Instant> {
         self.subscribed.map(|(_, t)| t + SUBSCRIBE_INTERVAL)

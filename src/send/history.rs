@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Recently sent frames, kept by reference for resending, and the resend budget.
+//! Recently sent frames, kept by reference for resending, and the resend budget of each
+//! receiver that asks.
 //! I/O-free, driven by `now`.
 
 use crate::protocol::{header_flags, patch_seq_offset, seq_diff, MEDIA_HEADER_LEN};
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// How long sent frames are kept for resending: a receiver gives up on a datagram after its
@@ -42,11 +44,22 @@ pub struct History<B> {
     /// resent (they are on their way; a receiver that asks for them took a pause of the
     /// sender's for their loss).
     sent_through: Option<u32>,
-    /// Bytes that may still be resent: refilled by a share of what is sent.
-    budget: usize,
-    /// That share, in percent.
+    /// Bytes of resends granted so far to every receiver that asks: each frame sent adds
+    /// its share ([`limit_percent`](Self::limit_percent)) of its bytes.
+    credit: u64,
+    /// Most bytes a receiver may have in hand: one second's worth, roughly.
+    cap: u64,
+    /// Each receiver's budget: what it had in hand, and the credit as of then. A receiver
+    /// asking for resends spends its own budget only, so no one (a hostile receiver, or
+    /// one on a bad link) drains another's recovery.
+    budgets: HashMap<SocketAddr, (u64, u64)>,
+    /// The share of the bytes sent that each receiver's resends may take, in percent.
     limit_percent: usize,
 }
+
+/// Most receivers with a budget of their own; beyond, those with a full budget (idle) are
+/// forgotten (they start full again).
+pub const MAX_BUDGETS: usize = 1024;
 
 impl<B: AsRef<[u8]>> History<B> {
     /// An empty history whose resends may take at most `limit_percent` % of the bytes sent.
@@ -55,7 +68,9 @@ impl<B: AsRef<[u8]>> History<B> {
             frames: VecDeque::new(),
             resent: HashMap::new(),
             sent_through: None,
-            budget: 0,
+            credit: 0,
+            cap: 0,
+            budgets: HashMap::new(),
             limit_percent,
         }
     }
@@ -63,10 +78,10 @@ impl<B: AsRef<[u8]>> History<B> {
     /// Keeps a frame about to be sent; forgets frames older than [`HISTORY_KEEP`].
     pub fn push(&mut self, frame: SentFrame<B>, now: Instant) {
         let bytes = frame.data.as_ref().len() + frame.count as usize * MEDIA_HEADER_LEN;
-        // The budget refills with each frame and holds at most one second's worth of the
+        // Budgets refill with each frame and hold at most one second's worth of the
         // current rate (roughly: the frames kept).
-        self.budget = (self.budget + bytes * self.limit_percent / 100)
-            .min(bytes.saturating_mul(self.limit_percent).saturating_mul(60) / 100);
+        self.credit += (bytes * self.limit_percent / 100) as u64;
+        self.cap = (bytes.saturating_mul(self.limit_percent).saturating_mul(60) / 100) as u64;
         self.frames.push_back(frame);
         while self
             .frames
@@ -95,7 +110,12 @@ impl<B: AsRef<[u8]>> History<B> {
     /// The header, with the R flag, of datagram `seq` to resend now (its payload is
     /// [`payload`](Self::payload)), or None: not kept (too old, not media), not sent yet,
     /// resent too recently, or over the budget.
-    pub fn resend(&mut self, seq: u32, now: Instant) -> Option<[u8; MEDIA_HEADER_LEN]> {
+    pub fn resend(
+        &mut self,
+        seq: u32,
+        now: Instant,
+        requester: SocketAddr,
+    ) -> Option<[u8; MEDIA_HEADER_LEN]> {
         if self.sent_through.is_some_and(|s| seq_diff(seq, s) > 0) {
             return None;
         }
@@ -109,15 +129,31 @@ impl<B: AsRef<[u8]>> History<B> {
         let f = self.frame_of(seq)?;
         let start = (seq.wrapping_sub(f.first_seq) as usize * f.frag).min(f.data.as_ref().len());
         let mut header = f.header;
-        let cost = self.payload(seq)?.len() + MEDIA_HEADER_LEN;
-        if cost > self.budget {
+        let cost = (self.payload(seq)?.len() + MEDIA_HEADER_LEN) as u64;
+        let budget = self.budget(requester);
+        if cost > budget {
             return None;
         }
-        self.budget -= cost;
+        if !self.budgets.contains_key(&requester) && self.budgets.len() >= MAX_BUDGETS {
+            let (credit, cap) = (self.credit, self.cap);
+            self.budgets
+                .retain(|_, (had, seen)| (*had + (credit - *seen)) < cap);
+            if self.budgets.len() >= MAX_BUDGETS {
+                return None;
+            }
+        }
+        self.budgets.insert(requester, (budget - cost, self.credit));
         self.resent.insert(seq, now);
         patch_seq_offset(&mut header, seq, start as u32);
         header[4] |= header_flags::RETRANSMISSION;
         Some(header)
+    }
+
+    /// Bytes `requester` may have resent now (a receiver not heard before: what one that
+    /// never asked would have).
+    pub fn budget(&self, requester: SocketAddr) -> u64 {
+        let (had, seen) = self.budgets.get(&requester).copied().unwrap_or((0, 0));
+        (had + (self.credit - seen)).min(self.cap)
     }
 
     /// The first sequence number of the kept frame datagram `seq` belongs to.

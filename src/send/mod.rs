@@ -32,6 +32,7 @@
 //! Payloads are never copied: a [`Transmit`] borrows the frame's bytes (any `B:
 //! AsRef<[u8]>`, a mapped GStreamer buffer in the element) and the FEC encoder's symbols.
 
+pub mod cookie;
 pub mod history;
 pub mod packetizer;
 pub mod rate;
@@ -44,6 +45,7 @@ use crate::protocol::{
     MEDIA_HEADER_LEN,
 };
 use crate::ratelimit::RateLimit;
+use cookie::{Cookies, Verdict};
 use history::{History, SentFrame};
 use packetizer::{FrameMeta, PacketizeError, Packetizer};
 use rate::{Admit, RateControl};
@@ -77,6 +79,10 @@ pub const OVERLOAD_MEMORY: Duration = Duration::from_secs(2);
 pub const PATH_RETRY: Duration = Duration::from_secs(5);
 /// Least time between two warnings about datagrams the network refused.
 pub const SEND_WARNING_INTERVAL: Duration = Duration::from_secs(2);
+/// The track id of the session's own control datagrams (CHALLENGE): they have a sequence
+/// of their own, outside every media track's.
+pub const CONTROL_TRACK: u16 = 0xFFFF;
+
 /// Slack a `max-bitrate` ceiling allows a late batch: it may leave this much before the
 /// ceiling would let it, so a wake-up a little late does not push every later one back.
 const CEILING_SLACK: Duration = Duration::from_millis(1);
@@ -180,6 +186,8 @@ pub enum Kind {
     Resend,
     /// End of stream.
     EndOfStream,
+    /// A return-routability cookie for an address not yet verified.
+    Challenge,
 }
 
 /// Where a datagram's payload is.
@@ -320,6 +328,11 @@ pub struct Stats {
     pub nacks_received: u64,
     /// NACKs ignored: from an address the stream does not go to.
     pub nacks_refused: u64,
+    /// Datagrams from receivers ignored because their source address had not proved that
+    /// it receives (no valid cookie): each was answered by a CHALLENGE, within a rate.
+    pub datagrams_unverified: u64,
+    /// CHALLENGEs sent.
+    pub challenges_sent: u64,
     /// Datagrams resent.
     pub datagrams_retransmitted: u64,
     /// FEC repair datagrams emitted.
@@ -411,6 +424,9 @@ pub struct Session<B> {
     /// datagrams ([`PATH_RETRY`]).
     suspended: HashMap<SocketAddr, Instant>,
     send_warning: RateLimit,
+    cookies: Cookies,
+    /// Sequence number of the next CHALLENGE ([`CONTROL_TRACK`]).
+    control_seq: u32,
     stats: Stats,
 }
 
@@ -438,6 +454,8 @@ impl<B: AsRef<[u8]>> Session<B> {
             behind_warning: RateLimit::new(DROP_WARNING_INTERVAL),
             suspended: HashMap::new(),
             send_warning: RateLimit::new(SEND_WARNING_INTERVAL),
+            cookies: Cookies::new(),
+            control_seq: 0,
             stats: Stats::default(),
             cfg,
         };
@@ -525,10 +543,34 @@ impl<B: AsRef<[u8]>> Session<B> {
 
     /// A datagram from a receiver (a report, a NACK, a subscription), from `from`. Anything
     /// else, or anything malformed, is ignored.
+    ///
+    /// Nothing is done for an address before it has proved that it receives what is sent to
+    /// it (return routability, PROTOCOL §7.11): a datagram without a valid cookie is only
+    /// answered with a CHALLENGE carrying one, no larger than 48 bytes, so a forged source
+    /// address gets its owner at most that, never a stream or resends.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let Ok(p) = protocol::decode(bytes) else {
             return;
         };
+        if !matches!(
+            p.body,
+            Body::Subscribe(_) | Body::ReceiverReport(_) | Body::Nack(_)
+        ) {
+            return;
+        }
+        match self.cookies.check(from, p.extensions.cookie, now) {
+            Verdict::Valid => {}
+            Verdict::Stale => self.challenge(from, p.header.session, now),
+            Verdict::Invalid => {
+                self.stats.datagrams_unverified += 1;
+                // A subscriber that left needs no cookie to say so.
+                let leaving = matches!(p.body, Body::Subscribe(s) if s.lease_ms == 0);
+                if !leaving {
+                    self.challenge(from, p.header.session, now);
+                }
+                return;
+            }
+        }
         match p.body {
             Body::Subscribe(sub) => {
                 let held_off = self.is_suspended(from, now);
@@ -553,17 +595,19 @@ impl<B: AsRef<[u8]>> Session<B> {
             Body::Nack(nack) if nack.session == self.cfg.session => {
                 self.stats.nacks_received += 1;
                 // Resends go only where the stream goes: to a subscriber that asks, else to
-                // the host destination (a multicast group: one resend serves every receiver
-                // that missed it; a unicast host: the receiver there, whatever address the
-                // request came from). Never to an address only because a request names it
-                // as its source: a forged NACK cannot aim resends at anyone.
+                // the host destination (a multicast group, asked by any of its receivers:
+                // one resend serves every receiver that missed it; a unicast host, asked by
+                // itself). Never to an address only because a request names it as its
+                // source: a forged NACK cannot aim resends at anyone. Each asker spends its
+                // own budget.
                 let subscriber = Some(from) != self.cfg.dest
                     && self.dests.contains_key(&from)
                     && self.subscribers.as_ref().is_some_and(|t| t.contains(from));
                 let to = match (subscriber, self.cfg.dest) {
                     (true, _) => from,
-                    (false, Some(d)) => d,
-                    (false, None) => {
+                    // A unicast host asks for itself; a multicast group's members for it.
+                    (false, Some(d)) if d.ip().is_multicast() || d.ip() == from.ip() => d,
+                    (false, _) => {
                         self.stats.nacks_refused += 1;
                         return;
                     }
@@ -580,10 +624,57 @@ impl<B: AsRef<[u8]>> Session<B> {
                         (r as f64 * rate::BUCKET_DEPTH.as_secs_f64() / bits) as u32
                     },
                 );
-                self.queue_resends(protocol::nack_entries(p.payload), to, max, now);
+                self.queue_resends(protocol::nack_entries(p.payload), from, to, max, now);
             }
             _ => {}
         }
+    }
+
+    /// The cookie `addr` would be given now (tests play receivers that echo it).
+    #[cfg(test)]
+    pub(crate) fn cookie_for(
+        &mut self,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> [u8; cookie::COOKIE_LEN] {
+        self.cookies.make(addr, now)
+    }
+
+    /// Queues a CHALLENGE for receiver `id` at `from` (within [`cookie::CHALLENGE_RATE`]).
+    /// It goes to `from`, except to a receiver of the multicast group the stream goes to
+    /// that is not a subscriber: that one hears the group, not its own address (its socket
+    /// is bound to the group), and the group is sent the stream anyway.
+    fn challenge(&mut self, from: SocketAddr, id: u64, now: Instant) {
+        if !self.cookies.may_challenge(now) {
+            return;
+        }
+        let cookie = self.cookies.make(from, now);
+        let to = match self.cfg.dest {
+            Some(group)
+                if group.ip().is_multicast()
+                    && !self.subscribers.as_ref().is_some_and(|t| t.contains(from)) =>
+            {
+                group
+            }
+            _ => from,
+        };
+        let header = protocol::CommonHeader {
+            flags: 0,
+            track: CONTROL_TRACK,
+            session: self.cfg.session,
+            seq: self.control_seq,
+        };
+        self.control_seq = self.control_seq.wrapping_add(1);
+        let mut head = Vec::with_capacity(protocol::COMMON_LEN + 12);
+        let body = Body::Challenge(protocol::Challenge { receiver: id });
+        if protocol::encode(&header, &[], &body, &mut head).is_err() {
+            return;
+        }
+        let mut g = Group::new(Kind::Challenge, vec![to]);
+        g.owned.push(cookie.to_vec());
+        g.datagrams.push(Datagram::new(&head, Payload::Owned(0)));
+        self.stats.challenges_sent += 1;
+        self.outbox.push_back(g);
     }
 
     /// Datagrams to `dest` were refused (the driver's report of a send). The stream goes
@@ -697,6 +788,11 @@ impl<B: AsRef<[u8]>> Session<B> {
         let Some(host) = self.cfg.dest else {
             return;
         };
+        // A unicast host is one receiver: what others say about the stream to it is not
+        // its say (through a relay, its reports come from the relay's address, the host).
+        if !host.ip().is_multicast() && from.ip() != host.ip() {
+            return;
+        }
         let Some(d) = self.dests.get_mut(&host) else {
             return;
         };
@@ -725,10 +821,12 @@ impl<B: AsRef<[u8]>> Session<B> {
         }
     }
 
-    /// Queues resends of what a NACK asks for, to `to`, at most `max`, within the budget.
+    /// Queues resends of what `requester`'s NACK asks for, to `to`, at most `max`, within
+    /// `requester`'s budget.
     fn queue_resends(
         &mut self,
         ranges: impl Iterator<Item = (u32, u32)>,
+        requester: SocketAddr,
         to: SocketAddr,
         max: u32,
         now: Instant,
@@ -744,7 +842,7 @@ impl<B: AsRef<[u8]>> Session<B> {
                 let Some(frame) = self.history.frame_first_seq(seq) else {
                     continue;
                 };
-                let Some(header) = self.history.resend(seq, now) else {
+                let Some(header) = self.history.resend(seq, now, requester) else {
                     continue;
                 };
                 let payload = self.history.payload(seq).map_or(0, <[u8]>::len);

@@ -210,20 +210,21 @@ impl Receivers {
         within: Duration,
         count: impl Fn(&ReceiverInfo) -> bool,
     ) -> (usize, usize) {
+        // One vote per address: many receiver ids from one address (one host, or one
+        // attacker) are one receiver.
+        let mut votes: HashMap<SocketAddr, bool> = HashMap::new();
         let listed = self
             .receivers
             .values()
             .filter(|r| now.saturating_duration_since(r.last_heard) < RECEIVER_TIMEOUT && count(r));
-        let (mut over, mut all) = (0, 0);
         for r in listed {
-            all += 1;
-            if r.overloaded
-                .is_some_and(|t| now.saturating_duration_since(t) < within)
-            {
-                over += 1;
-            }
+            let over = r
+                .overloaded
+                .is_some_and(|t| now.saturating_duration_since(t) < within);
+            *votes.entry(r.addr).or_default() |= over;
         }
-        (over, all)
+        let over = votes.values().filter(|o| **o).count();
+        (over, votes.len())
     }
 
     /// Forgets receivers silent for [`RECEIVER_TIMEOUT`].

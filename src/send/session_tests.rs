@@ -257,6 +257,44 @@ fn the_stream_info_and_a_sender_report_precede_the_first_frame_and_repeat() {
     assert_eq!(infos, 2);
 }
 
+/// Drains the session from `t0`, following its timeouts, until it has nothing left to do
+/// (at most 100 wake-ups); returns the instant it went idle.
+fn drain_until_idle(
+    s: &mut Session<Vec<u8>>,
+    t0: Instant,
+    seen: &mut HashMap<SocketAddr, Seen>,
+) -> Instant {
+    let mut now = t0;
+    for _ in 0..100 {
+        now = drain(s, now, Duration::ZERO, seen);
+        match s.poll_timeout() {
+            Some(t) => now = t,
+            None => break,
+        }
+    }
+    now
+}
+
+/// Hands `bytes` from `from` to the session as a receiver that completed the cookie
+/// exchange sends them: with the cookie `from` was given.
+fn feed(s: &mut Session<Vec<u8>>, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    let cookie = s.cookie_for(from, now);
+    s.handle_datagram(now, from, &with_cookie(bytes, &cookie));
+}
+
+/// `bytes` again with a COOKIE extension carrying `cookie`.
+fn with_cookie(bytes: &[u8], cookie: &[u8]) -> Vec<u8> {
+    let p = decode(bytes).expect("a valid datagram");
+    let mut out = Vec::new();
+    let ext = [protocol::Extension::Other {
+        kind: protocol::ext::COOKIE,
+        value: cookie,
+    }];
+    protocol::encode(&p.header, &ext, &p.body, &mut out).expect("encodes");
+    out.extend_from_slice(p.payload);
+    out
+}
+
 fn datagram(body: Body, payload: &[u8]) -> Vec<u8> {
     let common = CommonHeader {
         flags: 0,
@@ -306,8 +344,8 @@ fn a_slow_subscriber_loses_frames_alone_and_is_named_in_a_warning() {
     let mut s = Session::new(config(None, Some(8)));
     let t0 = Instant::now();
     s.handle_caps("video/x-raw".into());
-    s.handle_datagram(t0, fast, &subscribe(5000));
-    s.handle_datagram(t0, slow, &subscribe(5000));
+    feed(&mut s, t0, fast, &subscribe(5000));
+    feed(&mut s, t0, slow, &subscribe(5000));
     let mut seen = HashMap::new();
     let per_frame = FRAME_1080.div_ceil(usize::from(FRAG)) as u64;
     let mut slow_rx = 0u64;
@@ -318,14 +356,19 @@ fn a_slow_subscriber_loses_frames_alone_and_is_named_in_a_warning() {
         // Every 250 ms both report. The slow one takes 800 Mbit/s and drops frames.
         if k % 15 == 14 {
             let later = now + MS;
-            s.handle_datagram(later, fast, &subscribe(5000));
-            s.handle_datagram(later, slow, &subscribe(5000));
+            feed(&mut s, later, fast, &subscribe(5000));
+            feed(&mut s, later, slow, &subscribe(5000));
             let fast_rx = seen[&fast].media.len() as u64;
             let fast_seq = seen[&fast].media.last().map_or(0, |m| m.0);
-            s.handle_datagram(later, fast, &report(fast_seq, fast_rx, 0));
+            feed(&mut s, later, fast, &report(fast_seq, fast_rx, 0));
             slow_rx += (800e6 * 0.25 / (1500.0 * 8.0)) as u64;
             let slow_seq = seen[&slow].media.last().map_or(0, |m| m.0);
-            s.handle_datagram(later, slow, &report(slow_seq, slow_rx, (k / 15) as u32 * 3));
+            feed(
+                &mut s,
+                later,
+                slow,
+                &report(slow_seq, slow_rx, (k / 15) as u32 * 3),
+            );
         }
     }
     // The last frame's pacing runs out.
@@ -387,9 +430,10 @@ fn one_slow_receiver_of_a_multicast_stream_does_not_slow_it_for_the_others() {
             received[0] = got;
             received[1] = got;
             received[2] += (800e6 * 0.25 / (1500.0 * 8.0)) as u64;
-            s.handle_datagram(now + MS, a, &report(seq, received[0], 0));
-            s.handle_datagram(now + MS, b, &report(seq, received[1], 0));
-            s.handle_datagram(
+            feed(&mut s, now + MS, a, &report(seq, received[0], 0));
+            feed(&mut s, now + MS, b, &report(seq, received[1], 0));
+            feed(
+                &mut s,
                 now + MS,
                 slow,
                 &report(seq, received[2], (k / 15) as u32 * 5),
@@ -428,9 +472,10 @@ fn a_nack_is_answered_with_the_original_bytes_flagged_as_resent() {
         }),
         &entries,
     );
-    // From whatever address it comes, the resends go to the receiver the stream goes to.
+    // From the host's address (any port: through a relay, or its own socket), the resends
+    // go to the receiver the stream goes to.
     let from = addr(9000);
-    s.handle_datagram(t0 + MS, from, &nack);
+    feed(&mut s, t0 + MS, from, &nack);
     let t = s.poll_transmit(t0 + MS).expect("the resends go out");
     assert_eq!(t.kind, Kind::Resend);
     assert_eq!(t.dests, [dest]);
@@ -460,7 +505,7 @@ fn the_end_of_stream_follows_the_last_frame_and_nobody_subscribed_gets_nothing()
         "nobody subscribed: nothing sent"
     );
     let sub = addr(6000);
-    s.handle_datagram(t0, sub, &subscribe(5000));
+    feed(&mut s, t0, sub, &subscribe(5000));
     s.handle_frame(frame(FRAME_1080, 1, t0 + FRAME_60, true));
     s.handle_eos();
     let mut seen = HashMap::new();
@@ -481,7 +526,7 @@ fn the_end_of_stream_follows_the_last_frame_and_nobody_subscribed_gets_nothing()
     );
     assert!(std::iter::from_fn(|| s.poll_event()).any(|e| e == Event::EndOfStreamSent));
     // Unsubscribing (a zero lease) stops the stream to it.
-    s.handle_datagram(now, sub, &subscribe(0));
+    feed(&mut s, now, sub, &subscribe(0));
     s.handle_frame(frame(64, 2, now, true));
     assert!(s.poll_transmit(now).is_none());
 }
@@ -492,7 +537,7 @@ fn a_subscriber_that_goes_silent_is_dropped_when_its_lease_lapses() {
     let t0 = Instant::now();
     s.handle_caps("video/x-raw".into());
     let sub = addr(6000);
-    s.handle_datagram(t0, sub, &subscribe(1000));
+    feed(&mut s, t0, sub, &subscribe(1000));
     let mut seen = HashMap::new();
     for k in 0..120u64 {
         let now = t0 + 20 * MS * k as u32;
@@ -576,8 +621,8 @@ fn two_subscribers_run(
     for k in 0..60 * u64::from(secs) {
         let now = t0 + FRAME_60 * k as u32;
         if k % 60 == 0 {
-            s.handle_datagram(now, good, &subscribe(5000));
-            s.handle_datagram(now, narrow, &subscribe(5000));
+            feed(&mut s, now, good, &subscribe(5000));
+            feed(&mut s, now, narrow, &subscribe(5000));
         }
         s.handle_frame(frame(10_000, k, now, true));
         drain_failing(&mut s, now, Duration::ZERO, &mut seen, |d, kind| {
@@ -704,17 +749,10 @@ fn a_forged_nack_aims_no_resend_at_an_address_the_stream_does_not_go_to() {
     let t0 = Instant::now();
     s.handle_caps("video/x-raw".into());
     let sub = addr(6000);
-    s.handle_datagram(t0, sub, &subscribe(5000));
+    feed(&mut s, t0, sub, &subscribe(5000));
     s.handle_frame(frame(100_000, 0, t0, true));
     let mut seen = HashMap::new();
-    let mut now = t0;
-    for _ in 0..100 {
-        now = drain(&mut s, now, Duration::ZERO, &mut seen);
-        match s.poll_timeout() {
-            Some(t) => now = t,
-            None => break,
-        }
-    }
+    let now = drain_until_idle(&mut s, t0, &mut seen);
     let first = seen[&sub].media[0].0;
     let mut entries = Vec::new();
     push_nack_entry(&mut entries, first, 64);
@@ -725,9 +763,24 @@ fn a_forged_nack_aims_no_resend_at_an_address_the_stream_does_not_go_to() {
         }),
         &entries,
     );
+    // Forged from a victim's address, without the cookie only the victim could have: the
+    // victim gets one CHALLENGE per NACK, no larger than it.
     let victim = addr(9999);
+    let mut to_victim = 0;
     for k in 0..100u32 {
         s.handle_datagram(now + MS * k, victim, &nack);
+        while let Some(t) = s.poll_transmit(now + MS * k) {
+            assert_eq!(t.kind, Kind::Challenge);
+            assert_eq!(t.dests, [victim]);
+            to_victim += t.bytes();
+        }
+    }
+    assert!(to_victim <= 100 * 48, "{to_victim}");
+    assert!(to_victim <= 100 * nack.len() * 3 / 2, "{to_victim}");
+    assert_eq!(s.stats(now).datagrams_unverified, 100);
+    // Verified, but not a subscriber (the stream does not go there): refused all the same.
+    for k in 0..100u32 {
+        feed(&mut s, now + MS * k, victim, &nack);
         assert!(
             s.poll_transmit(now + MS * k).is_none(),
             "nothing for the victim"
@@ -736,11 +789,86 @@ fn a_forged_nack_aims_no_resend_at_an_address_the_stream_does_not_go_to() {
     assert_eq!(s.stats(now).nacks_refused, 100);
     assert!(!seen.contains_key(&victim));
     // The subscriber's own request is answered, to it.
-    s.handle_datagram(now + 200 * MS, sub, &nack);
+    feed(&mut s, now + 200 * MS, sub, &nack);
     let t = s
         .poll_transmit(now + 200 * MS)
         .expect("resends to the subscriber");
     assert_eq!(t.dests, [sub]);
     // Within the resend budget: half the bytes of the one frame sent.
     assert!((30..=64).contains(&t.len()), "{}", t.len());
+}
+
+#[test]
+fn a_forged_subscribe_gets_its_address_one_small_challenge_and_no_stream() {
+    let mut s = Session::new(config(None, Some(4)));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    // 64 forged SUBSCRIBEs from victims' addresses, with no cookie (or a made-up one).
+    let forged = subscribe(30_000);
+    let mut sent_to_victims = 0;
+    let mut attacker_bytes = 0;
+    for k in 0..64u16 {
+        let bytes = if k % 2 == 0 {
+            forged.clone()
+        } else {
+            with_cookie(&forged, &[0xA5; 16])
+        };
+        attacker_bytes += bytes.len();
+        s.handle_datagram(t0, addr(7000 + k), &bytes);
+    }
+    s.handle_frame(frame(100_000, 0, t0, true));
+    let mut now = t0;
+    for _ in 0..100 {
+        while let Some(t) = s.poll_transmit(now) {
+            assert_eq!(t.kind, Kind::Challenge, "only challenges go out");
+            sent_to_victims += t.bytes() * t.dests.len();
+        }
+        match s.poll_timeout() {
+            Some(t) => now = t,
+            None => break,
+        }
+    }
+    assert!(
+        sent_to_victims <= attacker_bytes * 3 / 2,
+        "{sent_to_victims} bytes for {attacker_bytes}"
+    );
+    let st = s.stats(now);
+    assert_eq!(st.subscribers, 0);
+    assert_eq!(st.challenges_sent, 64);
+    assert_eq!(st.frames_sent, 0, "nobody proved it receives");
+}
+
+#[test]
+fn a_subscriber_that_echoes_its_challenge_gets_the_stream_and_forged_leases_take_no_seat() {
+    let mut s = Session::new(config(None, Some(2)));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    for k in 0..1000u16 {
+        s.handle_datagram(t0, addr(20_000 + k), &subscribe(30_000));
+    }
+    // A real receiver: its SUBSCRIBE is challenged, it echoes the cookie from the CHALLENGE.
+    let real = addr(6000);
+    s.handle_datagram(t0, real, &subscribe(5000));
+    let mut cookie = None;
+    while let Some(t) = s.poll_transmit(t0) {
+        if t.dests == [real] {
+            let [h, p] = t.parts(0);
+            let bytes = [h, p].concat();
+            let packet = decode(&bytes).expect("decodes");
+            let Body::Challenge(c) = packet.body else {
+                panic!("a challenge");
+            };
+            assert_eq!(c.receiver, 0xabc);
+            assert_eq!(packet.header.track, CONTROL_TRACK);
+            cookie = Some(packet.payload.to_vec());
+        }
+    }
+    let cookie = cookie.expect("the real receiver was challenged");
+    s.handle_datagram(t0, real, &with_cookie(&subscribe(5000), &cookie));
+    s.handle_frame(frame(100_000, 0, t0, true));
+    let mut seen = HashMap::new();
+    let now = drain_until_idle(&mut s, t0, &mut seen);
+    assert_eq!(frames_of(&seen, &real), vec![0]);
+    assert_eq!(s.stats(now).subscribers, 1);
+    assert_eq!(s.stats(now).subscribers_refused, 0);
 }

@@ -207,6 +207,48 @@ pub fn gray_caps(w: i32, h: i32) -> gst::Caps {
 }
 
 /// A hand-built v2 datagram of session `session` (track 0) with sequence number `seq`.
+/// `d` (a datagram made by [`datagram`]) again, with a COOKIE extension echoing `cookie`.
+pub fn with_cookie(d: &[u8], cookie: &[u8]) -> Vec<u8> {
+    use gstvideoip::protocol;
+    let p = protocol::decode(d).expect("a valid datagram");
+    let ext = [protocol::Extension::Other {
+        kind: protocol::ext::COOKIE,
+        value: cookie,
+    }];
+    let mut out = Vec::new();
+    protocol::encode(&p.header, &ext, &p.body, &mut out).expect("encodes");
+    out.extend_from_slice(p.payload);
+    out
+}
+
+/// Sends `d` from `sock` to `to` as a receiver that proves it receives: waits (at most 2 s)
+/// for the CHALLENGE it is answered with, then sends `d` again echoing its cookie. Returns
+/// the cookie.
+pub fn send_verified(sock: &std::net::UdpSocket, to: std::net::SocketAddr, d: &[u8]) -> Vec<u8> {
+    use gstvideoip::protocol::{self, Body};
+    sock.send_to(d, to).expect("sends");
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .expect("timeout");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut buf = [0u8; 65536];
+    while std::time::Instant::now() < deadline {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        if from != to {
+            continue;
+        }
+        if let Ok(p) = protocol::decode(&buf[..n]) {
+            if let Body::Challenge(_) = p.body {
+                let cookie = p.payload.to_vec();
+                sock.send_to(&with_cookie(d, &cookie), to).expect("sends");
+                return cookie;
+            }
+        }
+    }
+    panic!("no CHALLENGE from {to} within 2 s");
+}
+
 pub fn datagram(
     session: u64,
     seq: u32,

@@ -315,6 +315,8 @@ impl VideoIpSink {
             .field("send-errors", p.send_errors)
             .field("nacks-received", st.nacks_received)
             .field("nacks-refused", st.nacks_refused)
+            .field("datagrams-unverified", st.datagrams_unverified)
+            .field("challenges-sent", st.challenges_sent)
             .field("datagrams-retransmitted", st.datagrams_retransmitted)
             .field("allowed-bitrate", st.allowed_bitrate.unwrap_or(0))
             .field("frames-dropped", st.frames_dropped + queue_dropped)

@@ -328,6 +328,7 @@ impl VideoIpSrc {
             .field("datagrams-late", s.datagrams_late)
             .field("datagrams-invalid", s.datagrams_invalid)
             .field("datagrams-foreign", s.datagrams_foreign)
+            .field("challenges-received", s.challenges_received)
             .field("datagrams-unknown", s.datagrams_unknown)
             .field("extensions-ignored", s.extensions_ignored)
             .field("stream-info-received", s.info_received)
