@@ -48,7 +48,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# reuse=false: if another receiver already listens on PORT, fail instead of sharing the port.
+# reuse=false (the default): if another receiver already listens on PORT, fail instead of
+# sharing the port.
 echo "receiver: videoipsrc port=$PORT reuse=false ! fakesink"
 gst-launch-1.0 -v videoipsrc port="$PORT" reuse=false ! fakesink silent=false \
     >"$logs/receiver.log" 2>&1 &

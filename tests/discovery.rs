@@ -398,6 +398,20 @@ mod dns {
         ]
     }
 
+    /// PTR, SRV, TXT and A answers announcing `instance` on a host of its own.
+    pub fn service_on(instance: &str, host: &str, ip: [u8; 4]) -> Vec<(Vec<u8>, u16, Vec<u8>)> {
+        let full = format!("{instance}._videoip._udp.local");
+        let mut srv = vec![0, 0, 0, 0];
+        srv.extend_from_slice(&5004u16.to_be_bytes());
+        name(&mut srv, host);
+        vec![
+            (encoded("_videoip._udp.local"), PTR, encoded(&full)),
+            (encoded(&full), SRV, srv),
+            (encoded(&full), TXT, txt(&[b"v=2", b"mode=subscribe"])),
+            (encoded(host), A, ip.to_vec()),
+        ]
+    }
+
     /// TXT rdata of these strings, each with its length byte.
     pub fn txt(strings: &[&[u8]]) -> Vec<u8> {
         let mut v = Vec::new();
@@ -818,5 +832,181 @@ fn test_the_python_example_plays_a_source_picked_by_name() {
             .unwrap_or(0);
         // 50 frames a second for 2 s, less the time to subscribe.
         assert!(frames >= 30, "{frames} frames\n{stdout}\n{stderr}");
+    });
+}
+
+/// A process's resident set and its peak so far, in KiB (`/proc/PID/status`).
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A child process we started, killed (by its pid) on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `args` (a GStreamer tool and its arguments) with the plugin on GST_PLUGIN_PATH and
+/// stdout to `out`, in the calling thread's network namespace.
+fn spawn_tool(plugins: &std::path::Path, args: &[&str], out: &std::path::Path) -> Child {
+    let file = std::fs::File::create(out).expect("output file");
+    Child(
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .env("GST_PLUGIN_PATH", plugins)
+            .stdout(file)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the tool starts"),
+    )
+}
+
+/// Issue 12: an 80,000-instance `_videoip._udp` announcement flood, each forged instance on
+/// a host of its own, at a receiver browsing by name and at `gst-device-monitor-1.0 -f`, both
+/// separate processes. A real sender of the name asked for starts a quarter into the flood:
+/// the receiver finds it and plays (before the receiver's browser kept only sources of its
+/// name, the flood filled its table first and it played nothing). The growth of both
+/// processes' peak RSS is printed (`FLOOD_INSTANCES`, `FLOOD_PACE_US` change the flood);
+/// mdns-sd's own cache is not bounded yet, see README.md (Limitations).
+#[test]
+fn test_a_receiver_by_name_finds_and_plays_its_source_during_an_announcement_flood() {
+    init();
+    let tools = ["gst-launch-1.0", "gst-device-monitor-1.0"]
+        .iter()
+        .all(|t| {
+            std::process::Command::new(t)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let (true, Some(plugins)) = (tools, plugin_dir()) else {
+        eprintln!("skipped: no gst-launch-1.0 / gst-device-monitor-1.0 or plugin library");
+        return;
+    };
+    in_netns("flood", move || {
+        let dir = std::env::temp_dir().join(format!("videoip-flood-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (rx_out, mon_out) = (dir.join("rx.txt"), dir.join("monitor.txt"));
+        let rx = spawn_tool(
+            &plugins,
+            &[
+                "gst-launch-1.0",
+                "-v",
+                "videoipsrc",
+                "source-name=FLOOD CAM",
+                "!",
+                "fakesink",
+                "silent=false",
+            ],
+            &rx_out,
+        );
+        let mon = spawn_tool(
+            &plugins,
+            &["gst-device-monitor-1.0", "-f", "Source/Network"],
+            &mon_out,
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        let before = [rss_kib(rx.0.id()).0, rss_kib(mon.0.id()).0];
+
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
+        socket2::SockRef::from(&sock)
+            .set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
+            .expect("multicast interface");
+        let instances: u32 = std::env::var("FLOOD_INSTANCES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(80_000);
+        let pace_us: u64 = std::env::var("FLOOD_PACE_US")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1000);
+        let started = Instant::now();
+        let mut sent = 0u32;
+        let mut sender = None;
+        while sent < instances && started.elapsed() < Duration::from_secs(30) {
+            let mut answers = Vec::new();
+            for _ in 0..8 {
+                let [_, a, b, c] = sent.to_be_bytes();
+                answers.extend(dns::service_on(
+                    &format!("flood{sent}"),
+                    &format!("f{sent}.local"),
+                    [10, a, b, c],
+                ));
+                sent += 1;
+            }
+            let _ = sock.send_to(&dns::response(&answers), "224.0.0.251:5353");
+            std::thread::sleep(Duration::from_micros(pace_us));
+            if sender.is_none() && sent >= instances / 4 {
+                sender = Some(spawn_tool(
+                    &plugins,
+                    &[
+                        "gst-launch-1.0",
+                        "videotestsrc",
+                        "is-live=true",
+                        "!",
+                        "video/x-raw,format=GRAY8,width=64,height=48,framerate=25/1",
+                        "!",
+                        "videoipsink",
+                        "source-name=FLOOD CAM",
+                        "port=0",
+                    ],
+                    &dir.join("tx.txt"),
+                ));
+            }
+        }
+        let flood_time = started.elapsed();
+        // Let the daemons take in what is still queued, and the receiver play.
+        let end = Instant::now() + Duration::from_secs(20);
+        let played = || {
+            std::fs::read_to_string(&rx_out)
+                .unwrap_or_default()
+                .matches("chain")
+                .count()
+        };
+        let listed = || {
+            std::fs::read_to_string(&mon_out)
+                .unwrap_or_default()
+                .contains("name  : FLOOD CAM (")
+        };
+        std::thread::sleep(Duration::from_secs(3));
+        while played() < 50 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let after = [rss_kib(rx.0.id()), rss_kib(mon.0.id())];
+        let growth = [
+            after[0].1.saturating_sub(before[0]),
+            after[1].1.saturating_sub(before[1]),
+        ];
+        eprintln!(
+            "{sent} forged instances in {flood_time:?}; RSS growth (peak - before): receiver {} KiB ({} -> {} KiB), monitor {} KiB ({} -> {} KiB); {} frames played",
+            growth[0],
+            before[0],
+            after[0].1,
+            growth[1],
+            before[1],
+            after[1].1,
+            played()
+        );
+        drop(sender);
+        drop((rx, mon));
+        eprintln!("the monitor lists the real sender: {}", listed());
+        let frames = played();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            frames >= 50,
+            "the receiver found the sender and played: {frames} frames"
+        );
     });
 }

@@ -293,6 +293,52 @@ fn test_port_in_use_is_a_clear_error() {
     assert!(err.to_lowercase().contains("in use"), "{err}");
 }
 
+/// As udpsrc without reuse: a second unicast receiver on a port another one receives on fails
+/// to start with an error naming the port and the way out, instead of silently taking part of
+/// the first one's datagrams (which also made the sender slow down for everyone); the first
+/// receiver keeps every frame. Two that both ask for reuse=true still share the port.
+#[test]
+fn test_a_second_unicast_receiver_on_a_port_in_use_fails_naming_the_port() {
+    let (caps, size) = uyvy(64, 16);
+    let first = Rx::new("");
+    let port = first.port;
+    for address in ["127.0.0.1", "0.0.0.0"] {
+        let err = error_of(&format!(
+            "videoipsrc address={address} port={port} ! fakesink"
+        ));
+        assert!(
+            err.contains(&format!(
+                "port {port} is already in use by another receiver"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("port=0"), "{err}");
+    }
+    let reusing = error_of(&format!(
+        "videoipsrc address=127.0.0.1 port={port} reuse=true ! fakesink"
+    ));
+    assert!(
+        reusing.contains(&format!("port {port} is already in use")),
+        "{reusing}"
+    );
+
+    let frames: Vec<Vec<u8>> = (0..10).map(|i| pattern(size, i)).collect();
+    let mut tx = Tx::new("127.0.0.1", port, &caps, "");
+    for f in &frames {
+        tx.push(f, gst::ClockTime::from_mseconds(20));
+    }
+    let got = first.pull(frames.len(), 5 * SECOND);
+    assert_eq!(match_frames(&got, &frames), (0..10).collect::<Vec<_>>());
+
+    // Sharing a unicast port stays possible for receivers that all ask for it.
+    let a = Rx::new("reuse=true");
+    let b = Rx::launch(&format!(
+        "videoipsrc name=src address=127.0.0.1 port={} reuse=true ! appsink name=sink sync=false",
+        a.port
+    ));
+    assert_eq!(b.port, a.port);
+}
+
 #[test]
 fn test_unresolvable_host_is_a_clear_error() {
     let err = error_of("videotestsrc ! videoipsink host=no-such-host.invalid");

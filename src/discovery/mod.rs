@@ -232,6 +232,22 @@ impl Browser {
     /// Starts browsing. `on_event` is called on the browser's thread for each change, with
     /// no lock held.
     pub fn new(on_event: impl FnMut(Event) + Send + 'static) -> Result<Browser, DiscoveryError> {
+        Self::start(None, on_event)
+    }
+
+    /// Starts browsing for the sources named `name` only: announcements of other names never
+    /// take room in its table, so a flood of them cannot keep the source asked for out.
+    pub fn for_name(
+        name: String,
+        on_event: impl FnMut(Event) + Send + 'static,
+    ) -> Result<Browser, DiscoveryError> {
+        Self::start(Some(name), on_event)
+    }
+
+    fn start(
+        name: Option<String>,
+        on_event: impl FnMut(Event) + Send + 'static,
+    ) -> Result<Browser, DiscoveryError> {
         let daemon = daemon()?;
         let events = daemon
             .browse(SERVICE_TYPE)
@@ -241,7 +257,7 @@ impl Browser {
         let (d, t, s) = (daemon.clone(), table.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("videoip-browse".into())
-            .spawn(move || browse_thread(d, events, t, s, on_event))
+            .spawn(move || browse_thread(d, events, name, t, s, on_event))
             .map_err(|e| derr("cannot start the browse thread", e))?;
         Ok(Browser {
             daemon,
@@ -265,6 +281,7 @@ impl Browser {
 fn browse_thread(
     daemon: ServiceDaemon,
     mut events: mdns_sd::Receiver<ServiceEvent>,
+    name: Option<String>,
     table: Arc<Mutex<Table>>,
     stop: Arc<AtomicBool>,
     mut on_event: impl FnMut(Event),
@@ -287,9 +304,9 @@ fn browse_thread(
             }
         };
         let change = match ev {
-            Some(ServiceEvent::ServiceResolved(r)) => {
-                source_of(&r).and_then(|s| lock(&table).resolved(s))
-            }
+            Some(ServiceEvent::ServiceResolved(r)) => source_of(&r)
+                .filter(|s| name.as_ref().is_none_or(|n| s.name == *n))
+                .and_then(|s| lock(&table).resolved(s)),
             Some(ServiceEvent::ServiceRemoved(_, fullname)) => lock(&table).removed(&fullname),
             _ => None,
         };
@@ -315,8 +332,8 @@ fn browse_thread(
                     .collect()
             };
             verify_from += names.len();
-            for name in names {
-                let _ = daemon.verify(name, VERIFY_TIMEOUT);
+            for instance in names {
+                let _ = daemon.verify(instance, VERIFY_TIMEOUT);
             }
         }
     }

@@ -47,6 +47,11 @@ impl NetError {
             source,
         }
     }
+
+    /// Whether the address and port asked for are held by another socket.
+    pub fn is_addr_in_use(&self) -> bool {
+        self.source.kind() == io::ErrorKind::AddrInUse
+    }
 }
 
 impl fmt::Display for NetError {
@@ -411,9 +416,21 @@ pub struct ReceiverConfig {
     pub multicast_iface: u32,
     /// SO_RCVBUF size (0: system default).
     pub buffer_size: usize,
-    /// Allow other sockets to bind the same address and port (SO_REUSEADDR). With port 0 it
-    /// is set after the bind: before, it would let the kernel hand out a port in use.
+    /// Let other unicast receivers that also ask for it bind the same address and port
+    /// (SO_REUSEADDR); the kernel then hands each unicast datagram to only one of them. A
+    /// multicast group is always shared (every member gets every datagram), whatever this
+    /// says. With port 0 it is set after the bind: before, it would let the kernel hand out
+    /// a port in use.
     pub reuse: bool,
+}
+
+impl ReceiverConfig {
+    /// Whether the socket lets others bind its port: a multicast group always (each of its
+    /// members gets every datagram), a unicast address only when asked, since there two
+    /// receivers would each get part of the stream.
+    pub fn shares_port(&self) -> bool {
+        self.reuse || self.address.is_multicast()
+    }
 }
 
 /// A bound, unconnected, non-blocking UDP socket that both sends and receives: a sender
@@ -518,7 +535,7 @@ impl UdpSocket {
             sock.set_reuse_address(true)
                 .map_err(|e| NetError::new("set SO_REUSEADDR", e))
         };
-        if cfg.reuse && cfg.port != 0 {
+        if cfg.shares_port() && cfg.port != 0 {
             set_reuse(&sock)?;
         }
         if cfg.address.is_ipv6() {
@@ -531,7 +548,7 @@ impl UdpSocket {
             .map_err(|e| NetError::new("set the receive buffer size", e))?;
         sock.bind(&SockAddr::from(bind_addr))
             .map_err(|e| NetError::new(format!("bind to {bind_addr}"), e))?;
-        if cfg.reuse && cfg.port == 0 {
+        if cfg.shares_port() && cfg.port == 0 {
             set_reuse(&sock)?;
         }
         if cfg.address.is_multicast() {

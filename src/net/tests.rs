@@ -331,6 +331,39 @@ fn binding_a_port_in_use_names_the_address() {
 }
 
 #[test]
+fn a_unicast_port_is_shared_only_when_every_receiver_asks() {
+    let first = receiver_on("127.0.0.1", 0, false);
+    let port = first.local_addr().port();
+    let cfg = |reuse| ReceiverConfig {
+        address: "127.0.0.1".parse().unwrap(),
+        port,
+        multicast_iface: 0,
+        buffer_size: 0,
+        reuse,
+    };
+    for reuse in [false, true] {
+        let err = UdpSocket::open_receiver(&cfg(reuse)).unwrap_err();
+        assert!(err.is_addr_in_use(), "reuse={reuse}: {err}");
+    }
+    // Two that both ask share it.
+    let a = receiver_on("127.0.0.1", 0, true);
+    let shared = ReceiverConfig {
+        port: a.local_addr().port(),
+        ..cfg(true)
+    };
+    assert!(shared.shares_port());
+    let b = UdpSocket::open_receiver(&shared).unwrap();
+    assert_eq!(b.local_addr(), a.local_addr());
+    // A multicast group is shared without asking.
+    let group = ReceiverConfig {
+        address: "239.255.0.1".parse().unwrap(),
+        ..cfg(false)
+    };
+    assert!(group.shares_port());
+    assert!(!cfg(false).shares_port());
+}
+
+#[test]
 fn ephemeral_ports_are_never_shared_even_with_reuse() {
     // SO_REUSEADDR before a port-0 bind lets the kernel hand one port to several sockets.
     let sockets: Vec<UdpSocket> = (0..1000).map(|_| receiver_on("0.0.0.0", 0, true)).collect();

@@ -38,7 +38,7 @@ impl Finder {
         // Senders of this name by instance, and the one picked.
         let mut known: BTreeMap<String, Source> = BTreeMap::new();
         let mut picked: Option<String> = None;
-        let browser = Browser::new(move |event| {
+        let browser = Browser::for_name(name.clone(), move |event| {
             let mut changes = Vec::new();
             match event {
                 Event::Found(s) | Event::Updated(s) if s.name == name => {

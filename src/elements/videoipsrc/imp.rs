@@ -79,7 +79,7 @@ impl Default for Settings {
             timeout_ns: 0,
             caps: None,
             max_frame_size: 128 << 20,
-            reuse: true,
+            reuse: false,
             timestamp_mode: TimestampMode::SenderClock,
             sender_address: None,
             sender_port: 5004,
@@ -277,8 +277,17 @@ impl VideoIpSrc {
         let mut cfg = self.receiver_config()?;
         // Close a previous socket first, so that reopening on the same port works.
         *lock(&self.io) = None;
-        let receiver = UdpSocket::open_receiver(&cfg)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        if cfg.reuse && !cfg.address.is_multicast() {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "reuse=true: other receivers that set it may bind port {} too, and then each gets only part of the stream",
+                cfg.port
+            );
+        }
+        let receiver = UdpSocket::open_receiver(&cfg).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::OpenRead, ["{}", open_error(&cfg, &e)])
+        })?;
         let waker = Waker::new().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
@@ -719,7 +728,7 @@ impl ObjectImpl for VideoIpSrc {
                     .build(),
                 glib::ParamSpecBoolean::builder("reuse")
                     .nick("Reuse")
-                    .blurb("Allow other sockets to bind the same address and port")
+                    .blurb("Let other unicast receivers that also set reuse bind the same address and port (each then gets only part of the stream); a multicast group is always shared")
                     .default_value(d.reuse)
                     .mutable_ready()
                     .build(),
@@ -752,7 +761,7 @@ impl ObjectImpl for VideoIpSrc {
             "timeout" => s.timeout_ns = value.get().unwrap_or(0),
             "caps" => s.caps = value.get::<Option<gst::Caps>>().ok().flatten(),
             "max-frame-size" => s.max_frame_size = value.get().unwrap_or(128 << 20),
-            "reuse" => s.reuse = value.get().unwrap_or(true),
+            "reuse" => s.reuse = value.get().unwrap_or(false),
             "timestamp-mode" => s.timestamp_mode = value.get().unwrap_or_default(),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
@@ -1132,4 +1141,25 @@ impl PushSrcImpl for VideoIpSrc {
             }
         }
     }
+}
+
+/// Why the socket did not open: for a port held by another socket, which one and what to do
+/// (as udpsrc without reuse, a second unicast receiver on one port is refused rather than
+/// left to take part of the other's datagrams).
+fn open_error(cfg: &ReceiverConfig, e: &net::NetError) -> String {
+    if !e.is_addr_in_use() {
+        return e.to_string();
+    }
+    let port = cfg.port;
+    let reuse = if cfg.address.is_multicast() {
+        "receivers of a multicast group share its port, but not with a unicast receiver"
+    } else if cfg.reuse {
+        "reuse=true shares it only with receivers that set reuse=true too"
+    } else {
+        "two unicast receivers on one port would each get only part of the stream"
+    };
+    format!(
+        "could not {}: port {port} is already in use by another receiver: pick another port, or port=0 to take any free one ({reuse})",
+        e.what
+    )
 }
