@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Unit tests of `crypto/`: seal → open for every packet type, what must not open, key
-//! epochs.
+//! epochs, and the AUTH test vectors of `docs/PROTOCOL.md` §11.2.
 
 use super::*;
 use crate::protocol::{
@@ -552,4 +552,153 @@ fn passphrase_and_key_length_rules() {
     assert_eq!(KeyLength::try_from(24), Err(KeyError::KeyLength(24)));
     assert!(KeyError::KeyLength(24).to_string().contains("pbkeylen"));
     assert_eq!(format!("{a:?}"), "MasterKey { len: Aes128, .. }");
+}
+
+// ---- AUTH test vectors: identical to docs/PROTOCOL.md §11.2. ----
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    let digits: Vec<u8> = s
+        .bytes()
+        .filter(u8::is_ascii_hexdigit)
+        .map(|c| (c as char).to_digit(16).unwrap_or(0) as u8)
+        .collect();
+    digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
+}
+
+/// The bytes of the doc's hex lines, space-separated: a line is a label or offset, two or
+/// more spaces, the bytes, and an optional comment after three or more spaces.
+fn doc_hex() -> String {
+    let doc = include_str!("../../docs/PROTOCOL.md");
+    doc.lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(_, rest)| {
+            let bytes = rest.trim_start().split("   ").next().unwrap_or("");
+            bytes.split_whitespace().collect::<Vec<_>>().join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+const V_MASTER_128: &str = "3a 93 3a 7b 84 a2 e5 f4 f2 a3 37 b8 8c 5f e4 79";
+const V_MASTER_256: &str = "3a 93 3a 7b 84 a2 e5 f4 f2 a3 37 b8 8c 5f e4 79 dc ec b1 45 81 9b 65 6c 3c 96 af 01 a6 50 c3 14";
+const V_KEY_128: &str = "c7 a4 15 6c 9e 34 a5 4b bb 25 3d d8 0d 0a 6a ad";
+const V_IV_128: &str = "3d 2d c1 1b f5 50 f9 0e 5b 6d bf 4d";
+const V_KEY_256: &str = "c4 a3 4f e3 b6 b1 5c 1b ce 28 38 05 5e 40 0a b0 38 ab 10 2c d4 62 a3 f0 88 00 00 19 5e 11 1f a9";
+const V_IV_256: &str = "06 2c e2 49 31 be 46 33 0f f0 e5 61";
+const V_NONCE_128: &str = "3d 2d c1 1b f5 50 f9 0e 5b 6d bc a7";
+const V_KEY_RX: &str = "e7 7a dd 6c 84 53 ae 55 a4 d0 d7 ed 41 ea db 18";
+const V_IV_RX: &str = "74 15 32 ea 82 10 37 96 7a 9a e8 33";
+const V_SEALED: &str = "56 49 02 00 02 03 00 00 01 23 45 67 89 ab cd ef \
+     00 00 03 ea 80 01 00 08 00 00 04 00 01 10 00 00 \
+     00 00 00 2a 00 00 00 08 00 00 00 0c 00 00 00 00 \
+     3b 9a ca 00 ff ff ff ff ff ff ff ff 00 00 00 00 \
+     01 fc a0 55 00 01 00 01 00 08 00 00 e9 d8 52 01 \
+     51 fd bd 1f 5e 35 93 47 73 0b 65 b2 d5 14 13 49";
+/// The MEDIA vector of §11.2, sealed at extended sequence number 2^32 + 1002 (epoch 1024).
+const V_EXT_SEQ: u64 = (1 << 32) + 1002;
+
+fn vector_plain_media() -> Vec<u8> {
+    let body = Body::Media(Media {
+        frame: 42,
+        offset: 8,
+        frame_len: 12,
+        pts: 1_000_000_000,
+        dts: TIME_NONE,
+        duration: 33_333_333,
+        flags: flags::DELTA_UNIT,
+        info_gen: 1,
+        frag_size: 8,
+    });
+    head(&hdr(1002), &[], &body)
+}
+
+#[test]
+fn auth_test_vectors_match_the_spec() {
+    let m128 = master(KeyLength::Aes128);
+    let m256 = master(KeyLength::Aes256);
+    let id = |direction, session, epoch| KeyId {
+        direction,
+        session,
+        track: 0,
+        epoch,
+    };
+    let (k128, iv128) = m128
+        .derive_raw(&id(Direction::FromSender, SENDER, 1024))
+        .unwrap();
+    let (k256, iv256) = m256
+        .derive_raw(&id(Direction::FromSender, SENDER, 1024))
+        .unwrap();
+    let (krx, ivrx) = m128
+        .derive_raw(&id(Direction::FromReceiver, RECEIVER, 0))
+        .unwrap();
+    let mut sealer = Sealer::new(m128.clone(), Direction::FromSender);
+    let mut sealed = Vec::new();
+    sealer
+        .seal(
+            &vector_plain_media(),
+            &[0xDE, 0xAD, 0xBE, 0xEF],
+            V_EXT_SEQ,
+            &mut sealed,
+        )
+        .unwrap();
+    let built = [
+        ("master 128", hex(m128.bytes())),
+        ("master 256", hex(m256.bytes())),
+        ("key 128", hex(&k128[..16])),
+        ("iv 128", hex(&iv128)),
+        ("nonce 128", {
+            let mut nonce = iv128;
+            nonce[8..]
+                .iter_mut()
+                .zip(1002u32.to_be_bytes())
+                .for_each(|(n, s)| *n ^= s);
+            hex(&nonce)
+        }),
+        ("key 256", hex(&k256)),
+        ("iv 256", hex(&iv256)),
+        ("key rx", hex(&krx[..16])),
+        ("iv rx", hex(&ivrx)),
+        ("sealed", hex(&sealed)),
+    ];
+    let spec = [
+        V_MASTER_128,
+        V_MASTER_256,
+        V_KEY_128,
+        V_IV_128,
+        V_NONCE_128,
+        V_KEY_256,
+        V_IV_256,
+        V_KEY_RX,
+        V_IV_RX,
+        V_SEALED,
+    ];
+    let doc = doc_hex();
+    for ((name, built), spec) in built.iter().zip(spec) {
+        assert_eq!(*built, hex(&unhex(spec)), "vector {name}");
+        assert!(
+            doc.contains(built.as_str()),
+            "vector {name} is not in docs/PROTOCOL.md"
+        );
+    }
+    let mut opener = Opener::new(m128, Direction::FromSender);
+    let mut d = unhex(V_SEALED);
+    assert_eq!(
+        opener.open(&mut d).unwrap(),
+        Opened {
+            ext_seq: V_EXT_SEQ,
+            epoch: 1024
+        }
+    );
+    assert_eq!(
+        protocol::decode(&d).unwrap().payload,
+        &[0xDE, 0xAD, 0xBE, 0xEF]
+    );
 }

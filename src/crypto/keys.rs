@@ -100,6 +100,12 @@ impl MasterKey {
         self.len
     }
 
+    /// The master key's bytes (for the test vectors).
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len.key_len()]
+    }
+
     /// The raw key and IV of one (direction, session, track, epoch), per §4.2.
     pub(crate) fn derive_raw(&self, id: &KeyId) -> Result<([u8; 32], [u8; NONCE_LEN]), KeyError> {
         let dir = [id.direction.to_u8()];
