@@ -6,10 +6,11 @@
 //! [`protocol`] (the wire format), [`send`] (the sender: packetizing, pacing, rate control,
 //! resends, receivers and subscribers), [`receive`] (the receiver session: lock-on,
 //! reassembly, recovery, reports, subscription, the clock mapping), [`net`] (sockets) and
-//! [`discovery`] (finding sources by name).
+//! [`discovery`] (finding sources by name), and [`crypto`] (packet protection).
 
 use gst::glib;
 
+pub mod crypto;
 pub mod discovery;
 mod elements;
 pub mod net;

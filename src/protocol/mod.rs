@@ -595,4 +595,4 @@ pub fn seq_diff(a: u32, b: u32) -> i32 {
 
 #[cfg(test)]
 #[path = "protocol_tests.rs"]
-mod tests;
+pub(crate) mod tests;

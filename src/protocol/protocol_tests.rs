@@ -420,8 +420,8 @@ fn unhex(s: &str) -> Vec<u8> {
     digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
 }
 
-/// The vectors as they are built from fields.
-fn vector_packets() -> Vec<(&'static str, Vec<u8>)> {
+/// The vectors as they are built from fields (`crypto/` seals the MEDIA one).
+pub(crate) fn vector_packets() -> Vec<(&'static str, Vec<u8>)> {
     let caps = b"audio/x-raw, rate=(int)48000";
     let mut nack = Vec::new();
     push_nack_entry(&mut nack, 1003, 2);

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The one AEAD this module uses, behind a trait so that the library providing it is a
+//! one-file swap. Today: AES-GCM from `aws-lc-rs`. `ring` has the same API (its
+//! `aead::LessSafeKey`): an implementation of [`Aead`] for it would go here, chosen by a
+//! cargo feature in the `type PacketAead` line below.
+
+use super::{KeyLength, TAG_LEN};
+
+/// Length of an AES-GCM nonce.
+pub(crate) const NONCE_LEN: usize = 12;
+
+/// The library failed, or a tag did not verify; it says no more on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Failure;
+
+/// An AEAD key, ready to seal or open with any nonce.
+pub(crate) trait Aead: Sized {
+    /// A key for `len`'s algorithm from `key` (`len.key_len()` bytes).
+    fn new(len: KeyLength, key: &[u8]) -> Result<Self, Failure>;
+    /// Encrypts `in_out` in place and returns the tag over `aad` and the ciphertext.
+    fn seal_in_place_separate_tag(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Failure>;
+    /// Verifies and decrypts `in_out`: ciphertext followed by its [`TAG_LEN`]-byte tag. On
+    /// success the ciphertext part holds the plaintext; on failure its content is unspecified.
+    fn open_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<(), Failure>;
+}
+
+/// The AEAD used for packets.
+pub(crate) type PacketAead = AwsLc;
+
+/// AES-128-GCM or AES-256-GCM from `aws-lc-rs`.
+pub(crate) struct AwsLc(aws_lc_rs::aead::LessSafeKey);
+
+impl Aead for AwsLc {
+    fn new(len: KeyLength, key: &[u8]) -> Result<Self, Failure> {
+        use aws_lc_rs::aead::{LessSafeKey, UnboundKey, AES_128_GCM, AES_256_GCM};
+        let algorithm = match len {
+            KeyLength::Aes128 => &AES_128_GCM,
+            KeyLength::Aes256 => &AES_256_GCM,
+        };
+        let key = UnboundKey::new(algorithm, key).map_err(|_| Failure)?;
+        Ok(Self(LessSafeKey::new(key)))
+    }
+
+    fn seal_in_place_separate_tag(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Failure> {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
+            .map_err(|_| Failure)?;
+        tag.as_ref().try_into().map_err(|_| Failure)
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<(), Failure> {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        self.0
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
+            .map(|_| ())
+            .map_err(|_| Failure)
+    }
+}
