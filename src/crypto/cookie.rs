@@ -25,7 +25,8 @@ impl CookieKey {
         Ok(Self::from_bytes(&bytes))
     }
 
-    fn from_bytes(bytes: &[u8]) -> Self {
+    /// A key of the given bytes (tests, and a fallback when the generator fails).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
         Self(hmac::Key::new(hmac::HMAC_SHA256, bytes))
     }
 

@@ -41,6 +41,7 @@ mod aead;
 mod cookie;
 mod keys;
 mod replay;
+pub mod session;
 
 pub use cookie::{CookieKey, COOKIE_LEN};
 pub use keys::{
@@ -48,6 +49,7 @@ pub use keys::{
     PASSPHRASE_SALT, PBKDF2_ITERATIONS,
 };
 pub use replay::{Replay, ReplayWindow};
+pub use session::{Protection, Refused, Side};
 
 use crate::protocol::{ext, header_flags, PacketType, AUTH_VALUE_LEN, COMMON_LEN, MAGIC, VERSION};
 use aead::Aead;

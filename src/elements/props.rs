@@ -67,3 +67,54 @@ pub(crate) fn stats(blurb: &str) -> glib::ParamSpec {
         .read_only()
         .build()
 }
+
+/// `passphrase`: the key of packet protection (empty: none), as srtsink/srtsrc's. Written
+/// only: reading it back would leak it (gst-inspect, debug logs of properties).
+pub(crate) fn passphrase(blurb: &str) -> glib::ParamSpec {
+    glib::ParamSpecString::builder("passphrase")
+        .nick("Passphrase")
+        .blurb(blurb)
+        .write_only()
+        .mutable_ready()
+        .build()
+}
+
+/// `pbkeylen`: AES key length in bytes with a passphrase, 16 or 32, as srtsink/srtsrc's.
+pub(crate) fn pbkeylen(blurb: &str) -> glib::ParamSpec {
+    glib::ParamSpecUInt::builder("pbkeylen")
+        .nick("Key Length")
+        .blurb(blurb)
+        .minimum(16)
+        .maximum(32)
+        .default_value(16)
+        .mutable_ready()
+        .build()
+}
+
+/// The key of `passphrase` and `pbkeylen` (None without a passphrase), or the error that
+/// names what to change. Slow (PBKDF2), once per start and passphrase.
+pub(crate) fn master_key(
+    passphrase: &str,
+    pbkeylen: u32,
+) -> Result<Option<std::sync::Arc<crate::crypto::MasterKey>>, gst::ErrorMessage> {
+    if passphrase.is_empty() {
+        return Ok(None);
+    }
+    let len = crate::crypto::KeyLength::try_from(pbkeylen).map_err(|_| {
+        gst::error_msg!(
+            gst::ResourceError::Settings,
+            [
+                "pbkeylen={} is not a key length: set 16 (AES-128) or 32 (AES-256)",
+                pbkeylen
+            ]
+        )
+    })?;
+    crate::crypto::MasterKey::from_passphrase(passphrase, len)
+        .map(Some)
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["the passphrase property is unusable: {}", e]
+            )
+        })
+}

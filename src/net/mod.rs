@@ -332,6 +332,16 @@ impl RecvBatch {
         self.buf.get(start..start + len)
     }
 
+    /// Datagram `i` of the last [`recv`](Self::recv), writable (a protected datagram is
+    /// opened in place), or None if it was truncated.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        let &(start, len) = self.dgrams.get(i)?;
+        if len == usize::MAX {
+            return None;
+        }
+        self.buf.get_mut(start..start + len)
+    }
+
     /// What is known about datagram `i` of the last [`recv`](Self::recv): its source, length,
     /// segment size and kernel receive time (where the backend has it). Given for truncated
     /// datagrams too.

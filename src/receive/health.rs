@@ -29,6 +29,29 @@ pub enum Warning {
         /// Datagrams lost.
         lost: u64,
     },
+    /// With a passphrase: datagrams came without an authentication tag (the sender has no
+    /// passphrase, or they are not videoip's), and were dropped.
+    Unprotected {
+        /// Datagrams dropped so far.
+        datagrams: u64,
+        /// Where the latest came from.
+        from: std::net::SocketAddr,
+    },
+    /// With a passphrase: datagrams did not authenticate (another passphrase or `pbkeylen`
+    /// at the sender, or forged), and were dropped.
+    BadTag {
+        /// Datagrams dropped so far.
+        datagrams: u64,
+        /// Where the latest came from.
+        from: std::net::SocketAddr,
+    },
+    /// Without a passphrase: the stream is encrypted, and was dropped.
+    Encrypted {
+        /// Datagrams dropped so far.
+        datagrams: u64,
+        /// Where the latest came from.
+        from: std::net::SocketAddr,
+    },
     /// Datagrams of frames larger than the maximum frame size were refused (the fix: a
     /// larger maximum).
     FrameTooLarge {

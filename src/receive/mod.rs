@@ -30,10 +30,12 @@ pub use health::Warning;
 pub use lockon::{Source, SESSION_IDLE};
 pub use reassembler::{Frame, FrameInfo, Pushed, Reassembler, MAX_FRAGMENTS, MAX_FRAME_JUMP};
 
+use crate::crypto::{MasterKey, Protection, Refused, Side};
 use crate::protocol::{
     self, header_flags, seq_diff, Body, CommonHeader, Nack, ReceiverReport, SenderReport,
     StreamInfo, MAX_CAPS_LEN, NO_DELAY,
 };
+use crate::ratelimit::RateLimit;
 use health::Health;
 use info::{InfoAssembly, StoredInfo};
 use lockon::LockOn;
@@ -128,7 +130,16 @@ pub struct Stats {
     /// CHALLENGEs taken from the sender followed or subscribed to (their cookie is echoed
     /// on what this receiver sends it from then on).
     pub challenges_received: u64,
+    /// Datagrams dropped for authentication: with a passphrase, those without a tag or
+    /// whose tag does not verify (they count as lost, and are asked for again); without one,
+    /// those of an encrypted stream.
+    pub datagrams_unauthenticated: u64,
+    /// With a passphrase: authentic datagrams received before (replayed), dropped.
+    pub datagrams_replayed: u64,
 }
+
+/// Least time between two warnings about datagrams dropped for authentication.
+pub const AUTH_WARNING_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Copies sent of each NACK: a lost request costs a whole retry interval, a second copy
 /// (a few hundred bytes) makes that rare; the sender answers a request once per
@@ -232,6 +243,9 @@ pub struct Session<B> {
     /// The cookie the sender at this address challenged this receiver with, echoed on what
     /// is sent to it (PROTOCOL §7.11).
     cookie: Option<(SocketAddr, Vec<u8>)>,
+    /// With a passphrase: opening what comes in, sealing what goes out.
+    protection: Option<Protection>,
+    auth_warning: RateLimit,
 }
 
 impl<B> std::fmt::Debug for Session<B> {
@@ -272,6 +286,8 @@ impl<B: AsMut<[u8]>> Session<B> {
             expired: None,
             out_seq: 0,
             cookie: None,
+            protection: None,
+            auth_warning: RateLimit::new(AUTH_WARNING_INTERVAL),
         }
     }
 
@@ -286,7 +302,7 @@ impl<B: AsMut<[u8]>> Session<B> {
         now: Instant,
         source: SocketAddr,
         meta: Meta,
-        datagram: &[u8],
+        datagram: &mut [u8],
         alloc: impl FnOnce(usize) -> Option<B>,
     ) {
         self.stats.datagrams_received += 1;
@@ -295,16 +311,24 @@ impl<B: AsMut<[u8]>> Session<B> {
             return;
         }
         self.stats.bytes_received += datagram.len() as u64;
+        let tagged = datagram
+            .get(4)
+            .is_some_and(|f| f & header_flags::AUTH_TAG != 0);
+        if let Some(p) = self.protection.as_mut() {
+            // Opened in place: nothing unauthenticated goes further, and nothing twice.
+            if let Err(why) = p.open(datagram) {
+                self.refused(now, source, why);
+                return;
+            }
+        } else if tagged {
+            self.refused(now, source, Refused::BadTag);
+            return;
+        }
         let Ok(p) = protocol::decode(datagram) else {
             self.stats.datagrams_invalid += 1;
             return;
         };
         self.stats.extensions_ignored += u64::from(p.extensions.ignored);
-        if p.header.flags & header_flags::AUTH_TAG != 0 {
-            // Nothing here can verify a tag yet: an unverifiable datagram is not trusted.
-            self.stats.datagrams_invalid += 1;
-            return;
-        }
         if let Body::Challenge(c) = p.body {
             self.challenged(source, c.receiver, p.payload);
             return;
@@ -397,6 +421,32 @@ impl<B: AsMut<[u8]>> Session<B> {
             self.nacks.forget(seq);
             self.stats.datagrams_recovered_fec += 1;
         }
+    }
+
+    /// Protects everything this receiver sends from now on with `master` (a passphrase's
+    /// key), and takes only what it authenticates (PROTOCOL §4.2).
+    pub fn protect(&mut self, master: Arc<MasterKey>) {
+        self.protection = Some(Protection::new(master, Side::Receiver));
+    }
+
+    /// Counts a datagram dropped for authentication, and warns (rate-limited) when the user
+    /// must act: a missing, wrong or unneeded passphrase.
+    fn refused(&mut self, now: Instant, from: SocketAddr, why: Refused) {
+        if why == Refused::Replayed {
+            self.stats.datagrams_replayed += 1;
+            return;
+        }
+        self.stats.datagrams_unauthenticated += 1;
+        if self.auth_warning.check(now).is_none() {
+            return;
+        }
+        let datagrams = self.stats.datagrams_unauthenticated;
+        self.events
+            .push_back(Event::Warning(match (why, &self.protection) {
+                (_, None) => Warning::Encrypted { datagrams, from },
+                (Refused::Unprotected, Some(_)) => Warning::Unprotected { datagrams, from },
+                _ => Warning::BadTag { datagrams, from },
+            }));
     }
 
     /// A CHALLENGE from `from`: taken when it names this receiver and comes from the sender
@@ -632,8 +682,19 @@ impl<B: AsMut<[u8]>> Session<B> {
             None => &[],
         };
         protocol::encode(&header, ext, body, &mut contents).ok()?;
+        let mut payload = Vec::with_capacity(8 * ranges.len());
         for &(first, count) in ranges {
-            protocol::push_nack_entry(&mut contents, first, count);
+            protocol::push_nack_entry(&mut payload, first, count);
+        }
+        match self.protection.as_mut() {
+            Some(p) => {
+                let mut sealed = Vec::with_capacity(contents.len() + payload.len() + 28);
+                if !p.seal(&contents, &payload, &mut sealed) {
+                    return None;
+                }
+                contents = sealed;
+            }
+            None => contents.extend_from_slice(&payload),
         }
         Some(Transmit {
             destination: to,

@@ -60,7 +60,7 @@ impl Drive for Session<Vec<u8>> {
         alloc: impl FnOnce(usize) -> Option<Vec<u8>>,
     ) -> Result<bool, DecodeError> {
         let decoded = protocol::decode(d).map(|_| ());
-        self.handle_datagram(now, from, Meta::default(), d, alloc);
+        self.handle_datagram(now, from, Meta::default(), &mut d.to_vec(), alloc);
         decoded.map(|()| self.reasm.head_ready())
     }
 
@@ -806,7 +806,8 @@ fn unknown_types_extensions_and_auth_tags_are_counted() {
     protocol::encode(&h, &ext, &media_body(1, 4, 1400), &mut d).unwrap();
     d.extend_from_slice(b"data");
     assert!(s.push_at(&d, now, |_| None).is_err());
-    // An authentication tag cannot be verified: invalid.
+    // An authentication tag, and this receiver has no passphrase: dropped, counted, and
+    // the user is told to set one.
     let h = CommonHeader {
         flags: protocol::header_flags::AUTH_TAG,
         seq: 4,
@@ -824,7 +825,11 @@ fn unknown_types_extensions_and_auth_tags_are_counted() {
     let st = s.stats();
     assert_eq!(st.datagrams_unknown, 1);
     assert_eq!(st.extensions_ignored, 1);
-    assert_eq!(st.datagrams_invalid, 2);
+    assert_eq!(st.datagrams_invalid, 1);
+    assert_eq!(st.datagrams_unauthenticated, 1);
+    let warned = std::iter::from_fn(|| s.poll_event())
+        .any(|e| matches!(e, Event::Warning(Warning::Encrypted { datagrams: 1, .. })));
+    assert!(warned, "the missing passphrase is named");
 }
 
 #[test]
@@ -1121,7 +1126,9 @@ fn a_new_stream_and_its_caps_are_events_before_its_frames() {
     let mut s = Session::<Vec<u8>>::new(Config::default());
     let t0 = Instant::now();
     for x in &d {
-        s.handle_datagram(t0, src(), Meta::default(), x, |n| Some(vec![0; n]));
+        s.handle_datagram(t0, src(), Meta::default(), &mut x.clone(), |n| {
+            Some(vec![0; n])
+        });
     }
     match s.poll_event() {
         Some(Event::Stream {
@@ -1144,9 +1151,13 @@ fn a_new_stream_and_its_caps_are_events_before_its_frames() {
 #[test]
 fn a_truncated_datagram_counts_as_received_and_invalid() {
     let mut s = Session::<Vec<u8>>::new(Config::default());
-    s.handle_datagram(Instant::now(), src(), Meta { truncated: true }, &[], |_| {
-        panic!("nothing to allocate")
-    });
+    s.handle_datagram(
+        Instant::now(),
+        src(),
+        Meta { truncated: true },
+        &mut [],
+        |_| panic!("nothing to allocate"),
+    );
     let st = s.stats();
     assert_eq!((st.datagrams_received, st.datagrams_invalid), (1, 1));
 }

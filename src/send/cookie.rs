@@ -9,12 +9,11 @@
 //! unverified address gets back is one CHALLENGE (48 bytes) per datagram it sent, within a
 //! global rate. I/O-free, driven by `now`.
 
-use aws_lc_rs::{constant_time, hmac, rand};
+use crate::crypto::CookieKey;
+pub use crate::crypto::COOKIE_LEN;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// Length of the cookies this sender makes.
-pub const COOKIE_LEN: usize = 16;
 /// A cookie is made for the current period and accepted for that one and the one before:
 /// it holds between one and two periods.
 pub const COOKIE_PERIOD: Duration = Duration::from_secs(60);
@@ -39,7 +38,7 @@ pub enum Verdict {
 
 /// The sender's cookie key and the rate of its CHALLENGEs.
 pub struct Cookies {
-    key: hmac::Key,
+    key: CookieKey,
     /// The start of period 0: the first instant the session was handed.
     origin: Option<Instant>,
     tokens: f64,
@@ -68,10 +67,9 @@ impl Cookies {
     /// the time and the process instead (cookies then only resist an attacker who cannot
     /// guess both; the sender still works).
     pub fn new() -> Self {
-        let rng = rand::SystemRandom::new();
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).unwrap_or_else(|_| {
+        let key = CookieKey::new().unwrap_or_else(|_| {
             let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
-            hmac::Key::new(hmac::HMAC_SHA256, seed.as_bytes())
+            CookieKey::from_bytes(seed.as_bytes())
         });
         Cookies {
             key,
@@ -88,26 +86,25 @@ impl Cookies {
         secs / COOKIE_PERIOD.as_secs()
     }
 
-    fn mac(&self, addr: SocketAddr, period: u64) -> [u8; COOKIE_LEN] {
+    /// What a cookie vouches for: `"videoip v2 cookie"`, the address (IPv4 mapped into
+    /// IPv6), the port and the period, big-endian.
+    fn data(addr: SocketAddr, period: u64) -> [u8; 17 + 16 + 2 + 8] {
         let ip = match addr.ip() {
             IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
             IpAddr::V6(v6) => v6.octets(),
         };
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(b"videoip v2 cookie");
-        ctx.update(&ip);
-        ctx.update(&addr.port().to_be_bytes());
-        ctx.update(&period.to_be_bytes());
-        let tag = ctx.sign();
-        let mut out = [0u8; COOKIE_LEN];
-        out.copy_from_slice(&tag.as_ref()[..COOKIE_LEN]);
-        out
+        let mut d = [0u8; 43];
+        d[..17].copy_from_slice(b"videoip v2 cookie");
+        d[17..33].copy_from_slice(&ip);
+        d[33..35].copy_from_slice(&addr.port().to_be_bytes());
+        d[35..].copy_from_slice(&period.to_be_bytes());
+        d
     }
 
     /// The cookie for `addr` now.
     pub fn make(&mut self, addr: SocketAddr, now: Instant) -> [u8; COOKIE_LEN] {
         let period = self.period(now);
-        self.mac(addr, period)
+        self.key.cookie(&Self::data(addr, period))
     }
 
     /// Whether `cookie` (a COOKIE extension's value, if any) proves that `addr` received a
@@ -117,10 +114,9 @@ impl Cookies {
             return Verdict::Invalid;
         };
         let period = self.period(now);
-        let same = |mac: [u8; COOKIE_LEN]| constant_time::verify_slices_are_equal(&mac, cookie);
-        if same(self.mac(addr, period)).is_ok() {
+        if self.key.verify(&Self::data(addr, period), cookie) {
             Verdict::Valid
-        } else if period > 0 && same(self.mac(addr, period - 1)).is_ok() {
+        } else if period > 0 && self.key.verify(&Self::data(addr, period - 1), cookie) {
             Verdict::Stale
         } else {
             Verdict::Invalid

@@ -40,6 +40,7 @@ pub mod receivers;
 pub mod schedule;
 pub mod subscribers;
 
+use crate::crypto::{MasterKey, Protection, Refused, Side};
 use crate::protocol::{
     self, fec, Body, SenderReport, EOS_HEADER_LEN, FEC_HEADER_LEN, INFO_HEADER_LEN,
     MEDIA_HEADER_LEN,
@@ -53,6 +54,7 @@ use receivers::{ReceiverInfo, Receivers};
 use schedule::{FrameSchedule, Pacing};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subscribers::Subscribers;
 
@@ -261,6 +263,8 @@ pub struct Transmit<'a> {
     owned: &'a [Vec<u8>],
     frame: &'a [u8],
     fec: &'a fec::Encoder,
+    /// With a passphrase: each datagram sealed whole (then `parts` gives it as its header).
+    sealed: Option<&'a [Vec<u8>]>,
 }
 
 impl<'a> Transmit<'a> {
@@ -274,8 +278,17 @@ impl<'a> Transmit<'a> {
         self.datagrams.is_empty()
     }
 
-    /// Datagram `k` as `[header, payload]`, the payload borrowed where it lives.
+    /// Datagram `k` as `[header, payload]`, the payload borrowed where it lives (with a
+    /// passphrase: the sealed datagram, and nothing).
     pub fn parts(&self, k: usize) -> [&'a [u8]; 2] {
+        if let Some(sealed) = self.sealed {
+            return [sealed.get(k).map_or(&[][..], |v| &v[..]), &[]];
+        }
+        self.plain_parts(k)
+    }
+
+    /// Datagram `k` unprotected, as `[header, payload]`.
+    fn plain_parts(&self, k: usize) -> [&'a [u8]; 2] {
         let Some(d) = self.datagrams.get(k) else {
             return [&[], &[]];
         };
@@ -295,6 +308,9 @@ impl<'a> Transmit<'a> {
 
     /// Bytes of all datagrams, once (headers included).
     pub fn bytes(&self) -> usize {
+        if let Some(sealed) = self.sealed {
+            return sealed.iter().take(self.datagrams.len()).map(Vec::len).sum();
+        }
         self.datagrams
             .iter()
             .map(|d| {
@@ -333,6 +349,11 @@ pub struct Stats {
     pub datagrams_unverified: u64,
     /// CHALLENGEs sent.
     pub challenges_sent: u64,
+    /// With a passphrase: datagrams from receivers without a valid tag (no passphrase,
+    /// another one, or forged), dropped.
+    pub datagrams_unauthenticated: u64,
+    /// With a passphrase: authentic datagrams from receivers seen before, dropped.
+    pub datagrams_replayed: u64,
     /// Datagrams resent.
     pub datagrams_retransmitted: u64,
     /// FEC repair datagrams emitted.
@@ -425,6 +446,10 @@ pub struct Session<B> {
     suspended: HashMap<SocketAddr, Instant>,
     send_warning: RateLimit,
     cookies: Cookies,
+    /// With a passphrase: sealing what goes out, opening what comes in.
+    protection: Option<Protection>,
+    /// The datagrams of the last transmit, sealed.
+    sealed: Vec<Vec<u8>>,
     /// Sequence number of the next CHALLENGE ([`CONTROL_TRACK`]).
     control_seq: u32,
     stats: Stats,
@@ -455,6 +480,8 @@ impl<B: AsRef<[u8]>> Session<B> {
             suspended: HashMap::new(),
             send_warning: RateLimit::new(SEND_WARNING_INTERVAL),
             cookies: Cookies::new(),
+            protection: None,
+            sealed: Vec::new(),
             control_seq: 0,
             stats: Stats::default(),
             cfg,
@@ -541,6 +568,28 @@ impl<B: AsRef<[u8]>> Session<B> {
         self.wake_at = None;
     }
 
+    /// Protects everything sent from now on with `master` (a passphrase's key), and takes
+    /// from receivers only what it authenticates (PROTOCOL §4.2). Call before the first
+    /// frame.
+    pub fn protect(&mut self, master: Arc<MasterKey>) {
+        self.protection = Some(Protection::new(master, Side::Sender));
+    }
+
+    /// A datagram from a receiver, from `from`: with a passphrase, opened first (one that
+    /// does not authenticate, or a replay, is counted and dropped).
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Some(mut p) = self.protection.take() else {
+            self.handle_plain(now, from, bytes);
+            return;
+        };
+        p.open_copy(bytes, |_, opened| match opened {
+            Ok(plain) => self.handle_plain(now, from, plain),
+            Err(Refused::Replayed) => self.stats.datagrams_replayed += 1,
+            Err(_) => self.stats.datagrams_unauthenticated += 1,
+        });
+        self.protection = Some(p);
+    }
+
     /// A datagram from a receiver (a report, a NACK, a subscription), from `from`. Anything
     /// else, or anything malformed, is ignored.
     ///
@@ -548,7 +597,7 @@ impl<B: AsRef<[u8]>> Session<B> {
     /// it (return routability, PROTOCOL §7.11): a datagram without a valid cookie is only
     /// answered with a CHALLENGE carrying one, no larger than 48 bytes, so a forged source
     /// address gets its owner at most that, never a stream or resends.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    fn handle_plain(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let Ok(p) = protocol::decode(bytes) else {
             return;
         };
@@ -764,7 +813,12 @@ impl<B: AsRef<[u8]>> Session<B> {
     /// was set to.
     fn datagram_size(&self, dest: SocketAddr) -> usize {
         let ip = if dest.is_ipv6() { 40 } else { 20 };
-        usize::from(self.cfg.frag) + MEDIA_HEADER_LEN + 8 + ip
+        let auth = if self.protection.is_some() {
+            crate::crypto::OVERHEAD
+        } else {
+            0
+        };
+        usize::from(self.cfg.frag) + MEDIA_HEADER_LEN + auth + 8 + ip
     }
 
     /// Routes what a receiver reported to the rate control of its destination.
@@ -890,14 +944,30 @@ impl<B: AsRef<[u8]>> Session<B> {
             .frame
             .and_then(|f| self.history.frame_data(f))
             .unwrap_or(&[]);
-        let t = Transmit {
+        let mut t = Transmit {
             dests: &g.dests,
             kind: g.kind,
             datagrams: &g.datagrams,
             owned: &g.owned,
             frame,
             fec: &self.fec,
+            sealed: None,
         };
+        if let Some(p) = self.protection.as_mut() {
+            // Each datagram sealed whole: a resend is sealed again from the kept frame with
+            // its original's sequence number, so it is byte for byte its original (flag R
+            // aside, which the tag leaves out).
+            if self.sealed.len() < t.len() {
+                self.sealed.resize_with(t.len(), Vec::new);
+            }
+            for (k, out) in self.sealed.iter_mut().enumerate().take(t.len()) {
+                let [head, payload] = t.plain_parts(k);
+                if !p.seal(head, payload, out) {
+                    out.clear();
+                }
+            }
+            t.sealed = Some(&self.sealed[..t.len()]);
+        }
         let bytes = t.bytes() as u64;
         self.stats.bytes_sent += bytes * g.dests.len() as u64;
         if let (Some(max), Kind::Media | Kind::Fec) = (self.cfg.max_bitrate, g.kind) {
@@ -1175,8 +1245,8 @@ impl<B: AsRef<[u8]>> Session<B> {
             });
             self.receivers.report_sent(seq, now);
             let mut g = Group::new(Kind::SenderReport, dests.to_vec());
-            g.owned.push(datagram);
-            g.datagrams.push(Datagram::new(&[], Payload::Owned(0)));
+            // All header and body (56 bytes): sealed as such with a passphrase.
+            g.datagrams.push(Datagram::new(&datagram, Payload::None));
             self.outbox.push_back(g);
         }
     }

@@ -233,6 +233,8 @@ pub struct Receiver {
     /// Frames output: frame index (from the PTS), whether its bytes were exact, output PTS.
     pub frames: Vec<(u64, bool, Option<u64>)>,
     pub eos: bool,
+    /// Warnings it gave.
+    pub warnings: Vec<receive::Warning>,
     /// While false the receiver is gone: it neither reads nor sends.
     pub alive: bool,
     clock: clock::StreamClock,
@@ -269,6 +271,7 @@ pub fn receiver(addr: SocketAddr, id: u64, window: Duration) -> Receiver {
         }),
         frames: Vec::new(),
         eos: false,
+        warnings: Vec::new(),
         alive: true,
         clock: clock::StreamClock::new(clock::Mode::SenderClock, 1_000_000_000),
     }
@@ -404,7 +407,7 @@ impl Sim {
         }
         while self.sender.poll_event().is_some() {}
         // The forward link reaches the receivers.
-        while let Some((at, from, to, bytes)) = self.forward.pop(now) {
+        while let Some((at, from, to, mut bytes)) = self.forward.pop(now) {
             let Some(r) = self
                 .receivers
                 .iter_mut()
@@ -416,7 +419,7 @@ impl Sim {
                 continue;
             }
             r.session
-                .handle_datagram(at, from, receive::Meta::default(), &bytes, |len| {
+                .handle_datagram(at, from, receive::Meta::default(), &mut bytes, |len| {
                     Some(vec![0u8; len])
                 });
             Self::drain_receiver(r, self.t0, self.source);
@@ -448,6 +451,7 @@ impl Sim {
                     r.frames.push((k, exact, stamped.pts));
                 }
                 RxEvent::Eos => r.eos = true,
+                RxEvent::Warning(w) => r.warnings.push(w),
                 _ => {}
             }
         }

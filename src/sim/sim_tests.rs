@@ -259,3 +259,90 @@ fn one_frame_80ms_late_neither_takes_the_pts_back_nor_moves_the_others() {
         "20 frames span {span} ns"
     );
 }
+
+fn master(passphrase: &str) -> std::sync::Arc<crate::crypto::MasterKey> {
+    crate::crypto::MasterKey::from_passphrase(passphrase, crate::crypto::KeyLength::Aes128)
+        .expect("a valid passphrase")
+}
+
+#[test]
+fn with_one_passphrase_two_subscribers_get_every_frame_through_five_percent_loss() {
+    let source = Source {
+        len: QVGA,
+        interval: 40 * MS,
+        count: 300,
+        live: true,
+    };
+    let mut rx = vec![
+        receiver(addr(6000), 1, 50 * MS),
+        receiver(addr(6001), 2, 50 * MS),
+    ];
+    for r in &mut rx {
+        r.session.protect(master("correct horse battery"));
+        r.session
+            .set_subscription(Some(SocketAddr::from(([192, 0, 2, 1], 5004))));
+    }
+    let mut sim = Sim::new(
+        config(None, Some(4)),
+        source,
+        rx,
+        lossy(Loss::Random(0.05)),
+        lossy(Loss::Random(0.05)),
+    );
+    sim.sender.protect(master("correct horse battery"));
+    sim.overshoot = MS;
+    sim.run(500 * MS);
+    assert!(
+        sim.forward.lost > 2000,
+        "the link lost {}",
+        sim.forward.lost
+    );
+    for r in &sim.receivers {
+        let st = r.session.stats();
+        assert_eq!(r.corrupt_frames(), 0);
+        // The first frame may leave before the subscription is verified (two round trips):
+        // every frame after it arrives.
+        assert!(r.exact_frames() >= 299, "{st:?}");
+        assert_eq!(st.frames_dropped, 0, "{st:?}");
+        assert_eq!(st.datagrams_unauthenticated, 0, "{st:?}");
+        assert!(
+            st.datagrams_retransmitted > 0,
+            "recovered by resends: {st:?}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_passphrase_gives_no_frame_and_a_warning_naming_it() {
+    let rx = addr(6000);
+    let source = Source {
+        len: QVGA,
+        interval: 40 * MS,
+        count: 50,
+        live: true,
+    };
+    let mut r = receiver(rx, 1, 50 * MS);
+    r.session.protect(master("wrong horse battery"));
+    let mut sim = Sim::new(
+        config(Some(rx), None),
+        source,
+        vec![r],
+        lossy(Loss::Random(0.0)),
+        lossy(Loss::Random(0.0)),
+    );
+    sim.sender.protect(master("correct horse battery"));
+    sim.run(100 * MS);
+    let r = &mut sim.receivers[0];
+    assert_eq!(r.frames.len(), 0);
+    let st = r.session.stats();
+    assert!(st.datagrams_unauthenticated > 1000, "{st:?}");
+    // Warned at once, then every 2 s: 2 s of stream, so twice or three times.
+    let bad: Vec<_> = r
+        .warnings
+        .iter()
+        .filter(|w| matches!(w, receive::Warning::BadTag { .. }))
+        .collect();
+    assert!((1..=3).contains(&bad.len()), "{:?}", r.warnings);
+    // It never locked on, so it never reported: the sender heard from nobody.
+    assert!(sim.sender.stats(sim.now).receivers.is_empty());
+}

@@ -56,6 +56,8 @@ struct Settings {
     buffer_size: u32,
     batch_size: u32,
     max_retransmission_percentage: u32,
+    passphrase: String,
+    pbkeylen: u32,
     pacing: Pacing,
     /// Bits per second, 0: unlimited.
     max_bitrate: u64,
@@ -93,6 +95,8 @@ impl Default for Settings {
             buffer_size: 0,
             batch_size: 64,
             max_retransmission_percentage: DEFAULT_MAX_RETRANSMISSION_PERCENTAGE,
+            passphrase: String::new(),
+            pbkeylen: 16,
             pacing: Pacing::Frame,
             max_bitrate: 0,
             fec_percentage: 0,
@@ -200,7 +204,15 @@ impl VideoIpSink {
         };
         let sender = UdpSocket::open_sender(&cfg)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
-        let frag = packetizer::fragment_size(s.mtu, dest.is_ipv6());
+        // A passphrase adds the AUTH extension and the tag to every datagram.
+        let auth = if s.passphrase.is_empty() {
+            0
+        } else {
+            crate::crypto::OVERHEAD
+        };
+        let frag = packetizer::fragment_size(s.mtu, dest.is_ipv6())
+            .saturating_sub(auth as u16)
+            .max(1);
         // Datagrams larger than the interface they leave by are refused (the socket never
         // fragments): `mtu` above it is a mistake that would reach no one at `host`. (A
         // multicast interface set by name is the socket's, not the route's: not checked
@@ -208,6 +220,7 @@ impl VideoIpSink {
         if !s.subscription() && iface == 0 {
             let size = usize::from(frag)
                 + protocol::MEDIA_HEADER_LEN
+                + auth
                 + 8
                 + if dest.is_ipv6() { 40 } else { 20 };
             if let Some(m) = sender.path_mtu(dest).filter(|&m| (m as usize) < size) {
@@ -456,6 +469,11 @@ impl ObjectImpl for VideoIpSink {
                     d.buffer_size,
                 ),
                 props::batch_size("Datagrams handed to the kernel per system call", d.batch_size),
+                props::passphrase(
+                    "Encrypt and authenticate every datagram with a key from this passphrase \
+                     (10 to 79 characters; receivers need the same one; empty: off)",
+                ),
+                props::pbkeylen("AES key length in bytes with a passphrase: 16 or 32"),
                 glib::ParamSpecUInt::builder("max-retransmission-percentage")
                     .nick("Maximum Retransmission Percentage")
                     .blurb("Most bytes resent to receivers that ask (NACK), as a percentage of the bytes sent, so that a broken link cannot make the sender flood (0: never resend)")
@@ -523,6 +541,14 @@ impl ObjectImpl for VideoIpSink {
             "qos-dscp" => s.qos_dscp = value.get().unwrap_or(-1),
             "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
             "batch-size" => s.batch_size = value.get().unwrap_or(64),
+            "passphrase" => {
+                s.passphrase = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
+            "pbkeylen" => s.pbkeylen = value.get().unwrap_or(16),
             "max-retransmission-percentage" => {
                 s.max_retransmission_percentage =
                     value.get().unwrap_or(DEFAULT_MAX_RETRANSMISSION_PERCENTAGE)
@@ -555,6 +581,9 @@ impl ObjectImpl for VideoIpSink {
             "qos-dscp" => s.qos_dscp.to_value(),
             "buffer-size" => (s.buffer_size as i32).to_value(),
             "batch-size" => s.batch_size.to_value(),
+            // Written only; never read back.
+            "passphrase" => None::<String>.to_value(),
+            "pbkeylen" => s.pbkeylen.to_value(),
             "max-retransmission-percentage" => s.max_retransmission_percentage.to_value(),
             "pacing" => s.pacing.to_value(),
             "max-bitrate" => s.max_bitrate.to_value(),
@@ -653,6 +682,7 @@ impl BaseSinkImpl for VideoIpSink {
                 ]
             ));
         }
+        let master = props::master_key(&settings.passphrase, settings.pbkeylen)?;
         let (socket, dest, frag) = self.open(&settings)?;
         if settings.subscription() {
             gst::info!(
@@ -672,8 +702,9 @@ impl BaseSinkImpl for VideoIpSink {
                 frag
             );
         }
+        let auth = master.as_ref().map_or(0, |_| crate::crypto::OVERHEAD);
         let gso_align = if socket.gso_supported() {
-            net::gso_segments(protocol::MEDIA_HEADER_LEN + usize::from(frag))
+            net::gso_segments(protocol::MEDIA_HEADER_LEN + auth + usize::from(frag))
         } else {
             1
         };
@@ -695,7 +726,7 @@ impl BaseSinkImpl for VideoIpSink {
                     0 => send::receivers::MAX_RECEIVERS,
                     n => n as usize,
                 });
-        let session = Session::new(send::Config {
+        let mut session = Session::new(send::Config {
             session: session_id,
             track: 0,
             first_seq: random_u32(),
@@ -712,6 +743,9 @@ impl BaseSinkImpl for VideoIpSink {
             fec_percentage: settings.fec_percentage,
             max_retransmission_percentage: settings.max_retransmission_percentage,
         });
+        if let Some(m) = master {
+            session.protect(m);
+        }
         let driver = Driver::spawn(
             session,
             Setup {

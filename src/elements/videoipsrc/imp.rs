@@ -65,6 +65,8 @@ struct Settings {
     port_set: bool,
     /// A sender to find by name and subscribe to.
     source_name: Option<String>,
+    passphrase: String,
+    pbkeylen: u32,
 }
 
 impl Default for Settings {
@@ -85,6 +87,8 @@ impl Default for Settings {
             sender_port: 5004,
             port_set: false,
             source_name: None,
+            passphrase: String::new(),
+            pbkeylen: 16,
         }
     }
 }
@@ -181,6 +185,15 @@ fn describe(w: &Warning, latency_ms: u32, max_frame: u32) -> String {
         ),
         Warning::Loss { frames, lost } => format!(
             "{frames} frames dropped incomplete in the last 2 s: {lost} datagrams lost on the way (a network that drops them, or a receive buffer too small: raise buffer-size)"
+        ),
+        Warning::Unprotected { datagrams, from } => format!(
+            "{datagrams} datagrams from {from} dropped: they carry no authentication, and this receiver has a passphrase; set the same passphrase on the sender (or none on both)"
+        ),
+        Warning::BadTag { datagrams, from } => format!(
+            "{datagrams} datagrams from {from} dropped: they do not authenticate; the sender's passphrase (or pbkeylen) differs from this receiver's: set the same passphrase and pbkeylen on both"
+        ),
+        Warning::Encrypted { datagrams, from } => format!(
+            "{datagrams} datagrams from {from} dropped: the stream is encrypted; set the sender's passphrase (and pbkeylen) on this receiver"
         ),
     }
 }
@@ -699,6 +712,11 @@ impl ObjectImpl for VideoIpSrc {
                     d.buffer_size,
                 ),
                 props::batch_size("Datagrams taken from the kernel per system call", d.batch_size),
+                props::passphrase(
+                    "Take only datagrams encrypted and authenticated with a key from this \
+                     passphrase, the sender's (10 to 79 characters; empty: off)",
+                ),
+                props::pbkeylen("AES key length in bytes with a passphrase: 16 or 32, the sender's"),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
                     .blurb("Reassembly window in milliseconds: how long an incomplete frame waits for a missing datagram after its latest one; the source reports this plus 20 ms (the most a sender spreads a frame) as its latency")
@@ -757,6 +775,14 @@ impl ObjectImpl for VideoIpSrc {
             "multicast-iface" => s.multicast_iface = opt_string(value),
             "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
             "batch-size" => s.batch_size = value.get().unwrap_or(64),
+            "passphrase" => {
+                s.passphrase = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
+            "pbkeylen" => s.pbkeylen = value.get().unwrap_or(16),
             "latency" => s.latency_ms = value.get().unwrap_or(50),
             "timeout" => s.timeout_ns = value.get().unwrap_or(0),
             "caps" => s.caps = value.get::<Option<gst::Caps>>().ok().flatten(),
@@ -781,6 +807,9 @@ impl ObjectImpl for VideoIpSrc {
             "multicast-iface" => s.multicast_iface.to_value(),
             "buffer-size" => (s.buffer_size as i32).to_value(),
             "batch-size" => s.batch_size.to_value(),
+            // Written only; never read back.
+            "passphrase" => None::<String>.to_value(),
+            "pbkeylen" => s.pbkeylen.to_value(),
             "latency" => s.latency_ms.to_value(),
             "timeout" => s.timeout_ns.to_value(),
             "caps" => s.caps.to_value(),
@@ -987,6 +1016,7 @@ impl BaseSrcImpl for VideoIpSrc {
             },
             batch_size: s.batch_size as usize,
             max_age,
+            master: props::master_key(&s.passphrase, s.pbkeylen)?,
             warn: self.warner(s.latency_ms, s.max_frame_size),
             fail: self.failer(),
             subscribe_to: {

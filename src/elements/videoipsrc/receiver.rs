@@ -128,6 +128,8 @@ pub(super) struct Shared {
 pub(super) struct Config {
     pub session: receive::Config,
     pub batch_size: usize,
+    /// With a passphrase: its key.
+    pub master: Option<Arc<crate::crypto::MasterKey>>,
     /// Oldest a queued frame may get before it is dropped.
     pub max_age: Duration,
     /// Posts a warning (the session gives each kind at most once per
@@ -217,12 +219,16 @@ impl Thread {
     ) -> std::io::Result<Thread> {
         waker.reset();
         shared.stop.store(false, Ordering::SeqCst);
+        let mut session = Session::new(receive::Config {
+            id: packetizer::random_session_id(),
+            ..cfg.session
+        });
+        if let Some(m) = cfg.master {
+            session.protect(m);
+        }
         let rx = Rx {
             batch: RecvBatch::new(cfg.batch_size, SLOT_SIZE),
-            session: Session::new(receive::Config {
-                id: packetizer::random_session_id(),
-                ..cfg.session
-            }),
+            session,
             window: cfg.session.window,
             max_age: cfg.max_age,
             receiver,
@@ -370,9 +376,10 @@ impl Rx {
             });
             let from = meta.map_or(UNKNOWN_SOURCE, |m| m.source);
             latest = latest.max(Some(arrival));
-            let (bytes, truncated) = match batch.get(i) {
+            let mut none = [0u8; 0];
+            let (bytes, truncated) = match batch.get_mut(i) {
                 Some(d) => (d, false),
-                None => (&[][..], true),
+                None => (&mut none[..], true),
             };
             session.handle_datagram(arrival, from, Meta { truncated }, bytes, |len| {
                 pool.alloc(len)
