@@ -8,16 +8,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-/// UYVY caps of `w`x`h` at `fps`.
-fn uyvy(w: i32, h: i32, fps: i32) -> gst::Caps {
-    gst::Caps::builder("video/x-raw")
-        .field("format", "UYVY")
-        .field("width", w)
-        .field("height", h)
-        .field("framerate", gst::Fraction::new(fps, 1))
-        .build()
-}
-
 /// What came out of a receiver: frames byte-exact and in order, and frames that matched
 /// none of those sent (corrupt).
 #[derive(Debug, Default)]
@@ -93,7 +83,7 @@ fn test_fec_one_way_link_five_percent_repairs_999_of_1000_frames_at_point_one_pe
     let (out, tx_stats) = stream(
         &rx,
         relay.port,
-        &uyvy(w, h, 100),
+        &uyvy_caps(w, h, 100),
         100,
         &frames,
         "mtu=576 fec-percentage=5",
@@ -128,7 +118,7 @@ fn test_fec_then_nack_recover_every_frame_at_one_percent_loss_both_ways() {
     let (out, tx_stats) = stream(
         &rx,
         relay.port,
-        &uyvy(w, h, 25),
+        &uyvy_caps(w, h, 25),
         25,
         &frames,
         "fec-percentage=1",

@@ -79,6 +79,15 @@ pub(crate) fn passphrase(blurb: &str) -> glib::ParamSpec {
         .build()
 }
 
+/// A `passphrase` value as set (None, or not a string: empty, no passphrase).
+pub(crate) fn passphrase_value(value: &glib::Value) -> String {
+    value
+        .get::<Option<String>>()
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 /// `pbkeylen`: AES key length in bytes with a passphrase, 16 or 32, as srtsink/srtsrc's.
 pub(crate) fn pbkeylen(blurb: &str) -> glib::ParamSpec {
     glib::ParamSpecUInt::builder("pbkeylen")

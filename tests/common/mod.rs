@@ -196,6 +196,16 @@ impl Drop for Tx {
     }
 }
 
+/// Caps of UYVY video, `w`x`h` at `fps`.
+pub fn uyvy_caps(w: i32, h: i32, fps: i32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "UYVY")
+        .field("width", w)
+        .field("height", h)
+        .field("framerate", gst::Fraction::new(fps, 1))
+        .build()
+}
+
 /// Caps of GRAY8 video, `w`x`h` at 25 fps.
 pub fn gray_caps(w: i32, h: i32) -> gst::Caps {
     gst::Caps::builder("video/x-raw")

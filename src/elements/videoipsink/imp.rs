@@ -330,6 +330,8 @@ impl VideoIpSink {
             .field("nacks-refused", st.nacks_refused)
             .field("datagrams-unverified", st.datagrams_unverified)
             .field("challenges-sent", st.challenges_sent)
+            .field("datagrams-unauthenticated", st.datagrams_unauthenticated)
+            .field("datagrams-replayed", st.datagrams_replayed)
             .field("datagrams-retransmitted", st.datagrams_retransmitted)
             .field("allowed-bitrate", st.allowed_bitrate.unwrap_or(0))
             .field("frames-dropped", st.frames_dropped + queue_dropped)
@@ -541,13 +543,7 @@ impl ObjectImpl for VideoIpSink {
             "qos-dscp" => s.qos_dscp = value.get().unwrap_or(-1),
             "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
             "batch-size" => s.batch_size = value.get().unwrap_or(64),
-            "passphrase" => {
-                s.passphrase = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            }
+            "passphrase" => s.passphrase = props::passphrase_value(value),
             "pbkeylen" => s.pbkeylen = value.get().unwrap_or(16),
             "max-retransmission-percentage" => {
                 s.max_retransmission_percentage =

@@ -351,6 +351,8 @@ impl VideoIpSrc {
             .field("datagrams-invalid", s.datagrams_invalid)
             .field("datagrams-foreign", s.datagrams_foreign)
             .field("challenges-received", s.challenges_received)
+            .field("datagrams-unauthenticated", s.datagrams_unauthenticated)
+            .field("datagrams-replayed", s.datagrams_replayed)
             .field("datagrams-unknown", s.datagrams_unknown)
             .field("extensions-ignored", s.extensions_ignored)
             .field("stream-info-received", s.info_received)
@@ -775,13 +777,7 @@ impl ObjectImpl for VideoIpSrc {
             "multicast-iface" => s.multicast_iface = opt_string(value),
             "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
             "batch-size" => s.batch_size = value.get().unwrap_or(64),
-            "passphrase" => {
-                s.passphrase = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            }
+            "passphrase" => s.passphrase = props::passphrase_value(value),
             "pbkeylen" => s.pbkeylen = value.get().unwrap_or(16),
             "latency" => s.latency_ms = value.get().unwrap_or(50),
             "timeout" => s.timeout_ns = value.get().unwrap_or(0),
