@@ -106,7 +106,10 @@ fn send_frames(port: u16, props: String, n: u64) -> std::thread::JoinHandle<()> 
 #[test]
 fn a_wrong_or_missing_passphrase_gives_no_frame_and_a_warning_naming_it() {
     for (receiver, expect) in [
-        ("passphrase=\"wrong horse battery\"".to_string(), "passphrase"),
+        (
+            "passphrase=\"wrong horse battery\"".to_string(),
+            "passphrase",
+        ),
         (String::new(), "passphrase"),
     ] {
         let rx = Rx::new(&receiver);

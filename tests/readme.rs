@@ -138,8 +138,8 @@ fn test_every_unicast_receiver_line_of_the_readme_runs_as_written() {
         .collect();
     assert_eq!(
         pairs.len(),
-        3,
-        "video, compressed video and audio: {pairs:?}"
+        4,
+        "video, encrypted video, compressed video and audio: {pairs:?}"
     );
     for (sender, receiver) in &pairs {
         let (pushed, stats) = run_pair(sender, receiver, "127.0.0.1", 3);
