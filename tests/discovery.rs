@@ -704,6 +704,67 @@ fn test_a_source_received_by_name_is_followed_when_it_restarts_elsewhere() {
     });
 }
 
+/// With a passphrase, a receiver by name takes only a source whose stream authenticates:
+/// an impostor announced under the same name (here found first, and streaming without the
+/// passphrase) plays nothing, and the receiver moves on to the real source.
+#[test]
+fn test_with_a_passphrase_an_impostor_of_the_name_plays_nothing_and_the_real_source_plays() {
+    init();
+    in_netns("impostor", move || {
+        let caps = gray_caps(64, 48);
+        // The impostor is announced first, so the receiver picks it first.
+        let mut fake = Tx::with_sink_props(&caps, "source-name=\"CAM 7\" port=0");
+        let rx = Rx::launch(
+            "videoipsrc name=src source-name=\"CAM 7\" passphrase=\"correct horse battery\" \
+             ! appsink name=sink sync=false",
+        );
+        wait_element_message(&rx.pipeline, "videoip-source-found", Duration::from_secs(5))
+            .expect("the impostor is found");
+        let mut real = Tx::with_sink_props(
+            &caps,
+            "source-name=\"CAM 7\" port=0 passphrase=\"correct horse battery\"",
+        );
+        // Both stream for 8 s: the impostor's frames never play, the real one's do.
+        let t0 = Instant::now();
+        let mut k = 0u64;
+        let (mut real_frames, mut fake_frames, mut first_real) = (0, 0, None);
+        while t0.elapsed() < Duration::from_secs(8) {
+            fake.push(
+                &pattern(64 * 48, 1000 + k),
+                gst::ClockTime::from_mseconds(40),
+            );
+            real.push(&pattern(64 * 48, k), gst::ClockTime::from_mseconds(40));
+            k += 1;
+            std::thread::sleep(Duration::from_millis(40));
+            while let Some(smp) = rx.sink.try_pull_sample(gst::ClockTime::ZERO) {
+                let b = sample_bytes(&smp);
+                if (0..k).any(|i| b == pattern(64 * 48, i)) {
+                    real_frames += 1;
+                    first_real.get_or_insert(t0.elapsed());
+                } else {
+                    fake_frames += 1;
+                }
+            }
+        }
+        let stats = rx.stats();
+        eprintln!(
+            "impostor: {fake_frames} frames played; real: {real_frames}, the first after \
+             {first_real:?}\n{stats}"
+        );
+        assert_eq!(fake_frames, 0, "{stats}");
+        assert!(
+            real_frames > 50,
+            "the real source plays: {real_frames}; {stats}"
+        );
+        let first = first_real.expect("a real frame");
+        assert!(
+            first < Duration::from_secs(5),
+            "the real source after {first:?}"
+        );
+        assert!(rx.stat("datagrams-unauthenticated") > 0, "{stats}");
+    });
+}
+
 /// A by-name URI plays through uridecodebin; a name that matches nothing yet posts the
 /// timeout message and keeps looking until the sender appears.
 #[test]

@@ -339,6 +339,9 @@ impl<B: AsMut<[u8]>> Session<B> {
             from: source,
         };
         let ours = self.lock.follows(source);
+        if ours {
+            self.subscription.heard_from(source.from, now);
+        }
         if let Body::StreamInfo(si) = &p.body {
             self.stream_info(source, ours, si, p.header.seq, p.payload, now);
             return;
@@ -754,8 +757,16 @@ impl<B: AsMut<[u8]>> Session<B> {
     /// Subscribes to the sender at `target` (None: to nobody; a change leaves the old one
     /// at once). What to send comes out of [`poll_transmit`](Self::poll_transmit).
     pub fn set_subscription(&mut self, target: Option<SocketAddr>) {
+        self.set_subscription_candidates(target.into_iter().collect());
+    }
+
+    /// Subscribes to the first of `candidates` (addresses of one source, then of others of
+    /// its name), and to the next whenever one gives no stream this receiver takes for
+    /// [`subscription::TRY_NEXT_AFTER`]: with a passphrase, a forged announcement that put
+    /// an attacker's address first costs that long, then the real source plays.
+    pub fn set_subscription_candidates(&mut self, candidates: Vec<SocketAddr>) {
         if !self.closing {
-            self.subscription.set_target(target);
+            self.subscription.set_candidates(candidates);
         }
     }
 

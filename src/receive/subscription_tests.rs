@@ -46,3 +46,34 @@ fn stopping_leaves_with_a_zero_lease_once() {
     assert_eq!(s.poll(t0 + Duration::from_secs(10)), None);
     assert_eq!(s.next_deadline(), None);
 }
+
+#[test]
+fn of_several_candidates_the_next_is_tried_when_one_gives_no_stream() {
+    let t0 = Instant::now();
+    let mut s = Subscription::default();
+    s.set_candidates(vec![addr(1), addr(2)]);
+    assert_eq!(s.poll(t0), Some((addr(1), SUBSCRIBE_LEASE)));
+    // The first one streams: it is kept while it does.
+    let mut t = t0;
+    for _ in 0..5 {
+        t += SUBSCRIBE_INTERVAL;
+        s.heard_from(addr(1), t);
+        assert_eq!(s.poll(t), Some((addr(1), SUBSCRIBE_LEASE)));
+    }
+    // It goes quiet (or never authenticated): after TRY_NEXT_AFTER the next is tried,
+    // and the first left with a zero lease.
+    let quiet = t + TRY_NEXT_AFTER;
+    assert_eq!(s.next_deadline(), Some(t + SUBSCRIBE_INTERVAL));
+    assert_eq!(s.poll(quiet), Some((addr(1), Duration::ZERO)));
+    assert_eq!(s.poll(quiet), Some((addr(2), SUBSCRIBE_LEASE)));
+    // The same list again changes nothing.
+    s.set_candidates(vec![addr(1), addr(2)]);
+    assert_eq!(s.target(), Some(addr(2)));
+    // A single candidate is kept however quiet.
+    s.set_target(Some(addr(3)));
+    s.poll(quiet);
+    assert_eq!(
+        s.poll(quiet + TRY_NEXT_AFTER * 10),
+        Some((addr(3), SUBSCRIBE_LEASE))
+    );
+}

@@ -6,7 +6,7 @@
 use crate::discovery::{Browser, DiscoveryError, Event, Source};
 use crate::elements::lock;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 /// What changed for the source looked for.
@@ -22,9 +22,38 @@ pub(super) struct Finder {
     _browser: Browser,
 }
 
-/// Where to subscribe to `s`: its first (best) address at its own port.
-fn target_of(s: &Source) -> Option<SocketAddr> {
-    Some(SocketAddr::new(*s.addresses.first()?, s.port))
+/// Where to subscribe to `s`, best first: each of its addresses at its own port, routable
+/// IPv4 first and link-local last (an `fe80::` address is often announced first and
+/// reaches nobody without its interface).
+fn targets_of(s: &Source) -> Vec<SocketAddr> {
+    let rank = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) if v4.is_link_local() => 1,
+        IpAddr::V4(_) => 0,
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => 3,
+        IpAddr::V6(_) => 2,
+    };
+    let mut a: Vec<IpAddr> = s.addresses.clone();
+    a.sort_by_key(rank);
+    a.into_iter()
+        .map(|ip| SocketAddr::new(ip, s.port))
+        .collect()
+}
+
+/// Where to subscribe: the picked sender's addresses, then those of the others of its name
+/// (tried in turn while one gives no stream the receiver takes: with a passphrase, a forged
+/// announcement that points elsewhere costs a try, then the real source plays).
+fn candidates(picked: Option<&Source>, known: &BTreeMap<String, Source>) -> Vec<SocketAddr> {
+    let mut v: Vec<SocketAddr> = picked.map(targets_of).unwrap_or_default();
+    for s in known.values() {
+        if picked.is_none_or(|p| p.instance != s.instance) {
+            for a in targets_of(s) {
+                if !v.contains(&a) {
+                    v.push(a);
+                }
+            }
+        }
+    }
+    v
 }
 
 impl Finder {
@@ -32,7 +61,7 @@ impl Finder {
     /// calls `on_change` (with no lock held) whenever the pick changes.
     pub fn start(
         name: String,
-        target: Arc<Mutex<Option<SocketAddr>>>,
+        target: Arc<Mutex<Vec<SocketAddr>>>,
         on_change: impl Fn(Change) + Send + 'static,
     ) -> Result<Finder, DiscoveryError> {
         // Senders of this name by instance, and the one picked.
@@ -44,14 +73,16 @@ impl Finder {
                 Event::Found(s) | Event::Updated(s) if s.name == name => {
                     let instance = s.instance.clone();
                     known.insert(instance.clone(), s.clone());
-                    if picked.is_none() || picked.as_deref() == Some(instance.as_str()) {
-                        let to = target_of(&s);
-                        let moved = *lock(&target) != to;
-                        *lock(&target) = to;
-                        if picked.is_none() || moved {
-                            changes.push(Change::Found(s));
-                        }
+                    let ours = picked.is_none() || picked.as_deref() == Some(instance.as_str());
+                    if ours {
                         picked = Some(instance);
+                    }
+                    let first = picked.as_ref().and_then(|p| known.get(p));
+                    let to = candidates(first, &known);
+                    let moved = lock(&target).first() != to.first();
+                    *lock(&target) = to;
+                    if ours && moved {
+                        changes.push(Change::Found(s));
                     }
                 }
                 Event::Lost(s) if s.name == name => {
@@ -60,7 +91,7 @@ impl Finder {
                         changes.push(Change::Lost(s));
                         // Another sender of the name, if one is known, else keep looking.
                         let next = known.values().next().cloned();
-                        *lock(&target) = next.as_ref().and_then(target_of);
+                        *lock(&target) = candidates(next.as_ref(), &known);
                         picked = next.as_ref().map(|n| n.instance.clone());
                         changes.extend(next.map(Change::Found));
                     }

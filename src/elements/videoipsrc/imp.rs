@@ -148,7 +148,9 @@ pub struct VideoIpSrc {
     size_warnings: Mutex<RateLimit>,
     /// The sender the receive thread subscribes to (set from sender-address, or by the
     /// finder of a source named by source-name).
-    target: Arc<Mutex<Option<SocketAddr>>>,
+    /// Where to subscribe, in order of preference (the receive thread tries the next when
+    /// one gives no stream).
+    target: Arc<Mutex<Vec<SocketAddr>>>,
     finder: Mutex<Option<byname::Finder>>,
 }
 
@@ -1016,7 +1018,7 @@ impl BaseSrcImpl for VideoIpSrc {
             warn: self.warner(s.latency_ms, s.max_frame_size),
             fail: self.failer(),
             subscribe_to: {
-                *lock(&self.target) = self.subscribe_target(&s)?;
+                *lock(&self.target) = self.subscribe_target(&s)?.into_iter().collect();
                 self.target.clone()
             },
         };

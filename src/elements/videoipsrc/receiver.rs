@@ -139,7 +139,7 @@ pub(super) struct Config {
     pub fail: Box<dyn Fn(String) + Send>,
     /// The sender to subscribe to (it sends to this receiver only while subscribed); the
     /// element may change it while the thread runs (a source found by name moved).
-    pub subscribe_to: Arc<Mutex<Option<SocketAddr>>>,
+    pub subscribe_to: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
 /// Output buffers: a pool for the stream's steady frame size, plain allocations otherwise.
@@ -239,6 +239,7 @@ impl Thread {
             warn: cfg.warn,
             fail: cfg.fail,
             subscribe_to: cfg.subscribe_to,
+            subscribed_to: Vec::new(),
             send: SendBatch::new(),
         };
         let handle = std::thread::Builder::new()
@@ -289,7 +290,9 @@ struct Rx {
     stats: RxStats,
     warn: Box<dyn Fn(Warning) + Send>,
     fail: Box<dyn Fn(String) + Send>,
-    subscribe_to: Arc<Mutex<Option<SocketAddr>>>,
+    subscribe_to: Arc<Mutex<Vec<SocketAddr>>>,
+    /// The candidates last handed to the session.
+    subscribed_to: Vec<SocketAddr>,
     send: SendBatch,
 }
 
@@ -315,8 +318,18 @@ impl Rx {
             if self.shared.reject_info.swap(false, Ordering::SeqCst) {
                 self.session.reject_info();
             }
-            let target = *lock(&self.subscribe_to);
-            self.session.set_subscription(target);
+            let changed = {
+                let t = lock(&self.subscribe_to);
+                let changed = *t != self.subscribed_to;
+                if changed {
+                    self.subscribed_to.clone_from(&t);
+                }
+                changed
+            };
+            if changed {
+                self.session
+                    .set_subscription_candidates(self.subscribed_to.clone());
+            }
             match self.batch.recv(&self.receiver) {
                 Ok(0) => {}
                 Ok(n) => {
