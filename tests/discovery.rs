@@ -308,6 +308,35 @@ fn test_device_monitor_element_subscribes_to_a_named_sender_without_host() {
     });
 }
 
+/// A source sent with a passphrase is listed as protected; its element comes with the key
+/// length set, and plays once the application gives it the passphrase.
+#[test]
+fn test_device_monitor_lists_a_protected_source_and_its_element_plays_with_the_passphrase() {
+    init();
+    in_netns("devauth", move || {
+        let monitor = monitor();
+        let caps = gray_caps(64, 48);
+        let mut tx = Tx::with_sink_props(
+            &caps,
+            "source-name=\"CAM 4\" port=0 passphrase=\"correct horse battery\" pbkeylen=32",
+        );
+        let (_, device) = wait_device(
+            &monitor,
+            gst::MessageType::DeviceAdded,
+            Duration::from_secs(5),
+            is_videoip,
+        )
+        .expect("the device monitor lists the sender");
+        assert_eq!(prop(&device, "videoip.auth").as_deref(), Some("aes256"));
+        let src = device.create_element(Some("src")).expect("an element");
+        assert_eq!(src.property::<u32>("pbkeylen"), 32);
+        src.set_property("passphrase", "correct horse battery");
+        let (pipeline, sink) = play(&src);
+        frames_reach(&mut tx, &sink, 5, 7);
+        let _ = pipeline.set_state(gst::State::Null);
+    });
+}
+
 /// Two senders of one name are two devices, told apart by host and port in their display
 /// names and by session.
 #[test]

@@ -16,6 +16,7 @@
 //! | `rate`, `channels` | audio |
 //! | `mode` | `subscribe` (ask the sender at its address and `port`) or `multicast` (join `group`:`port`) |
 //! | `group` | the multicast group (mode `multicast`) |
+//! | `auth` | `aes128` or `aes256`: the stream is protected; receivers need the passphrase |
 //! | `port` | the port to subscribe at (the sender's own) or the group's port |
 
 use std::fmt;
@@ -68,6 +69,9 @@ pub struct SourceTxt {
     pub mode: Option<Mode>,
     /// Port to subscribe at (mode subscribe) or of the group (mode multicast).
     pub port: Option<u16>,
+    /// With a passphrase: the AES key length in bytes (16 or 32); receivers need the
+    /// passphrase to play the source.
+    pub auth: Option<u32>,
 }
 
 /// Why a TXT record is not a videoip record.
@@ -135,6 +139,7 @@ pub fn encode(txt: &SourceTxt) -> Vec<(String, String)> {
         None => {}
     }
     put("port", txt.port.map(|v| v.to_string()));
+    put("auth", txt.auth.map(|v| format!("aes{}", v * 8)));
     out
 }
 
@@ -192,6 +197,13 @@ where
             "mode" => mode = Some(v.to_string()).filter(|m| m.len() <= 16),
             "group" => group = (v.len() <= 64).then(|| v.parse::<IpAddr>().ok()).flatten(),
             "port" => txt.port = number::<u16>(v).filter(|&p| p != 0),
+            "auth" => {
+                txt.auth = match v {
+                    "aes128" => Some(16),
+                    "aes256" => Some(32),
+                    _ => None,
+                }
+            }
             _ => {}
         }
     }

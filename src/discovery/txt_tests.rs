@@ -15,6 +15,7 @@ fn full() -> SourceTxt {
         channels: None,
         mode: Some(Mode::Multicast("239.1.2.3".parse().unwrap())),
         port: Some(5004),
+        auth: Some(32),
     }
 }
 
@@ -186,4 +187,22 @@ fn test_txt_random_and_hostile_input_never_panics() {
         }
     }
     assert!(ok > 0, "some random records decode");
+}
+
+#[test]
+fn a_protected_source_says_so_and_its_key_length() {
+    for len in [16, 32] {
+        let t = SourceTxt {
+            version: VERSION,
+            auth: Some(len),
+            ..Default::default()
+        };
+        let pairs = encode(&t);
+        assert!(pairs.contains(&("auth".into(), format!("aes{}", len * 8))));
+        let back =
+            decode(pairs.iter().map(|(k, v)| (k.as_str(), Some(v.as_bytes())))).expect("decodes");
+        assert_eq!(back.auth, Some(len));
+    }
+    let odd = [("v", Some(&b"2"[..])), ("auth", Some(&b"rot13"[..]))];
+    assert_eq!(decode(odd).expect("decodes").auth, None);
 }

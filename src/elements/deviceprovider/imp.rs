@@ -176,6 +176,11 @@ impl DeviceImpl for VideoIpDevice {
             .name_if_some(name)
             .build()
             .map_err(|e| gst::loggable_error!(CAT, "cannot make a videoipsrc: {}", e))?;
+        // A protected source: its key length, so the application sets only the passphrase
+        // (`videoip.auth` on the device says one is needed).
+        if let (Some(len), Some(_)) = (s.txt.auth, element.find_property("pbkeylen")) {
+            element.set_property("pbkeylen", len);
+        }
         match s.txt.mode {
             Some(Mode::Multicast(_)) => {
                 element.set_property("address", address.to_string());
@@ -262,6 +267,9 @@ impl super::VideoIpDevice {
         }
         if let Some(id) = s.txt.session {
             props = props.field("videoip.session", format!("{id:016x}"));
+        }
+        if let Some(len) = s.txt.auth {
+            props = props.field("videoip.auth", format!("aes{}", len * 8));
         }
         match s.txt.mode {
             Some(Mode::Subscribe) => props = props.field("videoip.mode", "subscribe"),

@@ -47,6 +47,7 @@ impl Announce {
         session: u64,
         own_port: u16,
         dest: SocketAddr,
+        auth: Option<u32>,
     ) -> Result<(), DiscoveryError> {
         let (mode, port) = if dest.ip().is_multicast() {
             (Mode::Multicast(dest.ip()), dest.port())
@@ -59,6 +60,7 @@ impl Announce {
             session: Some(session),
             mode: Some(mode),
             port: Some(port),
+            auth,
             ..Default::default()
         };
         let announcer = Announcer::new(own_port, &txt)?;

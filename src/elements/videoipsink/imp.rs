@@ -759,7 +759,8 @@ impl BaseSinkImpl for VideoIpSink {
         *lock(&self.running) = Some(Running { driver, frag });
         *lock(&self.stream) = Stream::default();
         if let (Some(name), true) = (settings.source_name.as_deref(), settings.announce) {
-            match self.announce.start(name, session_id, own_port, dest) {
+            let auth = (!settings.passphrase.is_empty()).then_some(settings.pbkeylen);
+            match self.announce.start(name, session_id, own_port, dest, auth) {
                 Ok(()) => gst::info!(
                     CAT,
                     imp = self,
