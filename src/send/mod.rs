@@ -607,15 +607,17 @@ impl<B: AsRef<[u8]>> Session<B> {
         ) {
             return;
         }
+        // Who subscribes asks by unicast for itself: its cookie goes to it.
+        let subscribing = matches!(p.body, Body::Subscribe(_));
         match self.cookies.check(from, p.extensions.cookie, now) {
             Verdict::Valid => {}
-            Verdict::Stale => self.challenge(from, p.header.session, now),
+            Verdict::Stale => self.challenge(from, p.header.session, subscribing, now),
             Verdict::Invalid => {
                 self.stats.datagrams_unverified += 1;
                 // A subscriber that left needs no cookie to say so.
                 let leaving = matches!(p.body, Body::Subscribe(s) if s.lease_ms == 0);
                 if !leaving {
-                    self.challenge(from, p.header.session, now);
+                    self.challenge(from, p.header.session, subscribing, now);
                 }
                 return;
             }
@@ -691,9 +693,9 @@ impl<B: AsRef<[u8]>> Session<B> {
 
     /// Queues a CHALLENGE for receiver `id` at `from` (within [`cookie::CHALLENGE_RATE`]).
     /// It goes to `from`, except to a receiver of the multicast group the stream goes to
-    /// that is not a subscriber: that one hears the group, not its own address (its socket
-    /// is bound to the group), and the group is sent the stream anyway.
-    fn challenge(&mut self, from: SocketAddr, id: u64, now: Instant) {
+    /// (neither `subscribing` nor a subscriber): that one hears the group, not its own
+    /// address (its socket is bound to the group), and the group is sent the stream anyway.
+    fn challenge(&mut self, from: SocketAddr, id: u64, subscribing: bool, now: Instant) {
         if !self.cookies.may_challenge(now) {
             return;
         }
@@ -701,6 +703,7 @@ impl<B: AsRef<[u8]>> Session<B> {
         let to = match self.cfg.dest {
             Some(group)
                 if group.ip().is_multicast()
+                    && !subscribing
                     && !self.subscribers.as_ref().is_some_and(|t| t.contains(from)) =>
             {
                 group

@@ -872,3 +872,98 @@ fn a_subscriber_that_echoes_its_challenge_gets_the_stream_and_forged_leases_take
     assert_eq!(s.stats(now).subscribers, 1);
     assert_eq!(s.stats(now).subscribers_refused, 0);
 }
+
+/// The first datagram `s` sends at `now` of kind `kind`, whole, and where it goes.
+fn first_of(
+    s: &mut Session<Vec<u8>>,
+    now: Instant,
+    kind: Kind,
+) -> Option<(Vec<SocketAddr>, Vec<u8>)> {
+    while let Some(t) = s.poll_transmit(now) {
+        if t.kind == kind {
+            return Some((t.dests.to_vec(), t.parts(0).concat()));
+        }
+    }
+    None
+}
+
+#[test]
+fn a_multicast_senders_challenge_reaches_a_unicast_subscriber_and_its_receivers_by_the_group() {
+    let group = SocketAddr::from(([239, 1, 1, 1], 5004));
+    let mut s = Session::new(config(Some(group), Some(4)));
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    // A receiver by name subscribes by unicast: its cookie comes to it.
+    let sub = addr(6000);
+    s.handle_datagram(t0, sub, &subscribe(5000));
+    let (to, _) = first_of(&mut s, t0, Kind::Challenge).expect("challenged");
+    assert_eq!(to, [sub]);
+    // A receiver of the group reports: its cookie goes to the group, where it listens.
+    s.handle_datagram(t0, addr(7000), &report(0, 10, 0));
+    let (to, _) = first_of(&mut s, t0, Kind::Challenge).expect("challenged");
+    assert_eq!(to, [group]);
+}
+
+#[test]
+fn with_a_passphrase_a_resend_is_its_original_byte_for_byte_but_for_flag_r() {
+    let dest = addr(5004);
+    let mut s = Session::new(config(Some(dest), None));
+    s.protect(
+        crate::crypto::MasterKey::from_passphrase(
+            "correct horse battery",
+            crate::crypto::KeyLength::Aes128,
+        )
+        .expect("valid"),
+    );
+    let t0 = Instant::now();
+    s.handle_caps("video/x-raw".into());
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+    s.handle_frame(Frame {
+        data,
+        ..frame(0, 0, t0, true)
+    });
+    let mut originals = Vec::new();
+    while let Some(t) = s.poll_transmit(t0) {
+        if t.kind == Kind::Media {
+            originals.extend((0..t.len()).map(|k| t.parts(k).concat()));
+        }
+    }
+    let second = &originals[1];
+    let seq = u32::from_be_bytes([second[16], second[17], second[18], second[19]]);
+    assert_ne!(second[4] & header_flags::AUTH_TAG, 0, "sealed");
+    let mut entries = Vec::new();
+    push_nack_entry(&mut entries, seq, 1);
+    let nack = datagram(
+        Body::Nack(Nack {
+            session: 0x5e55,
+            track: 0,
+        }),
+        &entries,
+    );
+    // The NACK, sealed as a receiver seals it, with its cookie.
+    let cookie = s.cookie_for(dest, t0);
+    let plain = with_cookie(&nack, &cookie);
+    let p = decode(&plain).expect("decodes");
+    let body_end = plain.len() - p.payload.len();
+    let mut rx = crate::crypto::Protection::new(
+        crate::crypto::MasterKey::from_passphrase(
+            "correct horse battery",
+            crate::crypto::KeyLength::Aes128,
+        )
+        .expect("valid"),
+        crate::crypto::Side::Receiver,
+    );
+    let mut sealed = Vec::new();
+    assert!(rx.seal(&plain[..body_end], p.payload, &mut sealed));
+    s.handle_datagram(t0 + MS, dest, &sealed);
+    let (_, resend) = first_of(&mut s, t0 + MS, Kind::Resend).expect("resent");
+    assert_eq!(resend.len(), second.len());
+    let differ: Vec<usize> = (0..resend.len())
+        .filter(|&i| resend[i] != second[i])
+        .collect();
+    assert_eq!(differ, [4], "only the flags byte");
+    assert_eq!(resend[4] ^ second[4], header_flags::RETRANSMISSION);
+    // An unsealed NACK is not taken.
+    s.handle_datagram(t0 + 2 * MS, dest, &plain);
+    assert_eq!(s.stats(t0).datagrams_unauthenticated, 1);
+}

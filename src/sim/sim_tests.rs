@@ -346,3 +346,34 @@ fn a_wrong_passphrase_gives_no_frame_and_a_warning_naming_it() {
     // It never locked on, so it never reported: the sender heard from nobody.
     assert!(sim.sender.stats(sim.now).receivers.is_empty());
 }
+
+#[test]
+fn with_a_passphrase_fec_repairs_a_one_way_link() {
+    let rx = addr(6000);
+    let source = Source {
+        len: QVGA,
+        interval: 40 * MS,
+        count: 300,
+        live: true,
+    };
+    let mut r = receiver(rx, 1, 50 * MS);
+    r.session.protect(master("correct horse battery"));
+    let mut cfg = config(Some(rx), None);
+    cfg.fec_percentage = 10;
+    let mut sim = Sim::new(
+        cfg,
+        source,
+        vec![r],
+        lossy(Loss::Random(0.01)),
+        lossy(Loss::Random(1.0)),
+    );
+    sim.sender.protect(master("correct horse battery"));
+    sim.run(500 * MS);
+    let r = &sim.receivers[0];
+    let st = r.session.stats();
+    assert!(sim.forward.lost > 200, "the link lost {}", sim.forward.lost);
+    assert_eq!(r.corrupt_frames(), 0);
+    assert_eq!(r.exact_frames(), 300, "{st:?}");
+    assert!(st.datagrams_recovered_fec > 200, "{st:?}");
+    assert_eq!(st.datagrams_unauthenticated, 0, "{st:?}");
+}
