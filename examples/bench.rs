@@ -6,7 +6,8 @@
 //! ```text
 //! cargo run --release --example bench -- [--cases all|none|720p-rt,1080p-rt,1080p-rt-burst,1080p-max,
 //!         2160p30-rt,2160p-rt,2160p-rt-burst,2160p-max,live-720p60,live-1080p60,live-2160p30]
-//!     [--transports videoip,rtp] [--frames 600] [--seconds 10] [--net-seconds 3]
+//!     [--transports videoip,videoip-aes,videoip-aes256,rtp] [--frames 600] [--seconds 10]
+//!     [--net-seconds 3]
 //! cargo run --release --example bench -- --loss all|0,0.01,0.1,1,5,burst [--runs 1]
 //!     [--transports videoip,videoip-default,rtp,rtp-rtx,rist] [--latency 80] [--delay 5]
 //! ```
@@ -25,7 +26,14 @@
 //! | transport | sender | receiver |
 //! |-----------|--------|----------|
 //! | videoip | `appsrc ! videoipsink mtu=1500 pacing=frame\|none` | `videoipsrc ! appsink` |
+//! | videoip-aes | the same with `passphrase=… pbkeylen=16` | the same with `passphrase=… pbkeylen=16` |
+//! | videoip-aes256 | the same with `passphrase=… pbkeylen=32` | the same with `passphrase=… pbkeylen=32` |
 //! | rtp | `appsrc ! rtpvrawpay mtu=1500 ! udpsink` | `udpsrc caps=… ! rtpvrawdepay ! appsink` |
+//!
+//! The two `-aes` transports seal every datagram with AES-128-GCM or AES-256-GCM (the
+//! passphrase is [`PASSPHRASE`]; deriving its key is set-up, not counted); run beside
+//! `videoip` (`--transports videoip,videoip-aes`) they give the cost of encryption as a ratio
+//! within one run, as rtp's is given against videoip. The live cases take them too.
 //!
 //! Both senders get a 32 MiB send buffer and both receivers a 32 MiB receive buffer; sinks
 //! run with `sync=false`. The rt cases use `pacing=frame` for videoip, the rt-burst and max
@@ -285,7 +293,9 @@ fn frame_bytes(width: u32, height: u32) -> usize {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Transport {
-    VideoIp,
+    /// videoipsink → videoipsrc; with a key length, both with [`PASSPHRASE`] and that
+    /// `pbkeylen` (every datagram sealed with AES-GCM).
+    VideoIp { pbkeylen: Option<u32> },
     /// rtpvrawpay ! udpsink → udpsrc ! rtpvrawdepay: no recovery.
     Rtp,
     /// rtpbin on both ends, RFC 4588 retransmission (rtprtxsend/rtprtxreceive), RTCP both ways.
@@ -294,10 +304,18 @@ enum Transport {
     Rist,
 }
 
+/// videoip without a passphrase: what the other transports are compared with.
+const VIDEOIP: Transport = Transport::VideoIp { pbkeylen: None };
+
+/// The passphrase of the encrypted videoip transports (`videoip-aes`, `videoip-aes256`).
+const PASSPHRASE: &str = "videoip-bench-passphrase";
+
 impl Transport {
     fn name(self) -> &'static str {
         match self {
-            Transport::VideoIp => "videoip",
+            Transport::VideoIp { pbkeylen: None } => "videoip",
+            Transport::VideoIp { pbkeylen: Some(32) } => "videoip-aes256",
+            Transport::VideoIp { pbkeylen: Some(_) } => "videoip-aes",
             Transport::Rtp => "rtp",
             Transport::RtpRtx => "rtp-rtx",
             Transport::Rist => "rist",
@@ -306,20 +324,34 @@ impl Transport {
 
     fn parse(s: &str) -> Result<Self> {
         match s {
-            "videoip" => Ok(Transport::VideoIp),
+            "videoip" => Ok(VIDEOIP),
+            "videoip-aes" => Ok(Transport::VideoIp { pbkeylen: Some(16) }),
+            "videoip-aes256" => Ok(Transport::VideoIp { pbkeylen: Some(32) }),
             "rtp" => Ok(Transport::Rtp),
             "rtp-rtx" => Ok(Transport::RtpRtx),
             "rist" => Ok(Transport::Rist),
             _ => Err(format!(
-                "unknown transport \"{s}\" (videoip, rtp; with --loss also rtp-rtx, rist)"
+                "unknown transport \"{s}\" (videoip, videoip-aes, videoip-aes256, rtp; with \
+                 --loss also rtp-rtx, rist)"
             )),
+        }
+    }
+
+    /// What videoipsink and videoipsrc get beyond their other properties: the passphrase
+    /// and key length, or nothing.
+    fn protection(self) -> String {
+        match self {
+            Transport::VideoIp {
+                pbkeylen: Some(len),
+            } => format!(" passphrase={PASSPHRASE} pbkeylen={len}"),
+            _ => String::new(),
         }
     }
 
     /// The GStreamer elements a transport needs beyond the videoip plugin.
     fn elements(self) -> &'static [&'static str] {
         match self {
-            Transport::VideoIp => &[],
+            Transport::VideoIp { .. } => &[],
             Transport::Rtp => &["rtpvrawpay", "rtpvrawdepay", "udpsink", "udpsrc"],
             Transport::RtpRtx => &[
                 "rtpvrawpay",
@@ -535,7 +567,7 @@ impl Column {
     fn parse(s: &str) -> Result<Self> {
         if s == "videoip-default" {
             return Ok(Column {
-                transport: Transport::VideoIp,
+                transport: VIDEOIP,
                 default_latency: true,
             });
         }
@@ -605,8 +637,10 @@ const USAGE: &str = "usage: bench [--cases all|none|LIST] [--transports LIST] \
                  num-buffers=N ! UYVY caps ! videoipsink host=127.0.0.1 port=P` and
                  `videoipsrc port=P ! fakesink sync=true`, element defaults); default all;
                  2160p30-rt and live-2160p30 at 30 fps, the others at 60
-  --transports   comma-separated from videoip,rtp (default both); with --loss also
-                 videoip-default,rtp-rtx,rist (default all five)
+  --transports   comma-separated from videoip,videoip-aes,videoip-aes256 (videoip with a
+                 passphrase, pbkeylen 16 or 32, on both ends),rtp (default videoip,rtp); with
+                 --loss also videoip-default,rtp-rtx,rist (default videoip,videoip-default,
+                 rtp,rtp-rtx,rist)
   --frames       frames per run (default 600: 10 s at 60 fps; with --loss 250: 10 s at 25 fps;
                  a given --seconds caps it)
   --seconds      cap on the sending time of each run (default 10, or for an rt case as long
@@ -622,7 +656,7 @@ const USAGE: &str = "usage: bench [--cases all|none|LIST] [--transports LIST] \
 fn parse_args(args: &[String]) -> Result<Role> {
     let mut bench = BenchOpts {
         cases: CASES.to_vec(),
-        transports: vec![Transport::VideoIp, Transport::Rtp],
+        transports: vec![VIDEOIP, Transport::Rtp],
         frames: 600,
         seconds: 10,
         seconds_given: false,
@@ -641,7 +675,7 @@ fn parse_args(args: &[String]) -> Result<Role> {
         delay_ms: 5,
     };
     let mut child = ChildOpts {
-        transport: Transport::VideoIp,
+        transport: VIDEOIP,
         width: 1920,
         height: 1080,
         fps: FPS,
@@ -774,7 +808,7 @@ fn parse_args(args: &[String]) -> Result<Role> {
             bench.transports = list
                 .iter()
                 .map(|t| match Transport::parse(t)? {
-                    t @ (Transport::VideoIp | Transport::Rtp) => Ok(t),
+                    t @ (Transport::VideoIp { .. } | Transport::Rtp) => Ok(t),
                     _ => Err(format!("{t}: only with --loss\n{USAGE}")),
                 })
                 .collect::<Result<_>>()?;
@@ -787,7 +821,7 @@ fn parse_args(args: &[String]) -> Result<Role> {
                 .loss_columns
                 .iter()
                 .map(|c| c.transport)
-                .filter(|t| matches!(t, Transport::VideoIp | Transport::Rtp))
+                .filter(|t| matches!(t, Transport::VideoIp { .. } | Transport::Rtp))
                 .collect();
             bench.transports.dedup();
         }
@@ -1259,11 +1293,18 @@ fn stamp(buf: &mut gst::Buffer, n: u64, fps: u64) -> bool {
 }
 
 /// What a new user runs (README): a live test source, the default pacing and sync.
-fn live_sender_line(width: u32, height: u32, fps: u64, port: impl Display, frames: u64) -> String {
+fn live_sender_line(
+    width: u32,
+    height: u32,
+    fps: u64,
+    port: impl Display,
+    frames: u64,
+    protection: &str,
+) -> String {
     format!(
         "videotestsrc is-live=true num-buffers={frames} ! \
          video/x-raw,format=UYVY,width={width},height={height},framerate={fps}/1 ! \
-         videoipsink host=127.0.0.1 port={port}"
+         videoipsink host=127.0.0.1 port={port}{protection}"
     )
 }
 
@@ -1293,18 +1334,20 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
     // A live source sends no more than the cap allows, as appsrc in rt mode.
     let live_frames = o.frames.min(o.seconds * o.fps);
     let pipeline = match o.transport {
-        Transport::VideoIp if o.live => launch(&live_sender_line(
+        Transport::VideoIp { .. } if o.live => launch(&live_sender_line(
             o.width,
             o.height,
             o.fps,
             o.port,
             live_frames,
+            &o.transport.protection(),
         ))?,
-        Transport::VideoIp => launch(&format!(
+        Transport::VideoIp { .. } => launch(&format!(
             "appsrc name=src ! videoipsink name=sink host=127.0.0.1 port={} sync=false \
-             mtu={MTU} pacing={} buffer-size={SOCKET_BUFFER}",
+             mtu={MTU} pacing={} buffer-size={SOCKET_BUFFER}{}",
             o.port,
-            if o.paced { "frame" } else { "none" }
+            if o.paced { "frame" } else { "none" },
+            o.transport.protection()
         ))?,
         _ if o.live => return Err("a live source only with videoip".into()),
         Transport::Rtp => launch(&format!(
@@ -1383,7 +1426,7 @@ fn run_sender(o: &ChildOpts) -> Result<()> {
         std::thread::sleep(Duration::from_millis(o.linger_ms));
     }
     let mut extra = match o.transport {
-        Transport::VideoIp => {
+        Transport::VideoIp { .. } => {
             let s = sink.property::<gst::Structure>("stats");
             format!(
                 " frames_sent={} datagrams_sent={} send_errors={} x_retransmitted={} \
@@ -1652,8 +1695,8 @@ impl RxState {
 }
 
 /// What a new user runs to receive (README), on `port`.
-fn live_receiver_line(port: impl Display) -> String {
-    format!("videoipsrc port={port} ! fakesink sync=true")
+fn live_receiver_line(port: impl Display, protection: &str) -> String {
+    format!("videoipsrc port={port}{protection} ! fakesink sync=true")
 }
 
 /// The `p`th percentile of `sorted` in µs; NaN if there is none (a live receiver has no
@@ -1678,14 +1721,17 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
         o.port
     };
     let pipeline = match o.transport {
-        Transport::VideoIp if o.live => launch(&live_receiver_line(live_port))?,
+        Transport::VideoIp { .. } if o.live => {
+            launch(&live_receiver_line(live_port, &o.transport.protection()))?
+        }
         _ if o.live => return Err("a live receiver only with videoip".into()),
-        Transport::VideoIp => launch(&format!(
-            "videoipsrc name=src address=127.0.0.1 port={} buffer-size={SOCKET_BUFFER} {} \
+        Transport::VideoIp { .. } => launch(&format!(
+            "videoipsrc name=src address=127.0.0.1 port={} buffer-size={SOCKET_BUFFER} {}{} \
              ! appsink name=sink",
             o.port,
             o.latency_ms
-                .map_or_else(String::new, |ms| format!("latency={ms}"))
+                .map_or_else(String::new, |ms| format!("latency={ms}")),
+            o.transport.protection()
         ))?,
         Transport::Rtp => launch(&format!(
             "udpsrc name=src address=127.0.0.1 port={} buffer-size={SOCKET_BUFFER} \
@@ -1783,7 +1829,7 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
         .set_state(gst::State::Ready)
         .map_err(|_| "the receiver cannot open its socket")?;
     let port = match o.transport {
-        Transport::VideoIp => u16::try_from(src.property::<i32>("port")).unwrap_or(0),
+        Transport::VideoIp { .. } => u16::try_from(src.property::<i32>("port")).unwrap_or(0),
         _ => o.port,
     };
     start(&pipeline, "receiver")?;
@@ -1832,7 +1878,7 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
         }
     };
     let extra = match o.transport {
-        Transport::VideoIp => {
+        Transport::VideoIp { .. } => {
             let s = src.property::<gst::Structure>("stats");
             format!(
                 " frames_dropped={} frames_dropped_late={} datagrams_late={} datagrams_lost={} \
@@ -1853,6 +1899,7 @@ fn run_receiver(o: &ChildOpts) -> Result<()> {
                     "nacks-sent",
                     "frames-recovered",
                     "frames-dropped",
+                    "datagrams-invalid",
                     "rtt",
                 ],
             )
@@ -2281,13 +2328,13 @@ fn wire_relay(
     let (mut rx, mut tx) = (Vec::new(), Vec::new());
     let mut links = Vec::new();
     match transport {
-        Transport::VideoIp | Transport::Rtp => {
+        Transport::VideoIp { .. } | Transport::Rtp => {
             let q = free_port(false)?;
             let f = relay_socket(0)?;
             rx.extend(arg("--port", q));
             tx.extend(arg("--port", f.local_addr().port()));
             links.push((f, q));
-            if transport == Transport::VideoIp && !l.column.default_latency {
+            if transport != Transport::Rtp && !l.column.default_latency {
                 rx.extend(budget);
             }
         }
@@ -2380,7 +2427,7 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
         }
         None => match transport {
             // videoipsrc picks a port and reports it.
-            Transport::VideoIp => {
+            Transport::VideoIp { .. } => {
                 rx_args.extend(["--port".to_owned(), "0".to_owned()]);
                 tx_port_given = false;
             }
@@ -2456,7 +2503,7 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
         f64::NAN
     };
     let mut notes = String::new();
-    if transport == Transport::VideoIp {
+    if let Transport::VideoIp { .. } = transport {
         let _ = write!(
             notes,
             "sink frames-sent {} send-errors {}; src frames-dropped {} frames-dropped-late {} \
@@ -2495,9 +2542,10 @@ fn run_one(case: Case, transport: Transport, o: &BenchOpts, lossy: Option<&Lossy
                 case.height,
                 case.fps,
                 "P",
-                frames.min(seconds * case.fps)
+                frames.min(seconds * case.fps),
+                &transport.protection()
             ),
-            live_receiver_line("P"),
+            live_receiver_line("P", &transport.protection()),
         );
     }
     let unpoisoned: u64 = get(&rx_res, "unpoisoned", "receiver")?;
@@ -3338,7 +3386,7 @@ fn fmt_f(v: f64, prec: usize) -> String {
 fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
     println!();
     println!(
-        "{:<14} {:<9} {:>5} {:>15} {:>7} {:>6} {:>8} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>8}",
+        "{:<14} {:<14} {:>5} {:>15} {:>7} {:>6} {:>8} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>8}",
         "case",
         "transport",
         "sent",
@@ -3352,7 +3400,7 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
         "Gbit/s",
         "lat p50",
         "lat p99",
-        "rtp/vip"
+        "/videoip"
     );
     let ok: Vec<&Run> = runs.iter().filter_map(|r| r.as_ref().ok()).collect();
     let us = |r: &Run, v: f64| {
@@ -3366,14 +3414,14 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
         match r {
             Ok(r) => {
                 let ratio = match r.transport {
-                    Transport::Rtp => ok
+                    VIDEOIP => None,
+                    _ => ok
                         .iter()
-                        .find(|v| v.case == r.case && v.transport == Transport::VideoIp)
+                        .find(|v| v.case == r.case && v.transport == VIDEOIP)
                         .map(|v| r.total_ms() / v.total_ms()),
-                    _ => None,
                 };
                 println!(
-                    "{:<14} {:<9} {:>5} {:>6} ({:>5.1}%) {:>7} {:>6.0} {:>8} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>8}",
+                    "{:<14} {:<14} {:>5} {:>6} ({:>5.1}%) {:>7} {:>6.0} {:>8} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>8}",
                     r.case.name,
                     r.transport.name(),
                     r.sent,
@@ -3391,7 +3439,7 @@ fn print_runs(runs: &[std::result::Result<Run, (Case, Transport, String)>]) {
                     ratio.map_or(String::new(), |x| format!("{}x", fmt_f(x, 2))),
                 );
             }
-            Err((case, t, e)) => println!("{:<14} {:<9} FAILED: {e}", case.name, t.name()),
+            Err((case, t, e)) => println!("{:<14} {:<14} FAILED: {e}", case.name, t.name()),
         }
     }
     print_realtime(&ok);
@@ -3454,7 +3502,7 @@ fn print_realtime(runs: &[&Run]) {
          running time at arrival minus PTS, over frames; rx fps: delivered frames at the receiver"
     );
     println!(
-        "{:<14} {:<9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>5}",
+        "{:<14} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>5}",
         "case",
         "transport",
         "frames",
@@ -3469,7 +3517,7 @@ fn print_realtime(runs: &[&Run]) {
     for r in rt {
         let l = r.late;
         println!(
-            "{:<14} {:<9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>5}",
+            "{:<14} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>5}",
             r.case.name,
             r.transport.name(),
             l.map_or("-".into(), |l| l.frames.to_string()),
@@ -3553,7 +3601,7 @@ fn run_bench(o: &BenchOpts, args: &[String]) -> Result<()> {
     let mut runs = Vec::new();
     for &case in &o.cases {
         for &t in &o.transports {
-            if case.live && t != Transport::VideoIp {
+            if case.live && !matches!(t, Transport::VideoIp { .. }) {
                 continue; // what a new user runs is videoip's
             }
             eprintln!("bench: {} over {} ...", case.name, t.name());
@@ -3591,8 +3639,8 @@ fn run_bench(o: &BenchOpts, args: &[String]) -> Result<()> {
          to last buffer out\n\
          ms/f: CPU ms per delivered frame, GStreamer set-up and the bench's checks excluded; \
          cores: CPU of both processes / wall\n\
-         latency: sender's stamp before appsrc to appsink; rtp/vip: total CPU per frame, rtp \
-         over videoip\n\
+         latency: sender's stamp before appsrc to appsink; /videoip: total CPU per frame over \
+         videoip's (no passphrase) in the same case\n\
          late: pipeline running time when a frame's (last) buffer reaches the sender's sink pad \
          minus its PTS; rx fps: frame intervals / time from the first to the last delivered \
          frame\n\

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The one AEAD this module uses, behind a trait so that the library providing it is a
-//! one-file swap. Today: AES-GCM from `aws-lc-rs`. `ring` has the same API (its
+//! one-file swap. Today: AES-GCM from `aws-lc-rs`. `ring` has nearly the same API (its
 //! `aead::LessSafeKey`): an implementation of [`Aead`] for it would go here, chosen by a
-//! cargo feature in the `type PacketAead` line below.
+//! cargo feature in the `type PacketAead` line below (it has no out-of-place seal: it would
+//! copy the plaintext into the output and seal in place).
 
 use super::{KeyLength, TAG_LEN};
 
@@ -17,13 +18,16 @@ pub(crate) struct Failure;
 pub(crate) trait Aead: Sized {
     /// A key for `len`'s algorithm from `key` (`len.key_len()` bytes).
     fn new(len: KeyLength, key: &[u8]) -> Result<Self, Failure>;
-    /// Encrypts `in_out` in place and returns the tag over `aad` and the ciphertext.
-    fn seal_in_place_separate_tag(
+    /// Encrypts `plaintext` into `ciphertext` (of the same length) and writes the tag over
+    /// `aad` and the ciphertext to `tag`: the plaintext is read once, by the cipher.
+    fn seal_out_of_place(
         &self,
         nonce: [u8; NONCE_LEN],
         aad: &[u8],
-        in_out: &mut [u8],
-    ) -> Result<[u8; TAG_LEN], Failure>;
+        plaintext: &[u8],
+        ciphertext: &mut [u8],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<(), Failure>;
     /// Verifies and decrypts `in_out`: ciphertext followed by its [`TAG_LEN`]-byte tag. On
     /// success the ciphertext part holds the plaintext; on failure its content is unspecified.
     fn open_in_place(
@@ -51,18 +55,25 @@ impl Aead for AwsLc {
         Ok(Self(LessSafeKey::new(key)))
     }
 
-    fn seal_in_place_separate_tag(
+    fn seal_out_of_place(
         &self,
         nonce: [u8; NONCE_LEN],
         aad: &[u8],
-        in_out: &mut [u8],
-    ) -> Result<[u8; TAG_LEN], Failure> {
+        plaintext: &[u8],
+        ciphertext: &mut [u8],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<(), Failure> {
         use aws_lc_rs::aead::{Aad, Nonce};
-        let tag = self
-            .0
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
-            .map_err(|_| Failure)?;
-        tag.as_ref().try_into().map_err(|_| Failure)
+        self.0
+            .seal_out_of_place_scatter(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                plaintext,
+                ciphertext,
+                &[],
+                tag,
+            )
+            .map_err(|_| Failure)
     }
 
     fn open_in_place(
@@ -72,8 +83,16 @@ impl Aead for AwsLc {
         in_out: &mut [u8],
     ) -> Result<(), Failure> {
         use aws_lc_rs::aead::{Aad, Nonce};
+        let at = in_out.len().checked_sub(TAG_LEN).ok_or(Failure)?;
+        let (ciphertext, tag) = in_out.split_at_mut(at);
+        // With the tag apart: `open_in_place` would also move the plaintext onto itself.
         self.0
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                tag,
+                ciphertext,
+            )
             .map(|_| ())
             .map_err(|_| Failure)
     }

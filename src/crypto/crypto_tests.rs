@@ -729,9 +729,10 @@ fn cost_of_sealing_and_opening_a_1080p_frame() {
             // The bare cipher on the same bytes, for comparison.
             let key = aead::PacketAead::new(len, &[7; 32][..len.key_len()]).unwrap();
             let mut buf = payload.clone();
+            let mut tag = [0; TAG_LEN];
             let t = Instant::now();
             for i in 0..count {
-                key.seal_in_place_separate_tag([i as u8; 12], &[0; 76], &mut buf)
+                key.seal_out_of_place([i as u8; 12], &[0; 76], &payload, &mut buf, &mut tag)
                     .unwrap();
             }
             let bare = t.elapsed().as_secs_f64();

@@ -299,7 +299,8 @@ impl Sealer {
         }
     }
 
-    /// Seals one datagram into `out` (cleared first).
+    /// Seals one datagram into `out` (its contents replaced; reusing one `out` for datagrams
+    /// of one size costs no allocation and no clearing).
     ///
     /// `plain_head` is an unprotected datagram's bytes up to the end of its body, as
     /// [`crate::protocol::encode`] makes them (flag A clear, any extensions); `payload` is
@@ -342,25 +343,28 @@ impl Sealer {
             .get(key_id(plain_head, self.direction, epoch))
             .map_err(|_| SealError::Crypto)?;
 
-        out.clear();
-        out.reserve(plain_head.len() + payload.len() + OVERHEAD);
-        out.extend_from_slice(&plain_head[..COMMON_LEN]);
+        // Every byte of `out` is written below, so a buffer reused for datagrams of one size
+        // is neither cleared nor zeroed; and the payload goes from the caller's memory
+        // through the cipher into `out`, not copied in first (the frame is read once).
+        let body_end = plain_head.len() + AUTH_EXT_LEN;
+        let ct_end = body_end + payload.len();
+        out.resize(ct_end + TAG_LEN, 0);
+        out[..COMMON_LEN].copy_from_slice(&plain_head[..COMMON_LEN]);
         // Flag R is left out of the tag (cleared here, restored below).
         out[4] = (flags | header_flags::AUTH_TAG) & !header_flags::RETRANSMISSION;
         out[5] = words;
-        out.extend_from_slice(&ext::AUTH.to_be_bytes());
-        out.extend_from_slice(&(AUTH_VALUE_LEN as u16).to_be_bytes());
-        out.extend_from_slice(&epoch.to_be_bytes());
-        out.extend_from_slice(&[len.algorithm(), TAG_LEN as u8, 0, 0]);
-        out.extend_from_slice(&plain_head[COMMON_LEN..]);
-        let body_end = out.len();
-        out.extend_from_slice(payload);
-        let (aad, in_out) = out.split_at_mut(body_end);
-        let tag = key
-            .aead
-            .seal_in_place_separate_tag(key.nonce(seq), aad, in_out)
+        let auth = &mut out[COMMON_LEN..COMMON_LEN + AUTH_EXT_LEN];
+        auth[..2].copy_from_slice(&ext::AUTH.to_be_bytes());
+        auth[2..4].copy_from_slice(&(AUTH_VALUE_LEN as u16).to_be_bytes());
+        auth[4..8].copy_from_slice(&epoch.to_be_bytes());
+        auth[8..].copy_from_slice(&[len.algorithm(), TAG_LEN as u8, 0, 0]);
+        out[COMMON_LEN + AUTH_EXT_LEN..body_end].copy_from_slice(&plain_head[COMMON_LEN..]);
+        let (aad, rest) = out.split_at_mut(body_end);
+        let (ciphertext, tag) = rest.split_at_mut(payload.len());
+        let tag: &mut [u8; TAG_LEN] = tag.try_into().map_err(|_| SealError::Crypto)?;
+        key.aead
+            .seal_out_of_place(key.nonce(seq), aad, payload, ciphertext, tag)
             .map_err(|_| SealError::Crypto)?;
-        out.extend_from_slice(&tag);
         out[4] |= flags & header_flags::RETRANSMISSION;
         Ok(())
     }
