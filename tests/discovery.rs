@@ -880,6 +880,10 @@ fn spawn_tool(plugins: &std::path::Path, args: &[&str], out: &std::path::Path) -
     )
 }
 
+/// The bound on a browsing process's growth under any announcement flood, in KiB (8 MiB,
+/// README).
+const FLOOD_BOUND_KIB: u64 = 8 * 1024;
+
 /// Issue 12: an 80,000-instance `_videoip._udp` announcement flood, each forged instance on
 /// a host of its own, at a receiver browsing by name and at `gst-device-monitor-1.0 -f`, both
 /// separate processes. A real sender of the name asked for starts a quarter into the flood:
@@ -888,9 +892,6 @@ fn spawn_tool(plugins: &std::path::Path, args: &[&str], out: &std::path::Path) -
 /// processes' peak RSS must stay within [`FLOOD_BOUND_KIB`] (README.md, Limitations: the
 /// browser stores nothing beyond its bounded table; `FLOOD_INSTANCES`, `FLOOD_PACE_US`
 /// change the flood).
-/// The bound on a browsing process's growth under any announcement flood, in KiB (README).
-const FLOOD_BOUND_KIB: u64 = 8 * 1024;
-
 #[test]
 fn test_a_receiver_by_name_finds_and_plays_its_source_during_an_announcement_flood() {
     init();

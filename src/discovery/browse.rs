@@ -4,8 +4,8 @@
 //!
 //! **Bounded memory, whatever the network sends.** Nothing is cached beyond what the
 //! [`Table`] keeps: per instance, one SRV (host, port), one decoded TXT and at most
-//! [`MAX_ADDRESSES`](super::table::MAX_ADDRESSES) addresses. At most
-//! [`MAX_SOURCES`](super::table::MAX_SOURCES) instances are listed and at most
+//! [`MAX_ADDRESSES`] addresses. At most
+//! [`MAX_SOURCES`] instances are listed and at most
 //! [`MAX_PENDING`] wait for records still missing (each for at most [`PENDING_TIMEOUT`]);
 //! an announcement beyond those bounds is counted in `ignored` and dropped without being
 //! stored. Records of other services, and addresses of hosts no kept instance names, are

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Finding sources by name: DNS-SD over multicast DNS (RFC 6763 over RFC 6762), service
-//! type [`SERVICE_TYPE`], with the `mdns-sd` crate (pure Rust, its own thread, no system
-//! daemon). No GStreamer here.
+//! type [`SERVICE_TYPE`]. No GStreamer here, and no system daemon.
 //!
 //! - [`txt`]: what a source's TXT record carries (media, size, rate, how to receive), as a
 //!   pure encode/decode pair that never panics on what the network sends.
-//! - [`Announcer`]: a sender's announcement, updated when its caps change, withdrawn (with
-//!   goodbye packets) on drop.
+//! - [`Announcer`]: a sender's announcement, with the `mdns-sd` crate (pure Rust, its own
+//!   thread), updated when its caps change, withdrawn (with goodbye packets) on drop.
 //! - [`Browser`]: the sources on the network, in a bounded [`table::Table`], with found,
-//!   updated and lost events.
+//!   updated and lost events, by our own querier: [`dns`] (the messages, pure) and
+//!   [`browse`] (the state machine, I/O-free), driven by one thread and one socket. Its
+//!   memory is bounded whatever the network sends ([`browse`] says how); mdns-sd's browser
+//!   caches every record it hears, without a limit.
 //!
 //! **Two senders of one name.** The DNS-SD instance name is the source name followed by the
 //! low 32 bits of the sender's session id, `CAM 1 [89abcdef]`, so two senders of one name
@@ -22,7 +24,8 @@
 //! every source it knows to confirm its records every [`VERIFY_PERIOD`], and drops it when
 //! no answer comes within [`VERIFY_TIMEOUT`] (RFC 6762 §10.4), so within about 4 s.
 //!
-//! **Interfaces.** The daemon uses every interface with an IPv4 or IPv6 address, loopback
+//! **Interfaces.** The announcer uses every interface with an IPv4 or IPv6 address, the
+//! browser every interface with an IPv4 address (it still takes AAAA records), loopback
 //! included, so that a sender and a receiver on one machine find each other even without a
 //! network (and in a network namespace whose only link is its loopback).
 
