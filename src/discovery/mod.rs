@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Finding sources by name: DNS-SD over multicast DNS (RFC 6763 over RFC 6762), service
-//! type [`SERVICE_TYPE`], with the `mdns-sd` crate (pure Rust, its own thread, no system
-//! daemon). No GStreamer here.
+//! type [`SERVICE_TYPE`]. No GStreamer here, and no system daemon.
 //!
 //! - [`txt`]: what a source's TXT record carries (media, size, rate, how to receive), as a
 //!   pure encode/decode pair that never panics on what the network sends.
-//! - [`Announcer`]: a sender's announcement, updated when its caps change, withdrawn (with
-//!   goodbye packets) on drop.
+//! - [`Announcer`]: a sender's announcement, with the `mdns-sd` crate (pure Rust, its own
+//!   thread), updated when its caps change, withdrawn (with goodbye packets) on drop.
 //! - [`Browser`]: the sources on the network, in a bounded [`table::Table`], with found,
-//!   updated and lost events.
+//!   updated and lost events, by our own querier: [`dns`] (the messages, pure) and
+//!   [`browse`] (the state machine, I/O-free), driven by one thread and one socket. Its
+//!   memory is bounded whatever the network sends ([`browse`] says how); mdns-sd's browser
+//!   caches every record it hears, without a limit.
 //!
 //! **Two senders of one name.** The DNS-SD instance name is the source name followed by the
 //! low 32 bits of the sender's session id, `CAM 1 [89abcdef]`, so two senders of one name
@@ -22,14 +24,18 @@
 //! every source it knows to confirm its records every [`VERIFY_PERIOD`], and drops it when
 //! no answer comes within [`VERIFY_TIMEOUT`] (RFC 6762 §10.4), so within about 4 s.
 //!
-//! **Interfaces.** The daemon uses every interface with an IPv4 or IPv6 address, loopback
+//! **Interfaces.** The announcer uses every interface with an IPv4 or IPv6 address, the
+//! browser every interface with an IPv4 address (it still takes AAAA records), loopback
 //! included, so that a sender and a receiver on one machine find each other even without a
 //! network (and in a network namespace whose only link is its loopback).
 
+pub mod browse;
+pub mod dns;
+mod mdns;
 pub mod table;
 pub mod txt;
 
-use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{IfKind, ServiceDaemon, ServiceInfo};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -191,41 +197,17 @@ impl Drop for Announcer {
     }
 }
 
-/// The videoip sources on the network, browsed and resolved on a thread of its own.
+/// The videoip sources on the network, browsed on a thread of its own by our own small
+/// multicast-DNS querier ([`browse::Browse`]), whose memory is bounded whatever the network
+/// sends (mdns-sd's cache is not).
 pub struct Browser {
-    daemon: ServiceDaemon,
-    table: Arc<Mutex<Table>>,
+    state: Arc<Mutex<browse::Browse>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A resolved service as a [`Source`]; None when its TXT is not a videoip record.
-fn source_of(r: &mdns_sd::ResolvedService) -> Option<Source> {
-    let props = r.get_properties();
-    let txt = txt::decode(
-        props
-            .iter()
-            .take(txt::MAX_PAIRS)
-            .map(|p| (p.key(), p.val())),
-    )
-    .ok()?;
-    let name = txt
-        .name
-        .clone()
-        .unwrap_or_else(|| txt::truncate(&table::instance_label(&r.fullname), 255).into());
-    Some(Source {
-        instance: r.fullname.clone(),
-        name,
-        host: r.host.clone(),
-        addresses: table::sort_addresses(r.addresses.iter().map(|a| a.to_ip_addr())),
-        port: r.port,
-        txt,
-        last_seen: Instant::now(),
-    })
 }
 
 impl Browser {
@@ -235,8 +217,8 @@ impl Browser {
         Self::start(None, on_event)
     }
 
-    /// Starts browsing for the sources named `name` only: announcements of other names never
-    /// take room in its table, so a flood of them cannot keep the source asked for out.
+    /// Starts browsing for the sources named `name` only: announcements of other names are
+    /// never stored, so a flood of them cannot keep the source asked for out.
     pub fn for_name(
         name: String,
         on_event: impl FnMut(Event) + Send + 'static,
@@ -248,20 +230,16 @@ impl Browser {
         name: Option<String>,
         on_event: impl FnMut(Event) + Send + 'static,
     ) -> Result<Browser, DiscoveryError> {
-        let daemon = daemon()?;
-        let events = daemon
-            .browse(SERVICE_TYPE)
-            .map_err(|e| derr("cannot browse", e))?;
-        let table = Arc::new(Mutex::new(Table::new()));
+        let socket = mdns::Socket::open().map_err(|e| derr("cannot start multicast DNS", e))?;
+        let state = Arc::new(Mutex::new(browse::Browse::new(Instant::now(), name)));
         let stop = Arc::new(AtomicBool::new(false));
-        let (d, t, s) = (daemon.clone(), table.clone(), stop.clone());
+        let (st, s) = (state.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("videoip-browse".into())
-            .spawn(move || browse_thread(d, events, name, t, s, on_event))
+            .spawn(move || browse_thread(socket, st, s, on_event))
             .map_err(|e| derr("cannot start the browse thread", e))?;
         Ok(Browser {
-            daemon,
-            table,
+            state,
             stop,
             thread: Some(thread),
         })
@@ -269,72 +247,56 @@ impl Browser {
 
     /// The sources known now.
     pub fn sources(&self) -> Vec<Source> {
-        lock(&self.table).iter().cloned().collect()
+        lock(&self.state).table().iter().cloned().collect()
     }
 
     /// Announcements ignored because the table was full or their names too long.
     pub fn ignored(&self) -> u64 {
-        lock(&self.table).ignored
+        lock(&self.state).ignored()
     }
 }
 
+/// How often the interfaces are looked at again (to join the group on new ones).
+const INTERFACE_PERIOD: Duration = Duration::from_secs(5);
+/// Longest wait for a datagram before the stop flag is looked at.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
 fn browse_thread(
-    daemon: ServiceDaemon,
-    mut events: mdns_sd::Receiver<ServiceEvent>,
-    name: Option<String>,
-    table: Arc<Mutex<Table>>,
+    mut socket: mdns::Socket,
+    state: Arc<Mutex<browse::Browse>>,
     stop: Arc<AtomicBool>,
     mut on_event: impl FnMut(Event),
 ) {
-    let mut next_verify = Instant::now() + VERIFY_PERIOD;
-    // Where the round of confirmations goes on, so that each source is asked in turn.
-    let mut verify_from = 0usize;
+    let mut buf = vec![0u8; 9000];
+    let mut next_interfaces = Instant::now() + INTERFACE_PERIOD;
+    let mut events = Vec::new();
+    let mut transmits = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let ev = match events.recv_timeout(Duration::from_millis(100)) {
-            Ok(ev) => Some(ev),
-            Err(mdns_sd::RecvTimeoutError::Timeout) => None,
-            Err(_) => {
-                // The daemon ended the subscription (its queue to us filled): browse again.
-                std::thread::sleep(Duration::from_millis(100));
-                match daemon.browse(SERVICE_TYPE) {
-                    Ok(e) => events = e,
-                    Err(_) => std::thread::sleep(Duration::from_millis(400)),
-                }
-                None
-            }
-        };
-        let change = match ev {
-            Some(ServiceEvent::ServiceResolved(r)) => source_of(&r)
-                .filter(|s| name.as_ref().is_none_or(|n| s.name == *n))
-                .and_then(|s| lock(&table).resolved(s)),
-            Some(ServiceEvent::ServiceRemoved(_, fullname)) => lock(&table).removed(&fullname),
-            _ => None,
-        };
-        if let Some(change) = change {
-            on_event(change);
-        }
         let now = Instant::now();
-        if now >= next_verify {
-            next_verify = now + VERIFY_PERIOD;
-            let names: Vec<String> = {
-                let t = lock(&table);
-                let mut all: Vec<&String> = t.iter().map(|s| &s.instance).collect();
-                all.sort();
-                let n = all.len();
-                if n > 0 {
-                    verify_from %= n;
-                }
-                all.iter()
-                    .cycle()
-                    .skip(verify_from)
-                    .take(n.min(MAX_VERIFY_PER_PERIOD))
-                    .map(|s| (*s).clone())
-                    .collect()
-            };
-            verify_from += names.len();
-            for instance in names {
-                let _ = daemon.verify(instance, VERIFY_TIMEOUT);
+        if now >= next_interfaces {
+            next_interfaces = now + INTERFACE_PERIOD;
+            socket.join_all();
+        }
+        let due = lock(&state).poll_timeout();
+        let wait = due.saturating_duration_since(now).min(STOP_POLL);
+        let got = socket.recv(&mut buf, wait.max(Duration::from_millis(1)));
+        {
+            let mut st = lock(&state);
+            let now = Instant::now();
+            if let Some(n) = got {
+                st.handle_datagram(now, &buf[..n]);
             }
+            if now >= st.poll_timeout() {
+                st.handle_timeout(now);
+            }
+            events.extend(std::iter::from_fn(|| st.poll_event()));
+            transmits.extend(std::iter::from_fn(|| st.poll_transmit()));
+        }
+        for t in transmits.drain(..) {
+            socket.send(&t);
+        }
+        for e in events.drain(..) {
+            on_event(e);
         }
     }
 }
@@ -345,6 +307,5 @@ impl Drop for Browser {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        shutdown(&self.daemon);
     }
 }

@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The browsing side of DNS-SD as a state machine with no I/O: datagrams and the time in,
+//! queries and [`Event`]s out (the [`Browser`](super::Browser)'s thread does the sockets).
+//!
+//! **Bounded memory, whatever the network sends.** Nothing is cached beyond what the
+//! [`Table`] keeps: per instance, one SRV (host, port), one decoded TXT and at most
+//! [`MAX_ADDRESSES`] addresses. At most
+//! [`MAX_SOURCES`] instances are listed and at most
+//! [`MAX_PENDING`] wait for records still missing (each for at most [`PENDING_TIMEOUT`]);
+//! an announcement beyond those bounds is counted in `ignored` and dropped without being
+//! stored. Records of other services, and addresses of hosts no kept instance names, are
+//! never stored. A browser for one name drops every instance whose TXT names another.
+//!
+//! **Queries.** A PTR query for [`SERVICE_TYPE`] at start and then at intervals that
+//! double from 1 s (RFC 6762 §5.2) up to an hour; every [`VERIFY_PERIOD`] an SRV query for
+//! up to [`MAX_VERIFY_PER_PERIOD`] listed instances in turn, each dropped when nothing of it
+//! arrives within [`VERIFY_TIMEOUT`] (RFC 6762 §10.4); SRV, TXT and A/AAAA queries for
+//! pending instances, at most [`MAX_VERIFY_PER_PERIOD`] a period.
+
+use super::dns::{self, RData};
+use super::table::{self, Event, Source, Table, MAX_ADDRESSES, MAX_SOURCES};
+use super::{txt, MAX_VERIFY_PER_PERIOD, SERVICE_TYPE, VERIFY_PERIOD, VERIFY_TIMEOUT};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Most instances kept while records they need (SRV, TXT, an address) are still missing.
+pub const MAX_PENDING: usize = 64;
+/// How long a pending instance waits for what it misses.
+pub const PENDING_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest time to live taken, in seconds: a longer one is cut to this.
+pub const MAX_TTL: u32 = 4500;
+/// Longest interval between two PTR queries (RFC 6762 §5.2 allows capping at an hour).
+const MAX_QUERY_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often expiries and unanswered confirmations are looked for.
+const SWEEP_PERIOD: Duration = Duration::from_millis(250);
+/// Largest query datagram written.
+const MAX_QUERY_LEN: usize = 1400;
+
+#[derive(Debug)]
+struct Inst {
+    /// The full name as first received (the table's key).
+    instance: String,
+    srv: Option<(String, u16)>,
+    txt: Option<txt::SourceTxt>,
+    addresses: Vec<(IpAddr, Instant)>,
+    /// When its PTR/SRV records run out.
+    expires: Instant,
+    /// When it is dropped if still pending.
+    pending_until: Instant,
+    /// Listed in the table (else pending).
+    listed: bool,
+    /// A confirmation (or the missing records) was asked for and must arrive by then.
+    answer_by: Option<Instant>,
+}
+
+/// What one message said about one instance.
+#[derive(Default)]
+struct Said {
+    instance: String,
+    bye: bool,
+    ttl: u32,
+    srv: Option<(String, u16)>,
+    txt: Option<Vec<Vec<u8>>>,
+}
+
+fn key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+fn is_instance(name: &str) -> bool {
+    name.len() > SERVICE_TYPE.len()
+        && name.len() <= table::MAX_DNS_NAME_LEN
+        && name.is_char_boundary(name.len() - SERVICE_TYPE.len() - 1)
+        && key(name).ends_with(&format!(".{SERVICE_TYPE}"))
+}
+
+fn expiry(now: Instant, ttl: u32) -> Instant {
+    now + Duration::from_secs(u64::from(ttl.min(MAX_TTL)))
+}
+
+/// The browse state machine.
+pub struct Browse {
+    name: Option<String>,
+    table: Table,
+    insts: HashMap<String, Inst>,
+    /// Host (lowercase) → the keys of the instances whose SRV names it.
+    hosts: HashMap<String, Vec<String>>,
+    pending: usize,
+    ignored: u64,
+    events: VecDeque<Event>,
+    transmits: VecDeque<Vec<u8>>,
+    next_query: Instant,
+    query_interval: Duration,
+    next_verify: Instant,
+    verify_from: usize,
+    next_sweep: Instant,
+}
+
+impl Browse {
+    /// Starts browsing at `now`, for the sources named `name` only if given. The first PTR
+    /// query is due at once.
+    pub fn new(now: Instant, name: Option<String>) -> Browse {
+        Browse {
+            name,
+            table: Table::new(),
+            insts: HashMap::new(),
+            hosts: HashMap::new(),
+            pending: 0,
+            ignored: 0,
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            next_query: now,
+            query_interval: Duration::from_secs(1),
+            next_verify: now + VERIFY_PERIOD,
+            verify_from: 0,
+            next_sweep: now + SWEEP_PERIOD,
+        }
+    }
+
+    /// The sources listed.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Announcements dropped: table full, no room to wait for missing records, names too
+    /// long.
+    pub fn ignored(&self) -> u64 {
+        self.ignored + self.table.ignored
+    }
+
+    /// Instances kept in all (listed and pending): at most `MAX_SOURCES + MAX_PENDING`.
+    pub fn kept(&self) -> usize {
+        self.insts.len()
+    }
+
+    /// The next change, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next query to multicast to 224.0.0.251:5353 on every interface, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`Browse::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_query.min(self.next_verify).min(self.next_sweep)
+    }
+
+    fn unlink_host(&mut self, k: &str, host: &str) {
+        let hk = key(host);
+        if let Some(v) = self.hosts.get_mut(&hk) {
+            v.retain(|i| i != k);
+            if v.is_empty() {
+                self.hosts.remove(&hk);
+            }
+        }
+    }
+
+    fn drop_inst(&mut self, k: &str) {
+        let Some(inst) = self.insts.remove(k) else {
+            return;
+        };
+        if let Some((host, _)) = &inst.srv {
+            self.unlink_host(k, host);
+        }
+        if inst.listed {
+            self.events.extend(self.table.removed(&inst.instance));
+        } else {
+            self.pending -= 1;
+        }
+    }
+
+    fn source(&self, inst: &Inst, now: Instant) -> Option<Source> {
+        let (host, port) = inst.srv.clone()?;
+        let txt = inst.txt.clone()?;
+        let addresses = table::sort_addresses(inst.addresses.iter().map(|a| a.0));
+        if addresses.is_empty() {
+            return None;
+        }
+        let name = txt
+            .name
+            .clone()
+            .unwrap_or_else(|| txt::truncate(&table::instance_label(&inst.instance), 255).into());
+        Some(Source {
+            instance: inst.instance.clone(),
+            name,
+            host,
+            addresses,
+            port,
+            txt,
+            last_seen: now,
+        })
+    }
+
+    /// Lists a complete instance, or updates it; drops a pending one the table has no room
+    /// for.
+    fn resolve(&mut self, k: &str, now: Instant) {
+        let Some(inst) = self.insts.get(k) else {
+            return;
+        };
+        let Some(source) = self.source(inst, now) else {
+            return;
+        };
+        let listed = inst.listed;
+        if !listed && self.table.len() >= MAX_SOURCES {
+            self.table.ignored += 1;
+            self.drop_inst(k);
+            return;
+        }
+        let event = self.table.resolved(source);
+        let in_table = self.table.get(&self.insts[k].instance).is_some();
+        if !in_table {
+            // Refused (a name too long): not kept.
+            self.drop_inst(k);
+            return;
+        }
+        if let Some(inst) = self.insts.get_mut(k) {
+            if !inst.listed {
+                inst.listed = true;
+                inst.answer_by = None;
+                self.pending -= 1;
+            }
+        }
+        self.events.extend(event);
+    }
+
+    /// Takes a datagram received at `now`.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+        let Some(msg) = dns::parse(bytes) else {
+            return;
+        };
+        if !msg.response {
+            return;
+        }
+        // What the message says, by instance, and the addresses it gives.
+        let mut said: Vec<(String, Said)> = Vec::new();
+        let mut addresses: Vec<(String, IpAddr, u32)> = Vec::new();
+        let at = |said: &mut Vec<(String, Said)>, name: &str| -> usize {
+            let k = key(name);
+            match said.iter().position(|(s, _)| *s == k) {
+                Some(i) => i,
+                None => {
+                    said.push((
+                        k,
+                        Said {
+                            instance: name.to_string(),
+                            ..Default::default()
+                        },
+                    ));
+                    said.len() - 1
+                }
+            }
+        };
+        for r in msg.records {
+            match r.data {
+                RData::Ptr(target)
+                    if r.name.eq_ignore_ascii_case(SERVICE_TYPE) && is_instance(&target) =>
+                {
+                    let i = at(&mut said, &target);
+                    let s = &mut said[i].1;
+                    s.bye |= r.ttl == 0;
+                    s.ttl = s.ttl.max(r.ttl);
+                }
+                RData::Srv { port, target } if is_instance(&r.name) => {
+                    let i = at(&mut said, &r.name);
+                    let s = &mut said[i].1;
+                    s.bye |= r.ttl == 0;
+                    s.ttl = s.ttl.max(r.ttl);
+                    if target.len() <= table::MAX_DNS_NAME_LEN {
+                        s.srv = Some((target, port));
+                    }
+                }
+                RData::Txt(strings) if is_instance(&r.name) && r.ttl > 0 => {
+                    let i = at(&mut said, &r.name);
+                    said[i].1.txt = Some(strings);
+                }
+                RData::A(a) => addresses.push((key(&r.name), IpAddr::V4(a), r.ttl)),
+                RData::Aaaa(a) => addresses.push((key(&r.name), IpAddr::V6(a), r.ttl)),
+                _ => {}
+            }
+        }
+        let mut touched: Vec<String> = Vec::new();
+        for (k, s) in said {
+            if s.bye {
+                self.drop_inst(&k);
+                continue;
+            }
+            let txt = match &s.txt {
+                None => None,
+                Some(strings) => {
+                    let decoded = decode_txt(strings).filter(|t| {
+                        self.name.as_ref().is_none_or(|n| {
+                            t.name
+                                .as_ref()
+                                .unwrap_or(&table::instance_label(&s.instance))
+                                == n
+                        })
+                    });
+                    if decoded.is_none() {
+                        // Not a videoip source, or not one of the name asked for.
+                        self.drop_inst(&k);
+                        continue;
+                    }
+                    decoded
+                }
+            };
+            if !self.insts.contains_key(&k) {
+                // New: complete in this message, or with room to wait for the rest.
+                let complete = s.txt.is_some()
+                    && s.srv.as_ref().is_some_and(|(h, _)| {
+                        let h = key(h);
+                        addresses.iter().any(|a| a.0 == h && a.2 > 0)
+                    });
+                if !complete && self.pending >= MAX_PENDING {
+                    self.ignored += 1;
+                    continue;
+                }
+                if complete && self.table.len() >= MAX_SOURCES {
+                    self.table.ignored += 1;
+                    continue;
+                }
+                self.insts.insert(
+                    k.clone(),
+                    Inst {
+                        instance: s.instance.clone(),
+                        srv: None,
+                        txt: None,
+                        addresses: Vec::new(),
+                        expires: now + PENDING_TIMEOUT,
+                        pending_until: now + PENDING_TIMEOUT,
+                        listed: false,
+                        answer_by: None,
+                    },
+                );
+                self.pending += 1;
+            }
+            let old_host = {
+                let inst = self.insts.get_mut(&k).expect("kept above");
+                if s.ttl > 0 {
+                    inst.expires = expiry(now, s.ttl).max(inst.expires);
+                }
+                inst.answer_by = None;
+                if txt.is_some() {
+                    inst.txt = txt;
+                }
+                match s.srv {
+                    Some(srv) if inst.srv.as_ref() != Some(&srv) => {
+                        let old = inst.srv.replace(srv.clone());
+                        if old.as_ref().is_some_and(|o| key(&o.0) != key(&srv.0)) {
+                            inst.addresses.clear();
+                        }
+                        Some((old.map(|o| o.0), srv.0))
+                    }
+                    _ => None,
+                }
+            };
+            if let Some((old, new)) = old_host {
+                if let Some(old) = old {
+                    self.unlink_host(&k, &old);
+                }
+                let v = self.hosts.entry(key(&new)).or_default();
+                if !v.contains(&k) {
+                    v.push(k.clone());
+                }
+            }
+            touched.push(k);
+        }
+        for (host, addr, ttl) in addresses {
+            let Some(keys) = self.hosts.get(&host) else {
+                continue;
+            };
+            for k in keys {
+                let Some(inst) = self.insts.get_mut(k) else {
+                    continue;
+                };
+                let at = inst.addresses.iter().position(|a| a.0 == addr);
+                match (at, ttl) {
+                    (Some(i), 0) => {
+                        inst.addresses.remove(i);
+                    }
+                    (None, 0) => {}
+                    (Some(i), _) => inst.addresses[i].1 = expiry(now, ttl),
+                    (None, _) if inst.addresses.len() < MAX_ADDRESSES => {
+                        inst.addresses.push((addr, expiry(now, ttl)))
+                    }
+                    (None, _) => {
+                        // Full: the address that expires first makes room.
+                        if let Some(soonest) = inst.addresses.iter_mut().min_by_key(|a| a.1) {
+                            *soonest = (addr, expiry(now, ttl));
+                        }
+                    }
+                }
+                if !touched.contains(k) {
+                    touched.push(k.clone());
+                }
+            }
+        }
+        for k in touched {
+            self.resolve(&k, now);
+        }
+    }
+
+    /// Queues queries as small datagrams.
+    fn ask(&mut self, questions: &[(String, u16)]) {
+        let mut batch: Vec<(&str, u16)> = Vec::new();
+        let mut len = 12;
+        for (name, rtype) in questions {
+            let q = name.len() + 6;
+            if len + q > MAX_QUERY_LEN && !batch.is_empty() {
+                self.transmits.push_back(dns::query(&batch));
+                batch.clear();
+                len = 12;
+            }
+            batch.push((name, *rtype));
+            len += q;
+        }
+        if !batch.is_empty() {
+            self.transmits.push_back(dns::query(&batch));
+        }
+    }
+
+    /// Does what is due at `now`: queries, confirmations, expiries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_query {
+            self.ask(&[(SERVICE_TYPE.to_string(), dns::TYPE_PTR)]);
+            self.next_query = now + self.query_interval;
+            self.query_interval = (self.query_interval * 2).min(MAX_QUERY_INTERVAL);
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_PERIOD;
+            let gone: Vec<String> = self
+                .insts
+                .iter()
+                .filter(|(_, i)| {
+                    i.expires <= now
+                        || i.answer_by.is_some_and(|t| t <= now)
+                        || (!i.listed && i.pending_until <= now)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in gone {
+                self.drop_inst(&k);
+            }
+            let mut emptied = Vec::new();
+            for (k, inst) in &mut self.insts {
+                let before = inst.addresses.len();
+                inst.addresses.retain(|a| a.1 > now);
+                if inst.addresses.len() != before {
+                    emptied.push(k.clone());
+                }
+            }
+            for k in emptied {
+                self.resolve(&k, now);
+            }
+        }
+        if now >= self.next_verify {
+            self.next_verify = now + VERIFY_PERIOD;
+            let mut questions = Vec::new();
+            // Listed instances, in turn.
+            let mut listed: Vec<&String> = self
+                .insts
+                .iter()
+                .filter(|(_, i)| i.listed)
+                .map(|(k, _)| k)
+                .collect();
+            listed.sort();
+            let n = listed.len();
+            if n > 0 {
+                self.verify_from %= n;
+            }
+            let picked: Vec<String> = listed
+                .iter()
+                .cycle()
+                .skip(self.verify_from)
+                .take(n.min(MAX_VERIFY_PER_PERIOD))
+                .map(|k| (*k).clone())
+                .collect();
+            self.verify_from += picked.len();
+            for k in picked {
+                if let Some(inst) = self.insts.get_mut(&k) {
+                    inst.answer_by.get_or_insert(now + VERIFY_TIMEOUT);
+                    questions.push((inst.instance.clone(), dns::TYPE_SRV));
+                }
+            }
+            // Pending instances: what they miss.
+            for inst in self
+                .insts
+                .values()
+                .filter(|i| !i.listed)
+                .take(MAX_VERIFY_PER_PERIOD)
+            {
+                if inst.srv.is_none() {
+                    questions.push((inst.instance.clone(), dns::TYPE_SRV));
+                }
+                if inst.txt.is_none() {
+                    questions.push((inst.instance.clone(), dns::TYPE_TXT));
+                }
+                if let (Some((host, _)), true) = (&inst.srv, inst.addresses.is_empty()) {
+                    questions.push((host.clone(), dns::TYPE_A));
+                    questions.push((host.clone(), dns::TYPE_AAAA));
+                }
+            }
+            self.ask(&questions);
+        }
+    }
+}
+
+/// A TXT record's strings as a videoip record; None when it is not one.
+fn decode_txt(strings: &[Vec<u8>]) -> Option<txt::SourceTxt> {
+    let pairs = strings.iter().take(txt::MAX_PAIRS).filter_map(|s| {
+        let (k, v) = match s.iter().position(|&c| c == b'=') {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
+            None => (&s[..], None),
+        };
+        let k = std::str::from_utf8(k).ok().filter(|k| !k.is_empty())?;
+        Some((k, v))
+    });
+    txt::decode(pairs).ok()
+}
+
+#[cfg(test)]
+#[path = "browse_tests.rs"]
+mod tests;
