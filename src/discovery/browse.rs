@@ -338,7 +338,10 @@ impl Browse {
                 self.pending += 1;
             }
             let old_host = {
-                let inst = self.insts.get_mut(&k).expect("kept above");
+                // Kept above; a miss would only skip this record.
+                let Some(inst) = self.insts.get_mut(&k) else {
+                    continue;
+                };
                 if s.ttl > 0 {
                     inst.expires = expiry(now, s.ttl).max(inst.expires);
                 }
