@@ -170,19 +170,6 @@ fn stat(s: &gst::Structure, field: &str) -> u64 {
     s.get::<u64>(field).unwrap_or(0)
 }
 
-/// The internet checksum (RFC 1071) of the concatenation of `parts`.
-fn checksum(parts: &[&[u8]]) -> u16 {
-    let bytes: Vec<u8> = parts.concat();
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// A raw socket in the attacker's namespace that sends UDP datagrams with any IPv4 source
 /// address (`IPPROTO_RAW` implies `IP_HDRINCL`), counting what it sent.
 struct Forger {
@@ -216,7 +203,7 @@ impl Forger {
         ip[4..6].copy_from_slice(&(self.datagrams as u16 | 1).to_be_bytes());
         ip.extend_from_slice(&from.ip().octets());
         ip.extend_from_slice(&to.ip().octets());
-        let c = checksum(&[&ip]);
+        let c = internet_checksum(&[&ip]);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         let mut udp = Vec::with_capacity(usize::from(udp_len));
         udp.extend_from_slice(&from.port().to_be_bytes());
@@ -229,7 +216,7 @@ impl Forger {
         pseudo.extend_from_slice(&to.ip().octets());
         pseudo.extend_from_slice(&[0, 17]);
         pseudo.extend_from_slice(&udp_len.to_be_bytes());
-        let c = match checksum(&[&pseudo, &udp]) {
+        let c = match internet_checksum(&[&pseudo, &udp]) {
             0 => 0xffff,
             c => c,
         };

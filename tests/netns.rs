@@ -229,18 +229,6 @@ fn posted(pipeline: &gst::Pipeline) -> (Vec<String>, Vec<String>) {
     (warnings, errors)
 }
 
-/// The internet checksum (RFC 1071).
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Sends, from namespace `ns`, an ICMP "fragmentation needed" (type 3 code 4) with
 /// next-hop MTU `mtu` to `quoted_src`'s host, quoting a UDP datagram from `quoted_src` to
 /// `quoted_dst`: 56 bytes on the wire, as an attacker who knows the ports sends it.
@@ -256,7 +244,7 @@ fn forge_frag_needed(
         let mut ip = vec![0x45, 0, 0x05, 0xdc, 0x12, 0x34, 0x40, 0, 64, 17, 0, 0];
         ip.extend_from_slice(&quoted_src.ip().octets());
         ip.extend_from_slice(&quoted_dst.ip().octets());
-        let c = checksum(&ip);
+        let c = internet_checksum(&[&ip]);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         let mut icmp = vec![3, 4, 0, 0, 0, 0];
         icmp.extend_from_slice(&mtu.to_be_bytes());
@@ -264,7 +252,7 @@ fn forge_frag_needed(
         icmp.extend_from_slice(&quoted_src.port().to_be_bytes());
         icmp.extend_from_slice(&quoted_dst.port().to_be_bytes());
         icmp.extend_from_slice(&[0x05, 0xc8, 0, 0]);
-        let c = checksum(&icmp);
+        let c = internet_checksum(&[&icmp]);
         icmp[2..4].copy_from_slice(&c.to_be_bytes());
         assert_eq!(20 + icmp.len(), 56);
         // SAFETY: plain socket calls on a raw ICMP socket this thread owns; the address and

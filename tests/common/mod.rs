@@ -696,3 +696,17 @@ impl Drop for NetNs {
             .status();
     }
 }
+
+/// The internet checksum (RFC 1071) of `parts` taken as one run of bytes: for the IP, ICMP
+/// and UDP headers tests forge in their own namespaces.
+pub fn internet_checksum(parts: &[&[u8]]) -> u16 {
+    let bytes: Vec<u8> = parts.concat();
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
