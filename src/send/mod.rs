@@ -1028,7 +1028,14 @@ impl<B: AsRef<[u8]>> Session<B> {
                 }
             }
             Incoming::Eos => {
-                let dests = self.all_dests(now);
+                // Before any stream info no receiver can follow this session (lock-on needs
+                // it): an end of stream then tells nobody anything (a source that failed
+                // before its first frame sends one), and sends nothing.
+                let dests = if self.info_sent.is_some() {
+                    self.all_dests(now)
+                } else {
+                    Vec::new()
+                };
                 let mut g = Group::new(Kind::EndOfStream, dests);
                 for _ in 0..EOS_REPEAT {
                     let h: [u8; EOS_HEADER_LEN] = self.packetizer.eos_datagram();

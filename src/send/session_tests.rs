@@ -967,3 +967,14 @@ fn with_a_passphrase_a_resend_is_its_original_byte_for_byte_but_for_flag_r() {
     s.handle_datagram(t0 + 2 * MS, dest, &plain);
     assert_eq!(s.stats(t0).datagrams_unauthenticated, 1);
 }
+
+#[test]
+fn an_end_of_stream_before_any_stream_info_sends_nothing_and_is_still_reported_sent() {
+    let dest = addr(5004);
+    let mut s = Session::<Vec<u8>>::new(config(Some(dest), None));
+    let t0 = Instant::now();
+    s.handle_eos();
+    assert!(s.poll_transmit(t0).is_none(), "nothing to tell anyone");
+    assert!(matches!(s.poll_event(), Some(Event::EndOfStreamSent)));
+    assert_eq!(s.stats(t0).datagrams_sent, 0);
+}
