@@ -36,6 +36,17 @@ pub(crate) trait Aead: Sized {
         aad: &[u8],
         in_out: &mut [u8],
     ) -> Result<(), Failure>;
+    /// Verifies `ciphertext` and its `tag` and decrypts it into `plaintext` (of the same
+    /// length): the ciphertext is read once, by the cipher. On failure the content of
+    /// `plaintext` is unspecified.
+    fn open_out_of_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        plaintext: &mut [u8],
+    ) -> Result<(), Failure>;
 }
 
 /// The AEAD used for packets.
@@ -94,6 +105,29 @@ impl Aead for AwsLc {
                 ciphertext,
             )
             .map(|_| ())
+            .map_err(|_| Failure)
+    }
+
+    fn open_out_of_place(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        plaintext: &mut [u8],
+    ) -> Result<(), Failure> {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        if tag.len() != TAG_LEN || ciphertext.len() != plaintext.len() {
+            return Err(Failure);
+        }
+        self.0
+            .open_separate_gather(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                ciphertext,
+                tag,
+                plaintext,
+            )
             .map_err(|_| Failure)
     }
 }

@@ -67,6 +67,8 @@ pub const OVERHEAD: usize = AUTH_EXT_LEN + TAG_LEN;
 /// at most that many datagrams, half of AES-GCM's limit in RFC 9001 §6.6.
 pub const EPOCH_DATAGRAMS: u64 = 1 << EPOCH_SHIFT;
 const EPOCH_SHIFT: u32 = 22;
+/// Longest head a datagram can have: common header, 255 extension words, longest body.
+const MAX_HEAD: usize = COMMON_LEN + 255 * 4 + 64;
 /// Derived keys an [`Opener`] keeps.
 const OPENER_KEYS: usize = 16;
 /// Derived keys a [`Sealer`] keeps (the current epoch of a few tracks, and resends of the
@@ -400,6 +402,55 @@ impl Opener {
     /// Any failure is an [`OpenError`], never a panic; after one, the datagram's content is
     /// unspecified.
     pub fn open(&mut self, datagram: &mut [u8]) -> Result<Opened, OpenError> {
+        let (body_end, opened) = self.check(datagram)?;
+        let key = self.key(datagram, opened.epoch)?;
+        let seq = seq_of(datagram);
+        let flags = datagram[4];
+        datagram[4] = flags & !header_flags::RETRANSMISSION;
+        let (aad, in_out) = datagram.split_at_mut(body_end);
+        let result = key.aead.open_in_place(key.nonce(seq), aad, in_out);
+        datagram[4] = flags;
+        result.map_err(|_| OpenError::BadTag)?;
+        Ok(opened)
+    }
+
+    /// Verifies `datagram` and decrypts its payload into `plaintext` (exactly the payload's
+    /// length, or [`OpenError::TooShort`]), leaving the datagram as it came: a receiver
+    /// decrypts a fragment straight into its frame. On failure the content of `plaintext`
+    /// is unspecified (never mark it as received).
+    pub fn open_into(
+        &mut self,
+        datagram: &[u8],
+        plaintext: &mut [u8],
+    ) -> Result<Opened, OpenError> {
+        let (body_end, opened) = self.check(datagram)?;
+        let key = self.key(datagram, opened.epoch)?;
+        let seq = seq_of(datagram);
+        let tag_at = datagram.len() - TAG_LEN;
+        if tag_at - body_end != plaintext.len() {
+            return Err(OpenError::TooShort);
+        }
+        let (head, rest) = datagram.split_at(body_end);
+        let (ciphertext, tag) = rest.split_at(tag_at - body_end);
+        // Flag R is not authenticated: a resend's head is authenticated with it clear, from
+        // a copy on the stack (resends are few).
+        let mut copy = [0u8; MAX_HEAD];
+        let aad = if head[4] & header_flags::RETRANSMISSION != 0 {
+            let copy = copy.get_mut(..head.len()).ok_or(OpenError::TooShort)?;
+            copy.copy_from_slice(head);
+            copy[4] &= !header_flags::RETRANSMISSION;
+            &*copy
+        } else {
+            head
+        };
+        key.aead
+            .open_out_of_place(key.nonce(seq), aad, ciphertext, tag, plaintext)
+            .map_err(|_| OpenError::BadTag)?;
+        Ok(opened)
+    }
+
+    /// Everything but the tag: the end of the body and what the datagram says of itself.
+    fn check(&self, datagram: &[u8]) -> Result<(usize, Opened), OpenError> {
         let layout = layout(datagram).ok_or(if datagram.len() < COMMON_LEN {
             OpenError::TooShort
         } else {
@@ -420,8 +471,7 @@ impl Opener {
             return Err(OpenError::NoAuth);
         }
         let epoch = u32::from_be_bytes([auth[4], auth[5], auth[6], auth[7]]);
-        let len = self.keys.key_length();
-        if auth[8] != len.algorithm() {
+        if auth[8] != self.keys.key_length().algorithm() {
             return Err(OpenError::WrongAlgorithm(auth[8]));
         }
         if usize::from(auth[9]) != TAG_LEN {
@@ -432,16 +482,13 @@ impl Opener {
             return Err(OpenError::EpochMismatch);
         }
         let ext_seq = u64::from(epoch) << EPOCH_SHIFT | u64::from(seq & 0x3F_FFFF);
-        let key = self
-            .keys
+        Ok((layout.body_end, Opened { ext_seq, epoch }))
+    }
+
+    fn key(&mut self, datagram: &[u8], epoch: u32) -> Result<&keys::PacketKey, OpenError> {
+        self.keys
             .get(key_id(datagram, self.direction, epoch))
-            .map_err(|_| OpenError::Crypto)?;
-        datagram[4] = flags & !header_flags::RETRANSMISSION;
-        let (aad, in_out) = datagram.split_at_mut(layout.body_end);
-        let opened = key.aead.open_in_place(key.nonce(seq), aad, in_out);
-        datagram[4] = flags;
-        opened.map_err(|_| OpenError::BadTag)?;
-        Ok(Opened { ext_seq, epoch })
+            .map_err(|_| OpenError::Crypto)
     }
 }
 

@@ -50,6 +50,14 @@ impl SeqExtender {
     }
 }
 
+/// What a failed opening tells the session.
+fn refusal(e: OpenError) -> Refused {
+    match e {
+        OpenError::NotProtected | OpenError::NoAuth | OpenError::NotVideoip => Refused::Unprotected,
+        _ => Refused::BadTag,
+    }
+}
+
 /// Most peer streams (session id and track) whose replay windows are kept: a receiver's
 /// current sender and those before it, or a sender's receivers.
 pub const MAX_WINDOWS: usize = 1024;
@@ -132,12 +140,23 @@ impl Protection {
     /// success it is a datagram [`crate::protocol::decode`] takes. `resent`: it carries
     /// flag R (a duplicate resend is no replay for the statistics, but is still refused).
     pub fn open(&mut self, datagram: &mut [u8]) -> Result<Opened, Refused> {
-        let opened = self.opener.open(datagram).map_err(|e| match e {
-            OpenError::NotProtected | OpenError::NoAuth | OpenError::NotVideoip => {
-                Refused::Unprotected
-            }
-            _ => Refused::BadTag,
-        })?;
+        let opened = self.opener.open(datagram).map_err(refusal)?;
+        self.not_replayed(datagram, opened)
+    }
+
+    /// Verifies `datagram` and decrypts its payload into `plaintext` (its exact length),
+    /// then checks the replay window as [`open`](Self::open) does; `datagram` is left as
+    /// it came. After a refusal `plaintext` holds nothing to use.
+    pub fn open_into(&mut self, datagram: &[u8], plaintext: &mut [u8]) -> Result<Opened, Refused> {
+        let opened = self
+            .opener
+            .open_into(datagram, plaintext)
+            .map_err(refusal)?;
+        self.not_replayed(datagram, opened)
+    }
+
+    /// Checks an opened datagram against its stream's replay window.
+    fn not_replayed(&mut self, datagram: &[u8], opened: Opened) -> Result<Opened, Refused> {
         let (Some(track), Some(session)) = (datagram.get(6..8), datagram.get(8..16)) else {
             return Err(Refused::BadTag);
         };

@@ -4,7 +4,7 @@
 //! The erasure code itself is in [`crate::protocol::fec`]; the restored fragments go into the
 //! frame through the same path as received ones ([`Reassembler`]).
 
-use super::reassembler::{has, Pushed, Reassembler};
+use super::reassembler::{has, Fragment, Pushed, Reassembler};
 use crate::protocol::fec::{self, Layout};
 use crate::protocol::{self, fec_scheme, Fec};
 use std::time::Instant;
@@ -87,7 +87,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             return;
         }
         for (i, payload) in restored {
-            if self.insert(pos, i, &payload, now) == Pushed::Accepted {
+            if self.insert(pos, i, Fragment::Bytes(&payload), now) == Pushed::Accepted {
                 self.recovered.push(first_seq.wrapping_add(i));
                 if let Some(slot) = self.pending.get_mut(pos) {
                     slot.repaired = true;

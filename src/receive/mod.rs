@@ -314,9 +314,12 @@ impl<B: AsMut<[u8]>> Session<B> {
         let tagged = datagram
             .get(4)
             .is_some_and(|f| f & header_flags::AUTH_TAG != 0);
-        if let Some(p) = self.protection.as_mut() {
+        if self.protection.is_some() {
+            if tagged && self.open_into_frame(now, source, datagram) {
+                return;
+            }
             // Opened in place: nothing unauthenticated goes further, and nothing twice.
-            if let Err(why) = p.open(datagram) {
+            if let Some(Err(why)) = self.protection.as_mut().map(|p| p.open(datagram)) {
                 self.refused(now, source, why);
                 return;
             }
@@ -328,6 +331,52 @@ impl<B: AsMut<[u8]>> Session<B> {
             self.stats.datagrams_invalid += 1;
             return;
         };
+        self.accept(now, source, p, false, alloc);
+    }
+
+    /// A protected fragment of a frame being assembled, from the stream locked on to, is
+    /// verified and decrypted straight into its frame: the payload is read once, by the
+    /// cipher, as an unprotected one is read once, by the copy. True when the datagram was
+    /// dealt with here (taken or refused); false when it must be opened in place (any other
+    /// datagram, the first of a frame, one already had).
+    fn open_into_frame(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) -> bool {
+        let Ok(p) = protocol::decode(datagram) else {
+            return false;
+        };
+        let Body::Media(m) = &p.body else {
+            return false;
+        };
+        let from = Source {
+            session: p.header.session,
+            track: p.header.track,
+            from: source,
+        };
+        if !self.lock.follows(from) {
+            return false;
+        }
+        let (Some(protection), Some(dst)) = (
+            self.protection.as_mut(),
+            self.reasm.place(m, p.payload.len()),
+        ) else {
+            return false;
+        };
+        match protection.open_into(datagram, dst) {
+            Ok(_) => self.accept(now, source, p, true, |_| None),
+            Err(why) => self.refused(now, source, why),
+        }
+        true
+    }
+
+    /// Acts on an authentic (or unprotected, without a passphrase) datagram. `placed`: its
+    /// payload is already in its frame (see [`open_into_frame`](Self::open_into_frame)).
+    fn accept(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        p: protocol::Packet<'_>,
+        placed: bool,
+        alloc: impl FnOnce(usize) -> Option<B>,
+    ) {
         self.stats.extensions_ignored += u64::from(p.extensions.ignored);
         if let Body::Challenge(c) = p.body {
             self.challenged(source, c.receiver, p.payload);
@@ -385,7 +434,13 @@ impl<B: AsMut<[u8]>> Session<B> {
                     self.nacks
                         .fec_release(p.header.seq.wrapping_sub(idx), p.header.seq);
                 }
-                match self.reasm.push(m, p.header.seq, p.payload, now, alloc) {
+                let pushed = if placed {
+                    self.reasm
+                        .push_placed(m, p.header.seq, p.payload.len(), now)
+                } else {
+                    self.reasm.push(m, p.header.seq, p.payload, now, alloc)
+                };
+                match pushed {
                     Pushed::Accepted if resent => self.reasm.note_repaired(m.frame),
                     Pushed::Accepted | Pushed::Duplicate => {}
                     Pushed::Late => self.stats.datagrams_late += 1,

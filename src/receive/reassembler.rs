@@ -55,6 +55,15 @@ pub struct Frame<B> {
     pub discont: bool,
 }
 
+/// A fragment's bytes: to copy into the frame, or already there.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Fragment<'a> {
+    /// To copy.
+    Bytes(&'a [u8]),
+    /// This many bytes already written where [`Reassembler::place`] said.
+    Placed(usize),
+}
+
 /// What a [`Reassembler::push`] did with a fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -187,6 +196,45 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         now: Instant,
         alloc: impl FnOnce(usize) -> Option<B>,
     ) -> Pushed {
+        self.push_fragment(h, seq, Fragment::Bytes(payload), now, alloc)
+    }
+
+    /// Where the `len` bytes of the fragment `h` describes go in its frame, if that frame
+    /// is being assembled, the fragment is not there yet and `len` is its exact length:
+    /// a protected fragment is decrypted straight into it, then
+    /// [`push_placed`](Self::push_placed) once it proved authentic. Nothing is marked
+    /// received here, so bytes written and then refused are overwritten later.
+    pub fn place(&mut self, h: &Media, len: usize) -> Option<&mut [u8]> {
+        let slot = self.pending.iter_mut().find(|s| s.info.frame == h.frame)?;
+        if slot.info.len != h.frame_len || slot.frag_size != h.frag_size || h.frag_size == 0 {
+            return None;
+        }
+        let idx = h.offset / u32::from(h.frag_size);
+        if !h.offset.is_multiple_of(u32::from(h.frag_size)) || has(&slot.received, idx) {
+            return None;
+        }
+        let start = h.offset as usize;
+        let expected = usize::from(h.frag_size).min((h.frame_len as usize).checked_sub(start)?);
+        if len != expected {
+            return None;
+        }
+        slot.buf.as_mut().get_mut(start..start + len)
+    }
+
+    /// Stores the fragment whose `len` bytes [`place`](Self::place) gave room for and the
+    /// caller wrote there, as [`push`](Self::push) would have.
+    pub fn push_placed(&mut self, h: &Media, seq: u32, len: usize, now: Instant) -> Pushed {
+        self.push_fragment(h, seq, Fragment::Placed(len), now, |_| None)
+    }
+
+    fn push_fragment(
+        &mut self,
+        h: &Media,
+        seq: u32,
+        payload: Fragment<'_>,
+        now: Instant,
+        alloc: impl FnOnce(usize) -> Option<B>,
+    ) -> Pushed {
         if h.frame_len as usize > self.cfg.max_frame_size {
             return Pushed::Invalid(TOO_LARGE);
         }
@@ -257,7 +305,13 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
 
     /// Stores fragment `idx` of frame `pending[pos]`: the one path for received and
     /// restored fragments alike.
-    pub(super) fn insert(&mut self, pos: usize, idx: u32, payload: &[u8], now: Instant) -> Pushed {
+    pub(super) fn insert(
+        &mut self,
+        pos: usize,
+        idx: u32,
+        payload: Fragment<'_>,
+        now: Instant,
+    ) -> Pushed {
         let Some(slot) = self.pending.get_mut(pos) else {
             return Pushed::Late;
         };
@@ -268,9 +322,19 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             None => return Pushed::Invalid("fragment index out of range"),
         }
         let start = idx as usize * usize::from(slot.frag_size);
-        match slot.buf.as_mut().get_mut(start..start + payload.len()) {
-            Some(dst) => dst.copy_from_slice(payload),
-            None => return Pushed::Invalid("fragment outside the frame"),
+        let len = match payload {
+            Fragment::Bytes(b) => b.len(),
+            Fragment::Placed(len) => len,
+        };
+        match (slot.buf.as_mut().get_mut(start..start + len), payload) {
+            (Some(dst), Fragment::Bytes(b)) => dst.copy_from_slice(b),
+            (Some(_), Fragment::Placed(_)) => {}
+            (None, _) => {
+                if let Some(w) = slot.received.get_mut(word) {
+                    *w &= !bit;
+                }
+                return Pushed::Invalid("fragment outside the frame");
+            }
         }
         slot.missing -= 1;
         slot.latest = now;
