@@ -283,6 +283,16 @@ pub struct Challenge {
     pub receiver: u64,
 }
 
+/// TRACKS (0x0C), sender → receivers, on the control track: the session's track table.
+/// Body of 8 bytes; the payload is the table's entries ([`super::tracks`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tracks {
+    /// +1 whenever the table changes, wrapping.
+    pub generation: u16,
+    /// Entries in the payload.
+    pub count: u16,
+}
+
 /// The typed fixed body of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
@@ -310,6 +320,8 @@ pub enum Body {
     Metadata(Metadata),
     /// See [`Challenge`].
     Challenge(Challenge),
+    /// See [`Tracks`].
+    Tracks(Tracks),
     /// A type this implementation does not know: no body, everything after the extensions
     /// is payload.
     Unknown(u8),
@@ -331,6 +343,7 @@ impl Body {
             Body::Tally(_) => PacketType::Tally,
             Body::Metadata(_) => PacketType::Metadata,
             Body::Challenge(_) => PacketType::Challenge,
+            Body::Tracks(_) => PacketType::Tracks,
             Body::Unknown(t) => PacketType::Unknown(*t),
         }
     }
@@ -429,6 +442,10 @@ impl Body {
                 pts: r.u64(),
             }),
             PacketType::Challenge => Body::Challenge(Challenge { receiver: r.u64() }),
+            PacketType::Tracks => Body::Tracks(Tracks {
+                generation: r.u16(),
+                count: r.u16(),
+            }),
             PacketType::Unknown(t) => Body::Unknown(t),
         }
     }
@@ -485,6 +502,9 @@ impl Body {
             }
             Body::Challenge(c) => {
                 w.u64(c.receiver).zeros(4);
+            }
+            Body::Tracks(t) => {
+                w.u16(t.generation).u16(t.count).zeros(4);
             }
             Body::Unknown(_) => {}
         }

@@ -31,10 +31,11 @@
 mod body;
 mod caps;
 pub mod fec;
+pub mod tracks;
 
 pub use body::{
     fec_scheme, reference_clock, tally, Body, Challenge, EndOfStream, Fec, KeyframeRequest, Media,
-    Metadata, Nack, ReceiverReport, SenderReport, StreamInfo, Subscribe, Tally, NO_DELAY,
+    Metadata, Nack, ReceiverReport, SenderReport, StreamInfo, Subscribe, Tally, Tracks, NO_DELAY,
 };
 use body::{Reader, Writer};
 pub use caps::{
@@ -130,6 +131,8 @@ pub enum PacketType {
     Metadata,
     /// 0x0B: return-routability cookie, sender → receiver.
     Challenge,
+    /// 0x0C: the session's track table, sender → receivers.
+    Tracks,
     /// Any other value.
     Unknown(u8),
 }
@@ -150,6 +153,7 @@ impl PacketType {
             0x09 => Self::Tally,
             0x0A => Self::Metadata,
             0x0B => Self::Challenge,
+            0x0C => Self::Tracks,
             other => Self::Unknown(other),
         }
     }
@@ -169,6 +173,7 @@ impl PacketType {
             Self::Tally => 0x09,
             Self::Metadata => 0x0A,
             Self::Challenge => 0x0B,
+            Self::Tracks => 0x0C,
             Self::Unknown(v) => v,
         }
     }
@@ -183,6 +188,7 @@ impl PacketType {
             Self::ReceiverReport => 48,
             Self::Nack | Self::KeyframeRequest | Self::Tally | Self::Metadata => 12,
             Self::Challenge => 12,
+            Self::Tracks => 8,
             Self::Fec | Self::Subscribe => 16,
             Self::Unknown(_) => 0,
         }
@@ -195,7 +201,7 @@ impl PacketType {
 pub struct CommonHeader {
     /// See [`header_flags`]; bits 2–7 are sent 0 and ignored.
     pub flags: u8,
-    /// Track within the session (0 for now).
+    /// Track within the session ([`tracks::CONTROL_TRACK`] for session-wide messages).
     pub track: u16,
     /// Session id: ≥ 64 random bits per sender run (a receiver's own id in its messages).
     pub session: u64,
@@ -525,6 +531,7 @@ fn validate(body: &Body, payload: &[u8]) -> Result<(), DecodeError> {
         Body::Challenge(_) if payload.is_empty() || payload.len() > MAX_COOKIE_LEN => {
             bad("cookie length out of range")
         }
+        Body::Tracks(t) => tracks::validate(t, payload).map_err(DecodeError::Inconsistent),
         _ => Ok(()),
     }
 }

@@ -107,8 +107,8 @@ fn unknown_types_decode_with_everything_as_payload() {
     let p = decode(&d).unwrap();
     assert_eq!(p.packet_type(), PacketType::Unknown(0x80));
     assert_eq!(p.payload, b"private");
-    d[3] = 0x0C; // the next type the spec may define
-    assert_eq!(decode(&d).unwrap().packet_type(), PacketType::Unknown(0x0C));
+    d[3] = 0x0D; // the next type the spec may define
+    assert_eq!(decode(&d).unwrap().packet_type(), PacketType::Unknown(0x0D));
 }
 
 #[test]
@@ -530,10 +530,29 @@ pub(crate) fn vector_packets() -> Vec<(&'static str, Vec<u8>)> {
             let (body, symbol) = enc.repair(1).unwrap();
             datagram(&hdr(1004), &[], &Body::Fec(body), symbol)
         }),
+        ("tracks", {
+            use crate::protocol::tracks::{self, TrackEntry, TrackKind, CONTROL_TRACK};
+            let entry = |id, kind, name: &str| TrackEntry {
+                id,
+                kind,
+                variant_of: None,
+                name: name.into(),
+            };
+            let table = [
+                entry(0, TrackKind::Video, "video_0"),
+                entry(1, TrackKind::Audio, "audio_0"),
+            ];
+            let (body, payload) = tracks::encode(3, &table).unwrap();
+            let h = CommonHeader {
+                track: CONTROL_TRACK,
+                ..hdr(7)
+            };
+            datagram(&h, &[], &Body::Tracks(body), &payload)
+        }),
     ]
 }
 
-const VECTORS: [(&str, &str); 7] = [
+const VECTORS: [(&str, &str); 8] = [
     (
         "media",
         "56 49 02 00 00 00 00 00 01 23 45 67 89 ab cd ef \
@@ -580,6 +599,13 @@ const VECTORS: [(&str, &str); 7] = [
         "56 49 02 06 00 00 00 00 01 23 45 67 89 ab cd ef \
          00 00 03 ec 02 00 00 01 00 00 03 e8 00 03 00 02 \
          00 00 00 04 37 32 0d 0c",
+    ),
+    (
+        "tracks",
+        "56 49 02 0c 00 00 ff ff 01 23 45 67 89 ab cd ef \
+         00 00 00 07 00 03 00 02 00 00 00 00 00 00 00 07 \
+         ff ff 00 00 76 69 64 65 6f 5f 30 00 01 01 07 ff \
+         ff 00 00 61 75 64 69 6f 5f 30",
     ),
 ];
 

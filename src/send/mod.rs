@@ -81,9 +81,7 @@ pub const OVERLOAD_MEMORY: Duration = Duration::from_secs(2);
 pub const PATH_RETRY: Duration = Duration::from_secs(5);
 /// Least time between two warnings about datagrams the network refused.
 pub const SEND_WARNING_INTERVAL: Duration = Duration::from_secs(2);
-/// The track id of the session's own control datagrams (CHALLENGE): they have a sequence
-/// of their own, outside every media track's.
-pub const CONTROL_TRACK: u16 = 0xFFFF;
+pub use crate::protocol::tracks::CONTROL_TRACK;
 
 /// Slack a `max-bitrate` ceiling allows a late batch: it may leave this much before the
 /// ceiling would let it, so a wake-up a little late does not push every later one back.
