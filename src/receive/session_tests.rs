@@ -1255,3 +1255,6 @@ fn protected_fragments_decrypted_into_their_frame_are_exact_and_a_forged_one_lea
     assert_eq!(st.datagrams_retransmitted, 1);
     assert_eq!(st.frames_complete, 3);
 }
+
+#[path = "tracks_tests.rs"]
+mod tracks;
