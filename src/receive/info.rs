@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Stream info (caps) at the receiver: one generation assembled from its pieces at a time
-//! (at most [`crate::protocol::MAX_CAPS_LEN`] bytes) besides the one in use. I/O-free.
+//! Stream info (caps) at the receiver: per track, one generation assembled from its pieces
+//! at a time (at most [`crate::protocol::MAX_CAPS_LEN`] bytes) besides the one in use.
+//! I/O-free.
 
 use super::lockon::Source;
 use crate::protocol::{seq_diff, StreamInfo};
@@ -22,6 +23,8 @@ pub struct StoredInfo {
 pub struct InfoAssembly {
     /// Who sends it.
     pub source: Source,
+    /// The track it describes.
+    pub track: u16,
     /// Its generation.
     pub gen: u16,
     /// The caps bytes so far.
@@ -35,9 +38,10 @@ pub struct InfoAssembly {
 
 impl InfoAssembly {
     /// An empty assembly of `len` caps bytes, begun by the piece numbered `seq`.
-    pub fn new(source: Source, gen: u16, len: usize, seq: u32) -> Self {
+    pub fn new(source: Source, track: u16, gen: u16, len: usize, seq: u32) -> Self {
         InfoAssembly {
             source,
+            track,
             gen,
             buf: vec![0; len],
             have: vec![0; len.div_ceil(64)],

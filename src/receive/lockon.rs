@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Lock-on: which sender's session a receiver follows. A receiver follows one session at a
-//! time (its id, track and the address it sends from); everything but stream info counts
-//! only from it, so a flood of forged datagrams with other ids cannot touch the stream.
-//! Another session's complete stream info takes over only once the one followed has ended
-//! (EOS) or fallen silent for [`SESSION_IDLE`]. I/O-free, driven by `now`.
+//! time (its id and the address it sends from, whatever the track: PROTOCOL §8.2);
+//! everything but stream info counts only from it, so a flood of forged datagrams with
+//! other ids cannot touch the stream. Another session's complete stream info takes over
+//! only once the one followed has ended (EOS on every track followed) or fallen silent for
+//! [`SESSION_IDLE`]. I/O-free, driven by `now`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -20,8 +21,6 @@ pub const SESSION_IDLE: Duration = Duration::from_millis(200);
 pub struct Source {
     /// The sender's session id.
     pub session: u64,
-    /// The track of the session.
-    pub track: u16,
     /// The address it sends from.
     pub from: SocketAddr,
 }
@@ -82,6 +81,12 @@ impl LockOn {
     /// Notes that the session followed ended its stream.
     pub fn end(&mut self) {
         self.ended = true;
+    }
+
+    /// Notes that the session followed goes on after all (a track of it locked on after
+    /// the others had ended).
+    pub fn resume(&mut self) {
+        self.ended = false;
     }
 
     /// True when the session followed ended its stream.

@@ -6,7 +6,6 @@ use super::*;
 fn source(session: u64) -> Source {
     Source {
         session,
-        track: 0,
         from: SocketAddr::from(([192, 0, 2, 1], 5004)),
     }
 }

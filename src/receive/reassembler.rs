@@ -22,6 +22,8 @@ pub const MAX_FRAME_JUMP: i32 = 1024;
 
 /// Why a fragment of a frame larger than the configured maximum is refused.
 pub(super) const TOO_LARGE: &str = "frame larger than max-frame-size";
+/// Why a fragment of a new frame is refused when the byte budget has no room for it.
+pub(super) const NO_ROOM: &str = "memory budget for frames in flight exhausted";
 
 /// Timing, flags and identity of a frame, from its datagrams' headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,9 @@ pub struct Reassembler<B> {
     pub(super) fec_decoder: fec::Decoder,
     /// Sequence numbers restored by FEC, not yet taken.
     pub(super) recovered: Vec<u32>,
+    /// Most bytes its frames in flight may hold now: `max_bytes_in_flight` less what the
+    /// session's other tracks hold (see [`set_budget`](Self::set_budget)).
+    pub(super) budget: usize,
 }
 
 impl<B> std::fmt::Debug for Reassembler<B> {
@@ -130,7 +135,6 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
     /// An empty reassembler.
     pub fn new(cfg: Config) -> Self {
         Reassembler {
-            cfg,
             pending: VecDeque::new(),
             last_out: None,
             discont: false,
@@ -141,6 +145,8 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             bytes_in_flight: 0,
             fec_decoder: fec::Decoder::default(),
             recovered: Vec::new(),
+            budget: cfg.max_bytes_in_flight,
+            cfg,
         }
     }
 
@@ -163,6 +169,21 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
         self.pending.clear();
         self.bytes_in_flight = 0;
         self.last_out = None;
+    }
+
+    /// Sets the most bytes its frames in flight may hold from now on (at most
+    /// `max_bytes_in_flight`): the session's one byte budget less what its other tracks
+    /// hold. A new frame that does not fit evicts this reassembler's older frames only.
+    pub fn set_budget(&mut self, bytes: usize) {
+        self.budget = bytes.min(self.cfg.max_bytes_in_flight);
+    }
+
+    /// Drops the oldest frame in flight (to make room for another track's), counting it;
+    /// false when there is none.
+    pub fn drop_oldest(&mut self) -> bool {
+        let any = !self.pending.is_empty();
+        self.drop_front();
+        any
     }
 
     /// Bytes of the frames being assembled.
@@ -358,7 +379,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
             }
         }
         let len = h.frame_len as usize;
-        let budget = self.cfg.max_bytes_in_flight;
+        let budget = self.budget;
         if self.bytes_in_flight + len > budget {
             // Only frames older than the new one may make room for it.
             let older: usize = self
@@ -368,9 +389,7 @@ impl<B: AsMut<[u8]>> Reassembler<B> {
                 .map(|s| s.info.len as usize)
                 .sum();
             if self.bytes_in_flight - older + len > budget {
-                return Err(Pushed::Invalid(
-                    "memory budget for frames in flight exhausted",
-                ));
+                return Err(Pushed::Invalid(NO_ROOM));
             }
             while self.bytes_in_flight + len > budget && !self.pending.is_empty() {
                 self.drop_front();

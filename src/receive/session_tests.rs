@@ -62,12 +62,12 @@ impl Drive for Session<Vec<u8>> {
     ) -> Result<bool, DecodeError> {
         let decoded = protocol::decode(d).map(|_| ());
         self.handle_datagram(now, from, Meta::default(), &mut d.to_vec(), alloc);
-        decoded.map(|()| self.reasm.head_ready())
+        decoded.map(|()| self.tracks.iter().any(|t| t.reasm.head_ready()))
     }
 
     fn poll_ready(&mut self) -> Option<Event<Vec<u8>>> {
         loop {
-            if let ev @ (Event::Frame { .. } | Event::Eos) = self.poll_event()? {
+            if let ev @ (Event::Frame { .. } | Event::End) = self.poll_event()? {
                 return Some(ev);
             }
         }
@@ -170,7 +170,7 @@ fn frames(n: usize, len: usize) -> Vec<Vec<u8>> {
 }
 
 fn run(dgrams: &[Vec<u8>], cfg: Config) -> (Vec<Frame<Vec<u8>>>, Stats, bool) {
-    let mut s = Session::<Vec<u8>>::new(cfg);
+    let mut s = Session::<Vec<u8>>::new(cfg.clone());
     let now = Instant::now();
     let mut out = Vec::new();
     let mut eos = false;
@@ -179,8 +179,8 @@ fn run(dgrams: &[Vec<u8>], cfg: Config) -> (Vec<Frame<Vec<u8>>>, Stats, bool) {
         while let Some(ev) = s.poll(now) {
             match ev {
                 Event::Frame { frame: f, .. } => out.push(f),
-                Event::Eos => eos = true,
-                Event::Stream { .. } | Event::Warning(_) => {}
+                Event::End => eos = true,
+                _ => {}
             }
         }
     }
@@ -189,8 +189,8 @@ fn run(dgrams: &[Vec<u8>], cfg: Config) -> (Vec<Frame<Vec<u8>>>, Stats, bool) {
     while let Some(ev) = s.poll(later) {
         match ev {
             Event::Frame { frame: f, .. } => out.push(f),
-            Event::Eos => eos = true,
-            Event::Stream { .. } | Event::Warning(_) => {}
+            Event::End => eos = true,
+            _ => {}
         }
     }
     (out, s.stats(), eos)
@@ -319,7 +319,7 @@ fn frames_before_stream_info_are_not_handed_out() {
     let now = Instant::now();
     s.push_at(&d[0], now, |_| None).unwrap();
     s.push_at(&d[1], now, |len| Some(vec![0; len])).unwrap();
-    s.reject_info();
+    s.reject_info(0);
     for x in &d[2..] {
         s.push_at(x, now, |len| Some(vec![0; len])).unwrap();
     }
@@ -363,7 +363,7 @@ fn end_of_stream_waits_for_the_last_frame_still_being_recovered() {
     s.push_at(&eos, t0, alloc).unwrap();
     let mut out = Vec::new();
     while let Some(ev) = s.poll(t0 + Duration::from_millis(1)) {
-        out.push(matches!(ev, Event::Eos));
+        out.push(matches!(ev, Event::End));
     }
     assert_eq!(
         out,
@@ -374,7 +374,7 @@ fn end_of_stream_waits_for_the_last_frame_still_being_recovered() {
     s.push_at(&d[lost], t0 + Duration::from_millis(10), alloc)
         .unwrap();
     while let Some(ev) = s.poll(t0 + Duration::from_millis(11)) {
-        out.push(matches!(ev, Event::Eos));
+        out.push(matches!(ev, Event::End));
     }
     assert_eq!(out, vec![false, false, true]);
 }
@@ -387,7 +387,7 @@ fn frames_in_flight_are_capped_and_oversized_frames_rejected() {
         window: Duration::from_secs(100),
         ..Default::default()
     };
-    let mut s = Session::<Vec<u8>>::new(cfg);
+    let mut s = Session::<Vec<u8>>::new(cfg.clone());
     let now = Instant::now();
     s.push_at(&info_datagram(1), now, |_| None).unwrap();
     let mut allocated = 0usize;
@@ -635,7 +635,7 @@ fn the_first_frame_after_a_switch_to_a_new_session_is_discont() {
         |_| None,
     )
     .unwrap();
-    assert!(matches!(s.poll(t0), Some(Event::Eos)));
+    assert!(matches!(s.poll(t0), Some(Event::End)));
     // Session 78 takes over at once (EOS) and starts from its own frame 0: nothing was
     // lost in either stream, yet the switch itself is a discontinuity.
     s.push_at(&info_of(78, 0, 0, b"test"), t0, |_| None)
@@ -682,7 +682,7 @@ fn eos_and_media_count_only_from_the_session_and_address_locked_on_to() {
     assert_eq!(s.stats().datagrams_foreign, 103);
     // The EOS datagram from the right address counts.
     s.push_at(&eos, t0, |_| None).unwrap();
-    assert!(matches!(s.poll(t0), Some(Event::Eos)));
+    assert!(matches!(s.poll(t0), Some(Event::End)));
 }
 
 #[test]
@@ -732,7 +732,7 @@ fn frames_in_flight_are_bounded_in_bytes() {
         window: Duration::from_secs(100),
         ..Default::default()
     };
-    let mut s = Session::<Vec<u8>>::new(cfg);
+    let mut s = Session::<Vec<u8>>::new(cfg.clone());
     let now = Instant::now();
     s.push_at(&info_datagram(77), now, |_| None).unwrap();
     let first_fragment =
@@ -759,7 +759,7 @@ fn frames_in_flight_are_bounded_in_bytes() {
     // Frames 5 (10,000 bytes) and 7 (80,000) in flight: frame 6 (50,000) could make room
     // only by evicting a newer frame, so its datagram is dropped; frame 8 (90,000) makes
     // room by evicting both older ones.
-    let mut s = Session::<Vec<u8>>::new(cfg);
+    let mut s = Session::<Vec<u8>>::new(cfg.clone());
     s.push_at(&info_datagram(77), now, |_| None).unwrap();
     s.push_at(&first_fragment(5, 1, 10_000), now, |len| Some(vec![0; len]))
         .unwrap();
@@ -1133,10 +1133,11 @@ fn a_new_stream_and_its_caps_are_events_before_its_frames() {
     }
     match s.poll_event() {
         Some(Event::Stream {
+            track,
             session,
             from,
             caps: c,
-        }) => assert_eq!((session, from, &*c), (77, src(), caps.as_str())),
+        }) => assert_eq!((track, session, from, &*c), (0, 77, src(), caps.as_str())),
         other => panic!("expected the stream, got {other:?}"),
     }
     match s.poll_event() {
@@ -1254,3 +1255,6 @@ fn protected_fragments_decrypted_into_their_frame_are_exact_and_a_forged_one_lea
     assert_eq!(st.datagrams_retransmitted, 1);
     assert_eq!(st.frames_complete, 3);
 }
+
+#[path = "tracks_tests.rs"]
+mod tracks;

@@ -450,7 +450,7 @@ impl Sim {
                         .map(&table, &origin, None, Some(arrival), &frame.info);
                     r.frames.push((k, exact, stamped.pts));
                 }
-                RxEvent::Eos => r.eos = true,
+                RxEvent::End => r.eos = true,
                 RxEvent::Warning(w) => r.warnings.push(w),
                 _ => {}
             }

@@ -219,6 +219,7 @@ impl Thread {
     ) -> std::io::Result<Thread> {
         waker.reset();
         shared.stop.store(false, Ordering::SeqCst);
+        let window = cfg.session.window;
         let mut session = Session::new(receive::Config {
             id: packetizer::random_session_id(),
             ..cfg.session
@@ -229,7 +230,7 @@ impl Thread {
         let rx = Rx {
             batch: RecvBatch::new(cfg.batch_size, SLOT_SIZE),
             session,
-            window: cfg.session.window,
+            window,
             max_age: cfg.max_age,
             receiver,
             waker: waker.clone(),
@@ -316,7 +317,8 @@ impl Rx {
         let mut last_expiry = Instant::now();
         while !self.shared.stop.load(Ordering::SeqCst) {
             if self.shared.reject_info.swap(false, Ordering::SeqCst) {
-                self.session.reject_info();
+                // videoipsrc follows the primary track alone.
+                self.session.reject_info(0);
             }
             let changed = {
                 let t = lock(&self.subscribe_to);
@@ -412,20 +414,24 @@ impl Rx {
                     frame,
                     caps,
                     origin,
+                    ..
                 } => {
                     // Counters first, so that whoever gets the frame sees it counted.
                     self.publish_stats();
                     self.deliver(Item::Frame(frame, caps, origin));
                 }
-                Event::Eos => {
+                // The session's end: with the primary track alone, its end of stream.
+                Event::End => {
                     self.publish_stats();
                     self.deliver(Item::Eos);
                 }
+                Event::Eos { .. } | Event::Tracks { .. } => {}
                 Event::Warning(w) => (self.warn)(w),
                 Event::Stream {
                     session,
                     from,
                     caps,
+                    ..
                 } => gst::info!(
                     super::imp::CAT,
                     "following session {session:016x} from {from}: {caps:.200}"
