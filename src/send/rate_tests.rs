@@ -21,6 +21,7 @@ fn took(gbps: f64, dropped: u32, backlog: u64) -> ReportDelta {
         recent_complete: 0,
         backlog,
         rtt: Some(MS),
+        other_tracks_rate: 0,
     }
 }
 
