@@ -1891,3 +1891,7 @@ fn held_note(held: u64) -> String {
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "tracks_tests.rs"]
+mod tracks_tests;
