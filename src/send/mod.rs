@@ -11,6 +11,15 @@
 //! [`Session::poll_event`] (warnings for the user, the end of the stream sent). The driver
 //! thread of the element does the I/O around it (`elements/videoipsink/driver.rs`).
 //!
+//! A session carries 1 to 32 **tracks** (PROTOCOL §7.12) under one session id, from one
+//! socket: [`Session::add_track`] declares one, [`Session::remove_track`] ends one, and the
+//! `*_on(track, ..)` methods ([`Session::handle_frame_on`], ...) take its input; the methods
+//! that name no track are those of the first track ([`Config::track`]), so a sender of one
+//! stream sends exactly what it sent before there were tracks (and no track table). Each
+//! track is a stream of its own (sequence and frame numbers, stream info, history, FEC,
+//! sender reports, end of stream); they share the pacer, the rate budget of each
+//! destination, the clock mapping and the subscribers, each of which chose its tracks.
+//!
 //! What it decides:
 //! - **the frame schedule** ([`schedule`]): each frame's batches leave at instants fixed
 //!   when the frame arrived, spread over part of its duration. The instants are deadlines,
@@ -24,6 +33,10 @@
 //!   for every receiver there) follows the majority of the receivers that report on it:
 //!   one receiver falling behind among several does not lower the rate for all. A non-live
 //!   sender waits for the slowest destination instead;
+//! - **one pacer for all tracks**: the track whose next batch is due first sends it, so a
+//!   small audio frame leaves when it comes, between the batches of a large video frame;
+//! - the track table (TRACKS, on the [`CONTROL_TRACK`]) when it changes and with the
+//!   stream info, to every destination, once tracks were declared;
 //! - stream info and sender reports (with the first frame, on a caps change, for a new
 //!   subscriber, and every [`INFO_INTERVAL`]), end of stream ([`EOS_REPEAT`] times), FEC
 //!   repairs after each frame, resends from the [`history`] within its budget, receivers
