@@ -769,3 +769,43 @@ fn a_subscriber_falling_behind_on_its_audio_track_is_held_below_what_it_takes_on
     );
     assert_eq!(st.rate_decreases, 1);
 }
+
+#[test]
+fn a_forged_nack_on_the_audio_track_gets_its_address_one_challenge_and_no_resend() {
+    let host = addr(5004);
+    let t0 = Instant::now();
+    let mut s = av_session(Some(host), None, t0);
+    let mut sent = Vec::new();
+    let now = run(&mut s, t0, t0, 30 * MS, (true, true), &mut sent);
+    let first = of_track(&sent, host, AUDIO)
+        .iter()
+        .find(|d| d.kind == Kind::Media)
+        .map(|d| d.seq)
+        .expect("audio media");
+    let mut entries = Vec::new();
+    push_nack_entry(&mut entries, first, 4);
+    let nack = Body::Nack(Nack {
+        session: 0x5e55,
+        track: AUDIO,
+    });
+    let common = CommonHeader {
+        flags: 0,
+        track: 0,
+        session: 0xabc,
+        seq: 0,
+    };
+    let mut bytes = Vec::new();
+    protocol::encode(&common, &[], &nack, &mut bytes).expect("encodes");
+    bytes.extend_from_slice(&entries);
+    // Without the cookie only the victim's address could have: one CHALLENGE, no larger.
+    let victim = SocketAddr::from(([198, 51, 100, 7], 9999));
+    s.handle_datagram(now, victim, &bytes);
+    let mut got = Vec::new();
+    drain(&mut s, now, &mut got);
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].dest, got[0].kind), (victim, Kind::Challenge));
+    // With its cookie, but the stream does not go there: refused.
+    feed(&mut s, now + MS, victim, nack, &entries);
+    assert!(s.poll_transmit(now + MS).is_none());
+    assert_eq!(s.stats(now).nacks_refused, 1);
+}
