@@ -11,6 +11,15 @@
 //! [`Session::poll_event`] (warnings for the user, the end of the stream sent). The driver
 //! thread of the element does the I/O around it (`elements/videoipsink/driver.rs`).
 //!
+//! A session carries 1 to 32 **tracks** (PROTOCOL §7.12) under one session id, from one
+//! socket: [`Session::add_track`] declares one, [`Session::remove_track`] ends one, and the
+//! `*_on(track, ..)` methods ([`Session::handle_frame_on`], ...) take its input; the methods
+//! that name no track are those of the first track ([`Config::track`]), so a sender of one
+//! stream sends exactly what it sent before there were tracks (and no track table). Each
+//! track is a stream of its own (sequence and frame numbers, stream info, history, FEC,
+//! sender reports, end of stream); they share the pacer, the rate budget of each
+//! destination, the clock mapping and the subscribers, each of which chose its tracks.
+//!
 //! What it decides:
 //! - **the frame schedule** ([`schedule`]): each frame's batches leave at instants fixed
 //!   when the frame arrived, spread over part of its duration. The instants are deadlines,
@@ -24,6 +33,10 @@
 //!   for every receiver there) follows the majority of the receivers that report on it:
 //!   one receiver falling behind among several does not lower the rate for all. A non-live
 //!   sender waits for the slowest destination instead;
+//! - **one pacer for all tracks**: the track whose next batch is due first sends it, so a
+//!   small audio frame leaves when it comes, between the batches of a large video frame;
+//! - the track table (TRACKS, on the [`CONTROL_TRACK`]) when it changes and with the
+//!   stream info, to every destination, once tracks were declared;
 //! - stream info and sender reports (with the first frame, on a caps change, for a new
 //!   subscriber, and every [`INFO_INTERVAL`]), end of stream ([`EOS_REPEAT`] times), FEC
 //!   repairs after each frame, resends from the [`history`] within its budget, receivers
@@ -41,6 +54,7 @@ pub mod schedule;
 pub mod subscribers;
 
 use crate::crypto::{MasterKey, Protection, Refused, Side};
+use crate::protocol::tracks::{self, TrackEntry, TrackKind, MAX_TRACKS};
 use crate::protocol::{
     self, fec, Body, SenderReport, EOS_HEADER_LEN, FEC_HEADER_LEN, INFO_HEADER_LEN,
     MEDIA_HEADER_LEN,
@@ -48,7 +62,7 @@ use crate::protocol::{
 use crate::ratelimit::RateLimit;
 use cookie::{Cookies, Verdict};
 use history::{History, SentFrame};
-use packetizer::{FrameMeta, PacketizeError, Packetizer};
+use packetizer::{random_session_id, FrameMeta, PacketizeError, Packetizer};
 use rate::{Admit, RateControl};
 use receivers::{ReceiverInfo, Receivers};
 use schedule::{FrameSchedule, Pacing};
@@ -92,9 +106,11 @@ const CEILING_SLACK: Duration = Duration::from_millis(1);
 pub struct Config {
     /// The random session id.
     pub session: u64,
-    /// The track sent.
+    /// The track sent by the methods that name none (the session's first track, there
+    /// from the start).
     pub track: u16,
-    /// Sequence number of the first datagram (random).
+    /// Sequence number of that track's first datagram (random; other tracks draw their
+    /// own).
     pub first_seq: u32,
     /// Payload bytes per datagram.
     pub frag: u16,
@@ -153,9 +169,53 @@ pub struct ClockSample {
 pub enum Event {
     /// Something a user should act on (already rate-limited).
     Warning(String),
-    /// The end-of-stream datagrams went out: everything before them was sent.
+    /// The end-of-stream datagrams of the session's last track still going went out (with
+    /// one track: its end of stream): everything before them was sent.
     EndOfStreamSent,
+    /// One track's end-of-stream datagrams went out while other tracks go on.
+    TrackEnded(u16),
 }
+
+/// Why a track cannot be declared (or named).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackError {
+    /// The session has no such track (or it is being removed).
+    Unknown(u16),
+    /// The id is taken by a declared track.
+    Duplicate(u16),
+    /// The control track's id ([`CONTROL_TRACK`]) is no track's.
+    ControlTrack,
+    /// The session carries [`MAX_TRACKS`] tracks already.
+    TooMany,
+    /// The name is not 1 to 32 letters, digits, `_` or `-`, or another track has it.
+    BadName,
+    /// "Variant of" names no other track of the session.
+    BadVariant,
+    /// The table would not fit one datagram at this MTU (shorter names make it fit).
+    TableTooLarge,
+}
+
+impl std::fmt::Display for TrackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrackError::Unknown(t) => write!(f, "the session has no track {t}"),
+            TrackError::Duplicate(t) => write!(f, "track {t} is declared already"),
+            TrackError::ControlTrack => write!(f, "track {CONTROL_TRACK} is the control track"),
+            TrackError::TooMany => write!(f, "a session carries at most {MAX_TRACKS} tracks"),
+            TrackError::BadName => write!(
+                f,
+                "a track name is 1 to 32 letters, digits, '_' or '-', distinct in the session"
+            ),
+            TrackError::BadVariant => write!(f, "a track is a variant of another track"),
+            TrackError::TableTooLarge => write!(
+                f,
+                "the track table does not fit one datagram: shorter names or a larger mtu"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TrackError {}
 
 /// Why the datagrams to one destination were refused, as the driver tells
 /// [`Session::handle_send_error`].
@@ -188,6 +248,8 @@ pub enum Kind {
     EndOfStream,
     /// A return-routability cookie for an address not yet verified.
     Challenge,
+    /// The session's track table, on the control track.
+    Tracks,
 }
 
 /// Where a datagram's payload is.
@@ -226,22 +288,26 @@ impl Datagram {
     }
 }
 
-/// Datagrams to send to the same destinations.
+/// Datagrams of one track to send to the same destinations.
 #[derive(Debug)]
 struct Group {
     dests: Vec<SocketAddr>,
     kind: Kind,
+    /// Their track ([`CONTROL_TRACK`] for CHALLENGE and TRACKS).
+    track: u16,
     datagrams: Vec<Datagram>,
     owned: Vec<Vec<u8>>,
-    /// The kept frame (by its first sequence number) that `Payload::Frame` refers to.
+    /// The kept frame of the track (by its first sequence number) that `Payload::Frame`
+    /// refers to.
     frame: Option<u32>,
 }
 
 impl Group {
-    fn new(kind: Kind, dests: Vec<SocketAddr>) -> Self {
+    fn new(kind: Kind, track: u16, dests: Vec<SocketAddr>) -> Self {
         Group {
             dests,
             kind,
+            track,
             datagrams: Vec::new(),
             owned: Vec::new(),
             frame: None,
@@ -366,6 +432,22 @@ pub struct Stats {
     pub subscribers_refused: u64,
     /// The receivers heard from, with what the sender did not send them.
     pub receivers: Vec<ReceiverStats>,
+    /// Each track's own counts, in the table's order.
+    pub tracks: Vec<TrackStats>,
+}
+
+/// One track's counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackStats {
+    /// Its table entry.
+    pub entry: TrackEntry,
+    /// Its datagrams emitted (media, stream info, sender reports, FEC, resends, end of
+    /// stream), each destination counted: what its sender reports say.
+    pub datagrams_sent: u64,
+    /// Its frames sent to at least one destination.
+    pub frames_sent: u64,
+    /// Its end of stream went out and no frame came after it.
+    pub ended: bool,
 }
 
 /// One receiver, as the sender sees it.
@@ -414,22 +496,77 @@ struct Active {
     last_emit: Option<Instant>,
 }
 
+/// One track of the session: a stream of its own (sequence and frame numbers, caps,
+/// history for resends, end of stream), sharing the session's pacer, rate budget, clock
+/// and destinations.
+#[derive(Debug)]
+struct Track<B> {
+    entry: TrackEntry,
+    /// Declared by [`Session::add_track`] (the first track is there undeclared).
+    declared: bool,
+    packetizer: Packetizer,
+    history: History<B>,
+    caps: Option<String>,
+    info_sent: Option<Instant>,
+    incoming: VecDeque<Incoming<B>>,
+    active: Option<Active>,
+    /// Its end of stream was taken, and no frame since.
+    ended: bool,
+    /// Leaves the table once its end of stream is out ([`Session::remove_track`]).
+    removing: bool,
+    datagrams_sent: u64,
+    frames_sent: u64,
+    /// Bits per second of its latest frame of known duration (a non-live sender starts its
+    /// rate at the sum of its tracks').
+    rate: Option<u64>,
+}
+
+impl<B: AsRef<[u8]>> Track<B> {
+    fn new(entry: TrackEntry, first_seq: u32, cfg: &Config) -> Self {
+        Track {
+            packetizer: Packetizer::new(cfg.session, entry.id, first_seq, cfg.frag),
+            history: History::new(cfg.max_retransmission_percentage as usize),
+            entry,
+            declared: false,
+            caps: None,
+            info_sent: None,
+            incoming: VecDeque::new(),
+            active: None,
+            ended: false,
+            removing: false,
+            datagrams_sent: 0,
+            frames_sent: 0,
+            rate: None,
+        }
+    }
+
+    /// True when it takes another item now: nothing waits before it but live frames.
+    fn wants_input(&self) -> bool {
+        self.incoming
+            .iter()
+            .all(|i| matches!(i, Incoming::Frame(f) if f.live))
+    }
+
+    /// A live frame waits behind the one being sent.
+    fn behind(&self) -> bool {
+        self.incoming
+            .iter()
+            .any(|i| matches!(i, Incoming::Frame(f) if f.live))
+    }
+}
+
 /// The sender session. `B` is a frame's bytes.
 #[derive(Debug)]
 pub struct Session<B> {
     cfg: Config,
-    packetizer: Packetizer,
-    history: History<B>,
+    /// The tracks, in the table's order; the first is [`Config::track`] until removed.
+    tracks: Vec<Track<B>>,
     receivers: Receivers,
     subscribers: Option<Subscribers>,
     subscribers_seen: u64,
     dests: HashMap<SocketAddr, Dest>,
     fec: fec::Encoder,
-    caps: Option<String>,
-    info_sent: Option<Instant>,
     clock: Option<ClockSample>,
-    incoming: VecDeque<Incoming<B>>,
-    active: Option<Active>,
     outbox: VecDeque<Group>,
     /// The group the last [`Transmit`] borrowed.
     out: Group,
@@ -448,29 +585,40 @@ pub struct Session<B> {
     protection: Option<Protection>,
     /// The datagrams of the last transmit, sealed.
     sealed: Vec<Vec<u8>>,
-    /// Sequence number of the next CHALLENGE ([`CONTROL_TRACK`]).
+    /// Sequence number of the next datagram of the [`CONTROL_TRACK`] (CHALLENGE, TRACKS).
     control_seq: u32,
+    /// The track table was declared or changed ([`add_track`](Self::add_track),
+    /// [`remove_track`](Self::remove_track)): TRACKS goes out. A session that only ever
+    /// had its first track sends none.
+    table_explicit: bool,
+    /// The table's generation: +1 whenever it changes.
+    table_gen: u16,
+    /// When TRACKS last went out (None: due with the next stream info).
+    table_sent: Option<Instant>,
+    /// Some stream info went out: a receiver may follow the session.
+    started: bool,
     stats: Stats,
 }
 
 impl<B: AsRef<[u8]>> Session<B> {
-    /// A session set up with `cfg`.
+    /// A session set up with `cfg`, of one track ([`Config::track`]).
     pub fn new(cfg: Config) -> Self {
+        let first = TrackEntry {
+            id: cfg.track,
+            kind: TrackKind::Video,
+            variant_of: None,
+            name: format!("video_{}", cfg.track),
+        };
         let mut s = Session {
-            packetizer: Packetizer::new(cfg.session, cfg.track, cfg.first_seq, cfg.frag),
-            history: History::new(cfg.max_retransmission_percentage as usize),
+            tracks: vec![Track::new(first, cfg.first_seq, &cfg)],
             receivers: Receivers::new(cfg.session, cfg.track),
             subscribers: cfg.max_subscribers.map(Subscribers::new),
             subscribers_seen: u64::MAX,
             dests: HashMap::new(),
             fec: fec::Encoder::new(),
-            caps: None,
-            info_sent: None,
             clock: None,
-            incoming: VecDeque::new(),
-            active: None,
             outbox: VecDeque::new(),
-            out: Group::new(Kind::Media, Vec::new()),
+            out: Group::new(Kind::Media, CONTROL_TRACK, Vec::new()),
             wake_at: None,
             ceiling_free_at: None,
             events: VecDeque::new(),
@@ -481,6 +629,10 @@ impl<B: AsRef<[u8]>> Session<B> {
             protection: None,
             sealed: Vec::new(),
             control_seq: 0,
+            table_explicit: false,
+            table_gen: 0,
+            table_sent: None,
+            started: false,
             stats: Stats::default(),
             cfg,
         };
@@ -507,63 +659,212 @@ impl<B: AsRef<[u8]>> Session<B> {
         self.cfg.session
     }
 
-    /// True when the session takes another item now: nothing waits before it. A driver
-    /// hands over the next item only then, so that what waits stays in its bounded queue
-    /// (and a non-live upstream is slowed by it).
-    pub fn wants_input(&self) -> bool {
-        // Live frames are always taken: a newer one replaces one still waiting.
-        self.incoming
+    /// The index of track `id` (one being removed included).
+    fn index(&self, id: u16) -> Option<usize> {
+        self.tracks.iter().position(|t| t.entry.id == id)
+    }
+
+    /// The index of track `id` if it takes input (not being removed).
+    fn open_index(&self, id: u16) -> Result<usize, TrackError> {
+        self.index(id)
+            .filter(|&i| !self.tracks[i].removing)
+            .ok_or(TrackError::Unknown(id))
+    }
+
+    /// The track table now (PROTOCOL §5.12).
+    pub fn tracks(&self) -> Vec<TrackEntry> {
+        self.tracks.iter().map(|t| t.entry.clone()).collect()
+    }
+
+    /// Declares a track (PROTOCOL §7.12): its id, kind and name (the sender's pad name).
+    /// The session's first track ([`Config::track`]) is there from the start, undeclared:
+    /// declaring its id gives it its kind and name. Refused: an id declared already, the
+    /// control track's, a 33rd track, a name that is invalid or taken, a variant of no
+    /// other track, a table too large for one datagram. From then on the session sends its
+    /// table (TRACKS) with its stream info and whenever it changes.
+    pub fn add_track(&mut self, entry: TrackEntry) -> Result<(), TrackError> {
+        if entry.id == CONTROL_TRACK {
+            return Err(TrackError::ControlTrack);
+        }
+        if !tracks::valid_name(&entry.name) {
+            return Err(TrackError::BadName);
+        }
+        let existing = self.index(entry.id);
+        if let Some(i) = existing {
+            if self.tracks[i].declared || self.tracks[i].removing {
+                return Err(TrackError::Duplicate(entry.id));
+            }
+        } else if self.tracks.len() >= MAX_TRACKS {
+            return Err(TrackError::TooMany);
+        }
+        if self
+            .tracks
             .iter()
-            .all(|i| matches!(i, Incoming::Frame(f) if f.live))
+            .any(|t| t.entry.id != entry.id && t.entry.name == entry.name)
+        {
+            return Err(TrackError::BadName);
+        }
+        if let Some(v) = entry.variant_of {
+            if v == entry.id || !self.tracks.iter().any(|t| t.entry.id == v) {
+                return Err(TrackError::BadVariant);
+            }
+        }
+        // The table must fit one datagram, as large as a full media datagram.
+        let mut table = self.tracks();
+        match existing {
+            Some(i) => table[i] = entry.clone(),
+            None => table.push(entry.clone()),
+        }
+        let fits = tracks::encode(0, &table).is_ok_and(|(_, payload)| {
+            protocol::COMMON_LEN + 8 + payload.len()
+                <= usize::from(self.cfg.frag) + MEDIA_HEADER_LEN
+        });
+        if !fits {
+            return Err(TrackError::TableTooLarge);
+        }
+        match existing {
+            Some(i) => {
+                self.tracks[i].entry = entry;
+                self.tracks[i].declared = true;
+            }
+            None => {
+                // Each track starts its sequence numbers where it likes: random.
+                let mut t = Track::new(entry, random_session_id() as u32, &self.cfg);
+                t.declared = true;
+                self.receivers.add_track(t.entry.id);
+                self.tracks.push(t);
+            }
+        }
+        self.table_explicit = true;
+        self.table_changed();
+        Ok(())
     }
 
-    /// The caps of the frames that follow (the caps string, as announced in stream info).
+    /// Ends track `id` and takes it out of the table: what was handed over for it goes out,
+    /// then its end of stream, then the new table. The others go on.
+    pub fn remove_track(&mut self, id: u16) -> Result<(), TrackError> {
+        let i = self.open_index(id)?;
+        let t = &mut self.tracks[i];
+        t.removing = true;
+        t.incoming.push_back(Incoming::Eos);
+        Ok(())
+    }
+
+    /// The table changed: its next generation goes out with the next stream info.
+    fn table_changed(&mut self) {
+        self.table_gen = self.table_gen.wrapping_add(1);
+        self.table_sent = None;
+    }
+
+    /// True when the session takes another item for its first track now (see
+    /// [`wants_input_on`](Self::wants_input_on)).
+    pub fn wants_input(&self) -> bool {
+        self.wants_input_on(self.cfg.track)
+    }
+
+    /// True when track `track` takes another item now: nothing waits before it. A driver
+    /// hands over the next item only then, so that what waits stays in its bounded queue
+    /// (and a non-live upstream is slowed by it). Each track waits on its own: one held
+    /// back (a non-live frame over the rate) holds no other back. A track the session does
+    /// not have takes anything (and drops it).
+    pub fn wants_input_on(&self, track: u16) -> bool {
+        // Live frames are always taken: a newer one replaces one still waiting.
+        self.index(track)
+            .is_none_or(|i| self.tracks[i].wants_input())
+    }
+
+    /// The caps of the first track's frames that follow.
     pub fn handle_caps(&mut self, caps: String) {
-        self.incoming.push_back(Incoming::Caps(caps));
+        let _ = self.handle_caps_on(self.cfg.track, caps);
     }
 
-    /// A frame to send, after what was handed over before it. A live frame replaces a live
-    /// one that is still waiting to start: that one is a frame interval late already, and
-    /// a live sender never falls behind real time (the drop is counted and warned of).
+    /// The caps of the frames of `track` that follow (the caps string, as announced in its
+    /// stream info).
+    pub fn handle_caps_on(&mut self, track: u16, caps: String) -> Result<(), TrackError> {
+        let i = self.open_index(track)?;
+        self.tracks[i].incoming.push_back(Incoming::Caps(caps));
+        Ok(())
+    }
+
+    /// A frame of the first track (see [`handle_frame_on`](Self::handle_frame_on)).
     pub fn handle_frame(&mut self, frame: Frame<B>) {
+        let _ = self.handle_frame_on(self.cfg.track, frame);
+    }
+
+    /// A frame of `track` to send, after what was handed over for it before. A live frame
+    /// replaces a live one of its track that is still waiting to start: that one is a
+    /// frame interval late already, and a live sender never falls behind real time (the
+    /// drop is counted and warned of). Refused (and dropped) for a track the session does
+    /// not have.
+    pub fn handle_frame_on(&mut self, track: u16, frame: Frame<B>) -> Result<(), TrackError> {
+        let i = self.open_index(track)?;
+        let t = &mut self.tracks[i];
         if frame.live {
-            let before = self.incoming.len();
-            self.incoming
+            let before = t.incoming.len();
+            t.incoming
                 .retain(|i| !matches!(i, Incoming::Frame(f) if f.live));
-            let dropped = (before - self.incoming.len()) as u64;
+            let dropped = (before - t.incoming.len()) as u64;
             if dropped > 0 {
                 self.stats.frames_dropped += dropped;
                 self.stats.frames_behind += dropped;
                 if let Some(held) = self.behind_warning.check(frame.arrived) {
                     self.events.push_back(Event::Warning(format!(
-                        "the sender cannot send frames as fast as they come: {} frames                          dropped so far; lower the resolution or frame rate, or raise the mtu                          (mtu=9000 on a network with jumbo frames){}",
+                        "the sender cannot send frames as fast as they come: {} frames \
+                         dropped so far; lower the resolution or frame rate, or raise the mtu \
+                         (mtu=9000 on a network with jumbo frames){}",
                         self.stats.frames_behind,
                         held_note(held)
                     )));
                 }
             }
         }
-        self.incoming.push_back(Incoming::Frame(frame));
+        t.incoming.push_back(Incoming::Frame(frame));
+        Ok(())
     }
 
-    /// The end of the stream: sent once everything before it is.
+    /// The end of the first track's stream (see [`handle_eos_on`](Self::handle_eos_on)).
     pub fn handle_eos(&mut self) {
-        self.incoming.push_back(Incoming::Eos);
+        let _ = self.handle_eos_on(self.cfg.track);
     }
 
-    /// The pipeline's clock, for the sender reports that follow.
+    /// The end of `track`'s stream: sent once everything before it is. The session ends
+    /// ([`Event::EndOfStreamSent`]) when every track has; a frame after it starts the
+    /// track again.
+    pub fn handle_eos_on(&mut self, track: u16) -> Result<(), TrackError> {
+        let i = self.open_index(track)?;
+        self.tracks[i].incoming.push_back(Incoming::Eos);
+        Ok(())
+    }
+
+    /// The pipeline's clock, for the sender reports that follow (of every track: one clock
+    /// mapping for the session).
     pub fn handle_clock(&mut self, sample: ClockSample) {
         self.clock = Some(sample);
     }
 
-    /// Forgets everything waiting to be sent and the frames kept for resending (flushing:
-    /// their buffers go back upstream). The stream goes on from the next frame.
+    /// Forgets everything waiting to be sent and the frames kept for resending, on every
+    /// track (flushing: their buffers go back upstream). The stream goes on from the next
+    /// frame.
     pub fn flush(&mut self) {
-        self.incoming.retain(|i| matches!(i, Incoming::Caps(_)));
-        self.active = None;
+        for t in &mut self.tracks {
+            t.incoming.retain(|i| matches!(i, Incoming::Caps(_)));
+            t.active = None;
+            t.history.clear();
+        }
         self.outbox.clear();
-        self.history.clear();
         self.wake_at = None;
+    }
+
+    /// Forgets what waits to be sent on `track` and its frames kept for resending; the
+    /// other tracks go on.
+    pub fn flush_on(&mut self, track: u16) -> Result<(), TrackError> {
+        let i = self.open_index(track)?;
+        let t = &mut self.tracks[i];
+        t.incoming.retain(|i| matches!(i, Incoming::Caps(_)));
+        t.active = None;
+        t.history.clear();
+        self.outbox.retain(|g| g.track != track);
+        Ok(())
     }
 
     /// Protects everything sent from now on with `master` (a passphrase's key), and takes
@@ -630,7 +931,21 @@ impl<B: AsRef<[u8]>> Session<B> {
                 // carry the datagrams is taken again only after a while.
                 if (sub.session == 0 || sub.session == self.cfg.session) && !held_off {
                     let lease = Duration::from_millis(sub.lease_ms.into());
-                    table.subscribe(from, lease, now);
+                    // The tracks it wants (none listed: all).
+                    let wanted: Vec<u16> = p
+                        .payload
+                        .chunks_exact(2)
+                        .take(4 * MAX_TRACKS)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .collect();
+                    let before = table.tracks_of(from).map(<[u16]>::to_vec);
+                    table.subscribe_tracks(from, lease, &wanted, now);
+                    let after = table.tracks_of(from);
+                    if before.is_some() && after.is_some() && before.as_deref() != after {
+                        // It chose other tracks: their stream info (and the table) before
+                        // their next frame.
+                        self.info_due_everywhere();
+                    }
                 }
             }
             Body::ReceiverReport(r) => {
@@ -642,6 +957,10 @@ impl<B: AsRef<[u8]>> Session<B> {
                 }
             }
             Body::Nack(nack) if nack.session == self.cfg.session => {
+                let Some(track) = self.index(nack.track) else {
+                    // About a track this session does not send: nothing to resend.
+                    return;
+                };
                 self.stats.nacks_received += 1;
                 // Resends go only where the stream goes: to a subscriber that asks, else to
                 // the host destination (a multicast group, asked by any of its receivers:
@@ -649,9 +968,13 @@ impl<B: AsRef<[u8]>> Session<B> {
                 // itself). Never to an address only because a request names it as its
                 // source: a forged NACK cannot aim resends at anyone. Each asker spends its
                 // own budget.
+                // A subscriber gets resends of the tracks it chose only.
                 let subscriber = Some(from) != self.cfg.dest
                     && self.dests.contains_key(&from)
-                    && self.subscribers.as_ref().is_some_and(|t| t.contains(from));
+                    && self
+                        .subscribers
+                        .as_ref()
+                        .is_some_and(|t| t.wants(from, nack.track));
                 let to = match (subscriber, self.cfg.dest) {
                     (true, _) => from,
                     // A unicast host asks for itself; a multicast group's members for it.
@@ -673,7 +996,7 @@ impl<B: AsRef<[u8]>> Session<B> {
                         (r as f64 * rate::BUCKET_DEPTH.as_secs_f64() / bits) as u32
                     },
                 );
-                self.queue_resends(protocol::nack_entries(p.payload), from, to, max, now);
+                self.queue_resends(track, protocol::nack_entries(p.payload), from, to, max, now);
             }
             _ => {}
         }
@@ -720,7 +1043,7 @@ impl<B: AsRef<[u8]>> Session<B> {
         if protocol::encode(&header, &[], &body, &mut head).is_err() {
             return;
         }
-        let mut g = Group::new(Kind::Challenge, vec![to]);
+        let mut g = Group::new(Kind::Challenge, CONTROL_TRACK, vec![to]);
         g.owned.push(cookie.to_vec());
         g.datagrams.push(Datagram::new(&head, Payload::Owned(0)));
         self.stats.challenges_sent += 1;
@@ -801,7 +1124,7 @@ impl<B: AsRef<[u8]>> Session<B> {
 
     /// Drops `dest` from what is queued: the frame being sent and the groups waiting.
     fn forget(&mut self, dest: SocketAddr) {
-        if let Some(a) = self.active.as_mut() {
+        for a in self.tracks.iter_mut().filter_map(|t| t.active.as_mut()) {
             a.dests.retain(|d| *d != dest);
         }
         for g in &mut self.outbox {
@@ -876,10 +1199,11 @@ impl<B: AsRef<[u8]>> Session<B> {
         }
     }
 
-    /// Queues resends of what `requester`'s NACK asks for, to `to`, at most `max`, within
-    /// `requester`'s budget.
+    /// Queues resends of what `requester`'s NACK asks for on the track at `track` (an
+    /// index), from its history, to `to`, at most `max`, within `requester`'s budget there.
     fn queue_resends(
         &mut self,
+        track: usize,
         ranges: impl Iterator<Item = (u32, u32)>,
         requester: SocketAddr,
         to: SocketAddr,
@@ -890,22 +1214,27 @@ impl<B: AsRef<[u8]>> Session<B> {
         if left == 0 {
             return;
         }
+        let Some(t) = self.tracks.get_mut(track) else {
+            return;
+        };
+        let id = t.entry.id;
+        let history = &mut t.history;
         let mut group: Option<Group> = None;
         for (first, count) in ranges {
             for k in 0..count.min(left) {
                 let seq = first.wrapping_add(k);
-                let Some(frame) = self.history.frame_first_seq(seq) else {
+                let Some(frame) = history.frame_first_seq(seq) else {
                     continue;
                 };
-                let Some(header) = self.history.resend(seq, now, requester) else {
+                let Some(header) = history.resend(seq, now, requester) else {
                     continue;
                 };
-                let payload = self.history.payload(seq).map_or(0, <[u8]>::len);
+                let payload = history.payload(seq).map_or(0, <[u8]>::len);
                 if group.as_ref().is_some_and(|g| g.frame != Some(frame)) {
                     self.outbox.extend(group.take());
                 }
                 let g = group.get_or_insert_with(|| {
-                    let mut g = Group::new(Kind::Resend, vec![to]);
+                    let mut g = Group::new(Kind::Resend, id, vec![to]);
                     g.frame = Some(frame);
                     g
                 });
@@ -941,10 +1270,14 @@ impl<B: AsRef<[u8]>> Session<B> {
             Kind::Fec => self.stats.fec_datagrams_sent += count,
             _ => {}
         }
-        let frame = g
-            .frame
-            .and_then(|f| self.history.frame_data(f))
-            .unwrap_or(&[]);
+        let track = self.tracks.iter_mut().find(|t| t.entry.id == g.track);
+        let frame = match track {
+            Some(t) => {
+                t.datagrams_sent += count;
+                g.frame.and_then(|f| t.history.frame_data(f)).unwrap_or(&[])
+            }
+            None => &[],
+        };
         let mut t = Transmit {
             dests: &g.dests,
             kind: g.kind,
@@ -990,68 +1323,137 @@ impl<B: AsRef<[u8]>> Session<B> {
         self.events.pop_front()
     }
 
+    /// Wakes at `at` at the latest.
+    fn wake(&mut self, at: Instant) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
     /// Puts the next group to send in `self.out`; false when nothing is due.
+    ///
+    /// One pacer for every track: what waits in the outbox (stream info, reports, ends of
+    /// stream, resends, control) goes first; then every track without a frame being sent
+    /// takes what waits for it; then, of the tracks sending a frame, the one whose next
+    /// batch is due first sends it. So a small audio frame leaves when it comes, between
+    /// the batches of a large video frame spread over its interval, and a track with no
+    /// input holds no other back; each track's datagrams keep their order.
     fn fill(&mut self, now: Instant) -> bool {
         loop {
             if let Some(g) = self.outbox.pop_front() {
                 self.out = g;
                 return true;
             }
-            if self.active.is_none() {
-                if !self.start_next(now) {
-                    return false;
+            let mut took = false;
+            for i in 0..self.tracks.len() {
+                if self.tracks[i].active.is_none() && self.start_next(i, now) {
+                    // Caps taken, a frame started (its stream info first), dropped, or an
+                    // end of stream queued (a track removed): go on from the outbox.
+                    took = true;
+                    break;
                 }
-                // Caps taken, a frame started (its stream info first), dropped, or the end
-                // of stream queued: go on.
+            }
+            if took {
                 continue;
             }
-            return self.next_batches(now);
+            let mut best: Option<(Instant, usize)> = None;
+            for i in 0..self.tracks.len() {
+                if let Some(due) = self.step_due(i, now) {
+                    if best.is_none_or(|(b, _)| due < b) {
+                        best = Some((due, i));
+                    }
+                }
+            }
+            let Some((due, i)) = best else {
+                return false;
+            };
+            if due > now {
+                self.wake(due);
+                return false;
+            }
+            if self.step(i, now) {
+                return true;
+            }
+            // The frame finished: go on.
         }
     }
 
-    /// Takes the next item waiting: caps, a frame to start, or the end of stream. False when
-    /// there is none, or a non-live frame must wait for the rate.
-    fn start_next(&mut self, now: Instant) -> bool {
-        let Some(item) = self.incoming.pop_front() else {
+    /// Takes the next item waiting on the track at `i`: caps, a frame to start, or the end
+    /// of stream. False when there is none, or a non-live frame must wait for the rate.
+    fn start_next(&mut self, i: usize, now: Instant) -> bool {
+        let Some(item) = self.tracks[i].incoming.pop_front() else {
             return false;
         };
         match item {
             Incoming::Caps(caps) => {
-                if self.caps.as_deref() != Some(caps.as_str()) {
-                    if self.caps.is_some() {
-                        self.packetizer.next_info_gen();
+                let t = &mut self.tracks[i];
+                if t.caps.as_deref() != Some(caps.as_str()) {
+                    if t.caps.is_some() {
+                        t.packetizer.next_info_gen();
                     }
-                    self.caps = Some(caps);
-                    self.info_sent = None;
+                    t.caps = Some(caps);
+                    t.info_sent = None;
                 }
             }
-            Incoming::Eos => {
-                // Before any stream info no receiver can follow this session (lock-on needs
-                // it): an end of stream then tells nobody anything (a source that failed
-                // before its first frame sends one), and sends nothing.
-                let dests = if self.info_sent.is_some() {
-                    self.all_dests(now)
-                } else {
-                    Vec::new()
-                };
-                let mut g = Group::new(Kind::EndOfStream, dests);
-                for _ in 0..EOS_REPEAT {
-                    let h: [u8; EOS_HEADER_LEN] = self.packetizer.eos_datagram();
-                    g.datagrams.push(Datagram::new(&h, Payload::None));
-                }
-                if !g.dests.is_empty() {
-                    self.outbox.push_back(g);
-                }
-                self.events.push_back(Event::EndOfStreamSent);
-            }
+            Incoming::Eos => self.end_track(i, now),
             Incoming::Frame(frame) => {
-                if let Err(frame) = self.start_frame(frame, now) {
-                    self.incoming.push_front(Incoming::Frame(frame));
+                self.tracks[i].ended = false;
+                if let Err(frame) = self.start_frame(i, frame, now) {
+                    self.tracks[i].incoming.push_front(Incoming::Frame(frame));
                     return false;
                 }
             }
         }
         true
+    }
+
+    /// Queues the end of stream of the track at `i` (a track being removed leaves the
+    /// table then, and the new table follows); the session ends when every track has.
+    fn end_track(&mut self, i: usize, now: Instant) {
+        let id = self.tracks[i].entry.id;
+        // Before any stream info no receiver can follow this track (lock-on needs it): an
+        // end of stream then tells nobody anything (a source that failed before its first
+        // frame sends one), and sends nothing.
+        let dests = if self.tracks[i].info_sent.is_some() {
+            self.dests_for(id, now)
+        } else {
+            Vec::new()
+        };
+        let t = &mut self.tracks[i];
+        let mut g = Group::new(Kind::EndOfStream, id, dests);
+        for _ in 0..EOS_REPEAT {
+            let h: [u8; EOS_HEADER_LEN] = t.packetizer.eos_datagram();
+            g.datagrams.push(Datagram::new(&h, Payload::None));
+        }
+        if !g.dests.is_empty() {
+            self.outbox.push_back(g);
+        }
+        t.ended = true;
+        if t.removing {
+            self.tracks.remove(i);
+            self.receivers.remove_track(id);
+            // Resends of its frames cannot go: its history is gone.
+            self.outbox
+                .retain(|g| !(g.track == id && g.frame.is_some()));
+            self.table_changed();
+            if self.table_explicit && self.started {
+                let all = self.all_dests(now);
+                if !all.is_empty() {
+                    self.queue_table(&all, now);
+                }
+            }
+        }
+        if self.tracks.iter().all(|t| t.ended) {
+            self.events.push_back(Event::EndOfStreamSent);
+        } else {
+            self.events.push_back(Event::TrackEnded(id));
+        }
+    }
+
+    /// Every track's stream info (and the table) is due with its next frame.
+    fn info_due_everywhere(&mut self) {
+        for t in &mut self.tracks {
+            t.info_sent = None;
+        }
+        self.table_sent = None;
     }
 
     /// The destinations now: `host`, then the subscribers (after their leases are checked).
@@ -1061,7 +1463,7 @@ impl<B: AsRef<[u8]>> Session<B> {
             if self.suspended.get(&h).is_some_and(|until| *until <= now) {
                 // Tried again: with the stream info first.
                 self.suspended.remove(&h);
-                self.info_sent = None;
+                self.info_due_everywhere();
             }
         }
         let suspended = &self.suspended;
@@ -1077,9 +1479,7 @@ impl<B: AsRef<[u8]>> Session<B> {
         let (current, generation) = table.current(now);
         if generation != self.subscribers_seen {
             self.subscribers_seen = generation;
-            if current.iter().any(|a| !self.dests.contains_key(a)) {
-                self.info_sent = None;
-            }
+            let new = current.iter().any(|a| !self.dests.contains_key(a));
             let host = self.cfg.dest;
             self.dests
                 .retain(|a, _| Some(*a) == host || current.contains(a));
@@ -1089,15 +1489,31 @@ impl<B: AsRef<[u8]>> Session<B> {
                     self.dests.insert(*a, d);
                 }
             }
+            if new {
+                self.info_due_everywhere();
+            }
         }
         out.extend(current.into_iter().filter(|a| Some(*a) != self.cfg.dest));
         out
     }
 
-    /// Starts sending `frame`: admission per destination, stream info if due, packetizing.
-    /// Gives the frame back when it must wait (a non-live sender over its rate).
-    fn start_frame(&mut self, frame: Frame<B>, now: Instant) -> Result<(), Frame<B>> {
-        let all = self.all_dests(now);
+    /// The destinations of track `track` now: `host` (every track goes there), and the
+    /// subscribers that chose it.
+    fn dests_for(&mut self, track: u16, now: Instant) -> Vec<SocketAddr> {
+        let mut all = self.all_dests(now);
+        let host = self.cfg.dest;
+        if let Some(t) = self.subscribers.as_ref() {
+            all.retain(|a| Some(*a) == host || t.wants(*a, track));
+        }
+        all
+    }
+
+    /// Starts sending `frame` on the track at `i`: admission per destination (one rate
+    /// budget for all tracks), stream info if due, packetizing. Gives the frame back when
+    /// it must wait (a non-live sender over its rate).
+    fn start_frame(&mut self, i: usize, frame: Frame<B>, now: Instant) -> Result<(), Frame<B>> {
+        let id = self.tracks[i].entry.id;
+        let all = self.dests_for(id, now);
         if all.is_empty() {
             // Nobody to send to: nothing is sent (nor packetized).
             return Ok(());
@@ -1139,20 +1555,30 @@ impl<B: AsRef<[u8]>> Session<B> {
                 min_spread = Duration::from_secs_f64(bits as f64 / max.max(1) as f64);
             }
         } else {
-            // A non-live sender waits for its slowest destination, then sends to all.
+            // A non-live sender waits for its slowest destination, then sends to all. It
+            // starts at the rate of all its tracks together (once each has a frame).
+            if let Some(dur) = frame.duration.filter(|d| !d.is_zero()) {
+                self.tracks[i].rate = Some((bits as f64 / dur.as_secs_f64()) as u64);
+            }
+            let tracks_rate: Option<u64> = self
+                .tracks
+                .iter()
+                .enumerate()
+                .filter(|(k, t)| *k == i || t.caps.is_some())
+                .map(|(_, t)| t.rate)
+                .sum();
             let slowest = all
                 .iter()
                 .filter_map(|a| self.dests.get(a).map(|d| (a, d.rate.rate())))
                 .min_by_key(|(_, r)| r.unwrap_or(u64::MAX))
                 .map(|(a, _)| *a);
             if let Some(d) = slowest.and_then(|a| self.dests.get_mut(&a)) {
-                if let Some(dur) = frame.duration.filter(|d| !d.is_zero()) {
-                    d.rate
-                        .start_at((bits as f64 / dur.as_secs_f64()) as u64, now);
+                if let Some(rate) = tracks_rate {
+                    d.rate.start_at(rate, now);
                 }
                 match d.rate.admit(now, bits, frame.key, false) {
                     Admit::At(at) => {
-                        self.wake_at = Some(at);
+                        self.wake(at);
                         return Err(frame);
                     }
                     _ => min_spread = d.rate.min_spread(bits),
@@ -1171,16 +1597,17 @@ impl<B: AsRef<[u8]>> Session<B> {
             // before they get here.
             return Ok(());
         }
-        let info_due = self
+        let info_due = self.tracks[i]
             .info_sent
             .is_none_or(|t| now.saturating_duration_since(t) >= INFO_INTERVAL);
         // The stream info (with the sequence numbers before the frame's) goes to every
-        // destination, also one whose frame was dropped: it must not wait for a frame to
-        // learn the caps.
+        // destination of the track, also one whose frame was dropped: it must not wait for
+        // a frame to learn the caps.
         if info_due {
-            self.queue_info(&all, now);
+            self.queue_info(i, &all, now);
         }
-        let Ok(plan) = self.packetizer.frame(len, frame.meta) else {
+        let t = &mut self.tracks[i];
+        let Ok(plan) = t.packetizer.frame(len, frame.meta) else {
             return Ok(());
         };
         let count = plan.count();
@@ -1199,7 +1626,7 @@ impl<B: AsRef<[u8]>> Session<B> {
             self.cfg.batch_size,
             self.cfg.gso_align,
         );
-        self.history.push(
+        t.history.push(
             SentFrame {
                 first_seq,
                 count: count as u32,
@@ -1210,7 +1637,7 @@ impl<B: AsRef<[u8]>> Session<B> {
             },
             now,
         );
-        self.active = Some(Active {
+        t.active = Some(Active {
             first_seq,
             count,
             frag,
@@ -1225,73 +1652,121 @@ impl<B: AsRef<[u8]>> Session<B> {
         Ok(())
     }
 
-    /// Queues the stream info and a sender report to `dests`.
-    fn queue_info(&mut self, dests: &[SocketAddr], now: Instant) {
-        let Some(caps) = self.caps.as_deref() else {
+    /// Queues the stream info and a sender report of the track at `i` to `dests`; first
+    /// the track table to every destination, when the session sends one and it is due
+    /// (changed, or not sent for [`INFO_INTERVAL`]: it goes with the stream info's
+    /// repetitions).
+    fn queue_info(&mut self, i: usize, dests: &[SocketAddr], now: Instant) {
+        if self.tracks[i].caps.is_none() {
+            return;
+        }
+        let table_due = self.table_explicit
+            && self
+                .table_sent
+                .is_none_or(|t| now.saturating_duration_since(t) >= INFO_INTERVAL);
+        if table_due {
+            let all = self.all_dests(now);
+            self.queue_table(&all, now);
+        }
+        let t = &mut self.tracks[i];
+        let Some(caps) = t.caps.as_deref() else {
             return;
         };
-        let Ok(pieces) = self.packetizer.info_datagrams(caps) else {
+        let Ok(pieces) = t.packetizer.info_datagrams(caps) else {
             return;
         };
-        let mut g = Group::new(Kind::StreamInfo, dests.to_vec());
+        let mut g = Group::new(Kind::StreamInfo, t.entry.id, dests.to_vec());
         for (k, (header, slice)) in pieces.iter().enumerate() {
             let h: &[u8; INFO_HEADER_LEN] = header;
             g.owned.push(slice.to_vec());
             g.datagrams.push(Datagram::new(h, Payload::Owned(k)));
         }
         self.outbox.push_back(g);
-        self.info_sent = Some(now);
+        t.info_sent = Some(now);
+        self.started = true;
         if let Some(c) = self.clock {
-            // The clock as of now, from the latest sample (both clocks run at one rate).
+            // The clock as of now, from the latest sample (both clocks run at one rate):
+            // the same mapping on every track.
             let since = now.saturating_duration_since(c.at).as_nanos() as u64;
-            let (seq, datagram) = self.packetizer.sender_report(SenderReport {
+            let (seq, datagram) = t.packetizer.sender_report(SenderReport {
                 running_time: c.running_time.saturating_add(since),
                 reference_time: c.reference_time.saturating_add(since),
                 clock: c.clock,
-                datagrams_sent: self.stats.datagrams_sent,
-                frames_sent: self.stats.frames_sent as u32,
+                datagrams_sent: t.datagrams_sent,
+                frames_sent: t.frames_sent as u32,
             });
-            self.receivers.report_sent(seq, now);
-            let mut g = Group::new(Kind::SenderReport, dests.to_vec());
+            self.receivers.report_sent_on(t.entry.id, seq, now);
+            let mut g = Group::new(Kind::SenderReport, t.entry.id, dests.to_vec());
             // All header and body (56 bytes): sealed as such with a passphrase.
             g.datagrams.push(Datagram::new(&datagram, Payload::None));
             self.outbox.push_back(g);
         }
     }
 
-    /// Puts the active frame's batches that are due in `self.out` (all that are left when a
-    /// live frame waits behind it), or its FEC repairs once they are all out; finishes it.
-    fn next_batches(&mut self, now: Instant) -> bool {
-        let Some(a) = self.active.as_mut() else {
+    /// Queues the track table (TRACKS, on the [`CONTROL_TRACK`]) to `dests`.
+    fn queue_table(&mut self, dests: &[SocketAddr], now: Instant) {
+        let Ok((body, payload)) = tracks::encode(self.table_gen, &self.tracks()) else {
+            // `add_track` refuses what would not encode.
+            return;
+        };
+        let header = protocol::CommonHeader {
+            flags: 0,
+            track: CONTROL_TRACK,
+            session: self.cfg.session,
+            seq: self.control_seq,
+        };
+        let mut head = Vec::with_capacity(protocol::COMMON_LEN + 8);
+        if protocol::encode(&header, &[], &Body::Tracks(body), &mut head).is_err() {
+            return;
+        }
+        self.control_seq = self.control_seq.wrapping_add(1);
+        let mut g = Group::new(Kind::Tracks, CONTROL_TRACK, dests.to_vec());
+        g.owned.push(payload);
+        g.datagrams.push(Datagram::new(&head, Payload::Owned(0)));
+        self.outbox.push_back(g);
+        self.table_sent = Some(now);
+    }
+
+    /// When the frame being sent on the track at `i` may take its next step (None: it
+    /// sends none): its next batch's deadline, or now for its FEC repairs and its end.
+    fn step_due(&self, i: usize, now: Instant) -> Option<Instant> {
+        let t = &self.tracks[i];
+        let a = t.active.as_ref()?;
+        if a.next_batch >= a.schedule.batches() {
+            return Some(now);
+        }
+        // Behind a live frame, what is left is due at once; `max-bitrate` still holds.
+        // Otherwise a batch found late catches up at twice the paced rate (a burst of
+        // everything due could overflow a small queue on the path), but never past the
+        // end of the frame's spread: by then all of it goes, so the frame leaves within
+        // its interval however late the wake-ups were.
+        let mut due = if t.behind() {
+            now
+        } else {
+            let end_of_spread = a.schedule.send_at(a.schedule.batches());
+            let gap = a.schedule.spread() / (2 * a.schedule.batches().max(1)) as u32;
+            let paced = a.schedule.send_at(a.next_batch);
+            a.last_emit
+                .map_or(paced, |last| paced.max(last + gap))
+                .min(end_of_spread)
+        };
+        if let Some(free) = self.ceiling_free_at {
+            due = due.max(free.checked_sub(CEILING_SLACK).unwrap_or(free));
+        }
+        Some(due)
+    }
+
+    /// Takes the next step of the frame being sent on the track at `i`, due now: puts its
+    /// batches that are due in `self.out` (all that are left when a live frame waits
+    /// behind it), or its FEC repairs once they are all out (true); or finishes it (false).
+    fn step(&mut self, i: usize, now: Instant) -> bool {
+        let t = &mut self.tracks[i];
+        let behind = t.behind();
+        let Some(a) = t.active.as_mut() else {
             return false;
         };
-        let behind = self
-            .incoming
-            .iter()
-            .any(|i| matches!(i, Incoming::Frame(f) if f.live));
         if a.next_batch < a.schedule.batches() {
-            // Behind a live frame, what is left is due at once; `max-bitrate` still holds.
-            // Otherwise a batch found late catches up at twice the paced rate (a burst of
-            // everything due could overflow a small queue on the path), but never past the
-            // end of the frame's spread: by then all of it goes, so the frame leaves within
-            // its interval however late the wake-ups were.
             let end_of_spread = a.schedule.send_at(a.schedule.batches());
-            let mut due = if behind {
-                now
-            } else {
-                let gap = a.schedule.spread() / (2 * a.schedule.batches().max(1)) as u32;
-                let paced = a.schedule.send_at(a.next_batch);
-                a.last_emit
-                    .map_or(paced, |last| paced.max(last + gap))
-                    .min(end_of_spread)
-            };
-            if let Some(free) = self.ceiling_free_at {
-                due = due.max(free.checked_sub(CEILING_SLACK).unwrap_or(free));
-            }
-            if due > now {
-                self.wake_at = Some(due);
-                return false;
-            }
             let batch_len = a.schedule.batch_len();
             let first = a.next_batch * batch_len;
             let mut end = first;
@@ -1310,6 +1785,7 @@ impl<B: AsRef<[u8]>> Session<B> {
             a.last_emit = Some(now);
             let g = &mut self.out;
             g.kind = Kind::Media;
+            g.track = t.entry.id;
             g.dests.clone_from(&a.dests);
             g.owned.clear();
             g.frame = Some(a.first_seq);
@@ -1331,25 +1807,26 @@ impl<B: AsRef<[u8]>> Session<B> {
                     },
                 });
             }
-            self.history
+            t.history
                 .sent_through(a.first_seq.wrapping_add(end as u32).wrapping_sub(1));
             return true;
         }
         if std::mem::take(&mut a.fec_pending) {
-            let data = self.history.frame_data(a.first_seq).unwrap_or(&[]);
+            let data = t.history.frame_data(a.first_seq).unwrap_or(&[]);
             let n = self
                 .fec
                 .encode(data, a.frag as u16, a.first_seq, self.cfg.fec_percentage);
             if n > 0 {
                 let g = &mut self.out;
                 g.kind = Kind::Fec;
+                g.track = t.entry.id;
                 g.dests.clone_from(&a.dests);
                 g.owned.clear();
                 g.frame = None;
                 g.datagrams.clear();
                 for i in 0..n {
                     if let Some((body, _)) = self.fec.repair(i) {
-                        let h: [u8; FEC_HEADER_LEN] = self.packetizer.fec_header(&body);
+                        let h: [u8; FEC_HEADER_LEN] = t.packetizer.fec_header(&body);
                         g.datagrams.push(Datagram::new(&h, Payload::Fec(i)));
                     }
                 }
@@ -1358,10 +1835,11 @@ impl<B: AsRef<[u8]>> Session<B> {
         }
         // Every datagram of the frame is out.
         let last = a.first_seq.wrapping_add(a.count as u32).wrapping_sub(1);
-        self.receivers.on_sent(last);
+        self.receivers.on_sent_on(t.entry.id, last);
         self.stats.frames_sent += 1;
-        self.active = None;
-        self.fill(now)
+        t.frames_sent += 1;
+        t.active = None;
+        false
     }
 
     /// What the session counts, as of `now`.
@@ -1391,6 +1869,16 @@ impl<B: AsRef<[u8]>> Session<B> {
                 }
             })
             .collect();
+        s.tracks = self
+            .tracks
+            .iter()
+            .map(|t| TrackStats {
+                entry: t.entry.clone(),
+                datagrams_sent: t.datagrams_sent,
+                frames_sent: t.frames_sent,
+                ended: t.ended,
+            })
+            .collect();
         s
     }
 }
@@ -1416,3 +1904,7 @@ fn held_note(held: u64) -> String {
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "tracks_tests.rs"]
+mod tracks_tests;

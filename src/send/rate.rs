@@ -88,6 +88,9 @@ pub struct ReportDelta {
     pub backlog: u64,
     /// Its round trip, if measured.
     pub rtt: Option<Duration>,
+    /// Datagrams per second it took lately on the session's other tracks (0 with one
+    /// track): what it takes in all is what a decrease goes below.
+    pub other_tracks_rate: u64,
 }
 
 /// What to do with a frame.
@@ -251,8 +254,10 @@ impl RateControl {
             return None;
         }
         let took = d.received as f64 * self.datagram_bits / d.elapsed.as_secs_f64();
+        // The backlog is in the track's own datagrams: its time is at the track's own rate.
         let backlog_time = Duration::from_secs_f64(d.backlog as f64 * self.datagram_bits / took)
             .saturating_sub(d.rtt.unwrap_or_default());
+        let took = took + d.other_tracks_rate as f64 * self.datagram_bits;
         // Dropped frames say the receiver cannot keep up only when they are many over the
         // last [`DROP_WINDOW`]: one frame lost now and then to the network beyond repair (or
         // the one before lock-on) is no reason to slow down, and slowing down for it

@@ -21,6 +21,7 @@ fn took(gbps: f64, dropped: u32, backlog: u64) -> ReportDelta {
         recent_complete: 0,
         backlog,
         rtt: Some(MS),
+        other_tracks_rate: 0,
     }
 }
 
@@ -293,4 +294,29 @@ fn a_rate_lowered_by_reports_that_stop_recovers_within_seconds() {
         .map(|k| rc.admit(now + interval * (k + 1), frame_bits, true, true))
         .collect();
     assert!(last.iter().all(|a| *a == Admit::Now), "{last:?}");
+}
+
+#[test]
+fn a_receiver_falling_behind_on_one_track_is_held_below_what_it_takes_on_all() {
+    let rc = RateControl::new(None, DATAGRAM);
+    // Its audio track's report shows frames dropped; it took 2 Mbit/s of audio and, by
+    // its video track's latest report, 1 Gbit/s of video.
+    let audio = ReportDelta {
+        other_tracks_rate: (1e9 / (DATAGRAM * 8) as f64) as u64,
+        ..took(0.002, 5, 0)
+    };
+    let took = rc.observe(&audio).expect("falling behind");
+    assert!((took - 1.002e9).abs() < 1e6, "{took}");
+    // Its backlog is timed at the track's own rate: 100 audio datagrams at 2 Mbit/s are
+    // 600 ms, however fast video goes.
+    let backlogged = ReportDelta {
+        backlog: 100,
+        ..audio
+    };
+    let backlogged = ReportDelta {
+        frames_dropped: 0,
+        recent_dropped: 0,
+        ..backlogged
+    };
+    assert!(rc.observe(&backlogged).is_some());
 }

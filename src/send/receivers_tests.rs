@@ -81,3 +81,47 @@ fn forged_reports_from_many_addresses_keep_the_table_bounded() {
     }
     assert_eq!(s.receivers(t0).len(), MAX_RECEIVERS);
 }
+
+#[test]
+fn reports_on_two_tracks_keep_their_own_counters_and_tell_what_the_other_took() {
+    let t0 = Instant::now();
+    let mut s = Receivers::new(7, 0);
+    s.add_track(1);
+    let on = |track: u16, received: u64| ReceiverReport {
+        track,
+        datagrams_received: received,
+        frames_dropped: 0,
+        ..report(7, 0, NO_DELAY, 0)
+    };
+    let rx = addr(1);
+    // First reports on each track: no delta yet.
+    assert_eq!(s.on_receiver_report(rx, 9, &on(0, 0), t0), Ok(None));
+    assert_eq!(s.on_receiver_report(rx, 9, &on(1, 0), t0 + MS), Ok(None));
+    // 250 ms on: video counted 50,000 datagrams, audio 50. Had they been one counter,
+    // audio's report would look like the count went back (no delta at all).
+    let video = s
+        .on_receiver_report(rx, 9, &on(0, 50_000), t0 + 250 * MS)
+        .expect("ours")
+        .expect("a delta");
+    assert_eq!(video.received, 50_000);
+    assert_eq!(video.other_tracks_rate, 0, "audio's rate is not known yet");
+    let audio = s
+        .on_receiver_report(rx, 9, &on(1, 50), t0 + 251 * MS)
+        .expect("ours")
+        .expect("a delta");
+    assert_eq!(audio.received, 50);
+    // What it took on video: 50,000 datagrams in 250 ms.
+    assert_eq!(audio.other_tracks_rate, 200_000);
+    // One receiver, its counts summed over its tracks.
+    let r = s.receivers(t0 + 251 * MS);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].datagrams_received, 50_050);
+    // A track not sent is not ours.
+    assert!(s
+        .on_receiver_report(rx, 9, &on(2, 5), t0 + 300 * MS)
+        .is_err());
+    s.remove_track(1);
+    assert!(s
+        .on_receiver_report(rx, 9, &on(1, 60), t0 + 500 * MS)
+        .is_err());
+}

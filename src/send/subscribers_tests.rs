@@ -40,3 +40,29 @@ fn subscribers_are_bounded_and_leases_capped() {
     assert_eq!(t.current(t0 + MAX_LEASE).0, vec![]);
     assert!(t.subscribe(addr(3), 1000 * MS, t0 + MAX_LEASE));
 }
+
+#[test]
+fn a_subscriber_gets_the_tracks_it_chose_and_a_new_choice_is_a_change() {
+    let t0 = Instant::now();
+    let mut t = Subscribers::new(4);
+    let (audio_only, all) = (addr(1), addr(2));
+    let lease = Duration::from_secs(5);
+    assert!(t.subscribe_tracks(audio_only, lease, &[1, 1, 1], t0));
+    assert!(t.subscribe(all, lease, t0));
+    assert!(t.wants(audio_only, 1));
+    assert!(!t.wants(audio_only, 0));
+    assert!(t.wants(all, 0) && t.wants(all, 7));
+    assert_eq!(t.tracks_of(audio_only), Some(&[1][..]));
+    // Renewing with the same choice changes nothing; another choice is a change.
+    let g = t.generation();
+    assert!(t.subscribe_tracks(audio_only, lease, &[1], t0));
+    assert_eq!(t.generation(), g);
+    assert!(t.subscribe_tracks(audio_only, lease, &[0, 1], t0));
+    assert_ne!(t.generation(), g);
+    assert!(t.wants(audio_only, 0));
+    // A list of thousands keeps at most 32 ids.
+    let many: Vec<u16> = (0..5000).collect();
+    assert!(t.subscribe_tracks(addr(3), lease, &many, t0));
+    assert_eq!(t.tracks_of(addr(3)).map(<[u16]>::len), Some(32));
+    assert!(!t.wants(addr(3), 40));
+}

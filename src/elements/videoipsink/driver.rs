@@ -278,6 +278,8 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
                     }
                 }
                 Event::EndOfStreamSent => eos += 1,
+                // One track of several ended (this element sends one track).
+                Event::TrackEnded(_) => {}
             }
         }
         // Published often, and whenever nothing is due: a reader who waited for the last
