@@ -252,6 +252,10 @@ pub struct ClockKey {
     pub clock: u8,
     /// The receiving pipeline's base time (ns).
     pub base_time: u64,
+    /// The sender's session, for a sender that reports no reference clock: then only the
+    /// tracks of one session are known to share a clock (PROTOCOL §7.12). None when the
+    /// clock is a real one, which every session of the host shares.
+    pub session: Option<u64>,
 }
 
 /// A shared offset estimator.
@@ -359,12 +363,25 @@ impl StreamClock {
             .report
             .filter(|r| r.clock != reference_clock::NONE)
             .filter(|_| self.mapper.mode() == Mode::SenderClock);
+        // Without one, the tracks of one session still share the sender's timeline: one
+        // estimator for all of them keeps their relative timing (lip sync).
         let key = match (report, origin.from, base_time) {
             (Some(r), Some(from), Some(base)) => Some(ClockKey {
                 host: from.ip(),
                 clock: r.clock,
                 base_time: base,
+                session: None,
             }),
+            (None, Some(from), Some(base))
+                if self.mapper.mode() == Mode::SenderClock && origin.session.is_some() =>
+            {
+                Some(ClockKey {
+                    host: from.ip(),
+                    clock: reference_clock::NONE,
+                    base_time: base,
+                    session: origin.session,
+                })
+            }
             _ => None,
         };
         if key != self.key {

@@ -318,3 +318,41 @@ fn arrival_mode_ignores_the_sender_clock() {
     );
     assert_eq!((s.pts, s.discont), (Some(10 * MS), false));
 }
+
+#[test]
+fn tracks_of_one_session_share_one_estimator_without_a_reference_clock() {
+    let table = ClockTable::default();
+    let host = [192, 0, 2, 1];
+    let mut video = StreamClock::new(Mode::SenderClock, 70 * MS);
+    let mut audio = StreamClock::new(Mode::SenderClock, 70 * MS);
+    let session = origin(1, host, None);
+    // The video frame at sender time 4 s arrives at 500 ms; the audio frame of the same
+    // instant 3 ms later (it came another way, or waited behind the video): both are
+    // placed at 500 ms, so the sender's relative timing is kept.
+    let s = video.map(
+        &table,
+        &session,
+        Some(0),
+        Some(500 * MS),
+        &frame_at(4000 * MS),
+    );
+    assert_eq!(s.pts, Some(500 * MS));
+    let s = audio.map(
+        &table,
+        &session,
+        Some(0),
+        Some(503 * MS),
+        &frame_at(4000 * MS),
+    );
+    assert_eq!(s.pts, Some(500 * MS));
+    // Another session of the same host has a timeline of its own.
+    let other = origin(2, host, None);
+    let s = StreamClock::new(Mode::SenderClock, 70 * MS).map(
+        &table,
+        &other,
+        Some(0),
+        Some(503 * MS),
+        &frame_at(4000 * MS),
+    );
+    assert_eq!(s.pts, Some(503 * MS));
+}

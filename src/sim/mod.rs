@@ -226,6 +226,20 @@ pub fn frame_bytes(len: usize, k: u64) -> Vec<u8> {
     v
 }
 
+/// A track besides the first: its id and its frames.
+#[derive(Debug, Clone, Copy)]
+pub struct Track {
+    pub id: u16,
+    pub source: Source,
+    /// Frames handed to the sender so far.
+    pub next: u64,
+}
+
+/// The bytes of frame `k` of track `track` (track 0's are [`frame_bytes`]).
+pub fn track_frame_bytes(track: u16, len: usize, k: u64) -> Vec<u8> {
+    frame_bytes(len, k | u64::from(track) << 40)
+}
+
 /// A receiver: its session, and what it output.
 pub struct Receiver {
     pub addr: SocketAddr,
@@ -237,7 +251,12 @@ pub struct Receiver {
     pub warnings: Vec<receive::Warning>,
     /// While false the receiver is gone: it neither reads nor sends.
     pub alive: bool,
+    /// Frames of the other tracks output: track, frame index, exact, output PTS.
+    pub track_frames: Vec<(u16, u64, bool, Option<u64>)>,
     clock: clock::StreamClock,
+    /// The other tracks' mappings, sharing the session's estimator through `clocks`.
+    track_clocks: HashMap<u16, clock::StreamClock>,
+    clocks: clock::ClockTable,
 }
 
 /// Both sessions over a virtual network.
@@ -258,6 +277,8 @@ pub struct Sim {
     rng: Rng,
     /// Source frames handed over, by index: arrival.
     pub handed: Vec<Instant>,
+    /// Tracks besides the first (see [`Sim::add_track`]).
+    pub tracks: Vec<Track>,
 }
 
 /// A receiver session as `videoipsrc` sets one up, with a reassembly window of `window`.
@@ -273,7 +294,10 @@ pub fn receiver(addr: SocketAddr, id: u64, window: Duration) -> Receiver {
         eos: false,
         warnings: Vec::new(),
         alive: true,
+        track_frames: Vec::new(),
         clock: clock::StreamClock::new(clock::Mode::SenderClock, 1_000_000_000),
+        track_clocks: HashMap::new(),
+        clocks: clock::ClockTable::default(),
     }
 }
 
@@ -309,12 +333,36 @@ impl Sim {
             overshoot: Duration::ZERO,
             rng: Rng::new(3),
             handed: Vec::new(),
+            tracks: Vec::new(),
         }
+    }
+
+    /// Adds a track to the sender's session, with caps `caps` and live frames from `source`.
+    pub fn add_track(
+        &mut self,
+        entry: crate::protocol::tracks::TrackEntry,
+        caps: &str,
+        source: Source,
+    ) {
+        let id = entry.id;
+        self.sender.add_track(entry).expect("a valid track");
+        self.sender
+            .handle_caps_on(id, caps.into())
+            .expect("a declared track");
+        self.tracks.push(Track {
+            id,
+            source,
+            next: 0,
+        });
     }
 
     fn frame_due(&self) -> Option<Instant> {
         (self.next_frame < self.source.count)
             .then(|| self.t0 + self.source.interval.mul_f64(self.next_frame as f64))
+    }
+
+    fn track_due(&self, t: &Track) -> Option<Instant> {
+        (t.next < t.source.count).then(|| self.t0 + t.source.interval.mul_f64(t.next as f64))
     }
 
     /// Runs until `until`, or until nothing is left to do.
@@ -335,7 +383,13 @@ impl Sim {
 
     /// Runs until every frame was handed over and `tail` has passed since.
     pub fn run(&mut self, tail: Duration) {
-        let end = self.t0 + self.source.interval.mul_f64(self.source.count as f64) + tail;
+        let last = |s: &Source| s.interval.mul_f64(s.count as f64);
+        let longest = self
+            .tracks
+            .iter()
+            .map(|t| last(&t.source))
+            .fold(last(&self.source), Duration::max);
+        let end = self.t0 + longest + tail;
         self.run_until(end);
     }
 
@@ -350,8 +404,10 @@ impl Sim {
     /// The earliest instant anything happens.
     fn next_event(&mut self) -> Option<Instant> {
         let late = self.late();
+        let tracks = self.tracks.iter().filter_map(|t| self.track_due(t)).min();
         let mut t = [
             self.frame_due(),
+            tracks,
             self.forward.next_arrival(),
             self.back.next_arrival(),
             self.sender.poll_timeout().map(|t| t + late),
@@ -393,6 +449,32 @@ impl Sim {
                 break;
             }
         }
+        for i in 0..self.tracks.len() {
+            while let Some(due) = self.track_due(&self.tracks[i]) {
+                if due > now {
+                    break;
+                }
+                let Track { id, source, next } = self.tracks[i];
+                let interval = source.interval.as_nanos() as u64;
+                let sent = self.sender.handle_frame_on(
+                    id,
+                    Frame {
+                        data: track_frame_bytes(id, source.len, next),
+                        meta: FrameMeta {
+                            pts: next * interval,
+                            duration: interval,
+                            ..FrameMeta::default()
+                        },
+                        duration: Some(source.interval),
+                        key: true,
+                        live: true,
+                        arrived: now,
+                    },
+                );
+                assert!(sent.is_ok(), "track {id} was declared");
+                self.tracks[i].next += 1;
+            }
+        }
         // The back channel reaches the sender.
         while let Some((_, from, _, bytes)) = self.back.pop(now) {
             self.sender.handle_datagram(now, from, &bytes);
@@ -422,11 +504,11 @@ impl Sim {
                 .handle_datagram(at, from, receive::Meta::default(), &mut bytes, |len| {
                     Some(vec![0u8; len])
                 });
-            Self::drain_receiver(r, self.t0, self.source);
+            Self::drain_receiver(r, self.t0, self.source, &self.tracks);
         }
         for r in self.receivers.iter_mut().filter(|r| r.alive) {
             r.session.handle_timeout(now);
-            Self::drain_receiver(r, self.t0, self.source);
+            Self::drain_receiver(r, self.t0, self.source, &self.tracks);
             while let Some(t) = r.session.poll_transmit(now) {
                 for _ in 0..t.copies {
                     self.back
@@ -436,19 +518,39 @@ impl Sim {
         }
     }
 
-    fn drain_receiver(r: &mut Receiver, t0: Instant, source: Source) {
+    fn drain_receiver(r: &mut Receiver, t0: Instant, source: Source, tracks: &[Track]) {
         while let Some(ev) = r.session.poll_event() {
             match ev {
-                RxEvent::Frame { frame, origin, .. } => {
+                RxEvent::Frame {
+                    track,
+                    frame,
+                    origin,
+                    ..
+                } => {
+                    let source = match tracks.iter().find(|t| t.id == track) {
+                        Some(t) => t.source,
+                        None => source,
+                    };
                     let interval = source.interval.as_nanos() as u64;
                     let k = frame.info.pts / interval.max(1);
-                    let exact = frame.buf == frame_bytes(source.len, k);
                     let arrival = frame.arrival.saturating_duration_since(t0).as_nanos() as u64;
-                    let table = clock::ClockTable::default();
-                    let stamped = r
-                        .clock
-                        .map(&table, &origin, None, Some(arrival), &frame.info);
-                    r.frames.push((k, exact, stamped.pts));
+                    // One pipeline (base time 0): the tracks of a session share a mapping.
+                    let clock = if track == 0 {
+                        &mut r.clock
+                    } else {
+                        r.track_clocks.entry(track).or_insert_with(|| {
+                            clock::StreamClock::new(clock::Mode::SenderClock, 1_000_000_000)
+                        })
+                    };
+                    let stamped =
+                        clock.map(&r.clocks, &origin, Some(0), Some(arrival), &frame.info);
+                    if track == 0 {
+                        let exact = frame.buf == frame_bytes(source.len, k);
+                        r.frames.push((k, exact, stamped.pts));
+                    } else {
+                        let exact = frame.buf == track_frame_bytes(track, source.len, k);
+                        r.track_frames.push((track, k, exact, stamped.pts));
+                    }
                 }
                 RxEvent::End => r.eos = true,
                 RxEvent::Warning(w) => r.warnings.push(w),
