@@ -459,6 +459,46 @@ mod dns {
     }
 }
 
+/// A UDP socket on 127.0.0.1:`port` (5353 shared with the namespace's other mDNS sockets),
+/// multicasting out of loopback: where forged answers come from. RFC 6762 answers come from
+/// port 5353, and the browser drops any other.
+fn mdns_socket(port: u16) -> std::net::UdpSocket {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
+    s.set_reuse_address(true).expect("SO_REUSEADDR");
+    s.set_reuse_port(true).expect("SO_REUSEPORT");
+    let at: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    s.bind(&at.into()).expect("binds");
+    s.set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
+        .expect("multicast interface");
+    s.into()
+}
+
+/// An answer from a port other than 5353 is dropped and counted (RFC 6762 §6, §11); the
+/// same answer from 5353 is taken.
+#[test]
+fn test_discovery_ignores_an_answer_not_from_port_5353() {
+    in_netns("dns-port", move || {
+        let (browser, events) = browser();
+        std::thread::sleep(Duration::from_millis(300));
+        let answer = dns::response(&dns::service_on("porty", "porty.local", [127, 0, 0, 1]));
+        let other = mdns_socket(0);
+        let _ = other.send_to(&answer, "224.0.0.251:5353");
+        let found = wait_for(&events, Duration::from_secs(1), |e| {
+            matches!(e, Event::Found(_))
+        });
+        assert!(found.is_none(), "an answer from another port is ignored");
+        assert_eq!(browser.wrong_port(), 1);
+        let _ = mdns_socket(5353).send_to(&answer, "224.0.0.251:5353");
+        let found = wait_for(
+            &events,
+            Duration::from_secs(2),
+            |e| matches!(e, Event::Found(s) if s.name == "porty"),
+        );
+        assert!(found.is_some(), "the same answer from port 5353 is taken");
+    });
+}
+
 /// Hand-crafted mDNS responses with garbage TXT records, broken names and random bytes,
 /// and a flood of 1100 instances, sent to 224.0.0.251:5353 inside the namespace: the browser
 /// and the device provider keep running, the table stays bounded, the flood (which answers
@@ -470,10 +510,7 @@ fn test_discovery_survives_hostile_announcements() {
         let monitor = monitor();
         let (browser, events) = browser();
         std::thread::sleep(Duration::from_millis(300));
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
-        socket2::SockRef::from(&sock)
-            .set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
-            .expect("multicast interface");
+        let sock = mdns_socket(5353);
         let to = "224.0.0.251:5353";
         let send = |m: &[u8]| {
             let _ = sock.send_to(m, to);
@@ -551,6 +588,7 @@ fn test_discovery_survives_hostile_announcements() {
             browser.ignored()
         );
         assert!(known.len() <= discovery::table::MAX_SOURCES);
+        assert_eq!(browser.wrong_port(), 0, "all sent from port 5353, as meant");
         for s in &known {
             assert!(s.name.len() <= 255);
             assert!(s.txt.name.as_ref().is_none_or(|n| n.len() <= 240));
@@ -1022,10 +1060,7 @@ fn test_a_receiver_by_name_finds_and_plays_its_source_during_an_announcement_flo
         std::thread::sleep(Duration::from_secs(3));
         let before = [rss_kib(rx.0.id()).0, rss_kib(mon.0.id()).0];
 
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
-        socket2::SockRef::from(&sock)
-            .set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
-            .expect("multicast interface");
+        let sock = mdns_socket(5353);
         let instances: u32 = std::env::var("FLOOD_INSTANCES")
             .ok()
             .and_then(|n| n.parse().ok())

@@ -11,6 +11,10 @@
 //! stored. Records of other services, and addresses of hosts no kept instance names, are
 //! never stored. A browser for one name drops every instance whose TXT names another.
 //!
+//! **Only answers from port 5353.** A response whose UDP source port is not 5353 is
+//! counted in `wrong_port` and dropped (RFC 6762 §6 and §11: multicast answers come from
+//! port 5353; anything else is a legacy resolver's or a forger's).
+//!
 //! **Queries.** A PTR query for [`SERVICE_TYPE`] at start and then at intervals that
 //! double from 1 s (RFC 6762 §5.2) up to an hour; every [`VERIFY_PERIOD`] an SRV query for
 //! up to [`MAX_VERIFY_PER_PERIOD`] listed instances in turn, each dropped when nothing of it
@@ -21,9 +25,11 @@ use super::dns::{self, RData};
 use super::table::{self, Event, Source, Table, MAX_ADDRESSES, MAX_SOURCES};
 use super::{txt, MAX_VERIFY_PER_PERIOD, SERVICE_TYPE, VERIFY_PERIOD, VERIFY_TIMEOUT};
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+/// The multicast-DNS port: ours, and the one every answer must come from.
+pub const MDNS_PORT: u16 = 5353;
 /// Most instances kept while records they need (SRV, TXT, an address) are still missing.
 pub const MAX_PENDING: usize = 64;
 /// How long a pending instance waits for what it misses.
@@ -88,6 +94,7 @@ pub struct Browse {
     hosts: HashMap<String, Vec<String>>,
     pending: usize,
     ignored: u64,
+    wrong_port: u64,
     events: VecDeque<Event>,
     transmits: VecDeque<Vec<u8>>,
     next_query: Instant,
@@ -108,6 +115,7 @@ impl Browse {
             hosts: HashMap::new(),
             pending: 0,
             ignored: 0,
+            wrong_port: 0,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             next_query: now,
@@ -127,6 +135,11 @@ impl Browse {
     /// long.
     pub fn ignored(&self) -> u64 {
         self.ignored + self.table.ignored
+    }
+
+    /// Responses dropped because their UDP source port was not [`MDNS_PORT`].
+    pub fn wrong_port(&self) -> u64 {
+        self.wrong_port
     }
 
     /// Instances kept in all (listed and pending): at most `MAX_SOURCES + MAX_PENDING`.
@@ -227,12 +240,16 @@ impl Browse {
         self.events.extend(event);
     }
 
-    /// Takes a datagram received at `now`.
-    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+    /// Takes a datagram received at `now` from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let Some(msg) = dns::parse(bytes) else {
             return;
         };
         if !msg.response {
+            return;
+        }
+        if from.port() != MDNS_PORT {
+            self.wrong_port += 1;
             return;
         }
         // What the message says, by instance, and the addresses it gives.

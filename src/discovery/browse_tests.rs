@@ -31,6 +31,10 @@ fn service(label: &str, name: &str, host: &str, ip: [u8; 4], ttl: u32) -> Vec<u8
     ])
 }
 
+/// A responder's address: port 5353, as RFC 6762 wants.
+const FROM: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)), MDNS_PORT);
+
 fn events(b: &mut Browse) -> Vec<Event> {
     std::iter::from_fn(|| b.poll_event()).collect()
 }
@@ -44,21 +48,28 @@ fn test_found_updated_and_lost_by_goodbye() {
     assert_eq!(&q[4..6], &[0, 1]);
     b.handle_datagram(
         t0,
+        FROM,
         &service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 1], 120),
     );
     let ev = events(&mut b);
     assert!(matches!(&ev[..], [Event::Found(s)] if s.name == "CAM" && s.port == 5004));
     b.handle_datagram(
         t0,
+        FROM,
         &service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 1], 120),
     );
     assert!(events(&mut b).is_empty(), "nothing changed");
     b.handle_datagram(
         t0,
+        FROM,
         &service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 2], 120),
     );
     assert!(matches!(&events(&mut b)[..], [Event::Updated(s)] if s.addresses.len() == 2));
-    b.handle_datagram(t0, &service("cam [1]", "CAM", "h.local.", [10, 0, 0, 1], 0));
+    b.handle_datagram(
+        t0,
+        FROM,
+        &service("cam [1]", "CAM", "h.local.", [10, 0, 0, 1], 0),
+    );
     assert!(
         matches!(&events(&mut b)[..], [Event::Lost(_)]),
         "goodbye, any case"
@@ -73,6 +84,7 @@ fn test_an_unanswered_confirmation_drops_the_source() {
     let mut b = Browse::new(t0, None);
     b.handle_datagram(
         t0,
+        FROM,
         &service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 1], 120),
     );
     events(&mut b);
@@ -101,7 +113,7 @@ fn test_an_answered_confirmation_keeps_the_source() {
     let t0 = Instant::now();
     let mut b = Browse::new(t0, None);
     let announce = service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 1], 120);
-    b.handle_datagram(t0, &announce);
+    b.handle_datagram(t0, FROM, &announce);
     events(&mut b);
     let mut now = t0;
     while now < t0 + Duration::from_secs(20) {
@@ -110,7 +122,7 @@ fn test_an_answered_confirmation_keeps_the_source() {
             b.handle_timeout(now);
         }
         if b.poll_transmit().is_some() {
-            b.handle_datagram(now, &announce);
+            b.handle_datagram(now, FROM, &announce);
         }
         assert!(b.poll_event().is_none());
     }
@@ -122,14 +134,23 @@ fn test_records_in_separate_messages_resolve_and_pending_is_bounded() {
     let t0 = Instant::now();
     let mut b = Browse::new(t0, None);
     let full = "CAM [1]._videoip._udp.local.";
-    b.handle_datagram(t0, &response(&[(SERVICE_TYPE, TYPE_PTR, 120, wire(full))]));
+    b.handle_datagram(
+        t0,
+        FROM,
+        &response(&[(SERVICE_TYPE, TYPE_PTR, 120, wire(full))]),
+    );
     let mut srv = vec![0, 0, 0, 0, 0, 80];
     srv.extend(wire("h.local."));
-    b.handle_datagram(t0, &response(&[(full, TYPE_SRV, 120, srv)]));
-    b.handle_datagram(t0, &response(&[(full, TYPE_TXT, 120, txt_rdata(&["v=2"]))]));
+    b.handle_datagram(t0, FROM, &response(&[(full, TYPE_SRV, 120, srv)]));
+    b.handle_datagram(
+        t0,
+        FROM,
+        &response(&[(full, TYPE_TXT, 120, txt_rdata(&["v=2"]))]),
+    );
     assert!(events(&mut b).is_empty(), "no address yet");
     b.handle_datagram(
         t0,
+        FROM,
         &response(&[("h.local.", TYPE_A, 120, vec![10, 0, 0, 9])]),
     );
     assert!(
@@ -139,7 +160,11 @@ fn test_records_in_separate_messages_resolve_and_pending_is_bounded() {
     // PTR-only announcements beyond MAX_PENDING are not stored, and pending ones expire.
     for i in 0..10 * MAX_PENDING {
         let n = format!("p{i}._videoip._udp.local.");
-        b.handle_datagram(t0, &response(&[(SERVICE_TYPE, TYPE_PTR, 120, wire(&n))]));
+        b.handle_datagram(
+            t0,
+            FROM,
+            &response(&[(SERVICE_TYPE, TYPE_PTR, 120, wire(&n))]),
+        );
     }
     assert_eq!(b.kept(), 1 + MAX_PENDING);
     let later = t0 + PENDING_TIMEOUT + SWEEP_PERIOD;
@@ -164,10 +189,11 @@ fn test_a_flood_keeps_memory_bounded_and_the_named_source_is_found() {
                 [10, x, y, z],
                 120,
             );
-            b.handle_datagram(t0, &m);
+            b.handle_datagram(t0, FROM, &m);
             if i == 20_000 {
                 b.handle_datagram(
                     t0,
+                    FROM,
                     &service("REAL [1]", "REAL", "r.local.", [10, 9, 9, 9], 120),
                 );
             }
@@ -196,13 +222,29 @@ fn test_for_name_drops_a_source_renamed_away() {
     let mut b = Browse::new(t0, Some("CAM".into()));
     b.handle_datagram(
         t0,
+        FROM,
         &service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 1], 120),
     );
     assert!(matches!(&events(&mut b)[..], [Event::Found(_)]));
     b.handle_datagram(
         t0,
+        FROM,
         &service("CAM [1]", "OTHER", "h.local.", [10, 0, 0, 1], 120),
     );
     assert!(matches!(&events(&mut b)[..], [Event::Lost(_)]));
     assert_eq!(b.kept(), 0);
+}
+
+#[test]
+fn test_an_answer_not_from_port_5353_is_counted_and_dropped() {
+    let t0 = Instant::now();
+    let mut b = Browse::new(t0, None);
+    let announce = service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 1], 120);
+    let ephemeral = SocketAddr::new(FROM.ip(), 40123);
+    b.handle_datagram(t0, ephemeral, &announce);
+    assert!(events(&mut b).is_empty());
+    assert_eq!((b.kept(), b.wrong_port()), (0, 1));
+    b.handle_datagram(t0, FROM, &announce);
+    assert!(matches!(&events(&mut b)[..], [Event::Found(_)]));
+    assert_eq!(b.wrong_port(), 1);
 }

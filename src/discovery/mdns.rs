@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
-const PORT: u16 = 5353;
+const PORT: u16 = super::browse::MDNS_PORT;
 /// Most interfaces joined.
 const MAX_INTERFACES: usize = 64;
 
@@ -91,14 +91,15 @@ impl Socket {
         }
     }
 
-    /// Waits up to `wait` for a datagram; its length.
-    pub fn recv(&self, buf: &mut [u8], wait: Duration) -> Option<usize> {
+    /// Waits up to `wait` for a datagram; its length and where it came from.
+    pub fn recv(&self, buf: &mut [u8], wait: Duration) -> Option<(usize, SocketAddr)> {
         self.sock.set_read_timeout(Some(wait)).ok()?;
         // SAFETY: u8 and MaybeUninit<u8> have the same layout; recv only writes into it.
         let uninit = unsafe {
             std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<MaybeUninit<u8>>(), buf.len())
         };
-        self.sock.recv(uninit).ok()
+        let (n, from) = self.sock.recv_from(uninit).ok()?;
+        Some((n, from.as_socket()?))
     }
 
     /// Multicasts `datagram` out of every interface joined.

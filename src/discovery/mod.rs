@@ -254,6 +254,11 @@ impl Browser {
     pub fn ignored(&self) -> u64 {
         lock(&self.state).ignored()
     }
+
+    /// Responses dropped because they did not come from UDP port 5353 (RFC 6762 §6, §11).
+    pub fn wrong_port(&self) -> u64 {
+        lock(&self.state).wrong_port()
+    }
 }
 
 /// How often the interfaces are looked at again (to join the group on new ones).
@@ -283,8 +288,8 @@ fn browse_thread(
         {
             let mut st = lock(&state);
             let now = Instant::now();
-            if let Some(n) = got {
-                st.handle_datagram(now, &buf[..n]);
+            if let Some((n, from)) = got {
+                st.handle_datagram(now, from, &buf[..n]);
             }
             if now >= st.poll_timeout() {
                 st.handle_timeout(now);
