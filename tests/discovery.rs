@@ -499,6 +499,51 @@ fn test_discovery_ignores_an_answer_not_from_port_5353() {
     });
 }
 
+/// RFC 6762 §5.2 over a real socket: a browser's first query leaves 20–120 ms after it
+/// starts (plus scheduling), and the next one 1 s later.
+#[test]
+fn test_discovery_first_query_waits_20_to_120_ms() {
+    in_netns("dns-delay", move || {
+        let listen = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        listen.set_reuse_address(true).expect("SO_REUSEADDR");
+        listen.set_reuse_port(true).expect("SO_REUSEPORT");
+        let any: std::net::SocketAddr = ([0, 0, 0, 0], 5353).into();
+        listen.bind(&any.into()).expect("binds");
+        listen
+            .join_multicast_v4(
+                &"224.0.0.251".parse().unwrap(),
+                &"127.0.0.1".parse().unwrap(),
+            )
+            .expect("joins");
+        let listen: std::net::UdpSocket = listen.into();
+        listen
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let started = Instant::now();
+        let (_browser, _events) = browser();
+        let mut queries = Vec::new();
+        let mut buf = [0u8; 9000];
+        while queries.len() < 2 && started.elapsed() < Duration::from_secs(3) {
+            if let Ok(n) = listen.recv(&mut buf) {
+                // A query (QR clear) for the service type's PTR.
+                if n > 12 && buf[2] & 0x80 == 0 && buf[12..n].starts_with(b"\x08_videoip") {
+                    queries.push(started.elapsed());
+                }
+            }
+        }
+        eprintln!("PTR queries at {queries:?}");
+        assert_eq!(queries.len(), 2, "{queries:?}");
+        assert!(queries[0] >= Duration::from_millis(20), "{queries:?}");
+        assert!(queries[0] <= Duration::from_millis(170), "{queries:?}");
+        let gap = queries[1] - queries[0];
+        assert!(
+            gap >= Duration::from_millis(950) && gap <= Duration::from_millis(1150),
+            "{gap:?}"
+        );
+    });
+}
+
 /// Hand-crafted mDNS responses with garbage TXT records, broken names and random bytes,
 /// and a flood of 1100 instances, sent to 224.0.0.251:5353 inside the namespace: the browser
 /// and the device provider keep running, the table stays bounded, the flood (which answers

@@ -15,8 +15,13 @@
 //! counted in `wrong_port` and dropped (RFC 6762 §6 and §11: multicast answers come from
 //! port 5353; anything else is a legacy resolver's or a forger's).
 //!
-//! **Queries.** A PTR query for [`SERVICE_TYPE`] at start and then at intervals that
-//! double from 1 s (RFC 6762 §5.2) up to an hour; every [`VERIFY_PERIOD`] an SRV query for
+//! **Queries.** A PTR query for [`SERVICE_TYPE`] after a random 20–120 ms
+//! ([`FIRST_QUERY_DELAY`], RFC 6762 §5.2: browsers started together do not query together)
+//! and then at intervals that double from 1 s up to an hour, each listing as known answers
+//! (§7.1) the PTR records of the listed instances with more than half their TTL left, so
+//! that responders do not repeat them (over several datagrams with the TC bit when they do
+//! not fit in one, §7.2; pending instances are left out, so that their answers bring the
+//! records they miss); every [`VERIFY_PERIOD`] an SRV query for
 //! up to [`MAX_VERIFY_PER_PERIOD`] listed instances in turn, each dropped when nothing of it
 //! arrives within [`VERIFY_TIMEOUT`] (RFC 6762 §10.4); SRV, TXT and A/AAAA queries for
 //! pending instances, at most [`MAX_VERIFY_PER_PERIOD`] a period.
@@ -38,6 +43,9 @@ pub const PENDING_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_TTL: u32 = 4500;
 /// Longest interval between two PTR queries (RFC 6762 §5.2 allows capping at an hour).
 const MAX_QUERY_INTERVAL: Duration = Duration::from_secs(3600);
+/// The range of the random delay before the first PTR query (RFC 6762 §5.2).
+pub const FIRST_QUERY_DELAY: (Duration, Duration) =
+    (Duration::from_millis(20), Duration::from_millis(120));
 /// How often expiries and unanswered confirmations are looked for.
 const SWEEP_PERIOD: Duration = Duration::from_millis(250);
 /// Largest query datagram written.
@@ -50,6 +58,8 @@ struct Inst {
     srv: Option<(String, u16)>,
     txt: Option<txt::SourceTxt>,
     addresses: Vec<(IpAddr, Instant)>,
+    /// Its PTR record: when it runs out, and the TTL it came with (for known answers).
+    ptr: Option<(Instant, u32)>,
     /// When its PTR/SRV records run out.
     expires: Instant,
     /// When it is dropped if still pending.
@@ -66,6 +76,8 @@ struct Said {
     instance: String,
     bye: bool,
     ttl: u32,
+    /// The PTR's TTL, if the message had one (not a goodbye).
+    ptr_ttl: Option<u32>,
     srv: Option<(String, u16)>,
     txt: Option<Vec<Vec<u8>>>,
 }
@@ -106,8 +118,15 @@ pub struct Browse {
 
 impl Browse {
     /// Starts browsing at `now`, for the sources named `name` only if given. The first PTR
-    /// query is due at once.
+    /// query is due after a random delay in [`FIRST_QUERY_DELAY`].
     pub fn new(now: Instant, name: Option<String>) -> Browse {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let (lo, hi) = FIRST_QUERY_DELAY;
+        let spread = (hi - lo).as_millis() as u64 + 1;
+        let delay = lo + Duration::from_millis(random % spread);
         Browse {
             name,
             table: Table::new(),
@@ -118,7 +137,7 @@ impl Browse {
             wrong_port: 0,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
-            next_query: now,
+            next_query: now + delay,
             query_interval: Duration::from_secs(1),
             next_verify: now + VERIFY_PERIOD,
             verify_from: 0,
@@ -280,6 +299,9 @@ impl Browse {
                     let s = &mut said[i].1;
                     s.bye |= r.ttl == 0;
                     s.ttl = s.ttl.max(r.ttl);
+                    if r.ttl > 0 {
+                        s.ptr_ttl = Some(r.ttl.min(MAX_TTL));
+                    }
                 }
                 RData::Srv { port, target } if is_instance(&r.name) => {
                     let i = at(&mut said, &r.name);
@@ -346,6 +368,7 @@ impl Browse {
                         srv: None,
                         txt: None,
                         addresses: Vec::new(),
+                        ptr: None,
                         expires: now + PENDING_TIMEOUT,
                         pending_until: now + PENDING_TIMEOUT,
                         listed: false,
@@ -363,6 +386,9 @@ impl Browse {
                     inst.expires = expiry(now, s.ttl).max(inst.expires);
                 }
                 inst.answer_by = None;
+                if let Some(ttl) = s.ptr_ttl {
+                    inst.ptr = Some((expiry(now, ttl), ttl));
+                }
                 if txt.is_some() {
                     inst.txt = txt;
                 }
@@ -445,7 +471,24 @@ impl Browse {
     /// Does what is due at `now`: queries, confirmations, expiries.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_query {
-            self.ask(&[(SERVICE_TYPE.to_string(), dns::TYPE_PTR)]);
+            // Known answers: listed instances whose PTR has more than half its TTL left.
+            let known: Vec<(&str, &str, u32)> = self
+                .insts
+                .values()
+                .filter(|i| i.listed)
+                .filter_map(|i| {
+                    let (until, ttl) = i.ptr?;
+                    let left = until.saturating_duration_since(now);
+                    (left * 2 > Duration::from_secs(u64::from(ttl))).then_some((
+                        SERVICE_TYPE,
+                        i.instance.as_str(),
+                        left.as_secs() as u32,
+                    ))
+                })
+                .collect();
+            let datagrams =
+                dns::query_known(&[(SERVICE_TYPE, dns::TYPE_PTR)], &known, MAX_QUERY_LEN);
+            self.transmits.extend(datagrams);
             self.next_query = now + self.query_interval;
             self.query_interval = (self.query_interval * 2).min(MAX_QUERY_INTERVAL);
         }

@@ -35,6 +35,15 @@ fn service(label: &str, name: &str, host: &str, ip: [u8; 4], ttl: u32) -> Vec<u8
 const FROM: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)), MDNS_PORT);
 
+/// Whether `q` is the PTR query for the service type (its first question).
+fn is_ptr_query(q: &[u8]) -> bool {
+    let name = wire(SERVICE_TYPE);
+    q.len() >= 14 + name.len()
+        && q[4..6] != [0, 0]
+        && q[12..12 + name.len()] == name[..]
+        && q[12 + name.len()..14 + name.len()] == [0, 12]
+}
+
 fn events(b: &mut Browse) -> Vec<Event> {
     std::iter::from_fn(|| b.poll_event()).collect()
 }
@@ -43,9 +52,10 @@ fn events(b: &mut Browse) -> Vec<Event> {
 fn test_found_updated_and_lost_by_goodbye() {
     let t0 = Instant::now();
     let mut b = Browse::new(t0, None);
-    b.handle_timeout(t0);
-    let q = b.poll_transmit().expect("the first PTR query at once");
-    assert_eq!(&q[4..6], &[0, 1]);
+    let first = b.poll_timeout();
+    b.handle_timeout(first);
+    let q = b.poll_transmit().expect("the first PTR query");
+    assert!(is_ptr_query(&q));
     b.handle_datagram(
         t0,
         FROM,
@@ -247,4 +257,138 @@ fn test_an_answer_not_from_port_5353_is_counted_and_dropped() {
     b.handle_datagram(t0, FROM, &announce);
     assert!(matches!(&events(&mut b)[..], [Event::Found(_)]));
     assert_eq!(b.wrong_port(), 1);
+}
+
+/// RFC 6762 §5.2: the first query after a random 20–120 ms, then intervals of 1 s that at
+/// least double, up to the hour.
+#[test]
+fn test_the_first_query_waits_20_to_120_ms_and_then_intervals_double_to_an_hour() {
+    let t0 = Instant::now();
+    let mut delays = std::collections::BTreeSet::new();
+    for _ in 0..64 {
+        let mut b = Browse::new(t0, None);
+        let mut now = t0;
+        let first = loop {
+            now += Duration::from_millis(1);
+            if now >= b.poll_timeout() {
+                b.handle_timeout(now);
+            }
+            if let Some(q) = b.poll_transmit() {
+                assert!(is_ptr_query(&q));
+                break now - t0;
+            }
+            assert!(now - t0 <= Duration::from_millis(121), "no query by 120 ms");
+        };
+        assert!(first >= Duration::from_millis(20), "{first:?}");
+        delays.insert(first);
+    }
+    assert!(delays.len() > 8, "random delays: {delays:?}");
+
+    let mut b = Browse::new(t0, None);
+    let mut sent = Vec::new();
+    while sent.len() < 20 {
+        let now = b.poll_timeout();
+        b.handle_timeout(now);
+        while let Some(q) = b.poll_transmit() {
+            assert!(is_ptr_query(&q), "nothing else without instances");
+            sent.push(now);
+        }
+    }
+    let gaps: Vec<Duration> = sent.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps[0], Duration::from_secs(1));
+    for w in gaps.windows(2) {
+        assert!(w[1] >= (w[0] * 2).min(MAX_QUERY_INTERVAL), "{gaps:?}");
+        assert!(w[1] <= MAX_QUERY_INTERVAL);
+    }
+    assert_eq!(gaps[gaps.len() - 1], Duration::from_secs(3600));
+}
+
+/// RFC 6762 §7.1: repeated PTR queries list the listed instances' PTRs that have more than
+/// half their TTL left, with the TTL left; pending ones and half-expired ones are not.
+#[test]
+fn test_repeated_queries_carry_known_answers_with_more_than_half_their_ttl() {
+    let t0 = Instant::now();
+    let mut b = Browse::new(t0, None);
+    let short = service("CAM [1]", "CAM 1", "h1.local.", [10, 0, 0, 1], 120);
+    let long = response(&[(
+        SERVICE_TYPE,
+        TYPE_PTR,
+        4500,
+        wire("CAM [2]._videoip._udp.local."),
+    )]);
+    b.handle_datagram(t0, FROM, &short);
+    b.handle_datagram(
+        t0,
+        FROM,
+        &service("CAM [2]", "CAM 2", "h2.local.", [10, 0, 0, 2], 120),
+    );
+    b.handle_datagram(t0, FROM, &long);
+    b.handle_datagram(
+        t0,
+        FROM,
+        &response(&[(
+            SERVICE_TYPE,
+            TYPE_PTR,
+            4500,
+            wire("pending._videoip._udp.local."),
+        )]),
+    );
+    assert_eq!(events(&mut b).len(), 2);
+    // Keeps both listed by answering confirmations with SRV, TXT and A only (no PTR).
+    let confirm = |label: &str, host: &str, ip: u8| {
+        let full = format!("{label}._videoip._udp.local.");
+        let mut srv = vec![0, 0, 0, 0, 0x13, 0x8c];
+        srv.extend(wire(host));
+        response(&[
+            (&full, TYPE_SRV, 120, srv),
+            (&full, TYPE_TXT, 120, txt_rdata(&["v=2", "name=CAM"])),
+            (host, TYPE_A, 120, vec![10, 0, 0, ip]),
+        ])
+    };
+    let mut known_at = Vec::new();
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(100) {
+        now = b.poll_timeout();
+        b.handle_timeout(now);
+        while let Some(q) = b.poll_transmit() {
+            if !is_ptr_query(&q) {
+                b.handle_datagram(now, FROM, &confirm("CAM [1]", "h1.local.", 1));
+                b.handle_datagram(now, FROM, &confirm("CAM [2]", "h2.local.", 2));
+                continue;
+            }
+            let msg = dns::parse(&q).expect("parses");
+            assert!(!msg.response);
+            let known: Vec<(String, u32)> = msg
+                .records
+                .iter()
+                .map(|r| match &r.data {
+                    RData::Ptr(t) => (t.clone(), r.ttl),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            known_at.push((now - t0, known));
+        }
+    }
+    assert_eq!(b.table().len(), 2);
+    assert!(known_at.len() >= 7, "{known_at:?}");
+    for (at, known) in &known_at {
+        let names: Vec<&str> = known.iter().map(|k| k.0.as_str()).collect();
+        assert!(!names.iter().any(|n| n.starts_with("pending")), "{names:?}");
+        let left_120 = 120u64.saturating_sub(at.as_secs());
+        assert_eq!(
+            names.contains(&"CAM [1]._videoip._udp.local."),
+            left_120 > 60,
+            "{at:?}: {names:?}"
+        );
+        assert!(names.contains(&"CAM [2]._videoip._udp.local."), "{at:?}");
+        for (n, ttl) in known {
+            let full = if n.starts_with("CAM [1]") {
+                120.0
+            } else {
+                4500.0
+            };
+            let left = full - at.as_secs_f64();
+            assert!((f64::from(*ttl) - left).abs() <= 1.0, "{n} {ttl} at {at:?}");
+        }
+    }
 }

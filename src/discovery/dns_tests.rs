@@ -116,6 +116,38 @@ fn test_query_round_trips_and_escapes() {
     assert_eq!(&query(&[(&bad, TYPE_A)])[4..6], &[0, 0]);
 }
 
+#[test]
+fn test_known_answers_go_in_the_query_and_split_with_tc() {
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("cam {i}._videoip._udp.local."))
+        .collect();
+    let known: Vec<(&str, &str, u32)> = names
+        .iter()
+        .map(|n| ("_videoip._udp.local.", n.as_str(), 4000))
+        .collect();
+    let q = &[("_videoip._udp.local.", TYPE_PTR)];
+    let one = query_known(q, &known[..3], 1400);
+    assert_eq!(one.len(), 1);
+    assert!(!truncated(&one[0]));
+    let msg = parse(&one[0]).unwrap();
+    assert!(!msg.response);
+    assert_eq!(&one[0][4..6], &[0, 1], "the question");
+    assert_eq!(msg.records.len(), 3);
+    assert_eq!(msg.records[1].data, RData::Ptr(names[1].clone()));
+    assert_eq!(msg.records[1].ttl, 4000);
+
+    let all = query_known(q, &known, 1400);
+    assert!(all.len() > 1);
+    let mut seen = 0;
+    for (i, m) in all.iter().enumerate() {
+        assert!(m.len() <= 1400);
+        assert_eq!(truncated(m), i + 1 < all.len(), "TC on all but the last");
+        assert_eq!(u16::from_be_bytes([m[4], m[5]]), u16::from(i == 0));
+        seen += parse(m).unwrap().records.len();
+    }
+    assert_eq!(seen, 100, "every known answer, once");
+}
+
 /// Fuzz-style: random bytes, and mutations of a valid message, never panic and never
 /// yield more than MAX_RECORDS records or names over 255 bytes.
 #[test]
