@@ -92,7 +92,7 @@ fn test_discovery_announced_source_is_found_updated_and_lost() {
         };
         assert_eq!(s.txt, t2);
 
-        // Goodbye: lost at once.
+        // Goodbye: lost a second later (RFC 6762 §10.1).
         let gone = Instant::now();
         drop(ann);
         let (at, _) = wait_for(&events, Duration::from_secs(6), |e| {
@@ -398,8 +398,14 @@ mod dns {
         out.push(0);
     }
 
-    /// A response (flags 0x8400) holding these answers (name, type, rdata).
+    /// A response (flags 0x8400) holding these answers (name, type, rdata), TTL 120.
     pub fn response(answers: &[(Vec<u8>, u16, Vec<u8>)]) -> Vec<u8> {
+        response_ttl(answers, 120)
+    }
+
+    /// A response holding these answers, all with this TTL (0: a goodbye) and the
+    /// cache-flush bit.
+    pub fn response_ttl(answers: &[(Vec<u8>, u16, Vec<u8>)], ttl: u32) -> Vec<u8> {
         let mut m = vec![0, 0, 0x84, 0, 0, 0];
         m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
         m.extend_from_slice(&[0, 0, 0, 0]);
@@ -407,7 +413,7 @@ mod dns {
             m.extend_from_slice(n);
             m.extend_from_slice(&ty.to_be_bytes());
             m.extend_from_slice(&0x8001u16.to_be_bytes());
-            m.extend_from_slice(&120u32.to_be_bytes());
+            m.extend_from_slice(&ttl.to_be_bytes());
             m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
             m.extend_from_slice(rdata);
         }
@@ -540,6 +546,70 @@ fn test_discovery_first_query_waits_20_to_120_ms() {
         assert!(
             gap >= Duration::from_millis(950) && gap <= Duration::from_millis(1150),
             "{gap:?}"
+        );
+    });
+}
+
+/// RFC 6762 §10.1 and §10.2 over real sockets: a forged source re-announcing itself every
+/// 400 ms moves from 10.1.1.1 to 10.1.1.2 (A with the cache-flush bit): the browser keeps
+/// only the new address about a second later; its goodbye removes it about a second later.
+#[test]
+fn test_discovery_follows_a_cache_flush_address_change_and_a_goodbye_after_one_second() {
+    in_netns("dns-flush", move || {
+        let (browser, events) = browser();
+        let sock = mdns_socket(5353);
+        let announce = |ip: [u8; 4], ttl: u32| {
+            let m = dns::response_ttl(&dns::service_on("movy", "movy.local", ip), ttl);
+            let _ = sock.send_to(&m, "224.0.0.251:5353");
+        };
+        let addrs = |e: &Event| match e {
+            Event::Found(s) | Event::Updated(s) if s.name == "movy" => Some(s.addresses.clone()),
+            _ => None,
+        };
+        let old: std::net::IpAddr = [10, 1, 1, 1].into();
+        let new: std::net::IpAddr = [10, 1, 1, 2].into();
+        let mut seen = None;
+        for _ in 0..10 {
+            announce([10, 1, 1, 1], 120);
+            if let Some((_, e)) =
+                wait_for(&events, Duration::from_millis(400), |e| addrs(e).is_some())
+            {
+                seen = addrs(&e);
+                break;
+            }
+        }
+        assert_eq!(seen, Some(vec![old]), "found at its first address");
+        // The old address last heard over a second before the move (what came within the
+        // last second stays: it may be part of the same announcement, §10.2).
+        std::thread::sleep(Duration::from_millis(1200));
+        while events.try_recv().is_ok() {}
+        let moved = Instant::now();
+        let mut only_new = None;
+        while only_new.is_none() && moved.elapsed() < Duration::from_secs(4) {
+            announce([10, 1, 1, 2], 120);
+            only_new = wait_for(&events, Duration::from_millis(400), |e| {
+                addrs(e) == Some(vec![new])
+            });
+        }
+        let (at, _) = only_new.expect("only the new address is kept");
+        let flushed = at - moved;
+        eprintln!("old address flushed {flushed:?} after the move");
+        assert!(
+            flushed >= Duration::from_millis(1000) && flushed <= Duration::from_millis(1600),
+            "{flushed:?}"
+        );
+        assert_eq!(browser.sources()[0].addresses, vec![new]);
+        let bye = Instant::now();
+        announce([10, 1, 1, 2], 0);
+        let (at, _) = wait_for(&events, Duration::from_secs(3), |e| {
+            matches!(e, Event::Lost(_))
+        })
+        .expect("lost after the goodbye");
+        let lost = at - bye;
+        eprintln!("lost {lost:?} after the goodbye");
+        assert!(
+            lost >= Duration::from_millis(1000) && lost <= Duration::from_millis(1600),
+            "{lost:?}"
         );
     });
 }

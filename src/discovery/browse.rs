@@ -11,6 +11,14 @@
 //! stored. Records of other services, and addresses of hosts no kept instance names, are
 //! never stored. A browser for one name drops every instance whose TXT names another.
 //!
+//! **Cache flush and goodbye.** A goodbye (TTL 0) of an instance or of an address removes
+//! it [`FLUSH_DELAY`] later (RFC 6762 §10.1), so that a goodbye followed by a new
+//! announcement loses nothing. An address with the cache-flush bit (§10.2) replaces the
+//! others of its host and family that were heard more than [`FLUSH_DELAY`] before: they go
+//! [`FLUSH_DELAY`] later, so a host whose address changed keeps only its new one, and
+//! several addresses of one announcement are all kept. (One SRV and one TXT are kept per
+//! instance anyway: a new one replaces the old at once.)
+//!
 //! **Only answers from port 5353.** A response whose UDP source port is not 5353 is
 //! counted in `wrong_port` and dropped (RFC 6762 §6 and §11: multicast answers come from
 //! port 5353; anything else is a legacy resolver's or a forger's).
@@ -46,6 +54,8 @@ const MAX_QUERY_INTERVAL: Duration = Duration::from_secs(3600);
 /// The range of the random delay before the first PTR query (RFC 6762 §5.2).
 pub const FIRST_QUERY_DELAY: (Duration, Duration) =
     (Duration::from_millis(20), Duration::from_millis(120));
+/// How long a record said goodbye to, or flushed, lingers (RFC 6762 §10.1, §10.2).
+pub const FLUSH_DELAY: Duration = Duration::from_secs(1);
 /// How often expiries and unanswered confirmations are looked for.
 const SWEEP_PERIOD: Duration = Duration::from_millis(250);
 /// Largest query datagram written.
@@ -57,7 +67,8 @@ struct Inst {
     instance: String,
     srv: Option<(String, u16)>,
     txt: Option<txt::SourceTxt>,
-    addresses: Vec<(IpAddr, Instant)>,
+    /// Addresses: each with when it runs out and when it was last heard.
+    addresses: Vec<(IpAddr, Instant, Instant)>,
     /// Its PTR record: when it runs out, and the TTL it came with (for known answers).
     ptr: Option<(Instant, u32)>,
     /// When its PTR/SRV records run out.
@@ -273,7 +284,7 @@ impl Browse {
         }
         // What the message says, by instance, and the addresses it gives.
         let mut said: Vec<(String, Said)> = Vec::new();
-        let mut addresses: Vec<(String, IpAddr, u32)> = Vec::new();
+        let mut addresses: Vec<(String, IpAddr, u32, bool)> = Vec::new();
         let at = |said: &mut Vec<(String, Said)>, name: &str| -> usize {
             let k = key(name);
             match said.iter().position(|(s, _)| *s == k) {
@@ -316,15 +327,20 @@ impl Browse {
                     let i = at(&mut said, &r.name);
                     said[i].1.txt = Some(strings);
                 }
-                RData::A(a) => addresses.push((key(&r.name), IpAddr::V4(a), r.ttl)),
-                RData::Aaaa(a) => addresses.push((key(&r.name), IpAddr::V6(a), r.ttl)),
+                RData::A(a) => addresses.push((key(&r.name), IpAddr::V4(a), r.ttl, r.cache_flush)),
+                RData::Aaaa(a) => {
+                    addresses.push((key(&r.name), IpAddr::V6(a), r.ttl, r.cache_flush))
+                }
                 _ => {}
             }
         }
         let mut touched: Vec<String> = Vec::new();
         for (k, s) in said {
             if s.bye {
-                self.drop_inst(&k);
+                // Goodbye: gone in a second, unless announced again (RFC 6762 §10.1).
+                if let Some(inst) = self.insts.get_mut(&k) {
+                    inst.expires = inst.expires.min(now + FLUSH_DELAY);
+                }
                 continue;
             }
             let txt = match &s.txt {
@@ -414,7 +430,7 @@ impl Browse {
             }
             touched.push(k);
         }
-        for (host, addr, ttl) in addresses {
+        for (host, addr, ttl, flush) in addresses {
             let Some(keys) = self.hosts.get(&host) else {
                 continue;
             };
@@ -422,20 +438,31 @@ impl Browse {
                 let Some(inst) = self.insts.get_mut(k) else {
                     continue;
                 };
+                if flush && ttl > 0 {
+                    // The others of this host and family, heard over a second ago, go.
+                    for a in inst.addresses.iter_mut() {
+                        if a.0 != addr
+                            && a.0.is_ipv4() == addr.is_ipv4()
+                            && a.2 + FLUSH_DELAY <= now
+                        {
+                            a.1 = a.1.min(now + FLUSH_DELAY);
+                        }
+                    }
+                }
                 let at = inst.addresses.iter().position(|a| a.0 == addr);
                 match (at, ttl) {
                     (Some(i), 0) => {
-                        inst.addresses.remove(i);
+                        inst.addresses[i].1 = inst.addresses[i].1.min(now + FLUSH_DELAY)
                     }
                     (None, 0) => {}
-                    (Some(i), _) => inst.addresses[i].1 = expiry(now, ttl),
+                    (Some(i), _) => inst.addresses[i] = (addr, expiry(now, ttl), now),
                     (None, _) if inst.addresses.len() < MAX_ADDRESSES => {
-                        inst.addresses.push((addr, expiry(now, ttl)))
+                        inst.addresses.push((addr, expiry(now, ttl), now))
                     }
                     (None, _) => {
                         // Full: the address that expires first makes room.
                         if let Some(soonest) = inst.addresses.iter_mut().min_by_key(|a| a.1) {
-                            *soonest = (addr, expiry(now, ttl));
+                            *soonest = (addr, expiry(now, ttl), now);
                         }
                     }
                 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MPL-2.0
-use super::super::dns::tests::{response, wire};
+use super::super::dns::tests::{response, response_class, wire};
 use super::*;
 use dns::{TYPE_A, TYPE_PTR, TYPE_SRV, TYPE_TXT};
 
@@ -80,6 +80,8 @@ fn test_found_updated_and_lost_by_goodbye() {
         FROM,
         &service("cam [1]", "CAM", "h.local.", [10, 0, 0, 1], 0),
     );
+    assert!(events(&mut b).is_empty(), "a goodbye takes a second");
+    b.handle_timeout(t0 + FLUSH_DELAY + SWEEP_PERIOD);
     assert!(
         matches!(&events(&mut b)[..], [Event::Lost(_)]),
         "goodbye, any case"
@@ -391,4 +393,127 @@ fn test_repeated_queries_carry_known_answers_with_more_than_half_their_ttl() {
             assert!((f64::from(*ttl) - left).abs() <= 1.0, "{n} {ttl} at {at:?}");
         }
     }
+}
+
+/// Runs `b` from `from` to `to` in 10 ms steps; the events, with when they came.
+fn run(b: &mut Browse, from: Instant, to: Instant) -> Vec<(Duration, Event)> {
+    let mut out = Vec::new();
+    let mut now = from;
+    while now < to {
+        now += Duration::from_millis(10);
+        if now >= b.poll_timeout() {
+            b.handle_timeout(now);
+        }
+        while b.poll_transmit().is_some() {}
+        out.extend(std::iter::from_fn(|| b.poll_event()).map(|e| (now - from, e)));
+    }
+    out
+}
+
+/// RFC 6762 §10.1: a goodbye removes the source a second later, not at once, and a new
+/// announcement within that second keeps it.
+#[test]
+fn test_a_goodbye_removes_the_source_after_one_second_unless_announced_again() {
+    let t0 = Instant::now();
+    let mut b = Browse::new(t0, None);
+    let hello = service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 1], 120);
+    let bye = service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 1], 0);
+    b.handle_datagram(t0, FROM, &hello);
+    assert!(matches!(&events(&mut b)[..], [Event::Found(_)]));
+    b.handle_datagram(t0, FROM, &bye);
+    let ev = run(&mut b, t0, t0 + Duration::from_secs(2));
+    assert!(
+        matches!(&ev[..], [(at, Event::Lost(_))]
+        if *at >= FLUSH_DELAY && *at <= FLUSH_DELAY + SWEEP_PERIOD),
+        "{ev:?}"
+    );
+    assert_eq!(b.kept(), 0);
+
+    let t1 = t0 + Duration::from_secs(2);
+    b.handle_datagram(t1, FROM, &hello);
+    assert!(matches!(&events(&mut b)[..], [Event::Found(_)]));
+    b.handle_datagram(t1, FROM, &bye);
+    b.handle_datagram(t1 + Duration::from_millis(500), FROM, &hello);
+    let ev = run(&mut b, t1, t1 + Duration::from_secs(2));
+    assert!(
+        ev.is_empty(),
+        "announced again within the second: kept, {ev:?}"
+    );
+    assert_eq!(b.table().len(), 1);
+}
+
+/// RFC 6762 §10.2: a host whose address changed, announced with the cache-flush bit, keeps
+/// only the new address, a second later; without the bit the old one stays; addresses of
+/// one announcement are all kept, and an address goodbye removes that one a second later.
+#[test]
+fn test_a_cache_flush_address_replaces_the_old_one_after_one_second() {
+    let t0 = Instant::now();
+    for flush in [true, false] {
+        let class = if flush { 0x8001 } else { 0x0001 };
+        let mut b = Browse::new(t0, None);
+        b.handle_datagram(
+            t0,
+            FROM,
+            &service("CAM [1]", "CAM", "h.local.", [10, 0, 0, 1], 120),
+        );
+        assert!(matches!(&events(&mut b)[..], [Event::Found(_)]));
+        let t1 = t0 + Duration::from_secs(5);
+        let moved = response_class(&[("h.local.", TYPE_A, 120, vec![10, 0, 0, 2])], class);
+        b.handle_datagram(t1, FROM, &moved);
+        let addrs = |e: &Event| match e {
+            Event::Updated(s) => s.addresses.clone(),
+            other => panic!("{other:?}"),
+        };
+        let ev = events(&mut b);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(addrs(&ev[0]).len(), 2, "the new one at once");
+        let ev = run(&mut b, t1, t1 + Duration::from_millis(1500));
+        if flush {
+            assert_eq!(ev.len(), 1, "{ev:?}");
+            let (at, e) = &ev[0];
+            assert!(
+                *at >= FLUSH_DELAY && *at <= FLUSH_DELAY + SWEEP_PERIOD,
+                "{at:?}"
+            );
+            assert_eq!(
+                addrs(e),
+                vec![IpAddr::from([10, 0, 0, 2])],
+                "only the new one"
+            );
+        } else {
+            assert!(ev.is_empty(), "shared records stay: {ev:?}");
+        }
+    }
+
+    let mut b = Browse::new(t0, None);
+    let full = "CAM [1]._videoip._udp.local.";
+    let mut srv = vec![0, 0, 0, 0, 0, 80];
+    srv.extend(wire("h.local."));
+    b.handle_datagram(
+        t0,
+        FROM,
+        &response(&[
+            (SERVICE_TYPE, TYPE_PTR, 120, wire(full)),
+            (full, TYPE_SRV, 120, srv),
+            (full, TYPE_TXT, 120, txt_rdata(&["v=2"])),
+            ("h.local.", TYPE_A, 120, vec![10, 0, 0, 1]),
+            ("h.local.", TYPE_A, 120, vec![10, 0, 0, 2]),
+        ]),
+    );
+    assert!(matches!(&events(&mut b)[..], [Event::Found(s)] if s.addresses.len() == 2));
+    assert!(run(&mut b, t0, t0 + Duration::from_secs(1)).is_empty());
+    let t1 = t0 + Duration::from_secs(1);
+    b.handle_datagram(
+        t1,
+        FROM,
+        &response(&[("h.local.", TYPE_A, 0, vec![10, 0, 0, 1])]),
+    );
+    assert!(events(&mut b).is_empty(), "not at once");
+    let ev = run(&mut b, t1, t1 + Duration::from_millis(1500));
+    assert!(
+        matches!(&ev[..], [(at, Event::Updated(s))]
+        if s.addresses == vec![IpAddr::from([10, 0, 0, 2])]
+            && *at >= FLUSH_DELAY && *at <= FLUSH_DELAY + SWEEP_PERIOD),
+        "{ev:?}"
+    );
 }

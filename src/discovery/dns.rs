@@ -57,6 +57,9 @@ pub struct Record {
     pub rtype: u16,
     /// Its time to live, in seconds (0: a goodbye).
     pub ttl: u32,
+    /// The cache-flush bit, the top bit of the class (RFC 6762 §10.2): this record replaces
+    /// the others of its name and type.
+    pub cache_flush: bool,
     /// What it says.
     pub data: RData,
 }
@@ -173,9 +176,12 @@ pub fn parse(b: &[u8]) -> Option<Message> {
         let Some((name, next)) = name_at(b, pos) else {
             break;
         };
-        let (Some(rtype), Some(ttl), Some(len)) =
-            (u16_at(b, next), u32_at(b, next + 4), u16_at(b, next + 8))
-        else {
+        let (Some(rtype), Some(class), Some(ttl), Some(len)) = (
+            u16_at(b, next),
+            u16_at(b, next + 2),
+            u32_at(b, next + 4),
+            u16_at(b, next + 8),
+        ) else {
             break;
         };
         let start = next + 10;
@@ -187,6 +193,7 @@ pub fn parse(b: &[u8]) -> Option<Message> {
             name,
             rtype,
             ttl,
+            cache_flush: class & 0x8000 != 0,
             data,
         });
         pos = start + len;

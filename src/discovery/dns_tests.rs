@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: MPL-2.0
 use super::*;
 
-/// A response holding these answers (name in presentation form, type, ttl, rdata).
+/// A response holding these answers (name in presentation form, type, ttl, rdata), each
+/// with the cache-flush bit.
 pub(crate) fn response(answers: &[(&str, u16, u32, Vec<u8>)]) -> Vec<u8> {
+    response_class(answers, 0x8001)
+}
+
+/// A response holding these answers, each of this class (0x0001: IN, shared; 0x8001: IN,
+/// cache-flush).
+pub(crate) fn response_class(answers: &[(&str, u16, u32, Vec<u8>)], class: u16) -> Vec<u8> {
     let mut m = vec![0, 0, 0x84, 0, 0, 0];
     m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
     m.extend_from_slice(&[0, 0, 0, 0]);
     for (n, ty, ttl, rdata) in answers {
         encode_name(&mut m, n).unwrap();
         m.extend_from_slice(&ty.to_be_bytes());
-        m.extend_from_slice(&0x8001u16.to_be_bytes());
+        m.extend_from_slice(&class.to_be_bytes());
         m.extend_from_slice(&ttl.to_be_bytes());
         m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         m.extend_from_slice(rdata);
@@ -72,6 +79,9 @@ fn test_parses_ptr_srv_txt_a_aaaa() {
     assert!(matches!(msg.records[4].data, RData::Aaaa(_)));
     assert_eq!(msg.records[5].data, RData::Other);
     assert_eq!(msg.records[1].ttl, 120);
+    assert!(msg.records.iter().all(|r| r.cache_flush));
+    let shared = response_class(&[("host.local.", TYPE_A, 120, vec![10, 0, 0, 1])], 1);
+    assert!(!parse(&shared).unwrap().records[0].cache_flush);
 }
 
 #[test]

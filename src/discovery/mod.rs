@@ -20,9 +20,10 @@
 //! sender's host and port: `CAM 1 (studio-pc:40123)` ([`table::Source::display_name`]).
 //!
 //! **Lost sources.** A sender that stops says goodbye (records with TTL 0), and browsers drop
-//! it at once. One that vanishes without a word is found out by asking: the browser asks
-//! every source it knows to confirm its records every [`VERIFY_PERIOD`], and drops it when
-//! no answer comes within [`VERIFY_TIMEOUT`] (RFC 6762 §10.4), so within about 4 s.
+//! it a second later (RFC 6762 §10.1). One that vanishes without a word is found out by
+//! asking: the browser asks every source it knows to confirm its records every
+//! [`VERIFY_PERIOD`], and drops it when no answer comes within [`VERIFY_TIMEOUT`]
+//! (RFC 6762 §10.4), so within about 4 s.
 //!
 //! **Interfaces.** The announcer uses every interface with an IPv4 or IPv6 address, the
 //! browser every interface with an IPv4 address (it still takes AAAA records), loopback
