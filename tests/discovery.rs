@@ -614,6 +614,96 @@ fn test_discovery_follows_a_cache_flush_address_change_and_a_goodbye_after_one_s
     });
 }
 
+/// A flood of bare PTR answers (8 a datagram, one datagram a millisecond, from
+/// 127.0.0.1:5353, naming instances whose SRV and TXT never come) holds the browser's
+/// pending slots; a real responder at 127.0.0.2:5353 announcing its instance by its PTR alone
+/// 1.5 s into the flood, and answering the queries for the rest, is still found within 2 s.
+#[test]
+fn test_discovery_finds_a_real_instance_during_a_bare_ptr_flood() {
+    in_netns("dns-bare", move || {
+        let (browser, events) = browser();
+        std::thread::sleep(Duration::from_millis(300));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let flood = std::thread::spawn(move || {
+            let sock = mdns_socket(5353);
+            let mut n = 0u32;
+            let started = Instant::now();
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(8)
+            {
+                let answers: Vec<_> = (0..8)
+                    .map(|_| {
+                        n += 1;
+                        let full = format!("bare{n}._videoip._udp.local");
+                        (
+                            dns::encoded("_videoip._udp.local"),
+                            dns::PTR,
+                            dns::encoded(&full),
+                        )
+                    })
+                    .collect();
+                let _ = sock.send_to(&dns::response(&answers), "224.0.0.251:5353");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            n
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        // The real responder: sends from 127.0.0.2:5353, hears queries on the group.
+        let real = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        real.set_reuse_address(true).expect("SO_REUSEADDR");
+        real.set_reuse_port(true).expect("SO_REUSEPORT");
+        let any: std::net::SocketAddr = ([0, 0, 0, 0], 5353).into();
+        real.bind(&any.into()).expect("binds");
+        real.join_multicast_v4(
+            &"224.0.0.251".parse().unwrap(),
+            &"127.0.0.1".parse().unwrap(),
+        )
+        .expect("joins");
+        let listen: std::net::UdpSocket = real.into();
+        listen
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let out = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        out.set_reuse_address(true).expect("SO_REUSEADDR");
+        out.set_reuse_port(true).expect("SO_REUSEPORT");
+        let at: std::net::SocketAddr = ([127, 0, 0, 2], 5353).into();
+        out.bind(&at.into()).expect("binds 127.0.0.2:5353");
+        out.set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
+            .expect("multicast interface");
+        let out: std::net::UdpSocket = out.into();
+        let service = dns::service_on("real", "real.local", [127, 0, 0, 2]);
+        let announced = Instant::now();
+        let _ = out.send_to(&dns::response(&service[..1]), "224.0.0.251:5353");
+        let mut found = None;
+        let mut buf = [0u8; 9000];
+        let mut answered = 0;
+        while found.is_none() && announced.elapsed() < Duration::from_secs(4) {
+            if let Ok(n) = listen.recv(&mut buf) {
+                let asked = buf[..n].windows(10).any(|w| w == b"\x04real\x08_vid");
+                if n > 12 && buf[2] & 0x80 == 0 && asked {
+                    let _ = out.send_to(&dns::response(&service[1..]), "224.0.0.251:5353");
+                    answered += 1;
+                }
+            }
+            found = std::iter::from_fn(|| events.try_recv().ok())
+                .find(|(_, e)| matches!(e, Event::Found(s) if s.name == "real"))
+                .map(|(at, _)| at - announced);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = flood.join().expect("the flood thread");
+        eprintln!(
+            "{sent} bare PTRs; real instance found {found:?} after its PTR ({answered} queries answered); {} ignored",
+            browser.ignored()
+        );
+        let found = found.expect("the real instance is found during the flood");
+        assert!(found <= Duration::from_secs(2), "{found:?}");
+        assert!(browser.ignored() > 1000, "the flood was there");
+    });
+}
+
 /// Hand-crafted mDNS responses with garbage TXT records, broken names and random bytes,
 /// and a flood of 1100 instances, sent to 224.0.0.251:5353 inside the namespace: the browser
 /// and the device provider keep running, the table stays bounded, the flood (which answers

@@ -11,6 +11,15 @@
 //! stored. Records of other services, and addresses of hosts no kept instance names, are
 //! never stored. A browser for one name drops every instance whose TXT names another.
 //!
+//! **Pending slots are shared fairly between responders.** When all [`MAX_PENDING`] are
+//! taken, a new instance from a responder address holding fewer of them than another (by
+//! at least two) takes the place of that other's oldest pending one (counted in
+//! `ignored`). So a flood of PTR answers naming instances whose SRV and TXT never come
+//! holds the slots only until a real responder announces: the flooder keeps at most
+//! `MAX_PENDING - 1` and the real instance waits for its records as usual (found within a
+//! [`VERIFY_PERIOD`], when the records it misses are asked for). A flooder forging many
+//! source addresses is not held back by this.
+//!
 //! **Cache flush and goodbye.** A goodbye (TTL 0) of an instance or of an address removes
 //! it [`FLUSH_DELAY`] later (RFC 6762 §10.1), so that a goodbye followed by a new
 //! announcement loses nothing. An address with the cache-flush bit (§10.2) replaces the
@@ -77,6 +86,10 @@ struct Inst {
     pending_until: Instant,
     /// Listed in the table (else pending).
     listed: bool,
+    /// The address of the responder whose message made it (its share of the pending
+    /// slots), and when.
+    from: IpAddr,
+    since: Instant,
     /// A confirmation (or the missing records) was asked for and must arrive by then.
     answer_by: Option<Instant>,
 }
@@ -116,6 +129,8 @@ pub struct Browse {
     /// Host (lowercase) → the keys of the instances whose SRV names it.
     hosts: HashMap<String, Vec<String>>,
     pending: usize,
+    /// Pending instances by the responder address that announced them (no zero counts).
+    pending_from: HashMap<IpAddr, usize>,
     ignored: u64,
     wrong_port: u64,
     events: VecDeque<Event>,
@@ -144,6 +159,7 @@ impl Browse {
             insts: HashMap::new(),
             hosts: HashMap::new(),
             pending: 0,
+            pending_from: HashMap::new(),
             ignored: 0,
             wrong_port: 0,
             events: VecDeque::new(),
@@ -212,8 +228,42 @@ impl Browse {
         if inst.listed {
             self.events.extend(self.table.removed(&inst.instance));
         } else {
-            self.pending -= 1;
+            self.unpend(inst.from);
         }
+    }
+
+    fn unpend(&mut self, from: IpAddr) {
+        self.pending -= 1;
+        if let Some(n) = self.pending_from.get_mut(&from) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_from.remove(&from);
+            }
+        }
+    }
+
+    /// With every pending slot taken, frees one for a new instance from `from` if another
+    /// responder address holds at least two more than `from` does: that one's oldest.
+    fn make_room(&mut self, from: IpAddr) -> bool {
+        let mine = self.pending_from.get(&from).copied().unwrap_or(0);
+        let Some((&top, &most)) = self.pending_from.iter().max_by_key(|(_, n)| **n) else {
+            return false;
+        };
+        if most < mine + 2 {
+            return false;
+        }
+        let victim = self
+            .insts
+            .iter()
+            .filter(|(_, i)| !i.listed && i.from == top)
+            .min_by_key(|(_, i)| i.since)
+            .map(|(k, _)| k.clone());
+        let Some(victim) = victim else {
+            return false;
+        };
+        self.drop_inst(&victim);
+        self.ignored += 1;
+        true
     }
 
     fn source(&self, inst: &Inst, now: Instant) -> Option<Source> {
@@ -264,7 +314,8 @@ impl Browse {
             if !inst.listed {
                 inst.listed = true;
                 inst.answer_by = None;
-                self.pending -= 1;
+                let from = inst.from;
+                self.unpend(from);
             }
         }
         self.events.extend(event);
@@ -369,7 +420,7 @@ impl Browse {
                         let h = key(h);
                         addresses.iter().any(|a| a.0 == h && a.2 > 0)
                     });
-                if !complete && self.pending >= MAX_PENDING {
+                if !complete && self.pending >= MAX_PENDING && !self.make_room(from.ip()) {
                     self.ignored += 1;
                     continue;
                 }
@@ -389,9 +440,12 @@ impl Browse {
                         pending_until: now + PENDING_TIMEOUT,
                         listed: false,
                         answer_by: None,
+                        from: from.ip(),
+                        since: now,
                     },
                 );
                 self.pending += 1;
+                *self.pending_from.entry(from.ip()).or_default() += 1;
             }
             let old_host = {
                 // Kept above; a miss would only skip this record.

@@ -517,3 +517,73 @@ fn test_a_cache_flush_address_replaces_the_old_one_after_one_second() {
         "{ev:?}"
     );
 }
+
+/// A flood of bare PTR answers (8 a millisecond for 10 s, from one responder address,
+/// naming instances whose SRV and TXT never come) holds every pending slot; a real
+/// instance announced 2 s in by its PTR alone, from another address, still gets a slot and
+/// is found once its SRV, TXT and A answer the query for them: within VERIFY_PERIOD.
+#[test]
+fn test_a_bare_ptr_flood_does_not_keep_a_real_instance_out_of_the_pending_slots() {
+    let t0 = Instant::now();
+    let mut b = Browse::new(t0, None);
+    let flooder = SocketAddr::new(IpAddr::from([10, 0, 0, 66]), MDNS_PORT);
+    let real = "REAL [1]._videoip._udp.local.";
+    let real_wire = wire(real);
+    let mut srv = vec![0, 0, 0, 0, 0x13, 0x8c];
+    srv.extend(wire("real.local."));
+    let records = response(&[
+        (real, TYPE_SRV, 120, srv),
+        (real, TYPE_TXT, 120, txt_rdata(&["v=2", "name=REAL"])),
+        ("real.local.", TYPE_A, 120, vec![10, 0, 0, 1]),
+    ]);
+    let announced = t0 + Duration::from_secs(2);
+    let mut found = None;
+    let mut n = 0u32;
+    for ms in 1..=10_000u64 {
+        let now = t0 + Duration::from_millis(ms);
+        for _ in 0..8 {
+            let name = format!("bare{n}._videoip._udp.local.");
+            n += 1;
+            b.handle_datagram(
+                now,
+                flooder,
+                &response(&[(SERVICE_TYPE, TYPE_PTR, 120, wire(&name))]),
+            );
+        }
+        if now == announced {
+            assert_eq!(b.pending, MAX_PENDING, "the flood holds every slot");
+            b.handle_datagram(
+                now,
+                FROM,
+                &response(&[(SERVICE_TYPE, TYPE_PTR, 120, real_wire.clone())]),
+            );
+            assert!(b.insts.contains_key(&key(real)), "the real one gets a slot");
+        }
+        if now >= b.poll_timeout() {
+            b.handle_timeout(now);
+        }
+        while let Some(q) = b.poll_transmit() {
+            if q.windows(real_wire.len()).any(|w| w == &real_wire[..]) {
+                b.handle_datagram(now, FROM, &records);
+            }
+        }
+        for e in events(&mut b) {
+            if matches!(&e, Event::Found(s) if s.name == "REAL") {
+                found.get_or_insert(now - announced);
+            }
+        }
+        assert!(b.pending <= MAX_PENDING && b.kept() <= MAX_SOURCES + MAX_PENDING);
+        assert!(b
+            .pending_from
+            .get(&flooder.ip())
+            .is_none_or(|&f| f <= MAX_PENDING));
+    }
+    let found = found.expect("the real instance is found during the flood");
+    eprintln!(
+        "found {found:?} after its PTR, {n} bare PTRs, {} ignored",
+        b.ignored()
+    );
+    assert!(found <= VERIFY_PERIOD, "{found:?}");
+    assert_eq!(b.table().len(), 1, "none of the flood is listed");
+    assert!(b.ignored() >= u64::from(n) - MAX_PENDING as u64 * 6);
+}
