@@ -704,6 +704,100 @@ fn test_discovery_finds_a_real_instance_during_a_bare_ptr_flood() {
     });
 }
 
+/// IPv6 browsing (ff02::fb): two namespaces joined by a veth link with no IPv4 address. A
+/// responder in one answers the browser's PTR query, over IPv6 from port 5353; the browser
+/// in the other finds the source. With IPv4 queries only, neither would happen.
+#[test]
+fn test_discovery_browses_over_ipv6_on_a_link_without_ipv4() {
+    let (Some(a), Some(b)) = (NetNs::new("dns-6a"), NetNs::new("dns-6b")) else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let run = |args: &[&str]| {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    assert!(run(&[
+        "ip", "-n", &a.name, "link", "add", "d6a", "type", "veth", "peer", "name", "d6b", "netns",
+        &b.name,
+    ]));
+    for (ns, dev, addr) in [
+        (&a.name, "d6a", "fe80::a/64"),
+        (&b.name, "d6b", "fe80::b/64"),
+    ] {
+        // Link-local, without duplicate address detection: usable at once.
+        if !run(&[
+            "ip", "-n", ns, "-6", "addr", "add", addr, "dev", dev, "nodad",
+        ]) {
+            eprintln!("skipped: no IPv6 here");
+            return;
+        }
+        assert!(run(&["ip", "-n", ns, "link", "set", dev, "up"]));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let a_name = a.name.clone();
+    let responder = std::thread::spawn(move || {
+        enter_netns(&a_name);
+        // SAFETY: the name is NUL-terminated.
+        let index = unsafe { libc::if_nametoindex(c"d6a".as_ptr()) };
+        let sock = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None)
+            .expect("socket");
+        sock.set_only_v6(true).expect("v6 only");
+        sock.set_reuse_address(true).expect("SO_REUSEADDR");
+        sock.set_reuse_port(true).expect("SO_REUSEPORT");
+        let any: std::net::SocketAddr = "[::]:5353".parse().unwrap();
+        sock.bind(&any.into()).expect("binds");
+        sock.join_multicast_v6(&"ff02::fb".parse().unwrap(), index)
+            .expect("joins ff02::fb");
+        sock.set_multicast_if_v6(index)
+            .expect("multicast interface");
+        let sock: std::net::UdpSocket = sock.into();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let _ = ready_tx.send(());
+        let group = std::net::SocketAddrV6::new("ff02::fb".parse().unwrap(), 5353, 0, index);
+        let answer = dns::response(&dns::service_on("six", "six.local", [10, 9, 9, 9]));
+        let mut buf = [0u8; 9000];
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut asked = None;
+        while Instant::now() < end {
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let ptr_query = buf[..n].windows(9).any(|w| w == b"\x08_videoip");
+                if n > 12 && buf[2] & 0x80 == 0 && ptr_query {
+                    let _ = sock.send_to(&answer, group);
+                    asked.get_or_insert(from);
+                }
+            }
+        }
+        asked
+    });
+    let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+    let b_name = b.name.clone();
+    let found = std::thread::spawn(move || {
+        enter_netns(&b_name);
+        let (_browser, events) = browser();
+        wait_for(
+            &events,
+            Duration::from_secs(4),
+            |e| matches!(e, Event::Found(s) if s.name == "six"),
+        )
+        .is_some()
+    })
+    .join()
+    .expect("the browser thread");
+    let asked = responder.join().expect("the responder thread");
+    eprintln!("PTR query from {asked:?}; found: {found}");
+    assert!(
+        asked.is_some_and(|a| a.is_ipv6() && a.port() == 5353),
+        "the browser queries over IPv6: {asked:?}"
+    );
+    assert!(found, "and finds the source that answers over IPv6");
+}
+
 /// Hand-crafted mDNS responses with garbage TXT records, broken names and random bytes,
 /// and a flood of 1100 instances, sent to 224.0.0.251:5353 inside the namespace: the browser
 /// and the device provider keep running, the table stays bounded, the flood (which answers

@@ -198,7 +198,8 @@ impl Browse {
         self.events.pop_front()
     }
 
-    /// The next query to multicast to 224.0.0.251:5353 on every interface, if any.
+    /// The next query to multicast to 224.0.0.251:5353 and [ff02::fb]:5353 on every
+    /// interface, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmits.pop_front()
     }

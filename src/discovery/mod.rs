@@ -26,8 +26,8 @@
 //! (RFC 6762 §10.4), so within about 4 s.
 //!
 //! **Interfaces.** The announcer uses every interface with an IPv4 or IPv6 address, the
-//! browser every interface with an IPv4 address (it still takes AAAA records), loopback
-//! included, so that a sender and a receiver on one machine find each other even without a
+//! browser every interface with an IPv4 address (224.0.0.251) and every multicast interface
+//! with an IPv6 address (ff02::fb), IPv4 loopback included, so that a sender and a receiver on one machine find each other even without a
 //! network (and in a network namespace whose only link is its loopback).
 
 pub mod browse;
