@@ -798,6 +798,90 @@ fn test_discovery_browses_over_ipv6_on_a_link_without_ipv4() {
     assert!(found, "and finds the source that answers over IPv6");
 }
 
+/// RFC 6762 §11 over real sockets: two namespaces on one link but different subnets
+/// (10.50.0.1/24 and 10.60.0.2/24). An answer sent unicast to the browser from 10.50.0.1 is
+/// dropped and counted; from 10.60.0.1 (on its subnet) it is taken; and one sent to the group
+/// from 10.50.0.1 is taken too (the group is on-link whatever the source).
+#[test]
+fn test_discovery_takes_unicast_answers_only_from_a_local_subnet() {
+    let (Some(a), Some(b)) = (NetNs::new("dns-la"), NetNs::new("dns-lb")) else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let ip = |args: &[&str]| {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ip {args:?}");
+    };
+    ip(&[
+        "-n", &a.name, "link", "add", "la", "type", "veth", "peer", "name", "lb", "netns", &b.name,
+    ]);
+    ip(&["-n", &a.name, "addr", "add", "10.50.0.1/24", "dev", "la"]);
+    ip(&["-n", &a.name, "addr", "add", "10.60.0.1/24", "dev", "la"]);
+    ip(&["-n", &b.name, "addr", "add", "10.60.0.2/24", "dev", "lb"]);
+    ip(&["-n", &a.name, "link", "set", "la", "up"]);
+    ip(&["-n", &b.name, "link", "set", "lb", "up"]);
+    ip(&["-n", &b.name, "route", "add", "default", "dev", "lb"]);
+    let (go_tx, go_rx) = mpsc::channel::<(&'static str, &'static str, &'static str)>();
+    let a_name = a.name.clone();
+    let forger = std::thread::spawn(move || {
+        enter_netns(&a_name);
+        // Each (instance, from, to) in turn, until told to stop.
+        while let Ok((instance, from, to)) = go_rx.recv_timeout(Duration::from_secs(10)) {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+                .expect("socket");
+            s.set_reuse_address(true).expect("SO_REUSEADDR");
+            s.set_reuse_port(true).expect("SO_REUSEPORT");
+            let at: std::net::SocketAddr = format!("{from}:5353").parse().unwrap();
+            s.bind(&at.into()).expect("binds");
+            s.set_multicast_if_v4(&from.parse().unwrap())
+                .expect("multicast interface");
+            let s: std::net::UdpSocket = s.into();
+            let m = dns::response(&dns::service_on(instance, "far.local", [10, 60, 0, 1]));
+            let _ = s.send_to(&m, format!("{to}:5353"));
+        }
+    });
+    let b_name = b.name.clone();
+    let (far_unicast, near_unicast, far_group, off_link) = std::thread::spawn(move || {
+        enter_netns(&b_name);
+        let (browser, events) = browser();
+        std::thread::sleep(Duration::from_millis(300));
+        let tried = |instance: &'static str, from, to| {
+            let _ = go_tx.send((instance, from, to));
+            wait_for(
+                &events,
+                Duration::from_secs(1),
+                |e| matches!(e, Event::Found(s) if s.name == instance),
+            )
+            .is_some()
+        };
+        let far_unicast = tried("far", "10.50.0.1", "10.60.0.2");
+        let near_unicast = tried("near", "10.60.0.1", "10.60.0.2");
+        let far_group = tried("group", "10.50.0.1", "224.0.0.251");
+        (far_unicast, near_unicast, far_group, browser.off_link())
+    })
+    .join()
+    .expect("the browser thread");
+    let _ = forger.join();
+    eprintln!(
+        "unicast from off the subnet found: {far_unicast}; from the subnet: {near_unicast}; \
+         to the group from off the subnet: {far_group}; {off_link} dropped as off-link"
+    );
+    assert!(
+        !far_unicast,
+        "a unicast answer from off the subnets is dropped"
+    );
+    assert_eq!(off_link, 1);
+    assert!(near_unicast, "a unicast answer from the subnet is taken");
+    assert!(
+        far_group,
+        "an answer to the group is on-link whatever its source"
+    );
+}
+
 /// Hand-crafted mDNS responses with garbage TXT records, broken names and random bytes,
 /// and a flood of 1100 instances, sent to 224.0.0.251:5353 inside the namespace: the browser
 /// and the device provider keep running, the table stays bounded, the flood (which answers

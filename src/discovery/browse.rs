@@ -30,7 +30,9 @@
 //!
 //! **Only answers from port 5353.** A response whose UDP source port is not 5353 is
 //! counted in `wrong_port` and dropped (RFC 6762 §6 and §11: multicast answers come from
-//! port 5353; anything else is a legacy resolver's or a forger's).
+//! port 5353; anything else is a legacy resolver's or a forger's). The socket drops, and
+//! [`Browse::drop_off_link`] counts in `off_link`, answers sent to this host alone from an
+//! address on none of its subnets (§11).
 //!
 //! **Queries.** A PTR query for [`SERVICE_TYPE`] after a random 20–120 ms
 //! ([`FIRST_QUERY_DELAY`], RFC 6762 §5.2: browsers started together do not query together)
@@ -133,6 +135,7 @@ pub struct Browse {
     pending_from: HashMap<IpAddr, usize>,
     ignored: u64,
     wrong_port: u64,
+    off_link: u64,
     events: VecDeque<Event>,
     transmits: VecDeque<Vec<u8>>,
     next_query: Instant,
@@ -162,6 +165,7 @@ impl Browse {
             pending_from: HashMap::new(),
             ignored: 0,
             wrong_port: 0,
+            off_link: 0,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             next_query: now + delay,
@@ -188,6 +192,17 @@ impl Browse {
         self.wrong_port
     }
 
+    /// Counts a datagram the socket dropped: sent to this host alone from an address on
+    /// none of its subnets (RFC 6762 §11).
+    pub fn drop_off_link(&mut self) {
+        self.off_link += 1;
+    }
+
+    /// Datagrams dropped as not on-link.
+    pub fn off_link(&self) -> u64 {
+        self.off_link
+    }
+
     /// Instances kept in all (listed and pending): at most `MAX_SOURCES + MAX_PENDING`.
     pub fn kept(&self) -> usize {
         self.insts.len()
@@ -198,7 +213,7 @@ impl Browse {
         self.events.pop_front()
     }
 
-    /// The next query to multicast to 224.0.0.251:5353 and [ff02::fb]:5353 on every
+    /// The next query to multicast to `224.0.0.251:5353` and `[ff02::fb]:5353` on every
     /// interface, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmits.pop_front()

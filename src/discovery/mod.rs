@@ -260,6 +260,12 @@ impl Browser {
     pub fn wrong_port(&self) -> u64 {
         lock(&self.state).wrong_port()
     }
+
+    /// Datagrams dropped because they were sent to this host alone from an address on none
+    /// of its subnets (RFC 6762 §11).
+    pub fn off_link(&self) -> u64 {
+        lock(&self.state).off_link()
+    }
 }
 
 /// How often the interfaces are looked at again (to join the group on new ones).
@@ -289,8 +295,10 @@ fn browse_thread(
         {
             let mut st = lock(&state);
             let now = Instant::now();
-            if let Some((n, from)) = got {
-                st.handle_datagram(now, from, &buf[..n]);
+            match got {
+                Some((n, from, true)) => st.handle_datagram(now, from, &buf[..n]),
+                Some((_, _, false)) => st.drop_off_link(),
+                None => {}
             }
             if now >= st.poll_timeout() {
                 st.handle_timeout(now);
