@@ -92,7 +92,7 @@ fn test_discovery_announced_source_is_found_updated_and_lost() {
         };
         assert_eq!(s.txt, t2);
 
-        // Goodbye: lost at once.
+        // Goodbye: lost a second later (RFC 6762 §10.1).
         let gone = Instant::now();
         drop(ann);
         let (at, _) = wait_for(&events, Duration::from_secs(6), |e| {
@@ -398,8 +398,14 @@ mod dns {
         out.push(0);
     }
 
-    /// A response (flags 0x8400) holding these answers (name, type, rdata).
+    /// A response (flags 0x8400) holding these answers (name, type, rdata), TTL 120.
     pub fn response(answers: &[(Vec<u8>, u16, Vec<u8>)]) -> Vec<u8> {
+        response_ttl(answers, 120)
+    }
+
+    /// A response holding these answers, all with this TTL (0: a goodbye) and the
+    /// cache-flush bit.
+    pub fn response_ttl(answers: &[(Vec<u8>, u16, Vec<u8>)], ttl: u32) -> Vec<u8> {
         let mut m = vec![0, 0, 0x84, 0, 0, 0];
         m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
         m.extend_from_slice(&[0, 0, 0, 0]);
@@ -407,7 +413,7 @@ mod dns {
             m.extend_from_slice(n);
             m.extend_from_slice(&ty.to_be_bytes());
             m.extend_from_slice(&0x8001u16.to_be_bytes());
-            m.extend_from_slice(&120u32.to_be_bytes());
+            m.extend_from_slice(&ttl.to_be_bytes());
             m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
             m.extend_from_slice(rdata);
         }
@@ -459,6 +465,423 @@ mod dns {
     }
 }
 
+/// A UDP socket on 127.0.0.1:`port` (5353 shared with the namespace's other mDNS sockets),
+/// multicasting out of loopback: where forged answers come from. RFC 6762 answers come from
+/// port 5353, and the browser drops any other.
+fn mdns_socket(port: u16) -> std::net::UdpSocket {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
+    s.set_reuse_address(true).expect("SO_REUSEADDR");
+    s.set_reuse_port(true).expect("SO_REUSEPORT");
+    let at: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    s.bind(&at.into()).expect("binds");
+    s.set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
+        .expect("multicast interface");
+    s.into()
+}
+
+/// An answer from a port other than 5353 is dropped and counted (RFC 6762 §6, §11); the
+/// same answer from 5353 is taken.
+#[test]
+fn test_discovery_ignores_an_answer_not_from_port_5353() {
+    in_netns("dns-port", move || {
+        let (browser, events) = browser();
+        std::thread::sleep(Duration::from_millis(300));
+        let answer = dns::response(&dns::service_on("porty", "porty.local", [127, 0, 0, 1]));
+        let other = mdns_socket(0);
+        let _ = other.send_to(&answer, "224.0.0.251:5353");
+        let found = wait_for(&events, Duration::from_secs(1), |e| {
+            matches!(e, Event::Found(_))
+        });
+        assert!(found.is_none(), "an answer from another port is ignored");
+        assert_eq!(browser.wrong_port(), 1);
+        let _ = mdns_socket(5353).send_to(&answer, "224.0.0.251:5353");
+        let found = wait_for(
+            &events,
+            Duration::from_secs(2),
+            |e| matches!(e, Event::Found(s) if s.name == "porty"),
+        );
+        assert!(found.is_some(), "the same answer from port 5353 is taken");
+    });
+}
+
+/// RFC 6762 §5.2 over a real socket: a browser's first query leaves 20–120 ms after it
+/// starts (plus scheduling), and the next one 1 s later.
+#[test]
+fn test_discovery_first_query_waits_20_to_120_ms() {
+    in_netns("dns-delay", move || {
+        let listen = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        listen.set_reuse_address(true).expect("SO_REUSEADDR");
+        listen.set_reuse_port(true).expect("SO_REUSEPORT");
+        let any: std::net::SocketAddr = ([0, 0, 0, 0], 5353).into();
+        listen.bind(&any.into()).expect("binds");
+        listen
+            .join_multicast_v4(
+                &"224.0.0.251".parse().unwrap(),
+                &"127.0.0.1".parse().unwrap(),
+            )
+            .expect("joins");
+        let listen: std::net::UdpSocket = listen.into();
+        listen
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let started = Instant::now();
+        let (_browser, _events) = browser();
+        let mut queries = Vec::new();
+        let mut buf = [0u8; 9000];
+        while queries.len() < 2 && started.elapsed() < Duration::from_secs(3) {
+            if let Ok(n) = listen.recv(&mut buf) {
+                // A query (QR clear) for the service type's PTR.
+                if n > 12 && buf[2] & 0x80 == 0 && buf[12..n].starts_with(b"\x08_videoip") {
+                    queries.push(started.elapsed());
+                }
+            }
+        }
+        eprintln!("PTR queries at {queries:?}");
+        assert_eq!(queries.len(), 2, "{queries:?}");
+        assert!(queries[0] >= Duration::from_millis(20), "{queries:?}");
+        assert!(queries[0] <= Duration::from_millis(170), "{queries:?}");
+        let gap = queries[1] - queries[0];
+        assert!(
+            gap >= Duration::from_millis(950) && gap <= Duration::from_millis(1150),
+            "{gap:?}"
+        );
+    });
+}
+
+/// RFC 6762 §10.1 and §10.2 over real sockets: a forged source re-announcing itself every
+/// 400 ms moves from 10.1.1.1 to 10.1.1.2 (A with the cache-flush bit): the browser keeps
+/// only the new address about a second later; its goodbye removes it about a second later.
+#[test]
+fn test_discovery_follows_a_cache_flush_address_change_and_a_goodbye_after_one_second() {
+    in_netns("dns-flush", move || {
+        let (browser, events) = browser();
+        let sock = mdns_socket(5353);
+        let announce = |ip: [u8; 4], ttl: u32| {
+            let m = dns::response_ttl(&dns::service_on("movy", "movy.local", ip), ttl);
+            let _ = sock.send_to(&m, "224.0.0.251:5353");
+        };
+        let addrs = |e: &Event| match e {
+            Event::Found(s) | Event::Updated(s) if s.name == "movy" => Some(s.addresses.clone()),
+            _ => None,
+        };
+        let old: std::net::IpAddr = [10, 1, 1, 1].into();
+        let new: std::net::IpAddr = [10, 1, 1, 2].into();
+        let mut seen = None;
+        for _ in 0..10 {
+            announce([10, 1, 1, 1], 120);
+            if let Some((_, e)) =
+                wait_for(&events, Duration::from_millis(400), |e| addrs(e).is_some())
+            {
+                seen = addrs(&e);
+                break;
+            }
+        }
+        assert_eq!(seen, Some(vec![old]), "found at its first address");
+        // The old address last heard over a second before the move (what came within the
+        // last second stays: it may be part of the same announcement, §10.2).
+        std::thread::sleep(Duration::from_millis(1200));
+        while events.try_recv().is_ok() {}
+        let moved = Instant::now();
+        let mut only_new = None;
+        while only_new.is_none() && moved.elapsed() < Duration::from_secs(4) {
+            announce([10, 1, 1, 2], 120);
+            only_new = wait_for(&events, Duration::from_millis(400), |e| {
+                addrs(e) == Some(vec![new])
+            });
+        }
+        let (at, _) = only_new.expect("only the new address is kept");
+        let flushed = at - moved;
+        eprintln!("old address flushed {flushed:?} after the move");
+        assert!(
+            flushed >= Duration::from_millis(1000) && flushed <= Duration::from_millis(1600),
+            "{flushed:?}"
+        );
+        assert_eq!(browser.sources()[0].addresses, vec![new]);
+        let bye = Instant::now();
+        announce([10, 1, 1, 2], 0);
+        let (at, _) = wait_for(&events, Duration::from_secs(3), |e| {
+            matches!(e, Event::Lost(_))
+        })
+        .expect("lost after the goodbye");
+        let lost = at - bye;
+        eprintln!("lost {lost:?} after the goodbye");
+        assert!(
+            lost >= Duration::from_millis(1000) && lost <= Duration::from_millis(1600),
+            "{lost:?}"
+        );
+    });
+}
+
+/// A flood of bare PTR answers (8 a datagram, one datagram a millisecond, from
+/// 127.0.0.1:5353, naming instances whose SRV and TXT never come) holds the browser's
+/// pending slots; a real responder at 127.0.0.2:5353 announcing its instance by its PTR alone
+/// 1.5 s into the flood, and answering the queries for the rest, is still found within 2 s.
+#[test]
+fn test_discovery_finds_a_real_instance_during_a_bare_ptr_flood() {
+    in_netns("dns-bare", move || {
+        let (browser, events) = browser();
+        std::thread::sleep(Duration::from_millis(300));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let flood = std::thread::spawn(move || {
+            let sock = mdns_socket(5353);
+            let mut n = 0u32;
+            let started = Instant::now();
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(8)
+            {
+                let answers: Vec<_> = (0..8)
+                    .map(|_| {
+                        n += 1;
+                        let full = format!("bare{n}._videoip._udp.local");
+                        (
+                            dns::encoded("_videoip._udp.local"),
+                            dns::PTR,
+                            dns::encoded(&full),
+                        )
+                    })
+                    .collect();
+                let _ = sock.send_to(&dns::response(&answers), "224.0.0.251:5353");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            n
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        // The real responder: sends from 127.0.0.2:5353, hears queries on the group.
+        let real = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        real.set_reuse_address(true).expect("SO_REUSEADDR");
+        real.set_reuse_port(true).expect("SO_REUSEPORT");
+        let any: std::net::SocketAddr = ([0, 0, 0, 0], 5353).into();
+        real.bind(&any.into()).expect("binds");
+        real.join_multicast_v4(
+            &"224.0.0.251".parse().unwrap(),
+            &"127.0.0.1".parse().unwrap(),
+        )
+        .expect("joins");
+        let listen: std::net::UdpSocket = real.into();
+        listen
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let out = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        out.set_reuse_address(true).expect("SO_REUSEADDR");
+        out.set_reuse_port(true).expect("SO_REUSEPORT");
+        let at: std::net::SocketAddr = ([127, 0, 0, 2], 5353).into();
+        out.bind(&at.into()).expect("binds 127.0.0.2:5353");
+        out.set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
+            .expect("multicast interface");
+        let out: std::net::UdpSocket = out.into();
+        let service = dns::service_on("real", "real.local", [127, 0, 0, 2]);
+        let announced = Instant::now();
+        let _ = out.send_to(&dns::response(&service[..1]), "224.0.0.251:5353");
+        let mut found = None;
+        let mut buf = [0u8; 9000];
+        let mut answered = 0;
+        while found.is_none() && announced.elapsed() < Duration::from_secs(4) {
+            if let Ok(n) = listen.recv(&mut buf) {
+                let asked = buf[..n].windows(10).any(|w| w == b"\x04real\x08_vid");
+                if n > 12 && buf[2] & 0x80 == 0 && asked {
+                    let _ = out.send_to(&dns::response(&service[1..]), "224.0.0.251:5353");
+                    answered += 1;
+                }
+            }
+            found = std::iter::from_fn(|| events.try_recv().ok())
+                .find(|(_, e)| matches!(e, Event::Found(s) if s.name == "real"))
+                .map(|(at, _)| at - announced);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = flood.join().expect("the flood thread");
+        eprintln!(
+            "{sent} bare PTRs; real instance found {found:?} after its PTR ({answered} queries answered); {} ignored",
+            browser.ignored()
+        );
+        let found = found.expect("the real instance is found during the flood");
+        assert!(found <= Duration::from_secs(2), "{found:?}");
+        assert!(browser.ignored() > 1000, "the flood was there");
+    });
+}
+
+/// IPv6 browsing (ff02::fb): two namespaces joined by a veth link with no IPv4 address. A
+/// responder in one answers the browser's PTR query, over IPv6 from port 5353; the browser
+/// in the other finds the source. With IPv4 queries only, neither would happen.
+#[test]
+fn test_discovery_browses_over_ipv6_on_a_link_without_ipv4() {
+    let (Some(a), Some(b)) = (NetNs::new("dns-6a"), NetNs::new("dns-6b")) else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let run = |args: &[&str]| {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    assert!(run(&[
+        "ip", "-n", &a.name, "link", "add", "d6a", "type", "veth", "peer", "name", "d6b", "netns",
+        &b.name,
+    ]));
+    for (ns, dev, addr) in [
+        (&a.name, "d6a", "fe80::a/64"),
+        (&b.name, "d6b", "fe80::b/64"),
+    ] {
+        // Link-local, without duplicate address detection: usable at once.
+        if !run(&[
+            "ip", "-n", ns, "-6", "addr", "add", addr, "dev", dev, "nodad",
+        ]) {
+            eprintln!("skipped: no IPv6 here");
+            return;
+        }
+        assert!(run(&["ip", "-n", ns, "link", "set", dev, "up"]));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let a_name = a.name.clone();
+    let responder = std::thread::spawn(move || {
+        enter_netns(&a_name);
+        // SAFETY: the name is NUL-terminated.
+        let index = unsafe { libc::if_nametoindex(c"d6a".as_ptr()) };
+        let sock = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None)
+            .expect("socket");
+        sock.set_only_v6(true).expect("v6 only");
+        sock.set_reuse_address(true).expect("SO_REUSEADDR");
+        sock.set_reuse_port(true).expect("SO_REUSEPORT");
+        let any: std::net::SocketAddr = "[::]:5353".parse().unwrap();
+        sock.bind(&any.into()).expect("binds");
+        sock.join_multicast_v6(&"ff02::fb".parse().unwrap(), index)
+            .expect("joins ff02::fb");
+        sock.set_multicast_if_v6(index)
+            .expect("multicast interface");
+        let sock: std::net::UdpSocket = sock.into();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let _ = ready_tx.send(());
+        let group = std::net::SocketAddrV6::new("ff02::fb".parse().unwrap(), 5353, 0, index);
+        let answer = dns::response(&dns::service_on("six", "six.local", [10, 9, 9, 9]));
+        let mut buf = [0u8; 9000];
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut asked = None;
+        while Instant::now() < end {
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let ptr_query = buf[..n].windows(9).any(|w| w == b"\x08_videoip");
+                if n > 12 && buf[2] & 0x80 == 0 && ptr_query {
+                    let _ = sock.send_to(&answer, group);
+                    asked.get_or_insert(from);
+                }
+            }
+        }
+        asked
+    });
+    let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+    let b_name = b.name.clone();
+    let found = std::thread::spawn(move || {
+        enter_netns(&b_name);
+        let (_browser, events) = browser();
+        wait_for(
+            &events,
+            Duration::from_secs(4),
+            |e| matches!(e, Event::Found(s) if s.name == "six"),
+        )
+        .is_some()
+    })
+    .join()
+    .expect("the browser thread");
+    let asked = responder.join().expect("the responder thread");
+    eprintln!("PTR query from {asked:?}; found: {found}");
+    assert!(
+        asked.is_some_and(|a| a.is_ipv6() && a.port() == 5353),
+        "the browser queries over IPv6: {asked:?}"
+    );
+    assert!(found, "and finds the source that answers over IPv6");
+}
+
+/// RFC 6762 §11 over real sockets: two namespaces on one link but different subnets
+/// (10.50.0.1/24 and 10.60.0.2/24). An answer sent unicast to the browser from 10.50.0.1 is
+/// dropped and counted; from 10.60.0.1 (on its subnet) it is taken; and one sent to the group
+/// from 10.50.0.1 is taken too (the group is on-link whatever the source).
+#[test]
+fn test_discovery_takes_unicast_answers_only_from_a_local_subnet() {
+    let (Some(a), Some(b)) = (NetNs::new("dns-la"), NetNs::new("dns-lb")) else {
+        eprintln!("skipped: needs root and ip");
+        return;
+    };
+    let ip = |args: &[&str]| {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ip {args:?}");
+    };
+    ip(&[
+        "-n", &a.name, "link", "add", "la", "type", "veth", "peer", "name", "lb", "netns", &b.name,
+    ]);
+    ip(&["-n", &a.name, "addr", "add", "10.50.0.1/24", "dev", "la"]);
+    ip(&["-n", &a.name, "addr", "add", "10.60.0.1/24", "dev", "la"]);
+    ip(&["-n", &b.name, "addr", "add", "10.60.0.2/24", "dev", "lb"]);
+    ip(&["-n", &a.name, "link", "set", "la", "up"]);
+    ip(&["-n", &b.name, "link", "set", "lb", "up"]);
+    ip(&["-n", &b.name, "route", "add", "default", "dev", "lb"]);
+    let (go_tx, go_rx) = mpsc::channel::<(&'static str, &'static str, &'static str)>();
+    let a_name = a.name.clone();
+    let forger = std::thread::spawn(move || {
+        enter_netns(&a_name);
+        // Each (instance, from, to) in turn, until told to stop.
+        while let Ok((instance, from, to)) = go_rx.recv_timeout(Duration::from_secs(10)) {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+                .expect("socket");
+            s.set_reuse_address(true).expect("SO_REUSEADDR");
+            s.set_reuse_port(true).expect("SO_REUSEPORT");
+            let at: std::net::SocketAddr = format!("{from}:5353").parse().unwrap();
+            s.bind(&at.into()).expect("binds");
+            s.set_multicast_if_v4(&from.parse().unwrap())
+                .expect("multicast interface");
+            let s: std::net::UdpSocket = s.into();
+            let m = dns::response(&dns::service_on(instance, "far.local", [10, 60, 0, 1]));
+            let _ = s.send_to(&m, format!("{to}:5353"));
+        }
+    });
+    let b_name = b.name.clone();
+    let (far_unicast, near_unicast, far_group, off_link) = std::thread::spawn(move || {
+        enter_netns(&b_name);
+        let (browser, events) = browser();
+        std::thread::sleep(Duration::from_millis(300));
+        let tried = |instance: &'static str, from, to| {
+            let _ = go_tx.send((instance, from, to));
+            wait_for(
+                &events,
+                Duration::from_secs(1),
+                |e| matches!(e, Event::Found(s) if s.name == instance),
+            )
+            .is_some()
+        };
+        let far_unicast = tried("far", "10.50.0.1", "10.60.0.2");
+        let near_unicast = tried("near", "10.60.0.1", "10.60.0.2");
+        let far_group = tried("group", "10.50.0.1", "224.0.0.251");
+        (far_unicast, near_unicast, far_group, browser.off_link())
+    })
+    .join()
+    .expect("the browser thread");
+    let _ = forger.join();
+    eprintln!(
+        "unicast from off the subnet found: {far_unicast}; from the subnet: {near_unicast}; \
+         to the group from off the subnet: {far_group}; {off_link} dropped as off-link"
+    );
+    assert!(
+        !far_unicast,
+        "a unicast answer from off the subnets is dropped"
+    );
+    assert_eq!(off_link, 1);
+    assert!(near_unicast, "a unicast answer from the subnet is taken");
+    assert!(
+        far_group,
+        "an answer to the group is on-link whatever its source"
+    );
+}
+
 /// Hand-crafted mDNS responses with garbage TXT records, broken names and random bytes,
 /// and a flood of 1100 instances, sent to 224.0.0.251:5353 inside the namespace: the browser
 /// and the device provider keep running, the table stays bounded, the flood (which answers
@@ -470,10 +893,7 @@ fn test_discovery_survives_hostile_announcements() {
         let monitor = monitor();
         let (browser, events) = browser();
         std::thread::sleep(Duration::from_millis(300));
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
-        socket2::SockRef::from(&sock)
-            .set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
-            .expect("multicast interface");
+        let sock = mdns_socket(5353);
         let to = "224.0.0.251:5353";
         let send = |m: &[u8]| {
             let _ = sock.send_to(m, to);
@@ -551,6 +971,7 @@ fn test_discovery_survives_hostile_announcements() {
             browser.ignored()
         );
         assert!(known.len() <= discovery::table::MAX_SOURCES);
+        assert_eq!(browser.wrong_port(), 0, "all sent from port 5353, as meant");
         for s in &known {
             assert!(s.name.len() <= 255);
             assert!(s.txt.name.as_ref().is_none_or(|n| n.len() <= 240));
@@ -1022,10 +1443,7 @@ fn test_a_receiver_by_name_finds_and_plays_its_source_during_an_announcement_flo
         std::thread::sleep(Duration::from_secs(3));
         let before = [rss_kib(rx.0.id()).0, rss_kib(mon.0.id()).0];
 
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
-        socket2::SockRef::from(&sock)
-            .set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
-            .expect("multicast interface");
+        let sock = mdns_socket(5353);
         let instances: u32 = std::env::var("FLOOD_INSTANCES")
             .ok()
             .and_then(|n| n.parse().ok())

@@ -11,8 +11,36 @@
 //! stored. Records of other services, and addresses of hosts no kept instance names, are
 //! never stored. A browser for one name drops every instance whose TXT names another.
 //!
-//! **Queries.** A PTR query for [`SERVICE_TYPE`] at start and then at intervals that
-//! double from 1 s (RFC 6762 §5.2) up to an hour; every [`VERIFY_PERIOD`] an SRV query for
+//! **Pending slots are shared fairly between responders.** When all [`MAX_PENDING`] are
+//! taken, a new instance from a responder address holding fewer of them than another (by
+//! at least two) takes the place of that other's oldest pending one (counted in
+//! `ignored`). So a flood of PTR answers naming instances whose SRV and TXT never come
+//! holds the slots only until a real responder announces: the flooder keeps at most
+//! `MAX_PENDING - 1` and the real instance waits for its records as usual (found within a
+//! [`VERIFY_PERIOD`], when the records it misses are asked for). A flooder forging many
+//! source addresses is not held back by this.
+//!
+//! **Cache flush and goodbye.** A goodbye (TTL 0) of an instance or of an address removes
+//! it [`FLUSH_DELAY`] later (RFC 6762 §10.1), so that a goodbye followed by a new
+//! announcement loses nothing. An address with the cache-flush bit (§10.2) replaces the
+//! others of its host and family that were heard more than [`FLUSH_DELAY`] before: they go
+//! [`FLUSH_DELAY`] later, so a host whose address changed keeps only its new one, and
+//! several addresses of one announcement are all kept. (One SRV and one TXT are kept per
+//! instance anyway: a new one replaces the old at once.)
+//!
+//! **Only answers from port 5353.** A response whose UDP source port is not 5353 is
+//! counted in `wrong_port` and dropped (RFC 6762 §6 and §11: multicast answers come from
+//! port 5353; anything else is a legacy resolver's or a forger's). The socket drops, and
+//! [`Browse::drop_off_link`] counts in `off_link`, answers sent to this host alone from an
+//! address on none of its subnets (§11).
+//!
+//! **Queries.** A PTR query for [`SERVICE_TYPE`] after a random 20–120 ms
+//! ([`FIRST_QUERY_DELAY`], RFC 6762 §5.2: browsers started together do not query together)
+//! and then at intervals that double from 1 s up to an hour, each listing as known answers
+//! (§7.1) the PTR records of the listed instances with more than half their TTL left, so
+//! that responders do not repeat them (over several datagrams with the TC bit when they do
+//! not fit in one, §7.2; pending instances are left out, so that their answers bring the
+//! records they miss); every [`VERIFY_PERIOD`] an SRV query for
 //! up to [`MAX_VERIFY_PER_PERIOD`] listed instances in turn, each dropped when nothing of it
 //! arrives within [`VERIFY_TIMEOUT`] (RFC 6762 §10.4); SRV, TXT and A/AAAA queries for
 //! pending instances, at most [`MAX_VERIFY_PER_PERIOD`] a period.
@@ -21,9 +49,11 @@ use super::dns::{self, RData};
 use super::table::{self, Event, Source, Table, MAX_ADDRESSES, MAX_SOURCES};
 use super::{txt, MAX_VERIFY_PER_PERIOD, SERVICE_TYPE, VERIFY_PERIOD, VERIFY_TIMEOUT};
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+/// The multicast-DNS port: ours, and the one every answer must come from.
+pub const MDNS_PORT: u16 = 5353;
 /// Most instances kept while records they need (SRV, TXT, an address) are still missing.
 pub const MAX_PENDING: usize = 64;
 /// How long a pending instance waits for what it misses.
@@ -32,6 +62,11 @@ pub const PENDING_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_TTL: u32 = 4500;
 /// Longest interval between two PTR queries (RFC 6762 §5.2 allows capping at an hour).
 const MAX_QUERY_INTERVAL: Duration = Duration::from_secs(3600);
+/// The range of the random delay before the first PTR query (RFC 6762 §5.2).
+pub const FIRST_QUERY_DELAY: (Duration, Duration) =
+    (Duration::from_millis(20), Duration::from_millis(120));
+/// How long a record said goodbye to, or flushed, lingers (RFC 6762 §10.1, §10.2).
+pub const FLUSH_DELAY: Duration = Duration::from_secs(1);
 /// How often expiries and unanswered confirmations are looked for.
 const SWEEP_PERIOD: Duration = Duration::from_millis(250);
 /// Largest query datagram written.
@@ -43,13 +78,20 @@ struct Inst {
     instance: String,
     srv: Option<(String, u16)>,
     txt: Option<txt::SourceTxt>,
-    addresses: Vec<(IpAddr, Instant)>,
+    /// Addresses: each with when it runs out and when it was last heard.
+    addresses: Vec<(IpAddr, Instant, Instant)>,
+    /// Its PTR record: when it runs out, and the TTL it came with (for known answers).
+    ptr: Option<(Instant, u32)>,
     /// When its PTR/SRV records run out.
     expires: Instant,
     /// When it is dropped if still pending.
     pending_until: Instant,
     /// Listed in the table (else pending).
     listed: bool,
+    /// The address of the responder whose message made it (its share of the pending
+    /// slots), and when.
+    from: IpAddr,
+    since: Instant,
     /// A confirmation (or the missing records) was asked for and must arrive by then.
     answer_by: Option<Instant>,
 }
@@ -60,6 +102,8 @@ struct Said {
     instance: String,
     bye: bool,
     ttl: u32,
+    /// The PTR's TTL, if the message had one (not a goodbye).
+    ptr_ttl: Option<u32>,
     srv: Option<(String, u16)>,
     txt: Option<Vec<Vec<u8>>>,
 }
@@ -87,7 +131,11 @@ pub struct Browse {
     /// Host (lowercase) → the keys of the instances whose SRV names it.
     hosts: HashMap<String, Vec<String>>,
     pending: usize,
+    /// Pending instances by the responder address that announced them (no zero counts).
+    pending_from: HashMap<IpAddr, usize>,
     ignored: u64,
+    wrong_port: u64,
+    off_link: u64,
     events: VecDeque<Event>,
     transmits: VecDeque<Vec<u8>>,
     next_query: Instant,
@@ -99,18 +147,28 @@ pub struct Browse {
 
 impl Browse {
     /// Starts browsing at `now`, for the sources named `name` only if given. The first PTR
-    /// query is due at once.
+    /// query is due after a random delay in [`FIRST_QUERY_DELAY`].
     pub fn new(now: Instant, name: Option<String>) -> Browse {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let (lo, hi) = FIRST_QUERY_DELAY;
+        let spread = (hi - lo).as_millis() as u64 + 1;
+        let delay = lo + Duration::from_millis(random % spread);
         Browse {
             name,
             table: Table::new(),
             insts: HashMap::new(),
             hosts: HashMap::new(),
             pending: 0,
+            pending_from: HashMap::new(),
             ignored: 0,
+            wrong_port: 0,
+            off_link: 0,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
-            next_query: now,
+            next_query: now + delay,
             query_interval: Duration::from_secs(1),
             next_verify: now + VERIFY_PERIOD,
             verify_from: 0,
@@ -129,6 +187,22 @@ impl Browse {
         self.ignored + self.table.ignored
     }
 
+    /// Responses dropped because their UDP source port was not [`MDNS_PORT`].
+    pub fn wrong_port(&self) -> u64 {
+        self.wrong_port
+    }
+
+    /// Counts a datagram the socket dropped: sent to this host alone from an address on
+    /// none of its subnets (RFC 6762 §11).
+    pub fn drop_off_link(&mut self) {
+        self.off_link += 1;
+    }
+
+    /// Datagrams dropped as not on-link.
+    pub fn off_link(&self) -> u64 {
+        self.off_link
+    }
+
     /// Instances kept in all (listed and pending): at most `MAX_SOURCES + MAX_PENDING`.
     pub fn kept(&self) -> usize {
         self.insts.len()
@@ -139,7 +213,8 @@ impl Browse {
         self.events.pop_front()
     }
 
-    /// The next query to multicast to 224.0.0.251:5353 on every interface, if any.
+    /// The next query to multicast to `224.0.0.251:5353` and `[ff02::fb]:5353` on every
+    /// interface, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmits.pop_front()
     }
@@ -169,8 +244,42 @@ impl Browse {
         if inst.listed {
             self.events.extend(self.table.removed(&inst.instance));
         } else {
-            self.pending -= 1;
+            self.unpend(inst.from);
         }
+    }
+
+    fn unpend(&mut self, from: IpAddr) {
+        self.pending -= 1;
+        if let Some(n) = self.pending_from.get_mut(&from) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_from.remove(&from);
+            }
+        }
+    }
+
+    /// With every pending slot taken, frees one for a new instance from `from` if another
+    /// responder address holds at least two more than `from` does: that one's oldest.
+    fn make_room(&mut self, from: IpAddr) -> bool {
+        let mine = self.pending_from.get(&from).copied().unwrap_or(0);
+        let Some((&top, &most)) = self.pending_from.iter().max_by_key(|(_, n)| **n) else {
+            return false;
+        };
+        if most < mine + 2 {
+            return false;
+        }
+        let victim = self
+            .insts
+            .iter()
+            .filter(|(_, i)| !i.listed && i.from == top)
+            .min_by_key(|(_, i)| i.since)
+            .map(|(k, _)| k.clone());
+        let Some(victim) = victim else {
+            return false;
+        };
+        self.drop_inst(&victim);
+        self.ignored += 1;
+        true
     }
 
     fn source(&self, inst: &Inst, now: Instant) -> Option<Source> {
@@ -221,23 +330,28 @@ impl Browse {
             if !inst.listed {
                 inst.listed = true;
                 inst.answer_by = None;
-                self.pending -= 1;
+                let from = inst.from;
+                self.unpend(from);
             }
         }
         self.events.extend(event);
     }
 
-    /// Takes a datagram received at `now`.
-    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+    /// Takes a datagram received at `now` from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let Some(msg) = dns::parse(bytes) else {
             return;
         };
         if !msg.response {
             return;
         }
+        if from.port() != MDNS_PORT {
+            self.wrong_port += 1;
+            return;
+        }
         // What the message says, by instance, and the addresses it gives.
         let mut said: Vec<(String, Said)> = Vec::new();
-        let mut addresses: Vec<(String, IpAddr, u32)> = Vec::new();
+        let mut addresses: Vec<(String, IpAddr, u32, bool)> = Vec::new();
         let at = |said: &mut Vec<(String, Said)>, name: &str| -> usize {
             let k = key(name);
             match said.iter().position(|(s, _)| *s == k) {
@@ -263,6 +377,9 @@ impl Browse {
                     let s = &mut said[i].1;
                     s.bye |= r.ttl == 0;
                     s.ttl = s.ttl.max(r.ttl);
+                    if r.ttl > 0 {
+                        s.ptr_ttl = Some(r.ttl.min(MAX_TTL));
+                    }
                 }
                 RData::Srv { port, target } if is_instance(&r.name) => {
                     let i = at(&mut said, &r.name);
@@ -277,15 +394,20 @@ impl Browse {
                     let i = at(&mut said, &r.name);
                     said[i].1.txt = Some(strings);
                 }
-                RData::A(a) => addresses.push((key(&r.name), IpAddr::V4(a), r.ttl)),
-                RData::Aaaa(a) => addresses.push((key(&r.name), IpAddr::V6(a), r.ttl)),
+                RData::A(a) => addresses.push((key(&r.name), IpAddr::V4(a), r.ttl, r.cache_flush)),
+                RData::Aaaa(a) => {
+                    addresses.push((key(&r.name), IpAddr::V6(a), r.ttl, r.cache_flush))
+                }
                 _ => {}
             }
         }
         let mut touched: Vec<String> = Vec::new();
         for (k, s) in said {
             if s.bye {
-                self.drop_inst(&k);
+                // Goodbye: gone in a second, unless announced again (RFC 6762 §10.1).
+                if let Some(inst) = self.insts.get_mut(&k) {
+                    inst.expires = inst.expires.min(now + FLUSH_DELAY);
+                }
                 continue;
             }
             let txt = match &s.txt {
@@ -314,7 +436,7 @@ impl Browse {
                         let h = key(h);
                         addresses.iter().any(|a| a.0 == h && a.2 > 0)
                     });
-                if !complete && self.pending >= MAX_PENDING {
+                if !complete && self.pending >= MAX_PENDING && !self.make_room(from.ip()) {
                     self.ignored += 1;
                     continue;
                 }
@@ -329,13 +451,17 @@ impl Browse {
                         srv: None,
                         txt: None,
                         addresses: Vec::new(),
+                        ptr: None,
                         expires: now + PENDING_TIMEOUT,
                         pending_until: now + PENDING_TIMEOUT,
                         listed: false,
                         answer_by: None,
+                        from: from.ip(),
+                        since: now,
                     },
                 );
                 self.pending += 1;
+                *self.pending_from.entry(from.ip()).or_default() += 1;
             }
             let old_host = {
                 // Kept above; a miss would only skip this record.
@@ -346,6 +472,9 @@ impl Browse {
                     inst.expires = expiry(now, s.ttl).max(inst.expires);
                 }
                 inst.answer_by = None;
+                if let Some(ttl) = s.ptr_ttl {
+                    inst.ptr = Some((expiry(now, ttl), ttl));
+                }
                 if txt.is_some() {
                     inst.txt = txt;
                 }
@@ -371,7 +500,7 @@ impl Browse {
             }
             touched.push(k);
         }
-        for (host, addr, ttl) in addresses {
+        for (host, addr, ttl, flush) in addresses {
             let Some(keys) = self.hosts.get(&host) else {
                 continue;
             };
@@ -379,20 +508,31 @@ impl Browse {
                 let Some(inst) = self.insts.get_mut(k) else {
                     continue;
                 };
+                if flush && ttl > 0 {
+                    // The others of this host and family, heard over a second ago, go.
+                    for a in inst.addresses.iter_mut() {
+                        if a.0 != addr
+                            && a.0.is_ipv4() == addr.is_ipv4()
+                            && a.2 + FLUSH_DELAY <= now
+                        {
+                            a.1 = a.1.min(now + FLUSH_DELAY);
+                        }
+                    }
+                }
                 let at = inst.addresses.iter().position(|a| a.0 == addr);
                 match (at, ttl) {
                     (Some(i), 0) => {
-                        inst.addresses.remove(i);
+                        inst.addresses[i].1 = inst.addresses[i].1.min(now + FLUSH_DELAY)
                     }
                     (None, 0) => {}
-                    (Some(i), _) => inst.addresses[i].1 = expiry(now, ttl),
+                    (Some(i), _) => inst.addresses[i] = (addr, expiry(now, ttl), now),
                     (None, _) if inst.addresses.len() < MAX_ADDRESSES => {
-                        inst.addresses.push((addr, expiry(now, ttl)))
+                        inst.addresses.push((addr, expiry(now, ttl), now))
                     }
                     (None, _) => {
                         // Full: the address that expires first makes room.
                         if let Some(soonest) = inst.addresses.iter_mut().min_by_key(|a| a.1) {
-                            *soonest = (addr, expiry(now, ttl));
+                            *soonest = (addr, expiry(now, ttl), now);
                         }
                     }
                 }
@@ -428,7 +568,24 @@ impl Browse {
     /// Does what is due at `now`: queries, confirmations, expiries.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.next_query {
-            self.ask(&[(SERVICE_TYPE.to_string(), dns::TYPE_PTR)]);
+            // Known answers: listed instances whose PTR has more than half its TTL left.
+            let known: Vec<(&str, &str, u32)> = self
+                .insts
+                .values()
+                .filter(|i| i.listed)
+                .filter_map(|i| {
+                    let (until, ttl) = i.ptr?;
+                    let left = until.saturating_duration_since(now);
+                    (left * 2 > Duration::from_secs(u64::from(ttl))).then_some((
+                        SERVICE_TYPE,
+                        i.instance.as_str(),
+                        left.as_secs() as u32,
+                    ))
+                })
+                .collect();
+            let datagrams =
+                dns::query_known(&[(SERVICE_TYPE, dns::TYPE_PTR)], &known, MAX_QUERY_LEN);
+            self.transmits.extend(datagrams);
             self.next_query = now + self.query_interval;
             self.query_interval = (self.query_interval * 2).min(MAX_QUERY_INTERVAL);
         }

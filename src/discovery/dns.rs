@@ -57,6 +57,9 @@ pub struct Record {
     pub rtype: u16,
     /// Its time to live, in seconds (0: a goodbye).
     pub ttl: u32,
+    /// The cache-flush bit, the top bit of the class (RFC 6762 §10.2): this record replaces
+    /// the others of its name and type.
+    pub cache_flush: bool,
     /// What it says.
     pub data: RData,
 }
@@ -173,9 +176,12 @@ pub fn parse(b: &[u8]) -> Option<Message> {
         let Some((name, next)) = name_at(b, pos) else {
             break;
         };
-        let (Some(rtype), Some(ttl), Some(len)) =
-            (u16_at(b, next), u32_at(b, next + 4), u16_at(b, next + 8))
-        else {
+        let (Some(rtype), Some(class), Some(ttl), Some(len)) = (
+            u16_at(b, next),
+            u16_at(b, next + 2),
+            u32_at(b, next + 4),
+            u16_at(b, next + 8),
+        ) else {
             break;
         };
         let start = next + 10;
@@ -187,6 +193,7 @@ pub fn parse(b: &[u8]) -> Option<Message> {
             name,
             rtype,
             ttl,
+            cache_flush: class & 0x8000 != 0,
             data,
         });
         pos = start + len;
@@ -248,6 +255,58 @@ pub fn query(questions: &[(&str, u16)]) -> Vec<u8> {
     }
     m[4..6].copy_from_slice(&n.to_be_bytes());
     m
+}
+
+/// A query with known answers (RFC 6762 §7.1): these questions (class IN) and the PTR
+/// records `(owner, target, ttl)` the querier already holds, so that responders leave them
+/// out of their answers. Known answers that do not fit in one datagram of `max_len` bytes
+/// go on in more (§7.2): every datagram but the last has the TC bit, and only the first has
+/// the questions. Records whose names do not encode are left out.
+pub fn query_known(
+    questions: &[(&str, u16)],
+    known: &[(&str, &str, u32)],
+    max_len: usize,
+) -> Vec<Vec<u8>> {
+    let mut out = vec![query(questions)];
+    let mut answers = 0u16;
+    for (owner, target, ttl) in known {
+        let mut rr = Vec::new();
+        if encode_name(&mut rr, owner).is_none() {
+            continue;
+        }
+        rr.extend_from_slice(&TYPE_PTR.to_be_bytes());
+        rr.extend_from_slice(&1u16.to_be_bytes());
+        rr.extend_from_slice(&ttl.to_be_bytes());
+        let at = rr.len();
+        rr.extend_from_slice(&[0, 0]);
+        if encode_name(&mut rr, target).is_none() {
+            continue;
+        }
+        let len = (rr.len() - at - 2) as u16;
+        rr[at..at + 2].copy_from_slice(&len.to_be_bytes());
+        let Some(m) = out.last_mut() else {
+            break;
+        };
+        if m.len() + rr.len() > max_len && m.len() > 12 {
+            m[2] |= 0x02; // TC: more known answers follow
+            m[6..8].copy_from_slice(&answers.to_be_bytes());
+            out.push(vec![0u8; 12]);
+            answers = 0;
+        }
+        if let Some(m) = out.last_mut() {
+            m.extend_from_slice(&rr);
+            answers += 1;
+        }
+    }
+    if let Some(m) = out.last_mut() {
+        m[6..8].copy_from_slice(&answers.to_be_bytes());
+    }
+    out
+}
+
+/// Whether a message has the TC bit (more known answers follow, RFC 6762 §7.2).
+pub fn truncated(b: &[u8]) -> bool {
+    b.get(2).is_some_and(|f| f & 0x02 != 0)
 }
 
 #[cfg(test)]

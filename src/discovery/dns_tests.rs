@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: MPL-2.0
 use super::*;
 
-/// A response holding these answers (name in presentation form, type, ttl, rdata).
+/// A response holding these answers (name in presentation form, type, ttl, rdata), each
+/// with the cache-flush bit.
 pub(crate) fn response(answers: &[(&str, u16, u32, Vec<u8>)]) -> Vec<u8> {
+    response_class(answers, 0x8001)
+}
+
+/// A response holding these answers, each of this class (0x0001: IN, shared; 0x8001: IN,
+/// cache-flush).
+pub(crate) fn response_class(answers: &[(&str, u16, u32, Vec<u8>)], class: u16) -> Vec<u8> {
     let mut m = vec![0, 0, 0x84, 0, 0, 0];
     m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
     m.extend_from_slice(&[0, 0, 0, 0]);
     for (n, ty, ttl, rdata) in answers {
         encode_name(&mut m, n).unwrap();
         m.extend_from_slice(&ty.to_be_bytes());
-        m.extend_from_slice(&0x8001u16.to_be_bytes());
+        m.extend_from_slice(&class.to_be_bytes());
         m.extend_from_slice(&ttl.to_be_bytes());
         m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         m.extend_from_slice(rdata);
@@ -72,6 +79,9 @@ fn test_parses_ptr_srv_txt_a_aaaa() {
     assert!(matches!(msg.records[4].data, RData::Aaaa(_)));
     assert_eq!(msg.records[5].data, RData::Other);
     assert_eq!(msg.records[1].ttl, 120);
+    assert!(msg.records.iter().all(|r| r.cache_flush));
+    let shared = response_class(&[("host.local.", TYPE_A, 120, vec![10, 0, 0, 1])], 1);
+    assert!(!parse(&shared).unwrap().records[0].cache_flush);
 }
 
 #[test]
@@ -114,6 +124,38 @@ fn test_query_round_trips_and_escapes() {
     assert_eq!(&q[12..16], &[3, b'a', b'.', b'b']);
     let bad = "x".repeat(64) + ".local.";
     assert_eq!(&query(&[(&bad, TYPE_A)])[4..6], &[0, 0]);
+}
+
+#[test]
+fn test_known_answers_go_in_the_query_and_split_with_tc() {
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("cam {i}._videoip._udp.local."))
+        .collect();
+    let known: Vec<(&str, &str, u32)> = names
+        .iter()
+        .map(|n| ("_videoip._udp.local.", n.as_str(), 4000))
+        .collect();
+    let q = &[("_videoip._udp.local.", TYPE_PTR)];
+    let one = query_known(q, &known[..3], 1400);
+    assert_eq!(one.len(), 1);
+    assert!(!truncated(&one[0]));
+    let msg = parse(&one[0]).unwrap();
+    assert!(!msg.response);
+    assert_eq!(&one[0][4..6], &[0, 1], "the question");
+    assert_eq!(msg.records.len(), 3);
+    assert_eq!(msg.records[1].data, RData::Ptr(names[1].clone()));
+    assert_eq!(msg.records[1].ttl, 4000);
+
+    let all = query_known(q, &known, 1400);
+    assert!(all.len() > 1);
+    let mut seen = 0;
+    for (i, m) in all.iter().enumerate() {
+        assert!(m.len() <= 1400);
+        assert_eq!(truncated(m), i + 1 < all.len(), "TC on all but the last");
+        assert_eq!(u16::from_be_bytes([m[4], m[5]]), u16::from(i == 0));
+        seen += parse(m).unwrap().records.len();
+    }
+    assert_eq!(seen, 100, "every known answer, once");
 }
 
 /// Fuzz-style: random bytes, and mutations of a valid message, never panic and never

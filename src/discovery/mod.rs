@@ -20,13 +20,14 @@
 //! sender's host and port: `CAM 1 (studio-pc:40123)` ([`table::Source::display_name`]).
 //!
 //! **Lost sources.** A sender that stops says goodbye (records with TTL 0), and browsers drop
-//! it at once. One that vanishes without a word is found out by asking: the browser asks
-//! every source it knows to confirm its records every [`VERIFY_PERIOD`], and drops it when
-//! no answer comes within [`VERIFY_TIMEOUT`] (RFC 6762 §10.4), so within about 4 s.
+//! it a second later (RFC 6762 §10.1). One that vanishes without a word is found out by
+//! asking: the browser asks every source it knows to confirm its records every
+//! [`VERIFY_PERIOD`], and drops it when no answer comes within [`VERIFY_TIMEOUT`]
+//! (RFC 6762 §10.4), so within about 4 s.
 //!
 //! **Interfaces.** The announcer uses every interface with an IPv4 or IPv6 address, the
-//! browser every interface with an IPv4 address (it still takes AAAA records), loopback
-//! included, so that a sender and a receiver on one machine find each other even without a
+//! browser every interface with an IPv4 address (224.0.0.251) and every multicast interface
+//! with an IPv6 address (ff02::fb), IPv4 loopback included, so that a sender and a receiver on one machine find each other even without a
 //! network (and in a network namespace whose only link is its loopback).
 
 pub mod browse;
@@ -254,6 +255,17 @@ impl Browser {
     pub fn ignored(&self) -> u64 {
         lock(&self.state).ignored()
     }
+
+    /// Responses dropped because they did not come from UDP port 5353 (RFC 6762 §6, §11).
+    pub fn wrong_port(&self) -> u64 {
+        lock(&self.state).wrong_port()
+    }
+
+    /// Datagrams dropped because they were sent to this host alone from an address on none
+    /// of its subnets (RFC 6762 §11).
+    pub fn off_link(&self) -> u64 {
+        lock(&self.state).off_link()
+    }
 }
 
 /// How often the interfaces are looked at again (to join the group on new ones).
@@ -283,8 +295,10 @@ fn browse_thread(
         {
             let mut st = lock(&state);
             let now = Instant::now();
-            if let Some(n) = got {
-                st.handle_datagram(now, &buf[..n]);
+            match got {
+                Some((n, from, true)) => st.handle_datagram(now, from, &buf[..n]),
+                Some((_, _, false)) => st.drop_off_link(),
+                None => {}
             }
             if now >= st.poll_timeout() {
                 st.handle_timeout(now);
