@@ -12,6 +12,7 @@ use crate::protocol::{
 const SENDER: u64 = 0x0123_4567_89AB_CDEF;
 const RECEIVER: u64 = 0xFEDC_BA98_7654_3210;
 const PASSPHRASE: &str = "correct horse battery";
+const CONTROL: u16 = crate::protocol::tracks::CONTROL_TRACK;
 
 fn master(len: KeyLength) -> Arc<MasterKey> {
     MasterKey::from_passphrase(PASSPHRASE, len).unwrap()
@@ -272,6 +273,27 @@ fn opening_into_another_buffer_agrees_with_opening_in_place_and_leaves_the_datag
             assert!(opener.open_into(&bad, &mut into).is_err(), "byte {at}");
         }
     }
+}
+
+#[test]
+fn three_tracks_through_many_epochs_keep_two_keys_each() {
+    let mut sealer = Sealer::new(master(KeyLength::Aes128), Direction::FromSender);
+    let mut opener = Opener::new(master(KeyLength::Aes128), Direction::FromSender);
+    let (body, payload) = every_type(0).swap_remove(0);
+    for epoch in 0..10u64 {
+        for track in [0u16, 1, CONTROL] {
+            let ext_seq = epoch << EPOCH_SHIFT | 5;
+            let h = CommonHeader {
+                track,
+                ..hdr(ext_seq as u32)
+            };
+            let mut d = seal(&mut sealer, &h, &body, &payload, ext_seq);
+            opener.open(&mut d).unwrap();
+        }
+    }
+    // The current and the previous epoch of each, whatever the order they came in.
+    assert_eq!(sealer.keys.len(), 6);
+    assert_eq!(opener.keys.len(), 6);
 }
 
 #[test]

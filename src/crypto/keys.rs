@@ -191,6 +191,12 @@ impl KeyCache {
         self.master.len
     }
 
+    /// Keys kept.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The key of `id`, derived if it is not kept.
     pub fn get(&mut self, id: KeyId) -> Result<&PacketKey, KeyError> {
         // The newest is the one almost every datagram wants: look there first.
@@ -201,6 +207,15 @@ impl KeyCache {
                 let (raw, iv) = self.master.derive_raw(&id)?;
                 let aead = PacketAead::new(self.master.len, &raw[..self.master.len.key_len()])
                     .map_err(|_| KeyError::Crypto)?;
+                // A stream's epochs before the previous one are done with (resends reach
+                // back one epoch at most): a few tracks keep two keys each, and the scan
+                // above stays short.
+                self.entries.retain(|(k, _)| {
+                    !(k.direction == id.direction
+                        && k.session == id.session
+                        && k.track == id.track
+                        && k.epoch.wrapping_add(1) < id.epoch)
+                });
                 if self.entries.len() >= self.capacity {
                     self.entries.pop_front();
                 }

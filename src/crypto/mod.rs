@@ -69,11 +69,12 @@ pub const EPOCH_DATAGRAMS: u64 = 1 << EPOCH_SHIFT;
 const EPOCH_SHIFT: u32 = 22;
 /// Longest head a datagram can have: common header, 255 extension words, longest body.
 const MAX_HEAD: usize = COMMON_LEN + 255 * 4 + 64;
-/// Derived keys an [`Opener`] keeps.
-const OPENER_KEYS: usize = 16;
-/// Derived keys a [`Sealer`] keeps (the current epoch of a few tracks, and resends of the
-/// previous one).
-const SEALER_KEYS: usize = 4;
+/// Derived keys an [`Opener`] keeps: two epochs of each track of a session (and its control
+/// track), so a receiver of every track never derives a key twice.
+const OPENER_KEYS: usize = 2 * (crate::protocol::tracks::MAX_TRACKS + 1);
+/// Derived keys a [`Sealer`] keeps: the current and previous epoch (resends) of each track
+/// of the session and of its control track.
+const SEALER_KEYS: usize = 2 * (crate::protocol::tracks::MAX_TRACKS + 1);
 
 /// The key length, and so the algorithm: SRT's `pbkeylen` 16 or 32.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -372,8 +373,8 @@ impl Sealer {
     }
 }
 
-/// Opens datagrams sealed in one direction. It keeps the last 16 keys it derived, so
-/// datagrams of a few sessions, tracks and epochs open without deriving again.
+/// Opens datagrams sealed in one direction. It keeps the last 66 keys it derived (two epochs
+/// of every track of a session), so its datagrams open without deriving again.
 ///
 /// A receiver should open only datagrams of sessions it wants: each new (session, track,
 /// epoch) costs a key derivation (two HKDF expansions and an AES key schedule).

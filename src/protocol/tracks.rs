@@ -106,7 +106,8 @@ pub fn encode(generation: u16, entries: &[TrackEntry]) -> Result<(Tracks, Vec<u8
     Ok((body, payload))
 }
 
-/// The entries of a TRACKS payload that [`validate`] accepted (or that `decode` did).
+/// The entries of a TRACKS payload (a datagram that `protocol::decode` accepted has valid
+/// ones).
 pub fn decode(payload: &[u8]) -> Result<Vec<TrackEntry>, &'static str> {
     let mut out = Vec::new();
     let mut rest = payload;
