@@ -67,6 +67,8 @@ struct Settings {
     source_name: Option<String>,
     passphrase: String,
     pbkeylen: u32,
+    /// The track of the session followed (0: the primary essence).
+    track: u32,
 }
 
 impl Default for Settings {
@@ -89,6 +91,7 @@ impl Default for Settings {
             source_name: None,
             passphrase: String::new(),
             pbkeylen: 16,
+            track: 0,
         }
     }
 }
@@ -721,6 +724,13 @@ impl ObjectImpl for VideoIpSrc {
                      passphrase, the sender's (10 to 79 characters; empty: off)",
                 ),
                 props::pbkeylen("AES key length in bytes with a passphrase: 16 or 32, the sender's"),
+                glib::ParamSpecUInt::builder("track")
+                    .nick("Track")
+                    .blurb("Which track of the sender's session to receive: 0 is its primary essence (its video, if it has video); a source of several tracks lists them in its track table (PROTOCOL §7.12)")
+                    .maximum(u32::from(crate::protocol::tracks::CONTROL_TRACK) - 1)
+                    .default_value(d.track)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
                     .blurb("Reassembly window in milliseconds: how long an incomplete frame waits for a missing datagram after its latest one; the source reports this plus 20 ms (the most a sender spreads a frame) as its latency")
@@ -779,6 +789,7 @@ impl ObjectImpl for VideoIpSrc {
             "multicast-iface" => s.multicast_iface = opt_string(value),
             "buffer-size" => s.buffer_size = value.get::<i32>().unwrap_or(0).max(0) as u32,
             "batch-size" => s.batch_size = value.get().unwrap_or(64),
+            "track" => s.track = value.get().unwrap_or(0),
             "passphrase" => s.passphrase = props::passphrase_value(value),
             "pbkeylen" => s.pbkeylen = value.get().unwrap_or(16),
             "latency" => s.latency_ms = value.get().unwrap_or(50),
@@ -805,6 +816,7 @@ impl ObjectImpl for VideoIpSrc {
             "multicast-iface" => s.multicast_iface.to_value(),
             "buffer-size" => (s.buffer_size as i32).to_value(),
             "batch-size" => s.batch_size.to_value(),
+            "track" => s.track.to_value(),
             // Written only; never read back.
             "passphrase" => None::<String>.to_value(),
             "pbkeylen" => s.pbkeylen.to_value(),
@@ -1009,6 +1021,10 @@ impl BaseSrcImpl for VideoIpSrc {
                     max_bytes_in_flight: defaults
                         .max_bytes_in_flight
                         .max((s.max_frame_size as usize).saturating_mul(2)),
+                    tracks: match u16::try_from(s.track) {
+                        Ok(0) | Err(_) => receive::TrackSelection::Primary,
+                        Ok(t) => receive::TrackSelection::Only(vec![t]),
+                    },
                     ..defaults
                 }
             },
