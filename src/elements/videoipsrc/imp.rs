@@ -1037,6 +1037,7 @@ impl BaseSrcImpl for VideoIpSrc {
                 *lock(&self.target) = self.subscribe_target(&s)?.into_iter().collect();
                 self.target.clone()
             },
+            route: None,
         };
         let thread =
             receiver::Thread::spawn(receiver, waker, self.shared.clone(), cfg).map_err(|e| {
