@@ -11,6 +11,7 @@ use gst::prelude::*;
 
 pub(crate) mod byname;
 mod imp;
+pub(crate) use imp::{describe, open_error};
 pub(crate) mod rawsize;
 pub(crate) mod receiver;
 
