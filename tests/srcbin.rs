@@ -455,6 +455,64 @@ fn ending_one_track_ends_its_pad_alone_and_ending_all_ends_the_bin() {
 }
 
 #[test]
+fn a_caps_change_on_one_track_renegotiates_its_pad_alone() {
+    let rx = BinRx::new(
+        &[],
+        &[
+            (
+                "video_0",
+                Sink::Collect {
+                    track: 0,
+                    len: VIDEO_LEN,
+                },
+            ),
+            (
+                "audio_0",
+                Sink::Collect {
+                    track: 1,
+                    len: AUDIO_LEN,
+                },
+            ),
+        ],
+    );
+    let tx = TrackSender::start(rx.addr(), &av_tracks());
+    let next = play(&tx, &av(), &[0, 0], Duration::from_millis(1500));
+    let mono = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1";
+    tx.caps(1, mono);
+    play(&tx, &av(), &next, Duration::from_millis(1500));
+    assert!(rx.errors().is_empty(), "errors: {:?}", rx.errors());
+    let (video, audio) = (rx.got("video_0"), rx.got("audio_0"));
+    let first_mono = audio
+        .iter()
+        .position(|g| g.caps.contains("channels=(int)1"));
+    let Some(first_mono) = first_mono else {
+        panic!("the audio pad never got the new caps");
+    };
+    // Before: stereo only; after: mono only, the frames in order on both sides.
+    assert!(audio[..first_mono]
+        .iter()
+        .all(|g| g.caps.contains("channels=(int)2")));
+    assert!(audio[first_mono..]
+        .iter()
+        .all(|g| g.caps.contains("channels=(int)1")));
+    assert!(
+        audio[first_mono..].len() >= 100,
+        "{} mono buffers",
+        audio.len() - first_mono
+    );
+    // Video never saw a caps change and never paused.
+    let vcaps: std::collections::BTreeSet<&str> = video.iter().map(|g| g.caps.as_str()).collect();
+    assert_eq!(vcaps.len(), 1, "video caps: {vcaps:?}");
+    let idx: Vec<u64> = video.iter().filter_map(|g| g.index).collect();
+    assert!(
+        idx.windows(2).all(|w| w[1] == w[0] + 1),
+        "video in order, none missing"
+    );
+    assert!(video.len() >= 60, "{} video buffers", video.len());
+    assert!(audio.iter().all(|g| g.exact) && video.iter().all(|g| g.exact));
+}
+
+#[test]
 fn the_tracks_property_selects_audio_alone() {
     let rx = BinRx::new(
         &[("tracks", "1")],

@@ -21,6 +21,7 @@ enum Cmd {
         duration: u64,
     },
     Eos(u16),
+    Caps(u16, String),
     Stats(mpsc::Sender<send::Stats>),
 }
 
@@ -109,6 +110,13 @@ impl TrackSender {
         }
     }
 
+    /// Announces new caps on `track` (its next frames carry them).
+    pub fn caps(&self, track: u16, caps: &str) {
+        if let Some(c) = &self.cmd {
+            let _ = c.send(Cmd::Caps(track, caps.into()));
+        }
+    }
+
     /// Ends `track`.
     pub fn eos(&self, track: u16) {
         if let Some(c) = &self.cmd {
@@ -172,6 +180,9 @@ fn drive(mut session: Session<Vec<u8>>, socket: UdpSocket, rx: mpsc::Receiver<Cm
                 }
                 Ok(Cmd::Eos(track)) => {
                     let _ = session.handle_eos_on(track);
+                }
+                Ok(Cmd::Caps(track, caps)) => {
+                    let _ = session.handle_caps_on(track, caps);
                 }
                 Ok(Cmd::Stats(reply)) => {
                     let _ = reply.send(session.stats(Instant::now()));
