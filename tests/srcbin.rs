@@ -631,3 +631,171 @@ fn decodebin3_gets_a_video_and_an_audio_stream_of_one_collection() {
         "a collection of both streams: {collections:?}"
     );
 }
+
+/// An experiment, not a landing: would `videoipsrcbin` work as playbin3's source if it
+/// were the `videoip://` URI handler? A test-only wrapper bin gives it a URI handler of a
+/// scheme of its own (`videoipbintest://HOST:PORT`) and ghosts its pads.
+mod uribin {
+    use gst::glib;
+    use gst::prelude::*;
+    use gst::subclass::prelude::*;
+    use std::sync::{LazyLock, Mutex};
+
+    #[derive(Default)]
+    pub struct Imp {
+        inner: Mutex<Option<gst::Element>>,
+        uri: Mutex<Option<String>>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for Imp {
+        const NAME: &'static str = "TestVideoIpUriBin";
+        type Type = UriBin;
+        type ParentType = gst::Bin;
+        type Interfaces = (gst::URIHandler,);
+    }
+
+    impl ObjectImpl for Imp {
+        fn constructed(&self) {
+            self.parent_constructed();
+            let obj = self.obj();
+            let inner = gst::ElementFactory::make("videoipsrcbin")
+                .build()
+                .expect("videoipsrcbin");
+            obj.add(&inner).expect("added");
+            let weak = obj.downgrade();
+            inner.connect_pad_added(move |_, pad| {
+                let Some(obj) = weak.upgrade() else { return };
+                let ghost = gst::GhostPad::builder_with_target(pad)
+                    .expect("a ghost")
+                    .name(pad.name())
+                    .build();
+                let _ = ghost.set_active(true);
+                let _ = obj.add_pad(&ghost);
+            });
+            let weak = obj.downgrade();
+            inner.connect_no_more_pads(move |_| {
+                if let Some(obj) = weak.upgrade() {
+                    obj.no_more_pads();
+                }
+            });
+            *self.inner.lock().unwrap() = Some(inner);
+        }
+    }
+    impl GstObjectImpl for Imp {}
+    impl ElementImpl for Imp {
+        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+            static M: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+                gst::subclass::ElementMetadata::new("t", "Source/Network", "t", "t")
+            });
+            Some(&*M)
+        }
+        fn pad_templates() -> &'static [gst::PadTemplate] {
+            static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+                vec![gst::PadTemplate::new(
+                    "src_%s",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &gst::Caps::new_any(),
+                )
+                .expect("a template")]
+            });
+            T.as_ref()
+        }
+    }
+    impl BinImpl for Imp {}
+    impl URIHandlerImpl for Imp {
+        const URI_TYPE: gst::URIType = gst::URIType::Src;
+        fn protocols() -> &'static [&'static str] {
+            &["videoipbintest"]
+        }
+        fn uri(&self) -> Option<String> {
+            self.uri.lock().unwrap().clone()
+        }
+        fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
+            let port: i32 = uri
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| glib::Error::new(gst::URIError::BadUri, "no port"))?;
+            if let Some(inner) = self.inner.lock().unwrap().as_ref() {
+                inner.set_property("address", "127.0.0.1");
+                inner.set_property("port", port);
+            }
+            *self.uri.lock().unwrap() = Some(uri.into());
+            Ok(())
+        }
+    }
+
+    glib::wrapper! {
+        pub struct UriBin(ObjectSubclass<Imp>)
+            @extends gst::Bin, gst::Element, gst::Object,
+            @implements gst::URIHandler;
+    }
+
+    pub fn register() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            gst::Element::register(
+                None,
+                "testvideoipuribin",
+                gst::Rank::PRIMARY,
+                UriBin::static_type(),
+            )
+            .expect("registers");
+        });
+    }
+}
+
+#[test]
+fn playbin3_plays_both_tracks_of_a_bin_that_handles_the_uri() {
+    common::init();
+    uribin::register();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let counts: Arc<Mutex<BTreeMap<&'static str, usize>>> = Default::default();
+    let sink = |kind: &'static str| {
+        let s = gst_app::AppSink::builder().sync(true).build();
+        let counts = counts.clone();
+        s.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let _ = s.pull_sample();
+                    *counts.lock().unwrap().entry(kind).or_default() += 1;
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        s
+    };
+    let playbin = gst::ElementFactory::make("playbin3")
+        .property("uri", format!("videoipbintest://127.0.0.1:{port}"))
+        .property("video-sink", sink("video"))
+        .property("audio-sink", sink("audio"))
+        .build()
+        .expect("playbin3 (gst-plugins-base)");
+    playbin.set_state(gst::State::Playing).expect("PLAYING");
+    let tx = TrackSender::start(SocketAddr::from(([127, 0, 0, 1], port)), &av_tracks());
+    play(&tx, &av(), &[0, 0], Duration::from_secs(4));
+    let bus = playbin.bus().expect("bus");
+    let mut errors = Vec::new();
+    while let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        if let gst::MessageView::Error(e) = m.view() {
+            errors.push(format!("{} ({:?})", e.error(), e.debug()));
+        }
+    }
+    let counts = counts.lock().unwrap().clone();
+    println!("playbin3 sinks got: {counts:?}; errors: {errors:?}");
+    let _ = playbin.set_state(gst::State::Null);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        counts.get("video").copied().unwrap_or(0) >= 30,
+        "{counts:?}"
+    );
+    assert!(
+        counts.get("audio").copied().unwrap_or(0) >= 100,
+        "{counts:?}"
+    );
+}
