@@ -513,6 +513,40 @@ fn a_caps_change_on_one_track_renegotiates_its_pad_alone() {
 }
 
 #[test]
+fn a_single_track_sender_without_a_table_gets_a_pad_named_by_its_caps() {
+    let rx = BinRx::new(
+        &[],
+        &[(
+            "video_0",
+            Sink::Collect {
+                track: 0,
+                len: VIDEO_LEN,
+            },
+        )],
+    );
+    // videoipsink: track 0 alone, no track table.
+    let mut tx = common::Tx::new("127.0.0.1", rx.port, &common::uyvy_caps(320, 240, 30), "");
+    let t0 = Instant::now();
+    for i in 0..90u64 {
+        tx.push(
+            &frame_bytes(0, i, VIDEO_LEN),
+            gst::ClockTime::from_nseconds(VIDEO_NS),
+        );
+        let due = t0 + Duration::from_nanos((i + 1) * VIDEO_NS);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    assert!(wait_for(Duration::from_secs(2), || rx
+        .no_more_pads
+        .load(Ordering::SeqCst)));
+    assert_eq!(rx.pads(), ["video_0"]);
+    let video = rx.got("video_0");
+    println!("{} of 90 frames from a sender without a table", video.len());
+    // The pad waits up to 1.5 s for a table that does not come.
+    assert!(video.len() >= 30, "{} video buffers", video.len());
+    assert!(video.iter().all(|g| g.exact));
+}
+
+#[test]
 fn the_tracks_property_selects_audio_alone() {
     let rx = BinRx::new(
         &[("tracks", "1")],
@@ -798,4 +832,46 @@ fn playbin3_plays_both_tracks_of_a_bin_that_handles_the_uri() {
         counts.get("audio").copied().unwrap_or(0) >= 100,
         "{counts:?}"
     );
+}
+
+#[test]
+fn a_launch_line_links_the_pads_by_the_senders_names() {
+    common::init();
+    let pipeline = gst::parse::launch(
+        "videoipsrcbin name=rx address=127.0.0.1 port=0 \
+         rx.video_0 ! queue ! appsink name=v sync=true \
+         rx.audio_0 ! queue ! appsink name=a sync=true",
+    )
+    .expect("the line parses")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let count = |name: &str| {
+        let n = Arc::new(Mutex::new(0usize));
+        let sink = pipeline
+            .by_name(name)
+            .and_downcast::<gst_app::AppSink>()
+            .expect("an appsink");
+        let n2 = n.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let _ = s.pull_sample();
+                    *n2.lock().unwrap() += 1;
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        n
+    };
+    let (v, a) = (count("v"), count("a"));
+    pipeline.set_state(gst::State::Ready).expect("READY");
+    let rx = pipeline.by_name("rx").expect("rx");
+    let port = rx.property::<i32>("port") as u16;
+    pipeline.set_state(gst::State::Playing).expect("PLAYING");
+    let tx = TrackSender::start(SocketAddr::from(([127, 0, 0, 1], port)), &av_tracks());
+    play(&tx, &av(), &[0, 0], Duration::from_secs(3));
+    let (v, a) = (*v.lock().unwrap(), *a.lock().unwrap());
+    let _ = pipeline.set_state(gst::State::Null);
+    println!("launch line: {v} video and {a} audio buffers");
+    assert!(v >= 45 && a >= 150, "{v} video, {a} audio buffers");
 }

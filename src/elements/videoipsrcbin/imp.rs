@@ -446,6 +446,13 @@ impl VideoIpSrcBin {
                 st.ended,
             )
         };
+        // Until the table comes (or is waited for long enough), names and stream-ids are
+        // not known: nothing is announced that the table would change.
+        let ready =
+            |p: &router::Port| table.is_some() || ended || p.first_seen.elapsed() >= TABLE_WAIT;
+        if !ports.iter().any(|p| ready(p)) {
+            return;
+        }
         let table_entries = table.as_ref().map(|(_, t)| t.clone());
         let is_wanted = |id: u16| wanted.as_ref().is_none_or(|w| w.contains(&id));
         let caps_of = |id: u16| -> Option<Arc<str>> {
@@ -527,8 +534,7 @@ impl VideoIpSrcBin {
         }
         let mut added = false;
         for p in &ports {
-            let ready = table.is_some() || ended || p.first_seen.elapsed() >= TABLE_WAIT;
-            if !ready || p.padded.swap(true, Ordering::SeqCst) {
+            if !ready(p) || p.padded.swap(true, Ordering::SeqCst) {
                 continue;
             }
             let Some((_, name, kind)) = listed.iter().find(|(id, ..)| *id == p.id).cloned() else {
@@ -615,14 +621,17 @@ impl VideoIpSrcBin {
         if added {
             let _ = obj.post_message(gst::message::Latency::builder().src(&*obj).build());
         }
-        // Every wanted track of the table has its pad: no more to come.
-        let complete = table_entries.as_ref().is_some_and(|t| {
-            t.iter().filter(|e| is_wanted(e.id)).all(|e| {
-                ports
-                    .iter()
-                    .any(|p| p.id == e.id && p.padded.load(Ordering::SeqCst))
-            })
-        });
+        // Every wanted track of the table has its pad: no more to come. Without a table
+        // (a sender of track 0 alone may send none), the session is the tracks seen.
+        let padded = |id: u16| {
+            ports
+                .iter()
+                .any(|p| p.id == id && p.padded.load(Ordering::SeqCst))
+        };
+        let complete = match &table_entries {
+            Some(t) => t.iter().filter(|e| is_wanted(e.id)).all(|e| padded(e.id)),
+            None => ports.iter().all(|p| padded(p.id)),
+        };
         if complete {
             let first = {
                 let mut pads = lock(&self.pads);

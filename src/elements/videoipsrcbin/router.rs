@@ -112,6 +112,8 @@ pub(crate) struct Port {
     pub caps: Mutex<Option<Arc<str>>>,
     /// Set once the bin gave it a pad.
     pub padded: AtomicBool,
+    /// Set once the bin was asked to look again after [`TABLE_WAIT`].
+    waited: AtomicBool,
 }
 
 impl Port {
@@ -124,6 +126,7 @@ impl Port {
             first_seen: Instant::now(),
             caps: Mutex::new(None),
             padded: AtomicBool::new(false),
+            waited: AtomicBool::new(false),
         }
     }
 
@@ -143,8 +146,6 @@ pub(crate) struct State {
     pub table: Option<(u16, Arc<[TrackEntry]>)>,
     /// Every track followed ended.
     pub ended: bool,
-    /// Asked the bin to look again after [`TABLE_WAIT`] (once).
-    waited: bool,
 }
 
 /// The receive thread's side: routes each track's frames to its port.
@@ -217,11 +218,10 @@ impl Route for Router {
                 st.session = origin.session;
             }
             let (port, new) = self.port(&mut st, track);
-            let late = !st.waited
-                && st.table.is_none()
+            let late = st.table.is_none()
                 && !port.padded.load(Ordering::Relaxed)
-                && port.first_seen.elapsed() >= TABLE_WAIT;
-            st.waited |= late;
+                && port.first_seen.elapsed() >= TABLE_WAIT
+                && !port.waited.swap(true, Ordering::Relaxed);
             (port, new, late)
         };
         {
