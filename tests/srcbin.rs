@@ -575,6 +575,47 @@ fn the_tracks_property_selects_audio_alone() {
 }
 
 #[test]
+fn a_subscriber_of_audio_alone_is_sent_no_video() {
+    common::init();
+    let tx = TrackSender::subscribable(4, &av_tracks());
+    let sender_port = tx.addr.port().to_string();
+    let rx = BinRx::new(
+        &[
+            ("sender-address", "127.0.0.1"),
+            ("sender-port", sender_port.as_str()),
+            ("tracks", "1"),
+        ],
+        &[(
+            "audio_0",
+            Sink::Collect {
+                track: 1,
+                len: AUDIO_LEN,
+            },
+        )],
+    );
+    play(&tx, &av(), &[0, 0], Duration::from_secs(3));
+    assert_eq!(rx.pads(), ["audio_0"]);
+    let audio = rx.got("audio_0");
+    let stats = rx.bin.property::<gst::Structure>("stats");
+    let other = stats
+        .get::<u64>("datagrams-other-track")
+        .unwrap_or(u64::MAX);
+    let bytes = stats.get::<u64>("bytes-received").unwrap_or(0);
+    println!(
+        "subscribed to audio: {} buffers, {bytes} bytes received, {other} datagrams of other tracks",
+        audio.len()
+    );
+    assert!(audio.len() >= 150, "{} audio buffers", audio.len());
+    assert!(audio.iter().all(|g| g.exact));
+    assert_eq!(
+        other, 0,
+        "the sender sent video to an audio-only subscriber"
+    );
+    // 3 s of audio is 576 kB; the video alone would be 13.8 MB.
+    assert!(bytes < 2_000_000, "{bytes} bytes received");
+}
+
+#[test]
 fn decodebin3_gets_a_video_and_an_audio_stream_of_one_collection() {
     common::init();
     let pipeline = gst::Pipeline::new();

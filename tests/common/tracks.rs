@@ -45,6 +45,20 @@ pub struct TrackSender {
 impl TrackSender {
     /// A sender on loopback sending `tracks` (each declared, with its caps) to `dest`.
     pub fn start(dest: SocketAddr, tracks: &[TrackSpec]) -> TrackSender {
+        Self::with(Some(dest), None, tracks)
+    }
+
+    /// A sender that receivers subscribe to (up to `max` at once), with no fixed
+    /// destination: each subscriber gets the tracks it asks for.
+    pub fn subscribable(max: usize, tracks: &[TrackSpec]) -> TrackSender {
+        Self::with(None, Some(max), tracks)
+    }
+
+    fn with(
+        dest: Option<SocketAddr>,
+        max_subscribers: Option<usize>,
+        tracks: &[TrackSpec],
+    ) -> TrackSender {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("a sender socket");
         socket
             .set_read_timeout(Some(Duration::from_millis(1)))
@@ -56,8 +70,8 @@ impl TrackSender {
             track: first,
             first_seq: 1000,
             frag: 1400,
-            dest: Some(dest),
-            max_subscribers: None,
+            dest,
+            max_subscribers,
             pacing: Pacing::Frame,
             batch_size: 16,
             gso_align: 1,
