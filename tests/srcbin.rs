@@ -367,7 +367,8 @@ fn a_stalled_audio_branch_never_holds_video_back_and_stays_bounded() {
         "video {rate:.1} fps while audio stalled; audio: {pushed} pushed, {dropped} dropped, {queued} queued, peak {peak} bytes"
     );
     assert!(rx.pads().contains(&"audio_0".to_string()));
-    assert!(rate >= 27.0, "video at {rate:.1} fps");
+    // 30 fps sent; a loaded machine may deliver a little late, never at the audio's pace.
+    assert!(rate >= 24.0, "video at {rate:.1} fps");
     assert!(rx.got("video_0").iter().all(|g| g.exact));
     // The stalled track drops its own oldest frames: at most its maximum latency (120 ms:
     // 12 frames of 10 ms, and the one the stalled sink holds) stays queued.
