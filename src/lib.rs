@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! videoip: live video and any timed media over plain UDP/IP.
 //!
-//! The plugin registers `videoipsink`, `videoipsrc` and `videoipdeviceprovider` (all in
+//! The plugin registers `videoipsink`, `videoipsrc`, `videoipsrcbin` and `videoipdeviceprovider` (all in
 //! `elements/`, GStreamer glue only). The modules below them are free of GStreamer:
 //! [`protocol`] (the wire format), [`send`] (the sender: packetizing, pacing, rate control,
 //! resends, receivers and subscribers), [`receive`] (the receiver session: lock-on,
@@ -25,6 +25,7 @@ pub use elements::deviceprovider::{VideoIpDevice, VideoIpDeviceProvider};
 pub use elements::uri;
 pub use elements::videoipsink::{Pacing, VideoIpSink};
 pub use elements::videoipsrc::{TimestampMode, VideoIpSrc};
+pub use elements::videoipsrcbin::VideoIpSrcBin;
 
 gst::plugin_define!(
     videoip,
@@ -41,6 +42,7 @@ gst::plugin_define!(
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     elements::videoipsink::register(plugin)?;
     elements::videoipsrc::register(plugin)?;
+    elements::videoipsrcbin::register(plugin)?;
     elements::deviceprovider::register(plugin)?;
     Ok(())
 }

@@ -8,6 +8,7 @@ pub(crate) mod props;
 pub mod uri;
 pub mod videoipsink;
 pub mod videoipsrc;
+pub mod videoipsrcbin;
 
 use gst::glib;
 use gst::prelude::*;

@@ -3,6 +3,8 @@
 //! pipelines on loopback, a datagram relay that misbehaves on purpose, and network
 //! namespaces made by the test itself.
 
+pub mod tracks;
+
 use gst::prelude::*;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 /// What changed for the source looked for.
-pub(super) enum Change {
+pub(crate) enum Change {
     /// A sender of the name was picked (first found, or the next after one went).
     Found(Source),
     /// The picked sender went.
@@ -18,7 +18,7 @@ pub(super) enum Change {
 }
 
 /// The running browser; dropping it stops looking.
-pub(super) struct Finder {
+pub(crate) struct Finder {
     _browser: Browser,
 }
 

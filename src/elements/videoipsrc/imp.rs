@@ -180,7 +180,7 @@ static SHARED_CLOCKS: LazyLock<ClockTable> = LazyLock::new(Default::default);
 
 /// What a warning of the session says, and which property to change, for a receiver with
 /// `latency_ms` and `max_frame` bytes of max-frame-size.
-fn describe(w: &Warning, latency_ms: u32, max_frame: u32) -> String {
+pub(crate) fn describe(w: &Warning, latency_ms: u32, max_frame: u32) -> String {
     match *w {
         Warning::WindowTooShort { frames, late } => format!(
             "{frames} frames dropped incomplete in the last 2 s while {late} of their datagrams came after the reassembly window: raise the latency property (now {latency_ms} ms)"
@@ -1037,6 +1037,7 @@ impl BaseSrcImpl for VideoIpSrc {
                 *lock(&self.target) = self.subscribe_target(&s)?.into_iter().collect();
                 self.target.clone()
             },
+            route: None,
         };
         let thread =
             receiver::Thread::spawn(receiver, waker, self.shared.clone(), cfg).map_err(|e| {
@@ -1190,7 +1191,7 @@ impl PushSrcImpl for VideoIpSrc {
 /// Why the socket did not open: for a port held by another socket, which one and what to do
 /// (as udpsrc without reuse, a second unicast receiver on one port is refused rather than
 /// left to take part of the other's datagrams).
-fn open_error(cfg: &ReceiverConfig, e: &net::NetError) -> String {
+pub(crate) fn open_error(cfg: &ReceiverConfig, e: &net::NetError) -> String {
     if !e.is_addr_in_use() {
         return e.to_string();
     }

@@ -9,10 +9,11 @@
 use gst::glib;
 use gst::prelude::*;
 
-mod byname;
+pub(crate) mod byname;
 mod imp;
-mod rawsize;
-mod receiver;
+pub(crate) use imp::{describe, open_error};
+pub(crate) mod rawsize;
+pub(crate) mod receiver;
 
 /// How `videoipsrc` timestamps the buffers it pushes.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]

@@ -21,6 +21,7 @@
 
 use crate::elements::lock;
 use crate::net::{self, RecvBatch, SendBatch, UdpSocket, Waker};
+use crate::protocol::tracks::TrackEntry;
 use crate::receive::{self, Event, Meta, Origin, Session, Stats, Warning};
 use crate::send::packetizer;
 use gst::prelude::*;
@@ -32,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A frame's bytes: a writable, mapped GStreamer buffer the fragments are copied into.
-pub(super) type FrameBuf = gst::MappedBuffer<gst::buffer::Writable>;
+pub(crate) type FrameBuf = gst::MappedBuffer<gst::buffer::Writable>;
 
 /// Receive slot size: the largest UDP payload.
 const SLOT_SIZE: usize = 65536;
@@ -52,7 +53,7 @@ const UNKNOWN_SOURCE: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::
 /// What the receive thread hands to `create()` (moved once per frame: boxing the frame
 /// would allocate per frame).
 #[allow(clippy::large_enum_variant)]
-pub(super) enum Item {
+pub(crate) enum Item {
     /// A complete frame, the caps string of its stream info, and where it came from.
     Frame(receive::Frame<FrameBuf>, Arc<str>, Origin),
     /// The sender ended the stream.
@@ -63,7 +64,7 @@ pub(super) enum Item {
 
 /// Frames waiting for `create()`, and what `unlock()` and the state changes tell it.
 #[derive(Default)]
-pub(super) struct Queue {
+pub(crate) struct Queue {
     pub items: VecDeque<Item>,
     /// Set by `unlock()`: `create()` returns at once.
     pub flushing: bool,
@@ -103,7 +104,7 @@ impl Queue {
 
 /// Counters published for the `stats` property.
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct RxStats {
+pub(crate) struct RxStats {
     pub session: Stats,
     /// Most datagrams one receive found queued.
     pub largest_burst: u64,
@@ -115,7 +116,7 @@ pub(super) struct RxStats {
 
 /// What the thread and the element share.
 #[derive(Default)]
-pub(super) struct Shared {
+pub(crate) struct Shared {
     pub queue: Mutex<Queue>,
     pub ready: Condvar,
     pub stats: Mutex<RxStats>,
@@ -124,8 +125,27 @@ pub(super) struct Shared {
     stop: AtomicBool,
 }
 
+/// Where a receiver of several tracks (`videoipsrcbin`) wants what the session hands out:
+/// each track's frames in a queue of its own (see `videoipsrcbin::router`), so that a track
+/// nobody reads never holds another back. Called on the receive thread, with no lock of the
+/// thread held; each call must return quickly (queue, notify, never wait).
+pub(crate) trait Route: Send + Sync {
+    /// A complete frame of `track`, its caps string and origin.
+    fn frame(&self, track: u16, frame: receive::Frame<FrameBuf>, caps: Arc<str>, origin: Origin);
+    /// `track` locked on or announced caps.
+    fn stream(&self, track: u16, session: u64, caps: Arc<str>);
+    /// The session's newer track table.
+    fn tracks(&self, session: u64, generation: u16, tracks: Arc<[TrackEntry]>);
+    /// `track` ended.
+    fn eos(&self, track: u16);
+    /// Every track followed ended.
+    fn end(&self);
+    /// The socket failed (the error is already posted); the thread has stopped.
+    fn error(&self);
+}
+
 /// How the thread runs.
-pub(super) struct Config {
+pub(crate) struct Config {
     pub session: receive::Config,
     pub batch_size: usize,
     /// With a passphrase: its key.
@@ -140,6 +160,8 @@ pub(super) struct Config {
     /// The sender to subscribe to (it sends to this receiver only while subscribed); the
     /// element may change it while the thread runs (a source found by name moved).
     pub subscribe_to: Arc<Mutex<Vec<SocketAddr>>>,
+    /// Per-track delivery (None: every frame to [`Shared::queue`], as `videoipsrc` wants).
+    pub route: Option<Arc<dyn Route>>,
 }
 
 /// Output buffers: a pool for the stream's steady frame size, plain allocations otherwise.
@@ -203,7 +225,7 @@ impl Drop for FramePool {
 }
 
 /// The running receive thread; dropping it stops and joins the thread.
-pub(super) struct Thread {
+pub(crate) struct Thread {
     shared: Arc<Shared>,
     waker: Arc<Waker>,
     handle: Option<JoinHandle<()>>,
@@ -241,6 +263,7 @@ impl Thread {
             fail: cfg.fail,
             subscribe_to: cfg.subscribe_to,
             subscribed_to: Vec::new(),
+            route: cfg.route,
             send: SendBatch::new(),
         };
         let handle = std::thread::Builder::new()
@@ -295,6 +318,7 @@ struct Rx {
     /// The candidates last handed to the session.
     subscribed_to: Vec<SocketAddr>,
     send: SendBatch,
+    route: Option<Arc<dyn Route>>,
 }
 
 impl Rx {
@@ -305,7 +329,10 @@ impl Rx {
         self.transmit(Instant::now());
         if let Err(msg) = result {
             (self.fail)(msg);
-            self.deliver(Item::Error);
+            match &self.route {
+                Some(r) => r.error(),
+                None => self.deliver(Item::Error),
+            }
         }
     }
 
@@ -408,6 +435,9 @@ impl Rx {
     /// Hands on what the session has: frames and end of stream to the queue, warnings to
     /// the bus.
     fn deliver_events(&mut self) {
+        if let Some(route) = self.route.clone() {
+            return self.route_events(&*route);
+        }
         while let Some(ev) = self.session.poll_event() {
             match ev {
                 Event::Frame {
@@ -436,6 +466,49 @@ impl Rx {
                     super::imp::CAT,
                     "following session {session:016x} from {from}: {caps:.200}"
                 ),
+            }
+        }
+    }
+
+    /// Hands on what the session has to a per-track [`Route`].
+    fn route_events(&mut self, route: &dyn Route) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Frame {
+                    track,
+                    frame,
+                    caps,
+                    origin,
+                } => {
+                    self.publish_stats();
+                    route.frame(track, frame, caps, origin);
+                }
+                Event::Stream {
+                    track,
+                    session,
+                    from,
+                    caps,
+                } => {
+                    gst::info!(
+                        super::imp::CAT,
+                        "track {track} of session {session:016x} from {from}: {caps:.200}"
+                    );
+                    route.stream(track, session, caps);
+                }
+                Event::Tracks {
+                    session,
+                    generation,
+                    tracks,
+                } => route.tracks(session, generation, tracks),
+                Event::Eos { track } => {
+                    self.publish_stats();
+                    route.eos(track);
+                }
+                Event::End => {
+                    self.publish_stats();
+                    route.end();
+                }
+                Event::Warning(w) => (self.warn)(w),
             }
         }
     }
