@@ -30,7 +30,7 @@ fn readme_pairs() -> Vec<(String, String)> {
     for l in lines {
         if l.contains("videoipsink") {
             sender = Some(l.to_string());
-        } else if l.starts_with("videoipsrc") {
+        } else if l.starts_with("videoipsrc ") {
             pairs.push((
                 sender.take().expect("a sender line before each receiver"),
                 l.into(),
