@@ -60,10 +60,8 @@ pub(crate) enum Item {
     /// one track).
     FlushAll,
     /// Declares the track (before its caps).
-    #[allow(dead_code)] // videoipsinkbin's, next
     Add(TrackEntry),
     /// Ends the track (its end of stream goes out) and takes it out of the table.
-    #[allow(dead_code)] // videoipsinkbin's, next
     Remove,
 }
 
@@ -103,7 +101,6 @@ impl Queue {
     }
 
     /// The lane of `track`, if it has one.
-    #[allow(dead_code)] // videoipsinkbin's, next
     pub fn lane_of(&self, track: u16) -> Option<&Lane> {
         self.lanes.get(&track)
     }

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `videoipsinkbin`: a camera and its microphone as two tracks of one named source, through
+//! real pipelines on loopback. Live sources as users have them; the receivers end in
+//! clock-synchronised sinks; each receiver subscribes (by address) to the one track it wants.
+//!
+//! Bounds are counts and ratios loose enough for a busy 2-core machine.
+
+#[allow(dead_code)]
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One test at a time: each streams in real time, and two at once would measure each other.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const VIDEO_CAPS: &str = "video/x-raw,format=UYVY,width=320,height=240,framerate=30/1";
+const AUDIO_CAPS: &str = "audio/x-raw,format=S16LE,rate=48000,channels=2";
+/// Bytes per second of each: 320 x 240 x 2 at 30 fps, 48000 x 4.
+const VIDEO_RATE: u64 = 320 * 240 * 2 * 30;
+const AUDIO_RATE: u64 = 48_000 * 4;
+
+fn launch(desc: &str) -> gst::Pipeline {
+    init();
+    gst::parse::launch(desc)
+        .unwrap_or_else(|e| panic!("{desc}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline")
+}
+
+/// What went into one of the bin's pads: each buffer's bytes, and its lateness (the
+/// pipeline's running time when it arrived, minus its PTS) in ms.
+#[derive(Default)]
+struct Tap {
+    bytes: Vec<Vec<u8>>,
+    late_ms: Vec<f64>,
+}
+
+fn tap(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Arc<Mutex<Tap>> {
+    let tap = Arc::new(Mutex::new(Tap::default()));
+    let t = tap.clone();
+    let p = pipeline.downgrade();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let (Some(buf), Some(p)) = (info.buffer(), p.upgrade()) {
+            let late = match (p.clock(), p.base_time(), buf.pts()) {
+                (Some(clock), Some(base), Some(pts)) => {
+                    let now = clock.time().saturating_sub(base);
+                    Some((now.nseconds() as f64 - pts.nseconds() as f64) / 1e6)
+                }
+                _ => None,
+            };
+            let bytes = buf
+                .map_readable()
+                .map(|m| m.as_slice().to_vec())
+                .unwrap_or_default();
+            if let Ok(mut t) = t.lock() {
+                t.bytes.push(bytes);
+                t.late_ms.extend(late);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    tap
+}
+
+/// A sender pipeline around `videoipsinkbin name=b source-name=CAM port=0`, in PAUSED (its
+/// session runs: receivers can subscribe), and the port it listens on.
+fn sender(branches: &str) -> (gst::Pipeline, gst::Element, u16) {
+    let tx = launch(&format!(
+        "videoipsinkbin name=b source-name=CAM port=0 announce=false {branches}"
+    ));
+    if tx.set_state(gst::State::Paused).is_err() {
+        panic!(
+            "the sender does not start: {:?}",
+            wait_end(&tx, Duration::ZERO)
+        );
+    }
+    let bin = tx.by_name("b").expect("the bin");
+    let port = bin.property::<i32>("port") as u16;
+    assert_ne!(port, 0, "the bin reads back the port it listens on");
+    (tx, bin, port)
+}
+
+fn live_branches(video_buffers: i32, audio_buffers: i32) -> String {
+    format!(
+        "videotestsrc name=vsrc is-live=true pattern=snow num-buffers={video_buffers} ! \
+         {VIDEO_CAPS} ! b.video_0 \
+         audiotestsrc name=asrc is-live=true samplesperbuffer=480 wave=white-noise \
+         num-buffers={audio_buffers} ! {AUDIO_CAPS} ! b.audio_0"
+    )
+}
+
+/// A receiver of track `track` subscribing at `port`, into `appsink sync=true`.
+fn receiver(port: u16, track: u32) -> Rx {
+    Rx::launch(&format!(
+        "videoipsrc name=src sender-address=127.0.0.1 sender-port={port} track={track} ! \
+         appsink name=sink sync=true"
+    ))
+}
+
+fn stats(bin: &gst::Element) -> gst::Structure {
+    bin.property::<gst::Structure>("stats")
+}
+
+fn wait_subscribers(bin: &gst::Element, n: u64) {
+    let start = Instant::now();
+    while stats(bin).get::<u64>("subscribers").unwrap_or(0) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{} subscribers after 5 s\n{}",
+            stats(bin).get::<u64>("subscribers").unwrap_or(0),
+            stats(bin)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the pipeline's EOS or error, at most `timeout`: the error, if any.
+fn wait_end(pipeline: &gst::Pipeline, timeout: Duration) -> Option<String> {
+    let bus = pipeline.bus().expect("bus");
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => None,
+        Some(gst::MessageView::Error(e)) => Some(format!("{} ({:?})", e.error(), e.debug())),
+        _ => Some("no end of stream in time".into()),
+    }
+}
+
+/// What a run of the camera-and-microphone sender gave.
+struct Run {
+    video_sent: Vec<Vec<u8>>,
+    audio_sent: Vec<Vec<u8>>,
+    video_late: Vec<f64>,
+    audio_late: Vec<f64>,
+    video_got: Vec<gst::Sample>,
+    audio_got: Vec<gst::Sample>,
+    video_rx: gst::Structure,
+    audio_rx: gst::Structure,
+    tx: gst::Structure,
+    error: Option<String>,
+}
+
+/// 3 s of live video (30 fps) and audio (100 buffers a second) into one bin, a receiver of
+/// each track subscribed before the first frame; runs to the bin's end of stream.
+fn camera_and_microphone() -> Run {
+    const VIDEO: i32 = 90;
+    const AUDIO: i32 = 300;
+    let (tx, bin, port) = sender(&live_branches(VIDEO, AUDIO));
+    let video_tap = tap(&tx, &bin.static_pad("video_0").expect("video_0"));
+    let audio_tap = tap(&tx, &bin.static_pad("audio_0").expect("audio_0"));
+    let (video, audio) = (receiver(port, 0), receiver(port, 1));
+    wait_subscribers(&bin, 2);
+    tx.set_state(gst::State::Playing).expect("the sender plays");
+    let (v, a) = std::thread::scope(|s| {
+        let v = s.spawn(|| video.pull(VIDEO as usize, Duration::from_secs(15)));
+        let a = s.spawn(|| audio.pull(AUDIO as usize, Duration::from_secs(15)));
+        (v.join().expect("video"), a.join().expect("audio"))
+    });
+    let error = wait_end(&tx, Duration::from_secs(10));
+    let tx_stats = stats(&bin);
+    let _ = tx.set_state(gst::State::Null);
+    let take = |t: &Arc<Mutex<Tap>>| {
+        let t = t.lock().expect("tap");
+        (t.bytes.clone(), t.late_ms.clone())
+    };
+    let ((video_sent, video_late), (audio_sent, audio_late)) = (take(&video_tap), take(&audio_tap));
+    Run {
+        video_sent,
+        audio_sent,
+        video_late,
+        audio_late,
+        video_got: v,
+        audio_got: a,
+        video_rx: video.stats(),
+        audio_rx: audio.stats(),
+        tx: tx_stats,
+        error,
+    }
+}
+
+/// True when `got` is `sent` with some items left out, in order.
+fn is_subsequence(got: &[Vec<u8>], sent: &[Vec<u8>]) -> bool {
+    let mut it = sent.iter();
+    got.iter().all(|g| it.any(|s| s == g))
+}
+
+fn all_bytes(samples: &[gst::Sample]) -> Vec<Vec<u8>> {
+    samples.iter().map(sample_bytes).collect()
+}
+
+#[test]
+fn test_video_and_audio_of_one_bin_reach_their_track_receivers_byte_exact() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let run = camera_and_microphone();
+    assert_eq!(run.error, None, "{}", run.tx);
+    assert_eq!(run.video_sent.len(), 90);
+    assert_eq!(run.audio_sent.len(), 300);
+    let (video, audio) = (all_bytes(&run.video_got), all_bytes(&run.audio_got));
+    // Every video frame, byte for byte, in order.
+    assert!(
+        video == run.video_sent,
+        "video: {} of {} frames, {} equal\n{}\n{}",
+        video.len(),
+        run.video_sent.len(),
+        video.iter().filter(|f| run.video_sent.contains(f)).count(),
+        run.video_rx,
+        run.tx
+    );
+    // Every audio buffer received is one sent, byte for byte, in order; a live sender may
+    // drop one on a busy machine (it never falls behind real time), and then counts it.
+    assert!(
+        is_subsequence(&audio, &run.audio_sent),
+        "audio out of order or altered\n{}",
+        run.audio_rx
+    );
+    let missing = (run.audio_sent.len() - audio.len()) as u64;
+    let dropped = run.tx.get::<u64>("frames-dropped").unwrap_or(0);
+    eprintln!("audio: {} of {} buffers", audio.len(), run.audio_sent.len());
+    assert!(
+        missing <= 3 && missing <= dropped,
+        "audio: {} of {} buffers, {dropped} counted dropped\n{}\n{}",
+        audio.len(),
+        run.audio_sent.len(),
+        run.audio_rx,
+        run.tx
+    );
+    let caps = run.audio_got[0].caps().expect("caps");
+    let s = caps.structure(0).expect("a structure");
+    assert_eq!(s.name(), "audio/x-raw", "{caps}");
+    assert_eq!(s.get::<i32>("rate").ok(), Some(48000), "{caps}");
+    let vcaps = run.video_got[0].caps().expect("caps");
+    assert_eq!(
+        vcaps.structure(0).map(|s| s.name().to_string()),
+        Some("video/x-raw".to_string())
+    );
+    // The track table names the tracks after the pads.
+    let tracks = run
+        .tx
+        .get::<gst::Array>("track-stats")
+        .expect("track-stats");
+    let names: Vec<(u32, String)> = tracks
+        .iter()
+        .filter_map(|v| v.get::<gst::Structure>().ok())
+        .map(|t| {
+            (
+                t.get::<u32>("track").unwrap_or(99),
+                t.get::<String>("name").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![(0, "video_0".to_string()), (1, "audio_0".to_string())]
+    );
+}
+
+fn summary(late: &[f64]) -> (f64, f64) {
+    (
+        late.last().copied().unwrap_or(f64::NAN),
+        late.iter().copied().fold(f64::MIN, f64::max),
+    )
+}
+
+#[test]
+fn test_the_bin_keeps_real_time_on_both_pads() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let run = camera_and_microphone();
+    assert_eq!(run.error, None, "{}", run.tx);
+    for (name, late) in [("video_0", &run.video_late), ("audio_0", &run.audio_late)] {
+        let (last, worst) = summary(late);
+        eprintln!(
+            "{name}: {} buffers, lateness last {last:.1} ms, worst {worst:.1} ms",
+            late.len()
+        );
+        assert!(late.len() >= 90, "{name}: {} buffers", late.len());
+        // A sink that falls behind never catches up: its last buffer shows it.
+        assert!(
+            last < 150.0,
+            "{name}: the last buffer was {last:.1} ms late"
+        );
+        assert!(worst < 400.0, "{name}: a buffer was {worst:.1} ms late");
+        // No drift: the last tenth no later than the first, give or take.
+        let n = late.len() / 10;
+        let avg = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let (first, end) = (avg(&late[..n]), avg(&late[late.len() - n..]));
+        assert!(
+            end < first + 50.0,
+            "{name}: first tenth {first:.1} ms, last {end:.1} ms"
+        );
+    }
+}
+
+#[test]
+fn test_an_audio_only_subscriber_is_sent_no_video() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let run = camera_and_microphone();
+    assert_eq!(run.error, None, "{}", run.tx);
+    let bytes = |s: &gst::Structure| s.get::<u64>("bytes-received").unwrap_or(0);
+    let (audio, video) = (bytes(&run.audio_rx), bytes(&run.video_rx));
+    let audio_payload = 3 * AUDIO_RATE;
+    let video_payload = 3 * VIDEO_RATE;
+    eprintln!(
+        "audio-only subscriber: {audio} bytes in 3 s (audio alone {audio_payload}); \
+         video subscriber: {video} bytes (video alone {video_payload})"
+    );
+    // Audio's own bytes plus headers and control, nowhere near video's 15 times more.
+    assert!(audio >= audio_payload, "{}", run.audio_rx);
+    assert!(audio < audio_payload * 3 / 2, "{}", run.audio_rx);
+    assert!(video >= video_payload, "{}", run.video_rx);
+    assert!(video < video_payload * 3 / 2, "{}", run.video_rx);
+}
