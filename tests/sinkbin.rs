@@ -314,3 +314,290 @@ fn test_an_audio_only_subscriber_is_sent_no_video() {
     assert!(video >= video_payload, "{}", run.video_rx);
     assert!(video < video_payload * 3 / 2, "{}", run.video_rx);
 }
+
+/// Pulls from `rx` for `within`: how many samples came.
+fn count_for(rx: &Rx, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    let mut n = 0;
+    while Instant::now() < deadline {
+        if rx
+            .sink
+            .try_pull_sample(gst::ClockTime::from_mseconds(50))
+            .is_some()
+        {
+            n += 1;
+        } else if rx.sink.is_eos() {
+            break;
+        }
+    }
+    n
+}
+
+/// Takes what `rx` holds already, so that what is counted next is what arrives next.
+fn drain(rx: &Rx) {
+    while rx.sink.try_pull_sample(gst::ClockTime::ZERO).is_some() {}
+}
+
+/// The bin's tracks as its stats list them: (id, name, ended).
+fn tracks(bin: &gst::Element) -> Vec<(u32, String, bool)> {
+    stats(bin)
+        .get::<gst::Array>("track-stats")
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.get::<gst::Structure>().ok())
+                .map(|t| {
+                    (
+                        t.get::<u32>("track").unwrap_or(99),
+                        t.get::<String>("name").unwrap_or_default(),
+                        t.get::<bool>("ended").unwrap_or(false),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn test_releasing_the_audio_pad_ends_the_audio_track_while_video_goes_on() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (tx, bin, port) = sender(&live_branches(-1, -1));
+    let (video, audio) = (receiver(port, 0), receiver(port, 1));
+    wait_subscribers(&bin, 2);
+    tx.set_state(gst::State::Playing).expect("the sender plays");
+    assert!(
+        count_for(&audio, Duration::from_secs(1)) >= 50,
+        "audio flows"
+    );
+    assert!(
+        count_for(&video, Duration::from_millis(500)) >= 10,
+        "video flows"
+    );
+
+    // The audio branch stops, then its pad is released while the pipeline plays.
+    let pad = bin.static_pad("audio_0").expect("audio_0");
+    let peer = pad.peer().expect("linked");
+    let upstream = peer.parent_element().expect("the capsfilter");
+    let asrc = tx.by_name("asrc").expect("asrc");
+    let _ = asrc.set_state(gst::State::Null);
+    let _ = upstream.set_state(gst::State::Null);
+    let _ = peer.unlink(&pad);
+    bin.release_request_pad(&pad);
+    let released = Instant::now();
+
+    // The audio receiver gets the track's end of stream (after what it still holds: an
+    // appsink hands its end of stream over once its samples are taken).
+    let rest = audio.pull(usize::MAX, Duration::from_secs(5));
+    assert!(
+        audio.sink.is_eos(),
+        "no end of stream at the audio receiver ({} buffers after the release)\n{}",
+        rest.len(),
+        audio.stats()
+    );
+    eprintln!(
+        "audio receiver at EOS {:?} after the release",
+        released.elapsed()
+    );
+    drain(&video);
+    // Video goes on at its rate: 2 s of it at 30 fps.
+    let frames = count_for(&video, Duration::from_secs(2));
+    eprintln!("video after the release: {frames} frames in 2 s");
+    assert!(
+        frames >= 45,
+        "{frames} video frames in 2 s\n{}",
+        video.stats()
+    );
+    let error = tx
+        .bus()
+        .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+        .map(|m| format!("{m:?}"));
+    assert_eq!(error, None);
+    // The table lists video_0 alone.
+    let t = tracks(&bin);
+    assert_eq!(
+        t.iter()
+            .map(|(id, n, _)| (*id, n.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(0, "video_0")],
+        "{}",
+        stats(&bin)
+    );
+    let _ = tx.set_state(gst::State::Null);
+}
+
+#[test]
+fn test_a_stalled_audio_branch_never_holds_video_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (tx, bin, port) = sender(&format!(
+        "videotestsrc is-live=true pattern=snow ! {VIDEO_CAPS} ! b.video_0 \
+         audiotestsrc is-live=true samplesperbuffer=480 ! {AUDIO_CAPS} ! valve name=v ! b.audio_0"
+    ));
+    let video = receiver(port, 0);
+    wait_subscribers(&bin, 1);
+    let late = tap(&tx, &bin.static_pad("video_0").expect("video_0"));
+    tx.set_state(gst::State::Playing).expect("the sender plays");
+    let before = count_for(&video, Duration::from_secs(2));
+    drain(&video);
+    // The audio branch stops delivering: nothing reaches its pad any more.
+    tx.by_name("v").expect("valve").set_property("drop", true);
+    let audio_frames = |bin: &gst::Element| {
+        stats(bin)
+            .get::<gst::Array>("track-stats")
+            .ok()
+            .and_then(|a| a.get(1).and_then(|v| v.get::<gst::Structure>().ok()))
+            .and_then(|t| t.get::<u64>("frames-sent").ok())
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let audio_at_stall = audio_frames(&bin);
+    drain(&video);
+    let during = count_for(&video, Duration::from_secs(3));
+    let audio_after = audio_frames(&bin);
+    let _ = tx.set_state(gst::State::Null);
+    eprintln!(
+        "video: {before} frames in 2 s before the stall, {during} in 3 s during it; \
+         audio frames sent during it: {}",
+        audio_after - audio_at_stall
+    );
+    assert!(before >= 45, "{before} frames in 2 s before");
+    assert_eq!(audio_after, audio_at_stall, "audio stalled");
+    // 90 frames in 3 s at 30 fps: the stall takes nothing from video.
+    assert!(
+        during >= 80,
+        "{during} video frames in 3 s of stalled audio"
+    );
+    let (last, worst) = summary(&late.lock().expect("tap").late_ms);
+    assert!(
+        last < 150.0 && worst < 400.0,
+        "video lateness last {last:.1} ms, worst {worst:.1}"
+    );
+}
+
+#[test]
+fn test_the_bin_offers_request_pads_and_videoipsinks_session_properties() {
+    init();
+    let bin = gst::ElementFactory::make("videoipsinkbin")
+        .build()
+        .expect("videoipsinkbin is registered");
+    let templates: Vec<(String, gst::PadPresence)> = bin
+        .pad_template_list()
+        .iter()
+        .map(|t| (t.name_template().to_string(), t.presence()))
+        .collect();
+    for name in ["video_%u", "audio_%u", "meta_%u"] {
+        assert!(
+            templates.contains(&(name.to_string(), gst::PadPresence::Request)),
+            "{templates:?}"
+        );
+    }
+    let sink = gst::ElementFactory::make("videoipsink")
+        .build()
+        .expect("videoipsink");
+    for name in [
+        "host",
+        "port",
+        "source-name",
+        "passphrase",
+        "pbkeylen",
+        "mtu",
+        "max-receivers",
+        "max-bitrate",
+        "pacing",
+        "fec-percentage",
+        "stats",
+        "announce",
+        "bind-address",
+    ] {
+        let (a, b) = (
+            bin.find_property(name)
+                .unwrap_or_else(|| panic!("the bin has no {name}")),
+            sink.find_property(name).expect("videoipsink has it"),
+        );
+        assert_eq!(a.value_type(), b.value_type(), "{name}");
+        assert_eq!(a.flags(), b.flags(), "{name}");
+        if name != "stats" {
+            assert_eq!(a.blurb(), b.blurb(), "{name}");
+        }
+    }
+    // Pads are named after their template, and each kind counts on its own.
+    let v = bin.request_pad_simple("video_%u").expect("a video pad");
+    let a = bin.request_pad_simple("audio_%u").expect("an audio pad");
+    let m = bin.request_pad_simple("meta_%u").expect("a meta pad");
+    let a1 = bin
+        .request_pad_simple("audio_%u")
+        .expect("another audio pad");
+    assert_eq!(
+        [&v, &a, &m, &a1].map(|p| p.name().to_string()),
+        ["video_0", "audio_0", "meta_0", "audio_1"]
+    );
+    bin.release_request_pad(&a);
+    assert!(bin.static_pad("audio_0").is_none());
+    assert_eq!(
+        bin.request_pad_simple("audio_%u")
+            .map(|p| p.name().to_string()),
+        Some("audio_0".to_string())
+    );
+}
+
+#[test]
+fn test_a_bad_property_value_fails_naming_the_property() {
+    init();
+    let pipeline = launch(
+        "audiotestsrc is-live=true ! b.audio_0 videoipsinkbin name=b host=127.0.0.1 port=5999 max-bitrate=1000",
+    );
+    assert!(pipeline.set_state(gst::State::Playing).is_err());
+    let msg = pipeline
+        .bus()
+        .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+        .expect("an error message");
+    // The reason is in the message's debug text, as videoipsink gives it.
+    let text = match msg.view() {
+        gst::MessageView::Error(e) => format!("{} {:?}", e.error(), e.debug()),
+        _ => String::new(),
+    };
+    assert!(text.contains("max-bitrate"), "{text}");
+    let _ = pipeline.set_state(gst::State::Null);
+}
+
+#[test]
+fn test_an_audio_pad_requested_first_is_track_0_until_a_video_pad_comes_first() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ids = |branches: &str| {
+        let tx = launch(&format!(
+            "videoipsinkbin name=b host=127.0.0.1 port=5999 {branches}"
+        ));
+        let bin = tx.by_name("b").expect("b");
+        tx.set_state(gst::State::Playing).expect("plays");
+        let start = Instant::now();
+        let mut t = tracks(&bin);
+        while t
+            .iter()
+            .any(|(_, n, _)| n == "video_0" && !branches.contains("video"))
+            || t.is_empty()
+        {
+            assert!(start.elapsed() < Duration::from_secs(2), "{t:?}");
+            std::thread::sleep(Duration::from_millis(20));
+            t = tracks(&bin);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let t = tracks(&bin);
+        let _ = tx.set_state(gst::State::Null);
+        t.into_iter().map(|(id, n, _)| (id, n)).collect::<Vec<_>>()
+    };
+    // Audio alone: the audio pad is track 0 (single-stream receivers follow it).
+    assert_eq!(
+        ids("audiotestsrc is-live=true ! b.audio_0"),
+        vec![(0, "audio_0".to_string())]
+    );
+    // Audio requested first, then video, before the bin starts: video is track 0.
+    let both = ids(&format!(
+        "audiotestsrc is-live=true ! b.audio_0 \
+         videotestsrc is-live=true ! {VIDEO_CAPS} ! b.video_0"
+    ));
+    let mut sorted = both.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![(0, "video_0".to_string()), (1, "audio_0".to_string())],
+        "{both:?}"
+    );
+}
