@@ -384,13 +384,10 @@ impl ElementImpl for VideoIpSinkBin {
             let mut st = lock(&self.state);
             if st.pads.len() >= MAX_TRACKS {
                 drop(st);
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Pad,
-                    [
-                        "a session carries at most {} tracks: release a pad first",
-                        MAX_TRACKS
-                    ]
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "no {template} pad: a session carries at most {MAX_TRACKS} tracks; release a pad first"
                 );
                 return None;
             }

@@ -22,6 +22,11 @@
 //! track table names each track after its pad (`video_0`, `audio_0`, `meta_0`). Releasing a
 //! pad ends its track (its end of stream goes out) and takes it out of the table; the bin's
 //! end of stream is when every pad got one.
+//!
+//! **Properties** are `videoipsink`'s session properties, the same specs (names, ranges,
+//! defaults, blurbs); `stats` adds `track-stats`, one structure per track. With
+//! `source-name` the bin is announced once by DNS-SD, its TXT record describing track 0's
+//! caps (the TXT record has no key for the track list yet).
 
 use gst::glib;
 use gst::prelude::*;
