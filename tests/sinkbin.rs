@@ -601,3 +601,46 @@ fn test_an_audio_pad_requested_first_is_track_0_until_a_video_pad_comes_first() 
         "{both:?}"
     );
 }
+
+#[test]
+fn test_a_single_stream_receiver_of_a_bin_with_a_host_plays_its_video_track() {
+    // Audio is requested first: the video pad is still track 0, declared first.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A plain receiver, as for videoipsink: no track asked for, so track 0.
+    let rx = Rx::launch("videoipsrc name=src port=0 ! appsink name=sink sync=true");
+    let tx = launch(&format!(
+        "videoipsinkbin name=b host=127.0.0.1 port={} \
+         audiotestsrc is-live=true samplesperbuffer=480 ! {AUDIO_CAPS} ! b.audio_0 \
+         videotestsrc is-live=true num-buffers=30 ! {VIDEO_CAPS} ! b.video_0",
+        rx.port
+    ));
+    tx.set_state(gst::State::Playing).expect("the sender plays");
+    let got = rx.pull(30, Duration::from_secs(10));
+    let error = tx
+        .bus()
+        .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+        .map(|m| format!("{m:?}"));
+    assert_eq!(error, None);
+    let bin = tx.by_name("b").expect("b");
+    let t = tracks(&bin);
+    let _ = tx.set_state(gst::State::Null);
+    assert!(
+        got.len() >= 28,
+        "{} of 30 frames\n{}",
+        got.len(),
+        rx.stats()
+    );
+    let caps = got[0].caps().expect("caps");
+    assert_eq!(
+        caps.structure(0).map(|s| s.name().to_string()),
+        Some("video/x-raw".to_string()),
+        "{caps}"
+    );
+    assert_eq!(
+        t.iter()
+            .map(|(id, n, _)| (*id, n.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(0, "video_0"), (1, "audio_0")],
+        "audio requested first is track 1 all the same"
+    );
+}

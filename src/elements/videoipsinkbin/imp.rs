@@ -207,7 +207,11 @@ impl VideoIpSinkBin {
             st.assign();
             st.running = true;
             st.zero_waiting = st.pads.is_empty();
-            st.pads.iter().map(PadEntry::entry).collect()
+            let mut e: Vec<TrackEntry> = st.pads.iter().map(PadEntry::entry).collect();
+            // Track 0 first: it takes over the session's first track (and its name) before
+            // any other track is named.
+            e.sort_by_key(|e| e.id != 0);
+            e
         };
         for e in entries {
             gst::info!(CAT, imp = self, "track {} is {}", e.id, e.name);
