@@ -644,3 +644,78 @@ fn test_a_single_stream_receiver_of_a_bin_with_a_host_plays_its_video_track() {
         "audio requested first is track 1 all the same"
     );
 }
+
+/// Adds `audiotestsrc ! capsfilter` to `tx`, linked to a new audio pad of `bin`, playing.
+fn add_audio_branch(tx: &gst::Pipeline, bin: &gst::Element) -> (gst::Pad, [gst::Element; 2]) {
+    let src = gst::ElementFactory::make("audiotestsrc")
+        .property("is-live", true)
+        .property("samplesperbuffer", 480i32)
+        .build()
+        .expect("audiotestsrc");
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property("caps", AUDIO_CAPS.parse::<gst::Caps>().expect("caps"))
+        .build()
+        .expect("capsfilter");
+    tx.add_many([&src, &caps]).expect("added");
+    src.link(&caps).expect("linked");
+    let pad = bin.request_pad_simple("audio_%u").expect("an audio pad");
+    caps.static_pad("src")
+        .expect("src")
+        .link(&pad)
+        .expect("linked to the bin");
+    for e in [&caps, &src] {
+        e.sync_state_with_parent().expect("plays");
+    }
+    (pad, [src, caps])
+}
+
+#[test]
+fn test_a_pad_requested_while_playing_adds_a_track_and_a_released_id_is_reused() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (tx, bin, port) = sender(&format!(
+        "videotestsrc is-live=true ! {VIDEO_CAPS} ! b.video_0"
+    ));
+    let video = receiver(port, 0);
+    wait_subscribers(&bin, 1);
+    tx.set_state(gst::State::Playing).expect("the sender plays");
+    assert!(
+        count_for(&video, Duration::from_millis(500)) >= 5,
+        "video flows"
+    );
+
+    // A microphone joins while the camera runs: track 1.
+    let (pad, branch) = add_audio_branch(&tx, &bin);
+    assert_eq!(pad.name(), "audio_0");
+    let audio = receiver(port, 1);
+    let got = audio.pull(50, Duration::from_secs(5));
+    assert_eq!(got.len(), 50, "{}\n{}", audio.stats(), stats(&bin));
+
+    // It leaves, and another takes its place: the same id, a track of its own again.
+    for e in &branch {
+        let _ = e.set_state(gst::State::Null);
+    }
+    if let Some(peer) = pad.peer() {
+        let _ = peer.unlink(&pad);
+    }
+    bin.release_request_pad(&pad);
+    for e in &branch {
+        let _ = tx.remove(e);
+    }
+    let _ = audio.pull(usize::MAX, Duration::from_secs(5));
+    assert!(audio.sink.is_eos(), "the first microphone's receiver ended");
+    let (pad2, _branch2) = add_audio_branch(&tx, &bin);
+    let again = receiver(port, 1);
+    let got = again.pull(50, Duration::from_secs(5));
+    assert_eq!(got.len(), 50, "{}\n{}", again.stats(), stats(&bin));
+    let t = tracks(&bin);
+    assert_eq!(
+        t.iter()
+            .map(|(id, n, _)| (*id, n.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(0, "video_0"), (1, pad2.name().as_str())]
+    );
+    drain(&video);
+    let frames = count_for(&video, Duration::from_secs(1));
+    assert!(frames >= 20, "video went on: {frames} frames in 1 s");
+    let _ = tx.set_state(gst::State::Null);
+}

@@ -451,6 +451,9 @@ impl ElementImpl for VideoIpSinkBin {
             }
         }
         if obj.current_state() > gst::State::Ready {
+            // Joining a running pipeline: no preroll to wait for (an async sink would make
+            // the pipeline lose its state, and sit in PAUSED meanwhile).
+            sink.set_property("async", false);
             let _ = ghost.set_active(true);
         }
         if obj.add_pad(&ghost).is_err() {
