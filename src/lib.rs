@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 //! videoip: live video and any timed media over plain UDP/IP.
 //!
-//! The plugin registers `videoipsink`, `videoipsrc`, `videoipsrcbin` and `videoipdeviceprovider` (all in
-//! `elements/`, GStreamer glue only). The modules below them are free of GStreamer:
+//! The plugin registers `videoipsink`, `videoipsinkbin`, `videoipsrc`, `videoipsrcbin` and
+//! `videoipdeviceprovider` (all in `elements/`, GStreamer glue only). The modules below them are free of GStreamer:
 //! [`protocol`] (the wire format), [`send`] (the sender: packetizing, pacing, rate control,
 //! resends, receivers and subscribers), [`receive`] (the receiver session: lock-on,
 //! reassembly, recovery, reports, subscription, the clock mapping), [`net`] (sockets) and
@@ -41,6 +41,7 @@ gst::plugin_define!(
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     elements::videoipsink::register(plugin)?;
+    elements::videoipsinkbin::register(plugin)?;
     elements::videoipsrc::register(plugin)?;
     elements::videoipsrcbin::register(plugin)?;
     elements::deviceprovider::register(plugin)?;

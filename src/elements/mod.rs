@@ -7,6 +7,7 @@ pub mod deviceprovider;
 pub(crate) mod props;
 pub mod uri;
 pub mod videoipsink;
+pub mod videoipsinkbin;
 pub mod videoipsrc;
 pub mod videoipsrcbin;
 

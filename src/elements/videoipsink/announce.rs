@@ -9,12 +9,12 @@ use std::sync::Mutex;
 
 /// The announcement, if `source-name` is set. Its lock is taken alone.
 #[derive(Default)]
-pub(super) struct Announce {
+pub(crate) struct Announce {
     inner: Mutex<Option<(Announcer, SourceTxt)>>,
 }
 
 /// The TXT fields the caps give: media type, and size, rate and format where they apply.
-pub(super) fn caps_fields(caps: &gst::CapsRef, txt: &mut SourceTxt) {
+pub(crate) fn caps_fields(caps: &gst::CapsRef, txt: &mut SourceTxt) {
     let Some(s) = caps.structure(0) else {
         return;
     };
@@ -41,7 +41,7 @@ pub(super) fn caps_fields(caps: &gst::CapsRef, txt: &mut SourceTxt) {
 impl Announce {
     /// Announces `name`: receivers join `dest` when it is a multicast group, else subscribe
     /// at the sink's own port.
-    pub(super) fn start(
+    pub(crate) fn start(
         &self,
         name: &str,
         session: u64,
@@ -69,7 +69,7 @@ impl Announce {
     }
 
     /// Announces the new caps, if they change what the TXT record says.
-    pub(super) fn caps(&self, caps: &gst::CapsRef) -> Result<(), DiscoveryError> {
+    pub(crate) fn caps(&self, caps: &gst::CapsRef) -> Result<(), DiscoveryError> {
         let mut guard = lock(&self.inner);
         let Some((announcer, txt)) = guard.as_mut() else {
             return Ok(());
@@ -84,14 +84,14 @@ impl Announce {
     }
 
     /// The DNS-SD instance announced, if any.
-    pub(super) fn instance(&self) -> Option<String> {
+    pub(crate) fn instance(&self) -> Option<String> {
         lock(&self.inner)
             .as_ref()
             .map(|(a, _)| a.instance().to_string())
     }
 
     /// Withdraws the announcement (goodbye packets).
-    pub(super) fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let old = lock(&self.inner).take();
         drop(old);
     }

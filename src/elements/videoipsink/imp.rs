@@ -41,40 +41,41 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// the sender flood it.
 const DEFAULT_MAX_RETRANSMISSION_PERCENTAGE: u32 = 50;
 
+/// The session-level settings, `videoipsink`'s and `videoipsinkbin`'s alike.
 #[derive(Debug, Clone)]
-struct Settings {
-    host: String,
-    port: u32,
-    bind_address: Option<String>,
-    bind_port: u32,
-    mtu: u32,
-    ttl: u32,
-    ttl_mc: u32,
-    multicast_iface: Option<String>,
-    multicast_loop: bool,
-    qos_dscp: i32,
-    buffer_size: u32,
-    batch_size: u32,
-    max_retransmission_percentage: u32,
-    passphrase: String,
-    pbkeylen: u32,
-    pacing: Pacing,
+pub(crate) struct Settings {
+    pub(crate) host: String,
+    pub(crate) port: u32,
+    pub(crate) bind_address: Option<String>,
+    pub(crate) bind_port: u32,
+    pub(crate) mtu: u32,
+    pub(crate) ttl: u32,
+    pub(crate) ttl_mc: u32,
+    pub(crate) multicast_iface: Option<String>,
+    pub(crate) multicast_loop: bool,
+    pub(crate) qos_dscp: i32,
+    pub(crate) buffer_size: u32,
+    pub(crate) batch_size: u32,
+    pub(crate) max_retransmission_percentage: u32,
+    pub(crate) passphrase: String,
+    pub(crate) pbkeylen: u32,
+    pub(crate) pacing: Pacing,
     /// Bits per second, 0: unlimited.
-    max_bitrate: u64,
-    fec_percentage: u32,
+    pub(crate) max_bitrate: u64,
+    pub(crate) fec_percentage: u32,
     /// The name the stream is offered under.
-    source_name: Option<String>,
+    pub(crate) source_name: Option<String>,
     /// Whether `host` was set: a named sink without one sends to its subscribers.
-    host_set: bool,
+    pub(crate) host_set: bool,
     /// Most subscribers at once (0: up to [`crate::send::receivers::MAX_RECEIVERS`]).
-    max_receivers: u32,
+    pub(crate) max_receivers: u32,
     /// Whether a named stream is announced by DNS-SD.
-    announce: bool,
+    pub(crate) announce: bool,
 }
 
 impl Settings {
     /// Subscription mode: named, and no `host` to send to.
-    fn subscription(&self) -> bool {
+    pub(crate) fn subscription(&self) -> bool {
         self.source_name.is_some() && !self.host_set
     }
 }
@@ -121,8 +122,6 @@ struct Stream {
     /// Whether frames over the rate are dropped (a clock-synchronised sink with a live
     /// source) rather than waited for; found at the first frame after caps.
     live: Option<bool>,
-    /// End-of-stream items handed over.
-    eos: u64,
 }
 
 #[derive(Default)]
@@ -140,91 +139,91 @@ fn random_u32() -> u32 {
     std::hash::RandomState::new().build_hasher().finish() as u32
 }
 
-impl VideoIpSink {
-    fn open(&self, s: &Settings) -> Result<(UdpSocket, SocketAddr, u16), gst::ErrorMessage> {
-        let port = u16::try_from(s.port).map_err(|_| {
+/// Opens the socket `s` says: (it, the destination, payload bytes per datagram).
+fn open(s: &Settings) -> Result<(UdpSocket, SocketAddr, u16), gst::ErrorMessage> {
+    let port = u16::try_from(s.port).map_err(|_| {
+        gst::error_msg!(
+            gst::ResourceError::Settings,
+            ["port {} is out of range", s.port]
+        )
+    })?;
+    let bind = match s.bind_address.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(a) => Some(a.parse::<IpAddr>().map_err(|_| {
             gst::error_msg!(
                 gst::ResourceError::Settings,
-                ["port {} is out of range", s.port]
+                ["bind-address \"{}\" is not an IP address", a]
             )
-        })?;
-        let bind = match s.bind_address.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(a) => Some(a.parse::<IpAddr>().map_err(|_| {
-                gst::error_msg!(
-                    gst::ResourceError::Settings,
-                    ["bind-address \"{}\" is not an IP address", a]
-                )
-            })?),
+        })?),
+    };
+    // In subscription mode the sink listens on `port` for subscribers and has no
+    // destination of its own (an unspecified address of the family to use).
+    let dest = if s.subscription() {
+        let any = match bind {
+            Some(IpAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         };
-        // In subscription mode the sink listens on `port` for subscribers and has no
-        // destination of its own (an unspecified address of the family to use).
-        let dest = if s.subscription() {
-            let any = match bind {
-                Some(IpAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            };
-            SocketAddr::new(any, 0)
-        } else {
-            if s.host.trim().is_empty() {
-                return Err(gst::error_msg!(
-                    gst::ResourceError::Settings,
-                    [
-                        "no host set: set the host property to the receiver's address, or \
+        SocketAddr::new(any, 0)
+    } else {
+        if s.host.trim().is_empty() {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                [
+                    "no host set: set the host property to the receiver's address, or \
                          source-name to send to receivers that subscribe"
-                    ]
-                ));
-            }
-            if port == 0 {
-                return Err(gst::error_msg!(
-                    gst::ResourceError::Settings,
-                    ["port 0: set port to the receiver's port"]
-                ));
-            }
-            net::resolve(&s.host, port)
-                .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{}", e]))?
-        };
-        let bind_port = if s.subscription() {
-            port
-        } else {
-            u16::try_from(s.bind_port).unwrap_or(0)
-        };
-        let iface = net::interface_index(s.multicast_iface.as_deref().unwrap_or(""))
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
-        let cfg = SenderConfig {
-            bind,
-            bind_port,
-            ttl: Some(s.ttl),
-            ttl_mc: s.ttl_mc,
-            multicast_iface: iface,
-            multicast_loop: s.multicast_loop,
-            dscp: u8::try_from(s.qos_dscp).ok(),
-            buffer_size: s.buffer_size as usize,
-            ..SenderConfig::new(dest)
-        };
-        let sender = UdpSocket::open_sender(&cfg)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
-        // A passphrase adds the AUTH extension and the tag to every datagram.
-        let auth = if s.passphrase.is_empty() {
-            0
-        } else {
-            crate::crypto::OVERHEAD
-        };
-        let frag = packetizer::fragment_size(s.mtu, dest.is_ipv6())
-            .saturating_sub(auth as u16)
-            .max(1);
-        // Datagrams larger than the interface they leave by are refused (the socket never
-        // fragments): `mtu` above it is a mistake that would reach no one at `host`. (A
-        // multicast interface set by name is the socket's, not the route's: not checked
-        // here; a send refused later is a warning, see `send::Session::handle_send_error`.)
-        if !s.subscription() && iface == 0 {
-            let size = usize::from(frag)
-                + protocol::MEDIA_HEADER_LEN
-                + auth
-                + 8
-                + if dest.is_ipv6() { 40 } else { 20 };
-            if let Some(m) = sender.path_mtu(dest).filter(|&m| (m as usize) < size) {
-                return Err(gst::error_msg!(
+                ]
+            ));
+        }
+        if port == 0 {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["port 0: set port to the receiver's port"]
+            ));
+        }
+        net::resolve(&s.host, port)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{}", e]))?
+    };
+    let bind_port = if s.subscription() {
+        port
+    } else {
+        u16::try_from(s.bind_port).unwrap_or(0)
+    };
+    let iface = net::interface_index(s.multicast_iface.as_deref().unwrap_or(""))
+        .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+    let cfg = SenderConfig {
+        bind,
+        bind_port,
+        ttl: Some(s.ttl),
+        ttl_mc: s.ttl_mc,
+        multicast_iface: iface,
+        multicast_loop: s.multicast_loop,
+        dscp: u8::try_from(s.qos_dscp).ok(),
+        buffer_size: s.buffer_size as usize,
+        ..SenderConfig::new(dest)
+    };
+    let sender = UdpSocket::open_sender(&cfg)
+        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]))?;
+    // A passphrase adds the AUTH extension and the tag to every datagram.
+    let auth = if s.passphrase.is_empty() {
+        0
+    } else {
+        crate::crypto::OVERHEAD
+    };
+    let frag = packetizer::fragment_size(s.mtu, dest.is_ipv6())
+        .saturating_sub(auth as u16)
+        .max(1);
+    // Datagrams larger than the interface they leave by are refused (the socket never
+    // fragments): `mtu` above it is a mistake that would reach no one at `host`. (A
+    // multicast interface set by name is the socket's, not the route's: not checked
+    // here; a send refused later is a warning, see `send::Session::handle_send_error`.)
+    if !s.subscription() && iface == 0 {
+        let size = usize::from(frag)
+            + protocol::MEDIA_HEADER_LEN
+            + auth
+            + 8
+            + if dest.is_ipv6() { 40 } else { 20 };
+        if let Some(m) = sender.path_mtu(dest).filter(|&m| (m as usize) < size) {
+            return Err(gst::error_msg!(
                     gst::ResourceError::Settings,
                     [
                         "the network interface towards {} carries at most {} bytes per datagram, less than mtu={}; set mtu={} or lower",
@@ -234,11 +233,122 @@ impl VideoIpSink {
                         m
                     ]
                 ));
-            }
         }
-        Ok((sender, dest, frag))
     }
+    Ok((sender, dest, frag))
+}
 
+/// A sender started: its driver (with the session) and what the element needs of it.
+pub(crate) struct Started {
+    pub driver: Driver,
+    /// Payload bytes per datagram.
+    pub frag: u16,
+    pub session_id: u64,
+    /// The socket's own port (where subscribers, reports and NACKs come).
+    pub own_port: u16,
+    /// The `host` destination (unspecified in subscription mode).
+    pub dest: SocketAddr,
+}
+
+/// Checks `settings`, opens the socket, makes the session (its first track `track`) and
+/// starts the driver thread, whose errors and warnings go to `element`.
+pub(crate) fn start_sender(
+    settings: &Settings,
+    element: &gst::Element,
+    track: u16,
+    cat: &gst::DebugCategory,
+) -> Result<Started, gst::ErrorMessage> {
+    if settings.max_bitrate != 0 && settings.max_bitrate < rate::MIN_RATE {
+        return Err(gst::error_msg!(
+            gst::ResourceError::Settings,
+            [
+                "max-bitrate={} is below the least usable {} bits per second; set 0 for no limit",
+                settings.max_bitrate,
+                rate::MIN_RATE
+            ]
+        ));
+    }
+    let master = props::master_key(&settings.passphrase, settings.pbkeylen)?;
+    let (socket, dest, frag) = open(settings)?;
+    if settings.subscription() {
+        gst::info!(
+            *cat,
+            obj = element,
+            "sending to receivers that subscribe at {}, {} payload bytes per datagram",
+            socket.local_addr(),
+            frag
+        );
+    } else {
+        gst::info!(
+            *cat,
+            obj = element,
+            "sending from {} to {}, {} payload bytes per datagram",
+            socket.local_addr(),
+            dest,
+            frag
+        );
+    }
+    let auth = master.as_ref().map_or(0, |_| crate::crypto::OVERHEAD);
+    let gso_align = if socket.gso_supported() {
+        net::gso_segments(protocol::MEDIA_HEADER_LEN + auth + usize::from(frag))
+    } else {
+        1
+    };
+    let own_port = socket.local_addr().port();
+    let session_id = packetizer::random_session_id();
+    // A named stream takes subscribers (at its own port, which it announces), besides its
+    // host if it has one: receivers that find it by name subscribe, also to a multicast
+    // stream (they get it by unicast; the group is for those that join it).
+    let max_subscribers = settings
+        .source_name
+        .is_some()
+        .then_some(match settings.max_receivers {
+            0 => send::receivers::MAX_RECEIVERS,
+            n => n as usize,
+        });
+    let mut session = Session::new(send::Config {
+        session: session_id,
+        track,
+        first_seq: random_u32(),
+        frag,
+        dest: (!settings.subscription()).then_some(dest),
+        max_subscribers,
+        pacing: match settings.pacing {
+            Pacing::None => schedule::Pacing::None,
+            Pacing::Frame => schedule::Pacing::Frame,
+        },
+        batch_size: settings.batch_size.max(1) as usize,
+        gso_align,
+        max_bitrate: (settings.max_bitrate != 0).then_some(settings.max_bitrate),
+        fec_percentage: settings.fec_percentage,
+        max_retransmission_percentage: settings.max_retransmission_percentage,
+    });
+    if let Some(m) = master {
+        session.protect(m);
+    }
+    let driver = Driver::spawn(
+        session,
+        Setup {
+            socket,
+            element: element.downgrade(),
+        },
+    )
+    .map_err(|e| {
+        gst::error_msg!(
+            gst::ResourceError::OpenWrite,
+            ["could not start the thread that sends: {}", e]
+        )
+    })?;
+    Ok(Started {
+        driver,
+        frag,
+        session_id,
+        own_port,
+        dest,
+    })
+}
+
+impl VideoIpSink {
     /// The driver's shared half, while running.
     fn shared(&self) -> Option<(Arc<Shared>, u16)> {
         lock(&self.running)
@@ -264,90 +374,99 @@ impl VideoIpSink {
         live
     }
 
-    /// The pipeline's clock now, for sender reports: its running time, and the same instant
-    /// on a clock that all streams of this host share: the pipeline's own clock when it is
-    /// a network clock (PTP, NTP), else the system's real-time clock.
-    fn clock_sample(&self) -> Option<ClockSample> {
-        let obj = self.obj();
-        let (clock, base) = (obj.clock()?, obj.base_time()?);
-        let clock_time = clock.time();
-        let at = Instant::now();
-        let running_time = clock_time.checked_sub(base)?;
-        let (reference_time, kind) = match clock.type_().name() {
-            "GstPtpClock" => (clock_time.nseconds(), reference_clock::PTP),
-            "GstNetClientClock" | "GstNtpClock" => (clock_time.nseconds(), reference_clock::NTP),
-            _ => (
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64),
-                reference_clock::REALTIME,
-            ),
-        };
-        Some(ClockSample {
-            at,
-            running_time: running_time.nseconds(),
-            reference_time,
-            clock: kind,
-        })
-    }
-
     fn stats(&self) -> gst::Structure {
         let base = self.obj().upcast_ref::<gst_base::BaseSink>().stats();
-        let mut s = gst::Structure::builder("videoipsink-stats");
-        for (name, value) in base.iter() {
-            s = s.field(name.as_str(), value.clone());
-        }
         let shared = lock(&self.last_stats).clone();
-        let (p, queue_dropped) = shared.map_or((Published::default(), 0), |sh| {
-            let p = lock(&sh.stats).clone();
-            let dropped = lock(&sh.queue).dropped;
-            (p, dropped)
-        });
-        let st = &p.session;
-        let per_receiver: Vec<glib::SendValue> = st
-            .receivers
-            .iter()
-            .map(|r| {
-                let i = &r.info;
-                gst::Structure::builder("videoipsink-receiver")
-                    .field("address", i.addr.to_string())
-                    .field("rtt", i.rtt.map_or(-1i64, |d| d.as_micros() as i64))
-                    .field("datagrams-received", i.datagrams_received)
-                    .field("datagrams-lost", i.datagrams_lost)
-                    .field("frames-complete", u64::from(i.frames_complete))
-                    .field("frames-dropped", u64::from(i.frames_dropped))
-                    .field("frames-not-sent", r.frames_not_sent)
-                    .field("allowed-bitrate", r.allowed_bitrate.unwrap_or(0))
-                    .build()
-                    .to_send_value()
-            })
-            .collect();
-        s.field("datagrams-sent", st.datagrams_sent)
-            .field("bytes-sent", st.bytes_sent)
-            .field("frames-sent", st.frames_sent)
-            .field("send-errors", p.send_errors)
-            .field("nacks-received", st.nacks_received)
-            .field("nacks-refused", st.nacks_refused)
-            .field("datagrams-unverified", st.datagrams_unverified)
-            .field("challenges-sent", st.challenges_sent)
-            .field("datagrams-unauthenticated", st.datagrams_unauthenticated)
-            .field("datagrams-replayed", st.datagrams_replayed)
-            .field("datagrams-retransmitted", st.datagrams_retransmitted)
-            .field("allowed-bitrate", st.allowed_bitrate.unwrap_or(0))
-            .field("frames-dropped", st.frames_dropped + queue_dropped)
-            .field("rate-decreases", st.rate_decreases)
-            .field("fec-datagrams-sent", st.fec_datagrams_sent)
-            .field("receivers", st.receivers.len() as u64)
-            .field("subscribers", st.subscribers)
-            .field("subscribers-refused", st.subscribers_refused)
-            .field("receiver-stats", gst::Array::from_values(per_receiver))
-            .build()
+        session_stats("videoipsink-stats", Some(&base), shared.as_deref())
     }
+}
+
+/// The `stats` structure `name`: the fields of `base` (BaseSink's), then the session's
+/// counters and its receivers' reports.
+pub(crate) fn session_stats(
+    name: &str,
+    base: Option<&gst::Structure>,
+    shared: Option<&Shared>,
+) -> gst::Structure {
+    let mut s = gst::Structure::builder(name);
+    for (name, value) in base.iter().flat_map(|b| b.iter()) {
+        s = s.field(name.as_str(), value.clone());
+    }
+    let (p, queue_dropped) = shared.map_or((Published::default(), 0), |sh| {
+        let p = lock(&sh.stats).clone();
+        let dropped = lock(&sh.queue).dropped;
+        (p, dropped)
+    });
+    let st = &p.session;
+    let per_receiver: Vec<glib::SendValue> = st
+        .receivers
+        .iter()
+        .map(|r| {
+            let i = &r.info;
+            gst::Structure::builder("videoipsink-receiver")
+                .field("address", i.addr.to_string())
+                .field("rtt", i.rtt.map_or(-1i64, |d| d.as_micros() as i64))
+                .field("datagrams-received", i.datagrams_received)
+                .field("datagrams-lost", i.datagrams_lost)
+                .field("frames-complete", u64::from(i.frames_complete))
+                .field("frames-dropped", u64::from(i.frames_dropped))
+                .field("frames-not-sent", r.frames_not_sent)
+                .field("allowed-bitrate", r.allowed_bitrate.unwrap_or(0))
+                .build()
+                .to_send_value()
+        })
+        .collect();
+    s.field("datagrams-sent", st.datagrams_sent)
+        .field("bytes-sent", st.bytes_sent)
+        .field("frames-sent", st.frames_sent)
+        .field("send-errors", p.send_errors)
+        .field("nacks-received", st.nacks_received)
+        .field("nacks-refused", st.nacks_refused)
+        .field("datagrams-unverified", st.datagrams_unverified)
+        .field("challenges-sent", st.challenges_sent)
+        .field("datagrams-unauthenticated", st.datagrams_unauthenticated)
+        .field("datagrams-replayed", st.datagrams_replayed)
+        .field("datagrams-retransmitted", st.datagrams_retransmitted)
+        .field("allowed-bitrate", st.allowed_bitrate.unwrap_or(0))
+        .field("frames-dropped", st.frames_dropped + queue_dropped)
+        .field("rate-decreases", st.rate_decreases)
+        .field("fec-datagrams-sent", st.fec_datagrams_sent)
+        .field("receivers", st.receivers.len() as u64)
+        .field("subscribers", st.subscribers)
+        .field("subscribers-refused", st.subscribers_refused)
+        .field("receiver-stats", gst::Array::from_values(per_receiver))
+        .build()
+}
+
+/// The pipeline's clock now, for sender reports: its running time, and the same instant
+/// on a clock that all streams of this host share: the pipeline's own clock when it is
+/// a network clock (PTP, NTP), else the system's real-time clock.
+pub(crate) fn clock_sample(obj: &gst::Element) -> Option<ClockSample> {
+    let (clock, base) = (obj.clock()?, obj.base_time()?);
+    let clock_time = clock.time();
+    let at = Instant::now();
+    let running_time = clock_time.checked_sub(base)?;
+    let (reference_time, kind) = match clock.type_().name() {
+        "GstPtpClock" => (clock_time.nseconds(), reference_clock::PTP),
+        "GstNetClientClock" | "GstNtpClock" => (clock_time.nseconds(), reference_clock::NTP),
+        _ => (
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            reference_clock::REALTIME,
+        ),
+    };
+    Some(ClockSample {
+        at,
+        running_time: running_time.nseconds(),
+        reference_time,
+        clock: kind,
+    })
 }
 
 /// Maps a refused hand-over to the flow return: flushing, or the driver's error (posted
 /// by the driver).
-fn handover_failed(flushing: bool) -> gst::FlowError {
+pub(crate) fn handover_failed(flushing: bool) -> gst::FlowError {
     if flushing {
         gst::FlowError::Flushing
     } else {
@@ -358,7 +477,7 @@ fn handover_failed(flushing: bool) -> gst::FlowError {
 /// The frame's flags, and its timestamps in running time: streams of one sender pipeline
 /// then share one timeline, whatever their segments (buffers outside the segment, or of a
 /// segment not in time, keep their own timestamps).
-fn frame_meta(buffer: &gst::BufferRef, segment: &gst::Segment) -> FrameMeta {
+pub(crate) fn frame_meta(buffer: &gst::BufferRef, segment: &gst::Segment) -> FrameMeta {
     let bf = buffer.flags();
     let mut f = 0u16;
     for (gst_flag, wire) in [
@@ -390,19 +509,11 @@ fn frame_meta(buffer: &gst::BufferRef, segment: &gst::Segment) -> FrameMeta {
     }
 }
 
-#[glib::object_subclass]
-impl ObjectSubclass for VideoIpSink {
-    const NAME: &'static str = "GstVideoIpSink";
-    type Type = super::VideoIpSink;
-    type ParentType = gst_base::BaseSink;
-    type Interfaces = (gst::URIHandler,);
-}
-
-impl ObjectImpl for VideoIpSink {
-    fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let d = Settings::default();
-            vec![
+/// The session-level properties (all but `stats`), `videoipsink`'s and
+/// `videoipsinkbin`'s: one name, type, range, default and blurb for both.
+pub(crate) fn session_properties() -> Vec<glib::ParamSpec> {
+    let d = Settings::default();
+    vec![
                 glib::ParamSpecString::builder("host")
                     .nick("Host")
                     .blurb("The host name, IPv4/IPv6 address or multicast group to send to")
@@ -516,15 +627,14 @@ impl ObjectImpl for VideoIpSink {
                     .default_value(d.fec_percentage)
                     .mutable_ready()
                     .build(),
-                props::stats("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent, send-errors, allowed-bitrate, frames-dropped and the receivers' reports"),
-            ]
-        });
-        PROPERTIES.as_ref()
-    }
+    ]
+}
 
-    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = lock(&self.settings);
-        match pspec.name() {
+impl Settings {
+    /// Sets the property `name`; false when there is none of that name.
+    pub(crate) fn set(&mut self, name: &str, value: &glib::Value) -> bool {
+        let s = self;
+        match name {
             "host" => {
                 s.host = opt_string(value).unwrap_or_default();
                 s.host_set = true;
@@ -552,16 +662,15 @@ impl ObjectImpl for VideoIpSink {
             "pacing" => s.pacing = value.get().unwrap_or_default(),
             "max-bitrate" => s.max_bitrate = value.get().unwrap_or(0),
             "fec-percentage" => s.fec_percentage = value.get().unwrap_or(0),
-            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+            _ => return false,
         }
+        true
     }
 
-    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "stats" {
-            return self.stats().to_value();
-        }
-        let s = lock(&self.settings);
-        match pspec.name() {
+    /// The value of the property `name`, None when there is none of that name.
+    pub(crate) fn get(&self, name: &str) -> Option<glib::Value> {
+        let s = self;
+        Some(match name {
             "host" => s.host.to_value(),
             "source-name" => s.source_name.to_value(),
             "max-receivers" => s.max_receivers.to_value(),
@@ -584,8 +693,42 @@ impl ObjectImpl for VideoIpSink {
             "pacing" => s.pacing.to_value(),
             "max-bitrate" => s.max_bitrate.to_value(),
             "fec-percentage" => s.fec_percentage.to_value(),
-            _ => pspec.default_value().clone(),
+            _ => return None,
+        })
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for VideoIpSink {
+    const NAME: &'static str = "GstVideoIpSink";
+    type Type = super::VideoIpSink;
+    type ParentType = gst_base::BaseSink;
+    type Interfaces = (gst::URIHandler,);
+}
+
+impl ObjectImpl for VideoIpSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut v = session_properties();
+            v.push(props::stats("BaseSink statistics plus datagrams-sent, bytes-sent, frames-sent, send-errors, allowed-bitrate, frames-dropped and the receivers' reports"));
+            v
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if !lock(&self.settings).set(pspec.name(), value) {
+            gst::warning!(CAT, imp = self, "unknown property {}", pspec.name());
         }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return self.stats().to_value();
+        }
+        lock(&self.settings)
+            .get(pspec.name())
+            .unwrap_or_else(|| pspec.default_value().clone())
     }
 }
 
@@ -668,93 +811,19 @@ impl ElementImpl for VideoIpSink {
 impl BaseSinkImpl for VideoIpSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        if settings.max_bitrate != 0 && settings.max_bitrate < rate::MIN_RATE {
-            return Err(gst::error_msg!(
-                gst::ResourceError::Settings,
-                [
-                    "max-bitrate={} is below the least usable {} bits per second; set 0 for no limit",
-                    settings.max_bitrate,
-                    rate::MIN_RATE
-                ]
-            ));
-        }
-        let master = props::master_key(&settings.passphrase, settings.pbkeylen)?;
-        let (socket, dest, frag) = self.open(&settings)?;
-        if settings.subscription() {
-            gst::info!(
-                CAT,
-                imp = self,
-                "sending to receivers that subscribe at {}, {} payload bytes per datagram",
-                socket.local_addr(),
-                frag
-            );
-        } else {
-            gst::info!(
-                CAT,
-                imp = self,
-                "sending from {} to {}, {} payload bytes per datagram",
-                socket.local_addr(),
-                dest,
-                frag
-            );
-        }
-        let auth = master.as_ref().map_or(0, |_| crate::crypto::OVERHEAD);
-        let gso_align = if socket.gso_supported() {
-            net::gso_segments(protocol::MEDIA_HEADER_LEN + auth + usize::from(frag))
-        } else {
-            1
-        };
-        let own_port = socket.local_addr().port();
-        if settings.subscription() && settings.port != u32::from(own_port) {
+        let started = start_sender(&settings, self.obj().upcast_ref(), 0, &CAT)?;
+        if settings.subscription() && settings.port != u32::from(started.own_port) {
             // Port 0 took any free port: it reads back the one subscribers must use.
-            lock(&self.settings).port = u32::from(own_port);
+            lock(&self.settings).port = u32::from(started.own_port);
             self.obj().notify("port");
         }
-        let session_id = packetizer::random_session_id();
-        // A named stream takes subscribers (at its own port, which it announces), besides its
-        // host if it has one: receivers that find it by name subscribe, also to a multicast
-        // stream (they get it by unicast; the group is for those that join it).
-        let max_subscribers =
-            settings
-                .source_name
-                .is_some()
-                .then_some(match settings.max_receivers {
-                    0 => send::receivers::MAX_RECEIVERS,
-                    n => n as usize,
-                });
-        let mut session = Session::new(send::Config {
-            session: session_id,
-            track: 0,
-            first_seq: random_u32(),
+        let Started {
+            driver,
             frag,
-            dest: (!settings.subscription()).then_some(dest),
-            max_subscribers,
-            pacing: match settings.pacing {
-                Pacing::None => schedule::Pacing::None,
-                Pacing::Frame => schedule::Pacing::Frame,
-            },
-            batch_size: settings.batch_size.max(1) as usize,
-            gso_align,
-            max_bitrate: (settings.max_bitrate != 0).then_some(settings.max_bitrate),
-            fec_percentage: settings.fec_percentage,
-            max_retransmission_percentage: settings.max_retransmission_percentage,
-        });
-        if let Some(m) = master {
-            session.protect(m);
-        }
-        let driver = Driver::spawn(
-            session,
-            Setup {
-                socket,
-                element: self.obj().downgrade(),
-            },
-        )
-        .map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenWrite,
-                ["could not start the thread that sends: {}", e]
-            )
-        })?;
+            session_id,
+            own_port,
+            dest,
+        } = started;
         *lock(&self.last_stats) = Some(driver.shared.clone());
         *lock(&self.running) = Some(Running { driver, frag });
         *lock(&self.stream) = Stream::default();
@@ -816,7 +885,7 @@ impl BaseSinkImpl for VideoIpSink {
         gst::debug!(CAT, imp = self, "new caps: {caps_str}");
         lock(&self.stream).live = None;
         if shared
-            .push(Item::Caps(caps_str), false, Duration::ZERO)
+            .push(0, Item::Caps(caps_str), false, Duration::ZERO)
             .is_err()
         {
             return Err(gst::loggable_error!(CAT, "the sender has stopped"));
@@ -844,10 +913,8 @@ impl BaseSinkImpl for VideoIpSink {
         let duration = buffer
             .duration()
             .map(|d| Duration::from_nanos(d.nseconds()));
-        if let Some(c) = self.clock_sample() {
-            shared
-                .push(Item::Clock(c), live, Duration::ZERO)
-                .map_err(handover_failed)?;
+        if let Some(c) = clock_sample(self.obj().upcast_ref()) {
+            shared.push_clock(c).map_err(handover_failed)?;
         }
         let frame = Frame {
             data,
@@ -860,7 +927,7 @@ impl BaseSinkImpl for VideoIpSink {
         // A live frame never waits for room: it replaces the oldest frame waiting (which is
         // late already). A non-live one waits: the link slows its upstream.
         shared
-            .push(Item::Frame(frame), live, Duration::ZERO)
+            .push(0, Item::Frame(frame), live, Duration::ZERO)
             .map_err(handover_failed)?;
         Ok(gst::FlowSuccess::Ok)
     }
@@ -869,14 +936,9 @@ impl BaseSinkImpl for VideoIpSink {
         match event.view() {
             gst::EventView::Eos(_) => {
                 if let Some((shared, _)) = self.shared() {
-                    let eos = {
-                        let mut st = lock(&self.stream);
-                        st.eos += 1;
-                        st.eos
-                    };
                     // Everything before the end of stream goes out before it is done.
-                    if shared.push(Item::Eos, false, Duration::ZERO).is_ok()
-                        && !shared.wait_eos_sent(eos)
+                    if shared.push(0, Item::Eos, false, Duration::ZERO).is_ok()
+                        && !shared.wait_eos_sent(0, shared.eos_handed(0))
                     {
                         gst::debug!(CAT, imp = self, "end of stream not confirmed sent");
                     }
@@ -885,7 +947,7 @@ impl BaseSinkImpl for VideoIpSink {
             }
             gst::EventView::FlushStop(_) => {
                 if let Some((shared, _)) = self.shared() {
-                    shared.flush();
+                    shared.flush(0, true);
                 }
             }
             _ => {}
@@ -895,14 +957,14 @@ impl BaseSinkImpl for VideoIpSink {
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
         if let Some((shared, _)) = self.shared() {
-            shared.set_flushing(true);
+            shared.set_flushing(0, true);
         }
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
         if let Some((shared, _)) = self.shared() {
-            shared.set_flushing(false);
+            shared.set_flushing(0, false);
         }
         Ok(())
     }

@@ -9,9 +9,9 @@
 use gst::glib;
 use gst::prelude::*;
 
-mod announce;
-mod driver;
-mod imp;
+pub(crate) mod announce;
+pub(crate) mod driver;
+pub(crate) mod imp;
 
 /// How a frame's datagrams are spread in time.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
