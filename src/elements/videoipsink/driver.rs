@@ -363,7 +363,9 @@ fn run(mut session: Session<Kept>, setup: &Setup, shared: &Shared) {
             confirm_ends(&mut lock(&shared.queue), &ended);
             shared.changed.notify_all();
         }
-        if more {
+        // Sending may have let a track take its next item (a frame begun, or given up):
+        // look again before waiting, or a non-live input waits a whole idle wait per frame.
+        if more || input_waiting(&session, shared) {
             continue;
         }
         let deadline = Some(
@@ -411,6 +413,16 @@ fn confirm_ends(q: &mut Queue, ended: &[Option<u16>]) {
             }
         }
     }
+}
+
+/// True when a lane holds an item its track would take now.
+fn input_waiting(session: &Session<Kept>, shared: &Shared) -> bool {
+    lock(&shared.queue).lanes.iter().any(|(&track, lane)| {
+        lane.items
+            .front()
+            .is_some_and(|first| !matches!(first, Item::Add(_)))
+            && session.wants_input_on(track)
+    })
 }
 
 /// Hands the session what waits in each track's lane, while that track takes input. True
